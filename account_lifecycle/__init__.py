@@ -1,0 +1,127 @@
+"""account_lifecycle: account cancellation, recovery windows and purging as an explicit,
+auditable state machine. Everything public is importable from here."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from account_lifecycle import policies
+from account_lifecycle.adapters.memory import MemoryStore
+from account_lifecycle.adapters.sqlite import SQLiteStore
+from account_lifecycle.audit import AuditEvent
+from account_lifecycle.clock import ManualClock, SystemClock
+from account_lifecycle.duration import Duration
+from account_lifecycle.errors import (
+    AccountExists,
+    AccountNotFound,
+    ConcurrentUpdate,
+    ConfigurationError,
+    HistoryTampered,
+    InvalidTransition,
+    LifecycleError,
+    MissingAcknowledgements,
+    NotPermitted,
+    PolicyError,
+    PrerequisitesPending,
+    RecoveryWindowExpired,
+    StoreError,
+    WrongConfirmationToken,
+)
+from account_lifecycle.lifecycle import Lifecycle
+from account_lifecycle.model import (
+    AccountRecord,
+    Action,
+    Actor,
+    PurgeProgress,
+    PurgeStatus,
+    Relation,
+    ServiceState,
+    State,
+    SurveyOutcome,
+)
+from account_lifecycle.policy import (
+    Acknowledgement,
+    ConfirmationPolicy,
+    Policy,
+    PurgeCategory,
+    PurgePolicy,
+    RecoveryPolicy,
+    SurveyPolicy,
+)
+from account_lifecycle.ports import (
+    AccountStore,
+    Clock,
+    Lease,
+    Listener,
+    PrerequisiteCheck,
+    PurgeContext,
+    Purger,
+    PurgeResult,
+)
+from account_lifecycle.purge import ErasedCategory, ErasureReceipt, SweepReport
+
+if TYPE_CHECKING:
+    from account_lifecycle.adapters.postgres import PostgresStore
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AccountExists",
+    "AccountNotFound",
+    "AccountRecord",
+    "AccountStore",
+    "Acknowledgement",
+    "Action",
+    "Actor",
+    "AuditEvent",
+    "Clock",
+    "ConcurrentUpdate",
+    "ConfigurationError",
+    "ConfirmationPolicy",
+    "Duration",
+    "ErasedCategory",
+    "ErasureReceipt",
+    "HistoryTampered",
+    "InvalidTransition",
+    "Lease",
+    "Lifecycle",
+    "LifecycleError",
+    "Listener",
+    "ManualClock",
+    "MemoryStore",
+    "MissingAcknowledgements",
+    "NotPermitted",
+    "Policy",
+    "PolicyError",
+    "PrerequisiteCheck",
+    "PrerequisitesPending",
+    "PurgeCategory",
+    "PurgeContext",
+    "PurgePolicy",
+    "PurgeProgress",
+    "PurgeResult",
+    "PurgeStatus",
+    "Purger",
+    "RecoveryPolicy",
+    "RecoveryWindowExpired",
+    "Relation",
+    "SQLiteStore",
+    "ServiceState",
+    "State",
+    "StoreError",
+    "SurveyOutcome",
+    "SurveyPolicy",
+    "SweepReport",
+    "SystemClock",
+    "WrongConfirmationToken",
+    "policies",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # PostgresStore needs the optional ``postgres`` extra (psycopg); import it only when asked.
+    if name == "PostgresStore":
+        from account_lifecycle.adapters.postgres import PostgresStore
+
+        return PostgresStore
+    raise AttributeError(f"module 'account_lifecycle' has no attribute {name!r}")

@@ -1,0 +1,1 @@
+"""Shipped stores. ``PostgresStore`` is imported lazily: it needs the ``postgres`` extra."""

@@ -1,0 +1,122 @@
+"""An in-process store: for tests, demos and the testing toolkit. Thread-safe, not durable."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+
+from account_lifecycle.audit import AuditEvent
+from account_lifecycle.clock import require_aware
+from account_lifecycle.errors import AccountExists, AccountNotFound, ConcurrentUpdate
+from account_lifecycle.model import AccountRecord
+from account_lifecycle.ports import Lease
+from account_lifecycle.purge import due_at
+
+__all__ = ["MemoryStore"]
+
+
+class MemoryStore:
+    """Keeps records and audit events in dictionaries, guarded by one lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._records: dict[str, AccountRecord] = {}
+        self._events: dict[str, list[AuditEvent]] = {}
+        self._identities: dict[str, str] = {}  # live identity -> account id
+        self._due: dict[str, datetime] = {}
+        self._claims: dict[str, Lease] = {}
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def _check_identity(self, record: AccountRecord) -> None:
+        identity = record.live_identity
+        if identity is not None and self._identities.get(identity, record.account_id) != record.account_id:
+            raise AccountExists(account_id=record.account_id, identity=identity)
+
+    def _index(self, record: AccountRecord, previous: AccountRecord | None) -> None:
+        if previous is not None and previous.live_identity is not None:
+            self._identities.pop(previous.live_identity, None)
+        if record.live_identity is not None:
+            self._identities[record.live_identity] = record.account_id
+        due = due_at(record)
+        if due is None:
+            self._due.pop(record.account_id, None)
+        else:
+            self._due[record.account_id] = due
+
+    def create(self, record: AccountRecord, events: Sequence[AuditEvent]) -> None:
+        with self._lock:
+            if record.account_id in self._records:
+                raise AccountExists(account_id=record.account_id)
+            self._check_identity(record)
+            self._records[record.account_id] = record
+            self._events[record.account_id] = list(events)
+            self._index(record, None)
+
+    def get(self, account_id: str) -> AccountRecord:
+        with self._lock:
+            try:
+                return self._records[account_id]
+            except KeyError:
+                raise AccountNotFound(account_id=account_id) from None
+
+    def save(
+        self,
+        record: AccountRecord,
+        *,
+        expected_version: int,
+        events: Sequence[AuditEvent],
+        lease: Lease | None = None,
+    ) -> None:
+        with self._lock:
+            current = self._records.get(record.account_id)
+            if current is None:
+                raise AccountNotFound(account_id=record.account_id)
+            if current.version != expected_version:
+                raise ConcurrentUpdate(account_id=record.account_id, expected_version=expected_version)
+            self._check_identity(record)
+            self._records[record.account_id] = record
+            self._events[record.account_id].extend(events)
+            self._index(record, current)
+            if lease is None:
+                self._claims.pop(record.account_id, None)
+            else:
+                self._claims[record.account_id] = lease
+
+    def history(self, account_id: str) -> tuple[AuditEvent, ...]:
+        with self._lock:
+            try:
+                return tuple(self._events[account_id])
+            except KeyError:
+                raise AccountNotFound(account_id=account_id) from None
+
+    def claim_due(self, *, now: datetime, lease: Lease, limit: int) -> list[AccountRecord]:
+        now = require_aware(now)
+        with self._lock:
+            candidates = sorted(
+                (due, account_id)
+                for account_id, due in self._due.items()
+                if due <= now and self._claim_free(account_id, now)
+            )[:limit]
+            claimed = []
+            for _, account_id in candidates:
+                self._claims[account_id] = lease
+                claimed.append(self._records[account_id])
+            return claimed
+
+    def _claim_free(self, account_id: str, now: datetime) -> bool:
+        claim = self._claims.get(account_id)
+        return claim is None or claim.until <= now
+
+    def release(self, account_id: str, owner: str) -> None:
+        with self._lock:
+            claim = self._claims.get(account_id)
+            if claim is not None and claim.owner == owner:
+                del self._claims[account_id]
+
+    def account_ids(self) -> tuple[str, ...]:
+        """Every stored account id (for tests and tools)."""
+        with self._lock:
+            return tuple(self._records)

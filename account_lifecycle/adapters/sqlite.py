@@ -1,0 +1,249 @@
+"""The embedded default store: one SQLite file, WAL, one transaction per write.
+
+Each thread gets its own connection; several processes may share the file. Writes
+start with ``BEGIN IMMEDIATE`` so two writers never interleave, and the record update
+is filtered by the version that was read: zero rows updated means someone else won.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from os import PathLike
+from typing import Final
+
+from account_lifecycle.audit import AuditEvent, format_time
+from account_lifecycle.codec import event_from_json, event_to_json, record_from_json, record_to_json
+from account_lifecycle.errors import AccountExists, AccountNotFound, ConcurrentUpdate, StoreError
+from account_lifecycle.model import AccountRecord
+from account_lifecycle.ports import Lease
+from account_lifecycle.purge import due_at
+
+__all__ = ["SQLiteStore"]
+
+SCHEMA_VERSION: Final = 1
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS accounts (
+    account_id    TEXT PRIMARY KEY,
+    version       INTEGER NOT NULL,
+    state         TEXT NOT NULL,
+    live_identity TEXT UNIQUE,
+    due_at        TEXT,
+    claim_owner   TEXT,
+    claim_until   TEXT,
+    body          TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS accounts_due ON accounts (due_at) WHERE due_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS events (
+    account_id TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    body       TEXT NOT NULL,
+    PRIMARY KEY (account_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class SQLiteStore:
+    """Accounts and audit events in one SQLite database file.
+
+    ``synchronous="FULL"`` (the default) makes every commit durable against power loss;
+    ``"NORMAL"`` keeps it durable against a crash of the process only, and is faster.
+    """
+
+    def __init__(
+        self,
+        path: str | PathLike[str],
+        *,
+        timeout: float = 30.0,
+        synchronous: str = "FULL",
+    ) -> None:
+        if synchronous not in ("FULL", "NORMAL", "EXTRA"):
+            raise ValueError(f"synchronous must be FULL, NORMAL or EXTRA, got {synchronous!r}")
+        self.path = str(path)
+        self.timeout = timeout
+        self.synchronous = synchronous
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self.migrate()
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path!r})"
+
+    # -- connections -----------------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(f"PRAGMA synchronous={self.synchronous}")
+                conn.execute("PRAGMA foreign_keys=ON")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot open SQLite database {self.path!r}: {exc}") from None
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite database {self.path!r} is unavailable: {exc}") from None
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            conn.execute("ROLLBACK")
+            raise StoreError(f"commit to {self.path!r} failed; nothing was written: {exc}") from None
+
+    def migrate(self) -> None:
+        """Create the schema if it is missing. Safe to call from several processes."""
+        with self._write() as conn:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is None:
+                conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            elif int(row[0]) > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path!r} has schema version {row[0]}, newer than this library's {SCHEMA_VERSION}"
+                )
+
+    def close(self) -> None:
+        """Close every connection this store opened."""
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    # -- the store port --------------------------------------------------------------------
+
+    @staticmethod
+    def _columns(record: AccountRecord) -> tuple[int, str, str | None, str | None, str]:
+        due = due_at(record)
+        return (
+            record.version,
+            record.state.value,
+            record.live_identity,
+            None if due is None else format_time(due),
+            record_to_json(record),
+        )
+
+    @staticmethod
+    def _append(conn: sqlite3.Connection, events: Sequence[AuditEvent]) -> None:
+        conn.executemany(
+            "INSERT INTO events (account_id, seq, body) VALUES (?, ?, ?)",
+            [(e.account_id, e.seq, event_to_json(e)) for e in events],
+        )
+
+    def _exists(self, conn: sqlite3.Connection, account_id: str) -> bool:
+        return conn.execute("SELECT 1 FROM accounts WHERE account_id = ?", (account_id,)).fetchone() is not None
+
+    def create(self, record: AccountRecord, events: Sequence[AuditEvent]) -> None:
+        version, state, identity, due, body = self._columns(record)
+        with self._write() as conn:
+            if self._exists(conn, record.account_id):
+                raise AccountExists(account_id=record.account_id)
+            try:
+                conn.execute(
+                    "INSERT INTO accounts (account_id, version, state, live_identity, due_at, body)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (record.account_id, version, state, identity, due, body),
+                )
+            except sqlite3.IntegrityError:
+                raise AccountExists(account_id=record.account_id, identity=identity) from None
+            self._append(conn, events)
+
+    def get(self, account_id: str) -> AccountRecord:
+        try:
+            row = self._conn().execute(
+                "SELECT body FROM accounts WHERE account_id = ?", (account_id,)
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"reading {account_id!r} from {self.path!r} failed: {exc}") from None
+        if row is None:
+            raise AccountNotFound(account_id=account_id)
+        return record_from_json(row[0])
+
+    def save(
+        self,
+        record: AccountRecord,
+        *,
+        expected_version: int,
+        events: Sequence[AuditEvent],
+        lease: Lease | None = None,
+    ) -> None:
+        version, state, identity, due, body = self._columns(record)
+        claim_owner = None if lease is None else lease.owner
+        claim_until = None if lease is None else format_time(lease.until)
+        with self._write() as conn:
+            try:
+                cursor = conn.execute(
+                    "UPDATE accounts SET version = ?, state = ?, live_identity = ?, due_at = ?,"
+                    " claim_owner = ?, claim_until = ?, body = ?"
+                    " WHERE account_id = ? AND version = ?",
+                    (version, state, identity, due, claim_owner, claim_until, body,
+                     record.account_id, expected_version),
+                )
+            except sqlite3.IntegrityError:
+                raise AccountExists(account_id=record.account_id, identity=identity) from None
+            if cursor.rowcount != 1:
+                if not self._exists(conn, record.account_id):
+                    raise AccountNotFound(account_id=record.account_id)
+                raise ConcurrentUpdate(account_id=record.account_id, expected_version=expected_version)
+            self._append(conn, events)
+
+    def history(self, account_id: str) -> tuple[AuditEvent, ...]:
+        conn = self._conn()
+        try:
+            rows = conn.execute(
+                "SELECT body FROM events WHERE account_id = ? ORDER BY seq", (account_id,)
+            ).fetchall()
+            if not rows and not self._exists(conn, account_id):
+                raise AccountNotFound(account_id=account_id)
+        except sqlite3.Error as exc:
+            raise StoreError(f"reading the history of {account_id!r} failed: {exc}") from None
+        return tuple(event_from_json(row[0]) for row in rows)
+
+    def claim_due(self, *, now: datetime, lease: Lease, limit: int) -> list[AccountRecord]:
+        moment = format_time(now)
+        with self._write() as conn:
+            rows = conn.execute(
+                "SELECT account_id, body FROM accounts"
+                " WHERE due_at IS NOT NULL AND due_at <= ? AND (claim_until IS NULL OR claim_until <= ?)"
+                " ORDER BY due_at LIMIT ?",
+                (moment, moment, limit),
+            ).fetchall()
+            conn.executemany(
+                "UPDATE accounts SET claim_owner = ?, claim_until = ? WHERE account_id = ?",
+                [(lease.owner, format_time(lease.until), row[0]) for row in rows],
+            )
+        return [record_from_json(row[1]) for row in rows]
+
+    def release(self, account_id: str, owner: str) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE accounts SET claim_owner = NULL, claim_until = NULL"
+                " WHERE account_id = ? AND claim_owner = ?",
+                (account_id, owner),
+            )
+
+    def account_ids(self) -> tuple[str, ...]:
+        """Every stored account id (for tests and tools)."""
+        rows = self._conn().execute("SELECT account_id FROM accounts ORDER BY account_id").fetchall()
+        return tuple(row[0] for row in rows)

@@ -1,0 +1,211 @@
+"""Audit events and their per-account hash chain.
+
+Each event's hash is SHA-256 over the previous event's hash and a canonical JSON
+encoding of the event (sorted keys, no spaces, ASCII escapes, UTC timestamps with
+microseconds). The record's ``chain_head`` is the last hash, so removing the last
+event is detected too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+import attrs
+
+from account_lifecycle.clock import require_aware
+from account_lifecycle.errors import HistoryTampered
+from account_lifecycle.model import Actor, State
+
+__all__ = ["GENESIS", "AuditEvent", "ChainWriter", "chain_event", "format_time", "verify_chain"]
+
+GENESIS = "0" * 64
+JSONValue = Any
+
+
+def format_time(moment: datetime) -> str:
+    """Fixed-width UTC text that sorts like the moments it names."""
+    return require_aware(moment).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _freeze(value: JSONValue, path: str) -> JSONValue:
+    """Deep-copy JSON-like data into immutable containers, refusing anything else."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"audit detail {path} must be a finite number, got {value!r}")
+        return value
+    if isinstance(value, datetime):
+        return format_time(value)
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"audit detail keys must be strings, got {key!r} at {path}")
+            out[key] = _freeze(item, f"{path}.{key}")
+        return MappingProxyType(out)
+    if isinstance(value, list | tuple | frozenset | set):
+        items = sorted(value) if isinstance(value, frozenset | set) else value
+        return tuple(_freeze(item, f"{path}[]") for item in items)
+    raise TypeError(f"audit detail {path} must be JSON-like, got {type(value).__name__}")
+
+
+def _thaw(value: JSONValue) -> JSONValue:
+    if isinstance(value, Mapping):
+        return {k: _thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_thaw(v) for v in value]
+    return value
+
+
+@attrs.frozen(unsafe_hash=False)
+class AuditEvent:
+    """One accepted command or one effect, as recorded. Carries ids, never names or e-mails."""
+
+    seq: int
+    account_id: str
+    at: datetime
+    actor: Actor
+    action: str
+    from_state: State | None
+    to_state: State
+    policy: str
+    details: Mapping[str, JSONValue] = attrs.field(
+        factory=dict, converter=lambda d: _freeze(d, "details")
+    )
+    prev_hash: str = GENESIS
+    hash: str = ""
+
+    def payload(self) -> dict[str, JSONValue]:
+        """The hashed content: everything but ``hash`` itself, as plain JSON data."""
+        return {
+            "seq": self.seq,
+            "account_id": self.account_id,
+            "at": format_time(self.at),
+            "actor": str(self.actor),
+            "action": str(self.action),
+            "from_state": None if self.from_state is None else str(self.from_state),
+            "to_state": str(self.to_state),
+            "policy": self.policy,
+            "details": _thaw(self.details),
+            "prev_hash": self.prev_hash,
+        }
+
+    def compute_hash(self) -> str:
+        canonical = json.dumps(self.payload(), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        return hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+    def to_dict(self) -> dict[str, JSONValue]:
+        return {**self.payload(), "hash": self.hash}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, JSONValue]) -> AuditEvent:
+        return cls(
+            seq=data["seq"],
+            account_id=data["account_id"],
+            at=datetime.fromisoformat(data["at"]),
+            actor=Actor.parse(data["actor"]),
+            action=data["action"],
+            from_state=None if data["from_state"] is None else State(data["from_state"]),
+            to_state=State(data["to_state"]),
+            policy=data["policy"],
+            details=data["details"],
+            prev_hash=data["prev_hash"],
+            hash=data["hash"],
+        )
+
+
+def chain_event(
+    *,
+    prev_hash: str,
+    seq: int,
+    account_id: str,
+    at: datetime,
+    actor: Actor,
+    action: str,
+    from_state: State | None,
+    to_state: State,
+    policy: str,
+    details: Mapping[str, JSONValue] | None = None,
+) -> AuditEvent:
+    """Build the next event of a chain, its hash computed."""
+    event = AuditEvent(
+        seq=seq,
+        account_id=account_id,
+        at=require_aware(at),
+        actor=actor,
+        action=str(action),
+        from_state=from_state,
+        to_state=to_state,
+        policy=policy,
+        details=details or {},
+        prev_hash=prev_hash,
+    )
+    return attrs.evolve(event, hash=event.compute_hash())
+
+
+def verify_chain(account_id: str, events: Sequence[AuditEvent], chain_head: str) -> None:
+    """Raise ``HistoryTampered`` at the first event that is edited, missing or out of order."""
+    prev = GENESIS
+    for position, event in enumerate(events, start=1):
+        if event.seq != position:
+            raise HistoryTampered(
+                account_id=account_id, seq=position, reason=f"expected seq {position}, found {event.seq}"
+            )
+        if event.account_id != account_id:
+            raise HistoryTampered(account_id=account_id, seq=position, reason="belongs to another account")
+        if event.prev_hash != prev:
+            raise HistoryTampered(account_id=account_id, seq=position, reason="does not follow the previous event")
+        if event.compute_hash() != event.hash:
+            raise HistoryTampered(account_id=account_id, seq=position, reason="content does not match its hash")
+        prev = event.hash
+    if prev != chain_head:
+        raise HistoryTampered(
+            account_id=account_id,
+            seq=len(events) + 1,
+            reason="the account's chain head does not match its last event (an event was removed)",
+        )
+
+
+@attrs.define
+class ChainWriter:
+    """Appends events to one account's chain, continuing from its stored head."""
+
+    account_id: str
+    policy: str
+    head: str
+    seq: int
+    events: list[AuditEvent] = attrs.field(factory=list)
+
+    def append(
+        self,
+        *,
+        at: datetime,
+        actor: Actor,
+        action: str,
+        from_state: State | None,
+        to_state: State,
+        details: Mapping[str, JSONValue] | None = None,
+    ) -> AuditEvent:
+        self.seq += 1
+        event = chain_event(
+            prev_hash=self.head,
+            seq=self.seq,
+            account_id=self.account_id,
+            at=at,
+            actor=actor,
+            action=action,
+            from_state=from_state,
+            to_state=to_state,
+            policy=self.policy,
+            details=details,
+        )
+        self.head = event.hash
+        self.events.append(event)
+        return event

@@ -1,0 +1,428 @@
+"""The service: each command loads the record, decides through the policy's machine,
+saves the new record with its audit events in one compare-and-set, then runs effects."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import attrs
+
+from account_lifecycle.audit import GENESIS, AuditEvent, ChainWriter, verify_chain
+from account_lifecycle.clock import SystemClock, require_aware
+from account_lifecycle.errors import ConfigurationError, InvalidTransition, LifecycleError
+from account_lifecycle.machine import Attempt, PolicyMachine
+from account_lifecycle.model import (
+    AccountRecord,
+    Action,
+    Actor,
+    PurgeProgress,
+    ServiceState,
+    State,
+    SurveyOutcome,
+    validate_id,
+)
+from account_lifecycle.policy import Policy
+from account_lifecycle.ports import AccountStore, Clock, Lease, Listener, PrerequisiteCheck, Purger
+from account_lifecycle.purge import (
+    ErasureReceipt,
+    PurgeRunner,
+    SweepReport,
+    as_report,
+    receipt_for,
+    run_quietly,
+    sweep_outcome,
+)
+
+__all__ = ["Lifecycle"]
+
+log = logging.getLogger("account_lifecycle")
+
+_MAX_ANSWERS = 50
+_MAX_ANSWER_LENGTH = 10_000
+_USER_ACTIONS = tuple(a for a in Action if a not in (Action.OPEN, Action.PURGE))
+
+
+def _check_answers(answers: Mapping[str, str] | None) -> dict[str, str]:
+    if answers is None:
+        return {}
+    if not isinstance(answers, Mapping):
+        raise TypeError(f"answers must be a mapping of question id to text, got {type(answers).__name__}")
+    if len(answers) > _MAX_ANSWERS:
+        raise ValueError(f"at most {_MAX_ANSWERS} survey answers, got {len(answers)}")
+    out = {}
+    for key, value in answers.items():
+        validate_id(key, "survey question id")
+        if not isinstance(value, str):
+            raise TypeError(f"survey answer {key!r} must be text, got {type(value).__name__}")
+        if len(value) > _MAX_ANSWER_LENGTH:
+            raise ValueError(f"survey answer {key!r} is longer than {_MAX_ANSWER_LENGTH} characters")
+        out[key] = value
+    return out
+
+
+@attrs.frozen
+class _Plan:
+    """What an accepted command writes besides the new state: field changes, the command
+    event's details, and its effect events."""
+
+    changes: Mapping[str, Any] = attrs.Factory(dict)
+    details: Mapping[str, Any] = attrs.Factory(dict)
+    effects: tuple[tuple[str, Mapping[str, Any]], ...] = ()
+
+
+class Lifecycle:
+    """Drives accounts of one policy through cancellation, recovery and purge.
+
+    Holds no per-account state: every command reads the stored record and writes a new
+    version of it with compare-and-set, so any number of ``Lifecycle`` objects in any
+    number of processes may share one store.
+    """
+
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        store: AccountStore,
+        purgers: Iterable[Purger] = (),
+        prerequisites: Mapping[str, PrerequisiteCheck] | None = None,
+        clock: Clock | None = None,
+        listeners: Iterable[Listener] = (),
+        lease: timedelta = timedelta(minutes=5),
+        retry_backoff: timedelta = timedelta(minutes=1),
+        max_retry_backoff: timedelta = timedelta(hours=6),
+        sweep_batch: int = 100,
+    ) -> None:
+        if not isinstance(policy, Policy):
+            raise TypeError(f"policy must be a Policy, got {type(policy).__name__}")
+        self.policy = policy
+        self.store = store
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.listeners = tuple(listeners)
+        self.lease = lease
+        self.retry_backoff = retry_backoff
+        self.max_retry_backoff = max_retry_backoff
+        if sweep_batch < 1:
+            raise ValueError(f"sweep_batch must be >= 1, got {sweep_batch}")
+        self.sweep_batch = sweep_batch
+        self.purgers = self._index_purgers(purgers)
+        self.prerequisites = dict(prerequisites or {})
+        missing = [name for name in policy.prerequisites if name not in self.prerequisites]
+        if missing:
+            raise ConfigurationError(
+                f"policy {policy.label} needs a check for prerequisite(s) {', '.join(missing)}; "
+                "pass prerequisites={name: check}"
+            )
+        self.machine = PolicyMachine(policy)
+        self._runner = PurgeRunner(
+            policy=policy,
+            machine=self.machine,
+            store=store,
+            purgers=self.purgers,
+            clock=self.clock,
+            commit=self._commit,
+            writer_for=self._writer,
+            backoff=self._backoff,
+        )
+
+    def _index_purgers(self, purgers: Iterable[Purger]) -> dict[str, Purger]:
+        wanted = {c.name for c in self.policy.purge.categories}
+        index: dict[str, Purger] = {}
+        for purger in purgers:
+            category = purger.category
+            if category in self.policy.purge.protected or category not in wanted:
+                continue  # never called: protected data is not handed to a purger
+            if category in index:
+                raise ConfigurationError(f"two purgers registered for category {category!r}")
+            index[category] = purger
+        missing = sorted(wanted - index.keys())
+        if missing:
+            raise ConfigurationError(
+                f"policy {self.policy.label} erases {', '.join(missing)} but no purger is registered "
+                "for it; pass purgers=[...] with one purger per category"
+            )
+        return index
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _now(self) -> datetime:
+        return require_aware(self.clock.now(), "clock.now()")
+
+    def _backoff(self, attempts: int) -> timedelta:
+        return min(self.retry_backoff * (2 ** min(attempts - 1, 30)), self.max_retry_backoff)
+
+    def _writer(self, record: AccountRecord) -> ChainWriter:
+        return ChainWriter(record.account_id, self.policy.label, record.chain_head or GENESIS, record.last_seq)
+
+    def _commit(
+        self, record: AccountRecord, writer: ChainWriter, *, lease: Lease | None, **changes: Any
+    ) -> AccountRecord:
+        """Save ``record`` with *changes* and the writer's events as version + 1, then notify."""
+        new = attrs.evolve(
+            record, version=record.version + 1, chain_head=writer.head, last_seq=writer.seq, **changes
+        )
+        self.store.save(new, expected_version=record.version, events=tuple(writer.events), lease=lease)
+        self._notify(writer.events)
+        return new
+
+    def _notify(self, events: Iterable[AuditEvent]) -> None:
+        for event in events:
+            for listener in self.listeners:
+                try:
+                    listener(event)
+                except Exception:  # the change is committed; a listener's failure must not undo it
+                    log.exception("listener %r failed on event %s #%d", listener, event.account_id, event.seq)
+
+    def _attempt(self, record: AccountRecord, actor: Actor, now: datetime, **inputs: Any) -> Attempt:
+        if not isinstance(actor, Actor):
+            raise TypeError(f"actor must be an Actor, got {type(actor).__name__}")
+        return Attempt(record=record, actor=actor, relation=record.relation_of(actor), now=now, **inputs)
+
+    def _command(
+        self,
+        account_id: str,
+        actor: Actor,
+        action: Action,
+        plan: Callable[[AccountRecord, State, datetime], _Plan] | None = None,
+        *,
+        lease: Lease | None = None,
+        **inputs: Any,
+    ) -> AccountRecord:
+        """Load, decide, and save the new state with its events as one compare-and-set."""
+        record = self.get(account_id)
+        now = self._now()
+        attempt = self._attempt(record, actor, now, prerequisites=self.prerequisites, **inputs)
+        dest = self.machine.decide(action, attempt)
+        planned = plan(record, dest, now) if plan is not None else _Plan()
+        writer = self._writer(record)
+        writer.append(
+            at=now, actor=actor, action=action, from_state=record.state, to_state=dest, details=planned.details
+        )
+        for name, effect_details in planned.effects:
+            writer.append(at=now, actor=actor, action=name, from_state=dest, to_state=dest, details=effect_details)
+        return self._commit(record, writer, lease=lease, state=dest, **planned.changes)
+
+    # -- commands --------------------------------------------------------------------------
+
+    def open(
+        self,
+        account_id: str,
+        *,
+        owner: str,
+        members: Iterable[str] = (),
+        identity: str | None = None,
+    ) -> AccountRecord:
+        """Create an ``ACTIVE`` account. ``AccountExists`` if the id or the live identity is taken."""
+        validate_id(account_id, "account_id")
+        validate_id(owner, "owner")
+        if isinstance(members, str):
+            raise TypeError("members must be a collection of user ids, not one string")
+        member_set = frozenset(validate_id(m, "member") for m in members)
+        if owner in member_set:
+            raise ValueError(f"the owner {owner!r} cannot also be listed as a member")
+        if identity is not None:
+            validate_id(identity, "identity")
+        now = self._now()
+        record = AccountRecord(
+            account_id=account_id,
+            state=State.ACTIVE,
+            owner=owner,
+            members=member_set,
+            identity=identity,
+            version=1,
+            services={name: ServiceState.ACTIVE for name in self.policy.services},
+        )
+        writer = self._writer(record)
+        writer.append(
+            at=now, actor=Actor.system(), action=Action.OPEN, from_state=None, to_state=State.ACTIVE,
+            details={"owner": owner, "members": sorted(member_set)},
+        )
+        record = attrs.evolve(record, chain_head=writer.head, last_seq=writer.seq)
+        self.store.create(record, tuple(writer.events))
+        self._notify(writer.events)
+        return record
+
+    def request_cancellation(self, account_id: str, actor: Actor) -> AccountRecord:
+        """Start cancelling: to the survey, or straight to confirmation if the policy has none."""
+        return self._command(account_id, actor, Action.REQUEST_CANCELLATION)
+
+    def submit_survey(
+        self,
+        account_id: str,
+        actor: Actor,
+        outcome: SurveyOutcome | str,
+        answers: Mapping[str, str] | None = None,
+    ) -> AccountRecord:
+        """Answer the survey. Keeping the account or booking a meeting returns it to ``ACTIVE``
+        (a meeting request is recorded for the host); ``CANCEL`` moves on to confirmation."""
+        try:
+            chosen = SurveyOutcome(outcome)
+        except ValueError:
+            offered = ", ".join(o.value for o in self.policy.survey.outcomes)
+            raise ValueError(f"unknown survey outcome {outcome!r}; expected one of {offered}") from None
+        clean = _check_answers(answers)
+        effects: tuple[tuple[str, Mapping[str, Any]], ...] = ()
+        if chosen is SurveyOutcome.BOOK_MEETING:
+            effects = (("meeting_requested", {"requested_by": str(actor)}),)
+
+        def plan(record: AccountRecord, dest: State, now: datetime) -> _Plan:
+            return _Plan(details={"outcome": chosen.value, "answers": clean}, effects=effects)
+
+        return self._command(account_id, actor, Action.SUBMIT_SURVEY, plan, outcome=chosen)
+
+    def skip_survey(self, account_id: str, actor: Actor) -> AccountRecord:
+        """Skip an optional survey and go on to confirmation."""
+        return self._command(account_id, actor, Action.SKIP_SURVEY)
+
+    def withdraw(self, account_id: str, actor: Actor) -> AccountRecord:
+        """Change one's mind before confirming: back to ``ACTIVE``."""
+        return self._command(account_id, actor, Action.WITHDRAW)
+
+    def confirm(
+        self,
+        account_id: str,
+        actor: Actor,
+        token: str | None = None,
+        acknowledgements: Iterable[str] = (),
+    ) -> AccountRecord:
+        """Confirm the cancellation. Access ends, the cancel-time purge runs inline, and the
+        resulting record comes back: ``RESTORABLE`` or ``PURGED``, or ``CANCELLED`` with the
+        failure recorded if a purger failed (``sweep`` retries it)."""
+        if isinstance(acknowledgements, str):
+            raise TypeError("acknowledgements must be a collection of ids, not one string")
+        acks = frozenset(acknowledgements)
+        for ack in acks:
+            if not isinstance(ack, str):
+                raise TypeError(f"acknowledgement ids are strings, got {ack!r}")
+        lease = Lease(f"confirm:{uuid.uuid4().hex}", self._now() + self.lease)
+        policy = self.policy
+
+        def plan(record: AccountRecord, dest: State, now: datetime) -> _Plan:
+            window = policy.recovery.window
+            changes: dict[str, Any] = {
+                "cancelled_at": now,
+                "restorable_until": None if window is None else window.add_to(now),
+                "purge": {name: PurgeProgress() for name in policy.purge.at("cancel")},
+            }
+            if policy.identity_reuse == "after_cancel" and record.identity is not None:
+                changes["identity_released_at"] = now
+            effects: list[tuple[str, Mapping[str, Any]]] = []
+            if "revoke_team_access" in policy.on_cancel:
+                effects.append(("team_access_revoked", {"members": sorted(record.members)}))
+            if "forfeit_credit" in policy.on_cancel:
+                effects.append(("credit_forfeited", {}))
+            details = {"acknowledged": sorted(acks), "token_typed": policy.confirmation.token is not None}
+            return _Plan(changes=changes, details=details, effects=tuple(effects))
+
+        cancelled = self._command(
+            account_id, actor, Action.CONFIRM, plan, lease=lease, token=token, acknowledgements=acks
+        )
+        done = run_quietly(self._runner, cancelled, lease)
+        return done if done is not None else self.get(account_id)
+
+    def restore(self, account_id: str, actor: Actor) -> AccountRecord:
+        """Bring a ``RESTORABLE`` account back to ``ACTIVE`` strictly before ``restorable_until``.
+        The host's listener brings the data back from its backups; purge progress starts afresh."""
+
+        def plan(record: AccountRecord, dest: State, now: datetime) -> _Plan:
+            return _Plan(
+                changes={"cancelled_at": None, "restorable_until": None, "purge": {}},
+                details={"on_behalf_of": record.owner, "restorable_until": record.restorable_until},
+            )
+
+        return self._command(account_id, actor, Action.RESTORE, plan)
+
+    def transfer_ownership(self, account_id: str, actor: Actor, new_owner: str) -> AccountRecord:
+        """Hand the account to a member; the old owner stays on as a member."""
+        validate_id(new_owner, "new_owner")
+
+        def plan(record: AccountRecord, dest: State, now: datetime) -> _Plan:
+            return _Plan(
+                changes={"owner": new_owner, "members": (record.members - {new_owner}) | {record.owner}},
+                details={"from_owner": record.owner, "to_owner": new_owner},
+            )
+
+        return self._command(account_id, actor, Action.TRANSFER_OWNERSHIP, plan, new_owner=new_owner)
+
+    def cancel_service(self, account_id: str, actor: Actor, service: str) -> AccountRecord:
+        """Cancel one product of the account; the account itself stays ``ACTIVE``."""
+
+        def plan(record: AccountRecord, dest: State, now: datetime) -> _Plan:
+            return _Plan(
+                changes={"services": {**record.services, service: ServiceState.CANCELLED}},
+                details={"service": service},
+            )
+
+        return self._command(account_id, actor, Action.CANCEL_SERVICE, plan, service=service)
+
+    def sweep(self, limit: int | None = None) -> SweepReport:
+        """Finish unfinished purges and purge every account whose window has ended.
+
+        Each account is claimed before it is worked on, so parallel sweepers never work on
+        one account at once. Works in batches until nothing is due or *limit* accounts were
+        handled."""
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+            raise ValueError(f"limit must be a whole number >= 0 or None, got {limit!r}")
+        owner = f"sweep:{uuid.uuid4().hex}"
+        report: dict[str, list[str]] = {"purged": [], "failed": [], "restorable": []}
+        seen: set[str] = set()
+        handled = 0
+        while limit is None or handled < limit:
+            now = self._now()
+            lease = Lease(owner, now + self.lease)
+            size = self.sweep_batch if limit is None else min(self.sweep_batch, limit - handled)
+            batch = self.store.claim_due(now=now, lease=lease, limit=size)
+            fresh = [record for record in batch if record.account_id not in seen]
+            for record in batch:
+                if record.account_id in seen:
+                    self.store.release(record.account_id, owner)
+            if not fresh:
+                break
+            for record in fresh:
+                seen.add(record.account_id)
+                handled += 1
+                try:
+                    outcome = run_quietly(self._runner, record, lease)
+                except LifecycleError as exc:
+                    log.warning("sweep of %s failed: %s", record.account_id, exc)
+                    report["failed"].append(record.account_id)
+                    continue
+                sweep_outcome(outcome, report, record.account_id)
+        return as_report(report)
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def get(self, account_id: str) -> AccountRecord:
+        """The stored record; ``AccountNotFound`` for an unknown id."""
+        if not isinstance(account_id, str):
+            raise TypeError(f"account_id must be a str, got {type(account_id).__name__}")
+        return self.store.get(account_id)
+
+    def allowed_actions(self, account_id: str, actor: Actor) -> frozenset[Action]:
+        """What a UI may offer this actor now, from the state, the relation and the permissions
+        (and the window). Inputs such as the token are not guessed."""
+        record = self.get(account_id)
+        attempt = self._attempt(record, actor, self._now())
+        return frozenset(a for a in _USER_ACTIONS if self.machine.possible(a, attempt))
+
+    def history(self, account_id: str) -> tuple[AuditEvent, ...]:
+        """The account's audit events, oldest first."""
+        return self.store.history(account_id)
+
+    def verify_history(self, account_id: str) -> None:
+        """Raise ``HistoryTampered`` if any event was edited, removed or reordered."""
+        record = self.get(account_id)
+        verify_chain(account_id, self.store.history(account_id), record.chain_head)
+
+    def receipt(self, account_id: str) -> ErasureReceipt:
+        """The erasure receipt of a ``PURGED`` account."""
+        record = self.get(account_id)
+        if record.state is not State.PURGED:
+            raise InvalidTransition(
+                state=record.state, action="receipt", reason="a receipt exists only once the account is purged"
+            )
+        return receipt_for(record, self.policy)
+

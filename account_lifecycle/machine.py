@@ -1,0 +1,310 @@
+"""The state machine, built once per policy with ``transitions``.
+
+This is the only module that imports ``transitions``. The machine holds no models:
+each decision fires an event on a throw-away cursor carrying the stored state, so a
+long-running host keeps no per-account objects. Guards are the machine's conditions;
+a guard that refuses records a typed error on the attempt, which ``decide`` raises.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Final
+
+import attrs
+from transitions import Machine, MachineError
+
+from account_lifecycle.errors import (
+    InvalidTransition,
+    MissingAcknowledgements,
+    NotPermitted,
+    PrerequisitesPending,
+    RecoveryWindowExpired,
+    WrongConfirmationToken,
+)
+from account_lifecycle.model import AccountRecord, Action, Actor, Relation, ServiceState, State, SurveyOutcome
+from account_lifecycle.policy import Policy
+
+__all__ = ["EXPIRE", "SETTLE", "Attempt", "Guard", "PolicyMachine"]
+
+#: Internal events that move an account on by itself once purge work is done.
+SETTLE: Final = "settle"  # CANCELLED -> RESTORABLE or PURGED
+EXPIRE: Final = "expire"  # RESTORABLE -> PURGED
+_RETURNS: Final = (SurveyOutcome.KEEP_ACCOUNT, SurveyOutcome.BOOK_MEETING)
+
+
+@attrs.define(slots=True)
+class Attempt:
+    """One command being decided: its inputs, and the first refusal a guard recorded."""
+
+    record: AccountRecord
+    actor: Actor
+    relation: Relation | None
+    now: datetime
+    token: str | None = None
+    acknowledgements: frozenset[str] = frozenset()
+    outcome: SurveyOutcome | None = None
+    service: str | None = None
+    new_owner: str | None = None
+    prerequisites: Mapping[str, Callable[[str], Sequence[str]]] = attrs.field(factory=dict)
+    refusal: Exception | None = None
+    state: str = ""  # the cursor ``transitions`` reads and writes
+
+
+@attrs.frozen
+class Guard:
+    """A named condition. ``check`` returns the error that refuses the attempt, or None.
+
+    ``needs_input`` guards look at what the actor typed or at host checks; ``allowed_actions``
+    leaves them out (a UI cannot know the token before it is typed).
+    """
+
+    name: str
+    check: Callable[[Attempt], Exception | None]
+    needs_input: bool = False
+
+    def __call__(self, event: Any) -> bool:
+        attempt: Attempt = event.kwargs["attempt"]
+        refusal = self.check(attempt)
+        if refusal is None:
+            return True
+        if attempt.refusal is None:
+            attempt.refusal = refusal
+        return False
+
+
+def _permitted(policy: Policy, action: Action) -> Guard:
+    def check(attempt: Attempt) -> Exception | None:
+        if policy.may(action, attempt.relation):
+            return None
+        return NotPermitted(actor=attempt.actor, action=action, relation=attempt.relation)
+
+    return Guard(f"may_{action.value}", check)
+
+
+def _route(name: str, predicate: Callable[[Attempt], bool]) -> Guard:
+    """A guard that only chooses between transitions and refuses nothing itself."""
+
+    def check(attempt: Attempt) -> Exception | None:
+        return None if predicate(attempt) else _NOT_THIS_WAY
+
+    return Guard(name, check, needs_input=True)
+
+
+_NOT_THIS_WAY = LookupError("routing guard declined")
+
+
+def _outcome_offered(policy: Policy) -> Guard:
+    def check(attempt: Attempt) -> Exception | None:
+        if attempt.outcome in policy.survey.outcomes:
+            return None
+        offered = ", ".join(o.value for o in policy.survey.outcomes)
+        return ValueError(f"survey outcome {attempt.outcome!r} is not offered; expected one of {offered}")
+
+    return Guard("outcome_offered", check, needs_input=True)
+
+
+def _token_matches(expected: str) -> Guard:
+    expected_bytes = expected.encode("utf-8")
+
+    def check(attempt: Attempt) -> Exception | None:
+        given = attempt.token
+        if isinstance(given, str):
+            given_bytes = given.encode("utf-8", "surrogatepass")
+            if hmac.compare_digest(given_bytes, expected_bytes):
+                return None
+        return WrongConfirmationToken(expected=expected, given=given)
+
+    return Guard("token_matches", check, needs_input=True)
+
+
+def _acknowledged(policy: Policy) -> Guard:
+    required = tuple(a.id for a in policy.confirmation.acknowledgements)
+
+    def check(attempt: Attempt) -> Exception | None:
+        unknown = sorted(attempt.acknowledgements.difference(required))
+        if unknown:
+            return ValueError(
+                f"unknown acknowledgement id(s) {', '.join(map(repr, unknown))}; "
+                f"this policy asks for {', '.join(required) or 'none'}"
+            )
+        missing = tuple(a for a in required if a not in attempt.acknowledgements)
+        return MissingAcknowledgements(missing=missing) if missing else None
+
+    return Guard("acknowledged", check, needs_input=True)
+
+
+def _prerequisites_clear(policy: Policy) -> Guard:
+    def check(attempt: Attempt) -> Exception | None:
+        pending: dict[str, tuple[str, ...]] = {}
+        for name in policy.prerequisites:
+            items = attempt.prerequisites[name](attempt.record.account_id)
+            if isinstance(items, str | bytes) or not isinstance(items, Iterable):
+                return TypeError(
+                    f"prerequisite check {name!r} must return a sequence of strings, got {items!r}"
+                )
+            items = tuple(str(item) for item in items)
+            if items:
+                pending[name] = items
+        return PrerequisitesPending(pending=pending) if pending else None
+
+    return Guard("prerequisites_clear", check, needs_input=True)
+
+
+def _within_window(attempt: Attempt) -> Exception | None:
+    until = attempt.record.restorable_until
+    if until is not None and attempt.now < until:
+        return None
+    return RecoveryWindowExpired(account_id=attempt.record.account_id, restorable_until=until, now=attempt.now)
+
+
+def _service_active(policy: Policy) -> Guard:
+    def check(attempt: Attempt) -> Exception | None:
+        service = attempt.service
+        if service not in policy.services:
+            offered = ", ".join(policy.services) or "none"
+            return ValueError(f"unknown service {service!r}; this policy has {offered}")
+        if attempt.record.services.get(service) is ServiceState.CANCELLED:
+            return InvalidTransition(
+                state=attempt.record.state, action=Action.CANCEL_SERVICE,
+                reason=f"service {service!r} is already cancelled",
+            )
+        return None
+
+    return Guard("service_active", check, needs_input=True)
+
+
+def _new_owner_is_member(attempt: Attempt) -> Exception | None:
+    if attempt.new_owner in attempt.record.members:
+        return None
+    return ValueError(
+        f"the new owner {attempt.new_owner!r} must already be a member of {attempt.record.account_id!r}"
+    )
+
+
+class PolicyMachine:
+    """The machine of one policy: states, transitions and guards, and decisions over them."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        survey_mode = policy.survey.mode
+        has_window = policy.recovery.window is not None
+        may = {action: _permitted(policy, action) for action in Action if action not in (Action.OPEN, Action.PURGE)}
+        transitions: list[dict[str, Any]] = []
+
+        def add(trigger: str, source: State | list[State], dest: State | None, *guards: Guard) -> None:
+            sources = source if isinstance(source, list) else [source]
+            transitions.append({
+                "trigger": str(trigger),
+                "source": [s.value for s in sources],
+                "dest": None if dest is None else dest.value,
+                "conditions": list(guards),
+            })
+
+        first = State.PENDING_CONFIRM if survey_mode == "off" else State.SURVEYED
+        add(Action.REQUEST_CANCELLATION, State.ACTIVE, first, may[Action.REQUEST_CANCELLATION])
+        if survey_mode != "off":
+            offered = _outcome_offered(policy)
+            add(Action.SUBMIT_SURVEY, State.SURVEYED, State.ACTIVE, may[Action.SUBMIT_SURVEY], offered,
+                _route("outcome_keeps_account", lambda a: a.outcome in _RETURNS))
+            add(Action.SUBMIT_SURVEY, State.SURVEYED, State.PENDING_CONFIRM, may[Action.SUBMIT_SURVEY], offered,
+                _route("outcome_cancels", lambda a: a.outcome is SurveyOutcome.CANCEL))
+        if survey_mode == "optional":
+            add(Action.SKIP_SURVEY, State.SURVEYED, State.PENDING_CONFIRM, may[Action.SKIP_SURVEY])
+        withdraw_from = [State.PENDING_CONFIRM] if survey_mode == "off" else [State.SURVEYED, State.PENDING_CONFIRM]
+        add(Action.WITHDRAW, withdraw_from, State.ACTIVE, may[Action.WITHDRAW])
+        confirm_guards = [may[Action.CONFIRM]]
+        if policy.confirmation.token is not None:
+            confirm_guards.append(_token_matches(policy.confirmation.token))
+        confirm_guards.append(_acknowledged(policy))
+        if policy.prerequisites:
+            confirm_guards.append(_prerequisites_clear(policy))
+        add(Action.CONFIRM, State.PENDING_CONFIRM, State.CANCELLED, *confirm_guards)
+        add(SETTLE, State.CANCELLED, State.RESTORABLE if has_window else State.PURGED)
+        if has_window:
+            add(Action.RESTORE, State.RESTORABLE, State.ACTIVE, may[Action.RESTORE],
+                Guard("within_window", _within_window))
+            add(EXPIRE, State.RESTORABLE, State.PURGED)
+        add(Action.TRANSFER_OWNERSHIP, State.ACTIVE, None, may[Action.TRANSFER_OWNERSHIP],
+            Guard("new_owner_is_member", _new_owner_is_member, needs_input=True))
+        if policy.services:
+            add(Action.CANCEL_SERVICE, State.ACTIVE, None, may[Action.CANCEL_SERVICE], _service_active(policy))
+
+        self.machine = Machine(
+            model=None,
+            states=[s.value for s in State],
+            transitions=transitions,
+            initial=State.ACTIVE.value,
+            auto_transitions=False,
+            send_event=True,
+            name=f"{policy.label}: ",
+        )
+        self.states = tuple(State(name) for name in self.machine.states)
+        self.reachable_states = self._reachable()
+
+    def _reachable(self) -> frozenset[State]:
+        seen = {State.ACTIVE}
+        frontier = [State.ACTIVE]
+        while frontier:
+            state = frontier.pop()
+            for transition in self.machine.get_transitions(source=state.value):
+                dest = State(transition.dest or transition.source)
+                if dest not in seen:
+                    seen.add(dest)
+                    frontier.append(dest)
+        return frozenset(seen)
+
+    def events(self) -> tuple[str, ...]:
+        return tuple(self.machine.events)
+
+    def decide(self, trigger: str, attempt: Attempt) -> State:
+        """Fire *trigger* on the attempt's state and return the new state, or raise the
+        typed error of the first guard that refused."""
+        attempt.state = attempt.record.state.value
+        event = self.machine.events.get(str(trigger))
+        if event is None:
+            raise InvalidTransition(
+                state=attempt.record.state, action=trigger, reason=f"policy {self.policy.label} has no such step"
+            )
+        try:
+            accepted = event.trigger(attempt, attempt=attempt)
+        except MachineError:
+            raise InvalidTransition(state=attempt.record.state, action=trigger) from None
+        if accepted:
+            return State(attempt.state)
+        refusal = attempt.refusal
+        if refusal is None or refusal is _NOT_THIS_WAY:
+            raise InvalidTransition(state=attempt.record.state, action=trigger)
+        raise refusal
+
+    def possible(self, trigger: str, attempt: Attempt) -> bool:
+        """Whether *trigger* may fire from the attempt's state, evaluating only the guards
+        that need no input (permission, window). Fires nothing."""
+        for transition in self.machine.get_transitions(str(trigger), source=attempt.record.state.value):
+            guards = [c.func for c in transition.conditions]
+            if all(g.needs_input or g.check(attempt) is None for g in guards if isinstance(g, Guard)):
+                return True
+        return False
+
+    def guards_of(self, trigger: str, source: State) -> list[list[Guard]]:
+        """The guards of each transition of *trigger* from *source*, in the order they are tried."""
+        return [
+            [c.func for c in t.conditions if isinstance(c.func, Guard)]
+            for t in self.machine.get_transitions(str(trigger), source=source.value)
+        ]
+
+    def transitions(self) -> list[tuple[str, State, State, tuple[str, ...]]]:
+        """Every transition as ``(trigger, source, dest, guard names)``, for diagrams and proofs."""
+        out = []
+        for t in self.machine.get_transitions():
+            guards = tuple(c.func.name for c in t.conditions if isinstance(c.func, Guard))
+            out.append((self._trigger_of(t), State(t.source), State(t.dest or t.source), guards))
+        return out
+
+    def _trigger_of(self, transition: Any) -> str:
+        for name, event in self.machine.events.items():
+            if any(transition in ts for ts in event.transitions.values()):
+                return str(name)
+        raise LookupError(transition)  # pragma: no cover - every transition belongs to an event

@@ -1,0 +1,189 @@
+"""The domain values: states, actions, actors and the stored account record."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+import attrs
+
+__all__ = [
+    "AccountRecord",
+    "Action",
+    "Actor",
+    "PurgeProgress",
+    "PurgeStatus",
+    "Relation",
+    "ServiceState",
+    "State",
+    "SurveyOutcome",
+    "validate_id",
+]
+
+MAX_ID_LENGTH = 255
+
+
+class State(enum.StrEnum):
+    ACTIVE = "active"
+    SURVEYED = "surveyed"
+    PENDING_CONFIRM = "pending_confirm"
+    CANCELLED = "cancelled"
+    RESTORABLE = "restorable"
+    PURGED = "purged"
+
+
+class Action(enum.StrEnum):
+    OPEN = "open"
+    REQUEST_CANCELLATION = "request_cancellation"
+    SUBMIT_SURVEY = "submit_survey"
+    SKIP_SURVEY = "skip_survey"
+    WITHDRAW = "withdraw"
+    CONFIRM = "confirm"
+    RESTORE = "restore"
+    TRANSFER_OWNERSHIP = "transfer_ownership"
+    CANCEL_SERVICE = "cancel_service"
+    PURGE = "purge"
+
+
+class SurveyOutcome(enum.StrEnum):
+    KEEP_ACCOUNT = "keep_account"
+    BOOK_MEETING = "book_meeting"
+    CANCEL = "cancel"
+
+
+class Relation(enum.StrEnum):
+    OWNER = "owner"
+    MEMBER = "member"
+    SUPPORT = "support"
+    SYSTEM = "system"
+
+
+class ServiceState(enum.StrEnum):
+    ACTIVE = "active"
+    CANCELLED = "cancelled"
+
+
+class PurgeStatus(enum.StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+def validate_id(value: object, what: str) -> str:
+    """Check an identifier handed in by a host: a non-empty, printable string of sane length."""
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, got {type(value).__name__}")
+    if not value or len(value) > MAX_ID_LENGTH:
+        raise ValueError(f"{what} must be 1 to {MAX_ID_LENGTH} characters, got {len(value)}")
+    if not value.isprintable() or value != value.strip():
+        raise ValueError(
+            f"{what} must be printable with no surrounding whitespace, got {value!r}"
+        )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{what} must be valid Unicode text, got {value!r}") from None
+    return value
+
+
+@attrs.frozen
+class Actor:
+    """Who takes an action. Compared by value; the relation to an account comes from the store."""
+
+    kind: str = attrs.field(validator=attrs.validators.in_(("user", "support", "system")))
+    id: str = attrs.field()
+
+    @id.validator
+    def _check_id(self, _attribute: attrs.Attribute[str], value: str) -> None:
+        if self.kind == "system":
+            if value != "system":
+                raise ValueError("the system actor's id is always 'system'")
+        else:
+            validate_id(value, f"{self.kind} id")
+
+    @classmethod
+    def user(cls, user_id: str) -> Actor:
+        return cls("user", user_id)
+
+    @classmethod
+    def support(cls, agent_id: str) -> Actor:
+        return cls("support", agent_id)
+
+    @classmethod
+    def system(cls) -> Actor:
+        return cls("system", "system")
+
+    def __str__(self) -> str:
+        return "system" if self.kind == "system" else f"{self.kind}:{self.id}"
+
+    @classmethod
+    def parse(cls, text: str) -> Actor:
+        """Inverse of ``str(actor)``: ``"user:42"``, ``"support:ann"``, ``"system"``."""
+        if text == "system":
+            return cls.system()
+        kind, sep, ident = text.partition(":")
+        if not sep or kind not in ("user", "support"):
+            raise ValueError(f"expected 'user:ID', 'support:ID' or 'system', got {text!r}")
+        return cls(kind, ident)
+
+
+@attrs.frozen
+class PurgeProgress:
+    """Where the erasure of one data category stands, stored with the account."""
+
+    status: PurgeStatus = PurgeStatus.PENDING
+    attempts: int = 0
+    items: int = 0
+    error: str | None = None
+    at: datetime | None = None  # when it was erased (DONE) or last failed (FAILED)
+    retry_at: datetime | None = None  # earliest next attempt after a failure
+    purger: str | None = None  # name of the purger that erased it
+
+
+def _frozen_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(value))
+
+
+def _frozen_members(value: Iterable[str]) -> frozenset[str]:
+    if isinstance(value, str):
+        raise TypeError("members must be a collection of user ids, not one string")
+    return frozenset(value)
+
+
+@attrs.frozen(unsafe_hash=False)
+class AccountRecord:
+    """One account as stored. Immutable: every change is a new record with ``version + 1``."""
+
+    account_id: str
+    state: State
+    owner: str
+    members: frozenset[str] = attrs.field(converter=_frozen_members, factory=frozenset)
+    identity: str | None = None
+    version: int = 1
+    cancelled_at: datetime | None = None
+    restorable_until: datetime | None = None
+    purge: Mapping[str, PurgeProgress] = attrs.field(converter=_frozen_mapping, factory=dict)
+    services: Mapping[str, ServiceState] = attrs.field(converter=_frozen_mapping, factory=dict)
+    chain_head: str = ""
+    last_seq: int = 0  # seq of the latest audit event
+    identity_released_at: datetime | None = None  # the identity may open a fresh account since
+
+    @property
+    def live_identity(self) -> str | None:
+        """The identity this account still holds, which no other account may take."""
+        return self.identity if self.identity_released_at is None else None
+
+    def relation_of(self, actor: Actor) -> Relation | None:
+        """The actor's relation to this account, read from the record, never from the caller."""
+        if actor.kind == "support":
+            return Relation.SUPPORT
+        if actor.kind == "system":
+            return Relation.SYSTEM
+        if actor.id == self.owner:
+            return Relation.OWNER
+        if actor.id in self.members:
+            return Relation.MEMBER
+        return None
