@@ -3,7 +3,7 @@ auditable state machine. Everything public is importable from here."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from account_lifecycle import policies
 from account_lifecycle.adapters.memory import MemoryStore
@@ -59,9 +59,6 @@ from account_lifecycle.ports import (
     PurgeResult,
 )
 from account_lifecycle.purge import ErasedCategory, ErasureReceipt, SweepReport
-
-if TYPE_CHECKING:
-    from account_lifecycle.adapters.postgres import PostgresStore
 
 __version__ = "0.1.0"
 

@@ -56,6 +56,11 @@ def _freeze(value: JSONValue, path: str) -> JSONValue:
     raise TypeError(f"audit detail {path} must be JSON-like, got {type(value).__name__}")
 
 
+def _freeze_details(value: Mapping[str, JSONValue]) -> Mapping[str, JSONValue]:
+    frozen: Mapping[str, JSONValue] = _freeze(value, "details")
+    return frozen
+
+
 def _thaw(value: JSONValue) -> JSONValue:
     if isinstance(value, Mapping):
         return {k: _thaw(v) for k, v in value.items()}
@@ -76,9 +81,7 @@ class AuditEvent:
     from_state: State | None
     to_state: State
     policy: str
-    details: Mapping[str, JSONValue] = attrs.field(
-        factory=dict, converter=lambda d: _freeze(d, "details")
-    )
+    details: Mapping[str, JSONValue] = attrs.field(factory=dict, converter=_freeze_details)
     prev_hash: str = GENESIS
     hash: str = ""
 
@@ -156,14 +159,20 @@ def verify_chain(account_id: str, events: Sequence[AuditEvent], chain_head: str)
     for position, event in enumerate(events, start=1):
         if event.seq != position:
             raise HistoryTampered(
-                account_id=account_id, seq=position, reason=f"expected seq {position}, found {event.seq}"
+                account_id=account_id,
+                seq=position,
+                reason=f"expected seq {position}, found {event.seq}",
             )
         if event.account_id != account_id:
             raise HistoryTampered(account_id=account_id, seq=position, reason="belongs to another account")
         if event.prev_hash != prev:
-            raise HistoryTampered(account_id=account_id, seq=position, reason="does not follow the previous event")
+            raise HistoryTampered(
+                account_id=account_id, seq=position, reason="does not follow the previous event"
+            )
         if event.compute_hash() != event.hash:
-            raise HistoryTampered(account_id=account_id, seq=position, reason="content does not match its hash")
+            raise HistoryTampered(
+                account_id=account_id, seq=position, reason="content does not match its hash"
+            )
         prev = event.hash
     if prev != chain_head:
         raise HistoryTampered(

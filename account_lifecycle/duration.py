@@ -40,9 +40,7 @@ class Duration:
             raise TypeError(f"expected a duration string, got {type(text).__name__}")
         match = _PATTERN.fullmatch(text)
         if match is None:
-            raise ValueError(
-                f"expected a duration like '90 days' or '3 months', got {text!r}"
-            )
+            raise ValueError(f"expected a duration like '90 days' or '3 months', got {text!r}")
         unit = match["unit"].rstrip("s")
         return cls(int(match["n"]), _UNITS[unit])
 

@@ -152,17 +152,24 @@ class Lifecycle:
         return require_aware(self.clock.now(), "clock.now()")
 
     def _backoff(self, attempts: int) -> timedelta:
-        return min(self.retry_backoff * (2 ** min(attempts - 1, 30)), self.max_retry_backoff)
+        delay: timedelta = self.retry_backoff * (2 ** min(attempts - 1, 30))
+        return min(delay, self.max_retry_backoff)
 
     def _writer(self, record: AccountRecord) -> ChainWriter:
-        return ChainWriter(record.account_id, self.policy.label, record.chain_head or GENESIS, record.last_seq)
+        return ChainWriter(
+            record.account_id, self.policy.label, record.chain_head or GENESIS, record.last_seq
+        )
 
     def _commit(
         self, record: AccountRecord, writer: ChainWriter, *, lease: Lease | None, **changes: Any
     ) -> AccountRecord:
         """Save ``record`` with *changes* and the writer's events as version + 1, then notify."""
         new = attrs.evolve(
-            record, version=record.version + 1, chain_head=writer.head, last_seq=writer.seq, **changes
+            record,
+            version=record.version + 1,
+            chain_head=writer.head,
+            last_seq=writer.seq,
+            **changes,
         )
         self.store.save(new, expected_version=record.version, events=tuple(writer.events), lease=lease)
         self._notify(writer.events)
@@ -199,10 +206,22 @@ class Lifecycle:
         planned = plan(record, dest, now) if plan is not None else _Plan()
         writer = self._writer(record)
         writer.append(
-            at=now, actor=actor, action=action, from_state=record.state, to_state=dest, details=planned.details
+            at=now,
+            actor=actor,
+            action=action,
+            from_state=record.state,
+            to_state=dest,
+            details=planned.details,
         )
         for name, effect_details in planned.effects:
-            writer.append(at=now, actor=actor, action=name, from_state=dest, to_state=dest, details=effect_details)
+            writer.append(
+                at=now,
+                actor=actor,
+                action=name,
+                from_state=dest,
+                to_state=dest,
+                details=effect_details,
+            )
         return self._commit(record, writer, lease=lease, state=dest, **planned.changes)
 
     # -- commands --------------------------------------------------------------------------
@@ -233,11 +252,15 @@ class Lifecycle:
             members=member_set,
             identity=identity,
             version=1,
-            services={name: ServiceState.ACTIVE for name in self.policy.services},
+            services=dict.fromkeys(self.policy.services, ServiceState.ACTIVE),
         )
         writer = self._writer(record)
         writer.append(
-            at=now, actor=Actor.system(), action=Action.OPEN, from_state=None, to_state=State.ACTIVE,
+            at=now,
+            actor=Actor.system(),
+            action=Action.OPEN,
+            from_state=None,
+            to_state=State.ACTIVE,
             details={"owner": owner, "members": sorted(member_set)},
         )
         record = attrs.evolve(record, chain_head=writer.head, last_seq=writer.seq)
@@ -314,7 +337,10 @@ class Lifecycle:
                 effects.append(("team_access_revoked", {"members": sorted(record.members)}))
             if "forfeit_credit" in policy.on_cancel:
                 effects.append(("credit_forfeited", {}))
-            details = {"acknowledged": sorted(acks), "token_typed": policy.confirmation.token is not None}
+            details = {
+                "acknowledged": sorted(acks),
+                "token_typed": policy.confirmation.token is not None,
+            }
             return _Plan(changes=changes, details=details, effects=tuple(effects))
 
         cancelled = self._command(
@@ -341,7 +367,10 @@ class Lifecycle:
 
         def plan(record: AccountRecord, dest: State, now: datetime) -> _Plan:
             return _Plan(
-                changes={"owner": new_owner, "members": (record.members - {new_owner}) | {record.owner}},
+                changes={
+                    "owner": new_owner,
+                    "members": (record.members - {new_owner}) | {record.owner},
+                },
                 details={"from_owner": record.owner, "to_owner": new_owner},
             )
 
@@ -422,7 +451,8 @@ class Lifecycle:
         record = self.get(account_id)
         if record.state is not State.PURGED:
             raise InvalidTransition(
-                state=record.state, action="receipt", reason="a receipt exists only once the account is purged"
+                state=record.state,
+                action="receipt",
+                reason="a receipt exists only once the account is purged",
             )
         return receipt_for(record, self.policy)
-

@@ -24,7 +24,15 @@ from account_lifecycle.errors import (
     RecoveryWindowExpired,
     WrongConfirmationToken,
 )
-from account_lifecycle.model import AccountRecord, Action, Actor, Relation, ServiceState, State, SurveyOutcome
+from account_lifecycle.model import (
+    AccountRecord,
+    Action,
+    Actor,
+    Relation,
+    ServiceState,
+    State,
+    SurveyOutcome,
+)
 from account_lifecycle.policy import Policy
 
 __all__ = ["EXPIRE", "SETTLE", "Attempt", "Guard", "PolicyMachine"]
@@ -157,7 +165,9 @@ def _within_window(attempt: Attempt) -> Exception | None:
     until = attempt.record.restorable_until
     if until is not None and attempt.now < until:
         return None
-    return RecoveryWindowExpired(account_id=attempt.record.account_id, restorable_until=until, now=attempt.now)
+    return RecoveryWindowExpired(
+        account_id=attempt.record.account_id, restorable_until=until, now=attempt.now
+    )
 
 
 def _service_active(policy: Policy) -> Guard:
@@ -168,7 +178,8 @@ def _service_active(policy: Policy) -> Guard:
             return ValueError(f"unknown service {service!r}; this policy has {offered}")
         if attempt.record.services.get(service) is ServiceState.CANCELLED:
             return InvalidTransition(
-                state=attempt.record.state, action=Action.CANCEL_SERVICE,
+                state=attempt.record.state,
+                action=Action.CANCEL_SERVICE,
                 reason=f"service {service!r} is already cancelled",
             )
         return None
@@ -191,29 +202,49 @@ class PolicyMachine:
         self.policy = policy
         survey_mode = policy.survey.mode
         has_window = policy.recovery.window is not None
-        may = {action: _permitted(policy, action) for action in Action if action not in (Action.OPEN, Action.PURGE)}
+        may = {
+            action: _permitted(policy, action)
+            for action in Action
+            if action not in (Action.OPEN, Action.PURGE)
+        }
         transitions: list[dict[str, Any]] = []
 
         def add(trigger: str, source: State | list[State], dest: State | None, *guards: Guard) -> None:
             sources = source if isinstance(source, list) else [source]
-            transitions.append({
-                "trigger": str(trigger),
-                "source": [s.value for s in sources],
-                "dest": None if dest is None else dest.value,
-                "conditions": list(guards),
-            })
+            transitions.append(
+                {
+                    "trigger": str(trigger),
+                    "source": [s.value for s in sources],
+                    "dest": None if dest is None else dest.value,
+                    "conditions": list(guards),
+                }
+            )
 
         first = State.PENDING_CONFIRM if survey_mode == "off" else State.SURVEYED
         add(Action.REQUEST_CANCELLATION, State.ACTIVE, first, may[Action.REQUEST_CANCELLATION])
         if survey_mode != "off":
             offered = _outcome_offered(policy)
-            add(Action.SUBMIT_SURVEY, State.SURVEYED, State.ACTIVE, may[Action.SUBMIT_SURVEY], offered,
-                _route("outcome_keeps_account", lambda a: a.outcome in _RETURNS))
-            add(Action.SUBMIT_SURVEY, State.SURVEYED, State.PENDING_CONFIRM, may[Action.SUBMIT_SURVEY], offered,
-                _route("outcome_cancels", lambda a: a.outcome is SurveyOutcome.CANCEL))
+            add(
+                Action.SUBMIT_SURVEY,
+                State.SURVEYED,
+                State.ACTIVE,
+                may[Action.SUBMIT_SURVEY],
+                offered,
+                _route("outcome_keeps_account", lambda a: a.outcome in _RETURNS),
+            )
+            add(
+                Action.SUBMIT_SURVEY,
+                State.SURVEYED,
+                State.PENDING_CONFIRM,
+                may[Action.SUBMIT_SURVEY],
+                offered,
+                _route("outcome_cancels", lambda a: a.outcome is SurveyOutcome.CANCEL),
+            )
         if survey_mode == "optional":
             add(Action.SKIP_SURVEY, State.SURVEYED, State.PENDING_CONFIRM, may[Action.SKIP_SURVEY])
-        withdraw_from = [State.PENDING_CONFIRM] if survey_mode == "off" else [State.SURVEYED, State.PENDING_CONFIRM]
+        withdraw_from = (
+            [State.PENDING_CONFIRM] if survey_mode == "off" else [State.SURVEYED, State.PENDING_CONFIRM]
+        )
         add(Action.WITHDRAW, withdraw_from, State.ACTIVE, may[Action.WITHDRAW])
         confirm_guards = [may[Action.CONFIRM]]
         if policy.confirmation.token is not None:
@@ -224,13 +255,29 @@ class PolicyMachine:
         add(Action.CONFIRM, State.PENDING_CONFIRM, State.CANCELLED, *confirm_guards)
         add(SETTLE, State.CANCELLED, State.RESTORABLE if has_window else State.PURGED)
         if has_window:
-            add(Action.RESTORE, State.RESTORABLE, State.ACTIVE, may[Action.RESTORE],
-                Guard("within_window", _within_window))
+            add(
+                Action.RESTORE,
+                State.RESTORABLE,
+                State.ACTIVE,
+                may[Action.RESTORE],
+                Guard("within_window", _within_window),
+            )
             add(EXPIRE, State.RESTORABLE, State.PURGED)
-        add(Action.TRANSFER_OWNERSHIP, State.ACTIVE, None, may[Action.TRANSFER_OWNERSHIP],
-            Guard("new_owner_is_member", _new_owner_is_member, needs_input=True))
+        add(
+            Action.TRANSFER_OWNERSHIP,
+            State.ACTIVE,
+            None,
+            may[Action.TRANSFER_OWNERSHIP],
+            Guard("new_owner_is_member", _new_owner_is_member, needs_input=True),
+        )
         if policy.services:
-            add(Action.CANCEL_SERVICE, State.ACTIVE, None, may[Action.CANCEL_SERVICE], _service_active(policy))
+            add(
+                Action.CANCEL_SERVICE,
+                State.ACTIVE,
+                None,
+                may[Action.CANCEL_SERVICE],
+                _service_active(policy),
+            )
 
         self.machine = Machine(
             model=None,
@@ -266,7 +313,9 @@ class PolicyMachine:
         event = self.machine.events.get(str(trigger))
         if event is None:
             raise InvalidTransition(
-                state=attempt.record.state, action=trigger, reason=f"policy {self.policy.label} has no such step"
+                state=attempt.record.state,
+                action=trigger,
+                reason=f"policy {self.policy.label} has no such step",
             )
         try:
             accepted = event.trigger(attempt, attempt=attempt)

@@ -79,9 +79,7 @@ def validate_id(value: object, what: str) -> str:
     if not value or len(value) > MAX_ID_LENGTH:
         raise ValueError(f"{what} must be 1 to {MAX_ID_LENGTH} characters, got {len(value)}")
     if not value.isprintable() or value != value.strip():
-        raise ValueError(
-            f"{what} must be printable with no surrounding whitespace, got {value!r}"
-        )
+        raise ValueError(f"{what} must be printable with no surrounding whitespace, got {value!r}")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:

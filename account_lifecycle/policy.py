@@ -8,7 +8,6 @@ attribute paths (``[survey] mode = "required"``). Every problem is a
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Iterable, Mapping
 from os import PathLike
 from pathlib import Path
@@ -60,6 +59,12 @@ _NAME = re.compile(r"[a-z][a-z0-9_]{0,63}", re.ASCII)
 _MAX_TEXT = 2000
 
 
+def _tuple(value: Iterable[Any]) -> tuple[Any, ...]:
+    if isinstance(value, str):
+        raise TypeError(f"expected a list, got the single string {value!r}")
+    return tuple(value)
+
+
 @attrs.frozen
 class Acknowledgement:
     """A statement the actor must acknowledge before confirming."""
@@ -93,7 +98,7 @@ class SurveyPolicy:
 @attrs.frozen
 class ConfirmationPolicy:
     token: str | None = None
-    acknowledgements: tuple[Acknowledgement, ...] = attrs.field(default=(), converter=tuple)
+    acknowledgements: tuple[Acknowledgement, ...] = attrs.field(default=(), converter=_tuple)
 
 
 @attrs.frozen
@@ -111,8 +116,8 @@ class PurgeCategory:
 
 @attrs.frozen
 class PurgePolicy:
-    categories: tuple[PurgeCategory, ...] = attrs.field(default=(), converter=tuple)
-    protected: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    categories: tuple[PurgeCategory, ...] = attrs.field(default=(), converter=_tuple)
+    protected: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
 
     def at(self, moment: str) -> tuple[str, ...]:
         """Names of the categories erased at ``"cancel"`` or at ``"expiry"``."""
@@ -123,7 +128,9 @@ def _default_permissions() -> Mapping[Action, frozenset[Relation]]:
     return {action: frozenset({Relation.OWNER}) for action in ACTIONS_WITH_PERMISSIONS}
 
 
-def _convert_permissions(value: Mapping[Any, Iterable[Any]]) -> Mapping[Action, frozenset[Relation]]:
+def _convert_permissions(
+    value: Mapping[Any, Iterable[Any]],
+) -> Mapping[Action, frozenset[Relation]]:
     if not isinstance(value, Mapping):
         raise PolicyError(key="permissions", message=f"expected a table, got {value!r}")
     out: dict[Action, frozenset[Relation]] = {}
@@ -161,16 +168,16 @@ class Policy:
     version: int = 1
     survey: SurveyPolicy = attrs.Factory(SurveyPolicy)
     confirmation: ConfirmationPolicy = attrs.Factory(ConfirmationPolicy)
-    prerequisites: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    prerequisites: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     permissions: Mapping[Action, frozenset[Relation]] = attrs.field(
         factory=_default_permissions, converter=_convert_permissions
     )
     recovery: RecoveryPolicy = attrs.Factory(RecoveryPolicy)
     purge: PurgePolicy = attrs.Factory(PurgePolicy)
-    on_cancel: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    on_cancel: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     identity_reuse: str = "after_purge"
-    services: tuple[str, ...] = attrs.field(default=(), converter=tuple)
-    waivers: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    services: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    waivers: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     description: str = ""
 
     def __attrs_post_init__(self) -> None:
@@ -246,7 +253,7 @@ def _check_names(key: str, values: tuple[Any, ...]) -> None:
         seen.add(value)
 
 
-def _validate(policy: Policy) -> None:  # noqa: C901 - one flat list of checks reads best
+def _validate(policy: Policy) -> None:
     _check_text("name", policy.name)
     if isinstance(policy.version, bool) or not isinstance(policy.version, int) or policy.version < 1:
         raise _fail("version", f"expected a whole number >= 1, got {policy.version!r}")

@@ -28,8 +28,19 @@ from account_lifecycle.policy import (
 __all__ = ["policy_from_toml", "policy_to_toml"]
 
 _TOP = {
-    "name", "version", "description", "prerequisites", "on_cancel", "identity_reuse",
-    "services", "waivers", "survey", "confirmation", "permissions", "recovery", "purge",
+    "name",
+    "version",
+    "description",
+    "prerequisites",
+    "on_cancel",
+    "identity_reuse",
+    "services",
+    "waivers",
+    "survey",
+    "confirmation",
+    "permissions",
+    "recovery",
+    "purge",
 }
 _TABLES: dict[str, set[str]] = {
     "survey": {"mode", "outcomes"},
@@ -41,8 +52,12 @@ _TABLES: dict[str, set[str]] = {
 
 def _type_name(value: object) -> str:
     return {
-        str: "a string", int: "a whole number", bool: "true/false", float: "a number",
-        list: "a list", dict: "a table",
+        str: "a string",
+        int: "a whole number",
+        bool: "true/false",
+        float: "a number",
+        list: "a list",
+        dict: "a table",
     }.get(type(value), type(value).__name__)
 
 
@@ -67,7 +82,9 @@ class _Reader:
             return default
         value = self.data[name]
         if type(value) is not kind:
-            raise PolicyError(key=self.key(name), message=f"expected {what}, got {_type_name(value)} {value!r}")
+            raise PolicyError(
+                key=self.key(name), message=f"expected {what}, got {_type_name(value)} {value!r}"
+            )
         return value
 
     def strings(self, name: str) -> tuple[str, ...] | None:

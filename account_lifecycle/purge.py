@@ -84,7 +84,12 @@ class ErasureReceipt:
             "account_id": self.account_id,
             "policy": self.policy,
             "erased": [
-                {"category": e.category, "items": e.items, "at": format_time(e.at), "purger": e.purger}
+                {
+                    "category": e.category,
+                    "items": e.items,
+                    "at": format_time(e.at),
+                    "purger": e.purger,
+                }
                 for e in self.erased
             ],
             "kept": list(self.kept),
@@ -179,7 +184,13 @@ class PurgeRunner:
                     raise TypeError(f"purger returned {type(result).__name__}, not a PurgeResult")
             except Exception as exc:  # a host purger may fail in any way; record it, retry later
                 error = f"{type(exc).__name__}: {exc}"[:_MAX_ERROR]
-                log.warning("purge of %s/%s failed (attempt %d): %s", record.account_id, category, attempt, error)
+                log.warning(
+                    "purge of %s/%s failed (attempt %d): %s",
+                    record.account_id,
+                    category,
+                    attempt,
+                    error,
+                )
                 now = self._now()
                 progress = PurgeProgress(
                     status=PurgeStatus.FAILED,
@@ -190,7 +201,11 @@ class PurgeRunner:
                     purger=purger_name(purger),
                 )
                 writer.append(
-                    at=now, actor=system, action="purge_failed", from_state=record.state, to_state=record.state,
+                    at=now,
+                    actor=system,
+                    action="purge_failed",
+                    from_state=record.state,
+                    to_state=record.state,
                     details={"category": category, "attempt": attempt, "error": error},
                 )
             else:
@@ -203,10 +218,17 @@ class PurgeRunner:
                     purger=purger_name(purger),
                 )
                 writer.append(
-                    at=now, actor=system, action="category_purged", from_state=record.state, to_state=record.state,
+                    at=now,
+                    actor=system,
+                    action="category_purged",
+                    from_state=record.state,
+                    to_state=record.state,
                     details={
-                        "category": category, "attempt": attempt, "items": result.items,
-                        "detail": result.detail, "purger": purger_name(purger),
+                        "category": category,
+                        "attempt": attempt,
+                        "items": result.items,
+                        "detail": result.detail,
+                        "purger": purger_name(purger),
                     },
                 )
             record = self.commit(record, writer, lease=lease, purge={**record.purge, category: progress})
@@ -226,8 +248,10 @@ class PurgeRunner:
         details: dict[str, Any] = {}
         if dest is State.PURGED:
             action = "purge"
-            if record.identity is not None and record.identity_released_at is None and (
-                self.policy.identity_reuse in ("after_purge", "after_cancel")
+            if (
+                record.identity is not None
+                and record.identity_released_at is None
+                and (self.policy.identity_reuse in ("after_purge", "after_cancel"))
             ):
                 changes["identity_released_at"] = now
                 details["identity_released"] = True
@@ -240,7 +264,14 @@ class PurgeRunner:
                 **record.purge,
                 **{c: PurgeProgress() for c in self.policy.purge.at("expiry") if c not in record.purge},
             }
-        writer.append(at=now, actor=system, action=action, from_state=record.state, to_state=dest, details=details)
+        writer.append(
+            at=now,
+            actor=system,
+            action=action,
+            from_state=record.state,
+            to_state=dest,
+            details=details,
+        )
         return self.commit(record, writer, lease=None, state=dest, **changes)
 
     def _now(self) -> datetime:
@@ -268,5 +299,7 @@ def sweep_outcome(record: AccountRecord | None, report: dict[str, list[str]], ac
 
 def as_report(report: Mapping[str, Sequence[str]]) -> SweepReport:
     return SweepReport(
-        purged=tuple(report["purged"]), failed=tuple(report["failed"]), restorable=tuple(report["restorable"])
+        purged=tuple(report["purged"]),
+        failed=tuple(report["failed"]),
+        restorable=tuple(report["restorable"]),
     )

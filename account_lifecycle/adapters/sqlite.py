@@ -152,7 +152,9 @@ class SQLiteStore:
         )
 
     def _exists(self, conn: sqlite3.Connection, account_id: str) -> bool:
-        return conn.execute("SELECT 1 FROM accounts WHERE account_id = ?", (account_id,)).fetchone() is not None
+        return (
+            conn.execute("SELECT 1 FROM accounts WHERE account_id = ?", (account_id,)).fetchone() is not None
+        )
 
     def create(self, record: AccountRecord, events: Sequence[AuditEvent]) -> None:
         version, state, identity, due, body = self._columns(record)
@@ -171,9 +173,11 @@ class SQLiteStore:
 
     def get(self, account_id: str) -> AccountRecord:
         try:
-            row = self._conn().execute(
-                "SELECT body FROM accounts WHERE account_id = ?", (account_id,)
-            ).fetchone()
+            row = (
+                self._conn()
+                .execute("SELECT body FROM accounts WHERE account_id = ?", (account_id,))
+                .fetchone()
+            )
         except sqlite3.Error as exc:
             raise StoreError(f"reading {account_id!r} from {self.path!r} failed: {exc}") from None
         if row is None:
@@ -197,8 +201,17 @@ class SQLiteStore:
                     "UPDATE accounts SET version = ?, state = ?, live_identity = ?, due_at = ?,"
                     " claim_owner = ?, claim_until = ?, body = ?"
                     " WHERE account_id = ? AND version = ?",
-                    (version, state, identity, due, claim_owner, claim_until, body,
-                     record.account_id, expected_version),
+                    (
+                        version,
+                        state,
+                        identity,
+                        due,
+                        claim_owner,
+                        claim_until,
+                        body,
+                        record.account_id,
+                        expected_version,
+                    ),
                 )
             except sqlite3.IntegrityError:
                 raise AccountExists(account_id=record.account_id, identity=identity) from None
