@@ -28,3 +28,23 @@ START = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 @pytest.fixture
 def sqlite_path(tmp_path: Path) -> Iterator[Path]:
     yield tmp_path / "accounts.db"
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[object]:
+    """Each behaviour test runs on the in-memory store and on a real SQLite file."""
+    from account_lifecycle import MemoryStore, SQLiteStore
+
+    if request.param == "memory":
+        yield MemoryStore()
+    else:
+        sqlite = SQLiteStore(tmp_path / "accounts.db")
+        yield sqlite
+        sqlite.close()
+
+
+@pytest.fixture
+def clock() -> object:
+    from account_lifecycle import ManualClock
+
+    return ManualClock(START)
