@@ -89,9 +89,9 @@ def _smrtphone(lc: Lifecycle, clock: ManualClock, ported: list[str], n: _Narrato
     record = n.step("types 'CONFIRM' after porting out", lambda: lc.confirm("sp-1", owner, "CONFIRM", acks))
     n.events(lc.history("sp-1"))
     if record is not None:
-        n.say(
-            f"  receipt: {lc.receipt('sp-1').to_json().count('category')} categories erased, kept {', '.join(SMRTPHONE.purge.protected)}"
-        )
+        receipt = lc.receipt("sp-1")
+        erased = ", ".join(e.category for e in receipt.erased)
+        n.say(f"  receipt: erased {erased}; kept {', '.join(receipt.kept)}")
     n.step(
         "same e-mail opens a fresh account sp-2",
         lambda: lc.open("sp-2", owner="owner-1", identity="ceo@example.com"),

@@ -26,8 +26,8 @@ START = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def sqlite_path(tmp_path: Path) -> Iterator[Path]:
-    yield tmp_path / "accounts.db"
+def sqlite_path(tmp_path: Path) -> Path:
+    return tmp_path / "accounts.db"
 
 
 @pytest.fixture(params=["memory", "sqlite"])

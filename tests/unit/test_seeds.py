@@ -103,8 +103,8 @@ class TestSmrtPhone:
             "CONFIRM ",
             "CONFIRM\n",
             "C O N F I R M",
-            "ＣＯＮＦＩＲＭ",  # fullwidth: NFKC would fold it to CONFIRM
-            "CОNFIRM",  # Cyrillic O
+            "\uff23\uff2f\uff2e\uff26\uff29\uff32\uff2d",  # fullwidth: NFKC would fold it to CONFIRM
+            "C\u041eNFIRM",  # Cyrillic O
             "CONFIRM\u200b",  # zero-width space
             "CONFIRMED",
             "",
