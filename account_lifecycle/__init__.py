@@ -3,7 +3,7 @@ auditable state machine. Everything public is importable from here."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from account_lifecycle import policies
 from account_lifecycle.adapters.memory import MemoryStore
@@ -60,6 +60,9 @@ from account_lifecycle.ports import (
 )
 from account_lifecycle.purge import ErasedCategory, ErasureReceipt, SweepReport
 
+if TYPE_CHECKING:  # imported lazily by __getattr__ below: it needs the postgres extra
+    from account_lifecycle.adapters.postgres import PostgresStore
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -90,6 +93,7 @@ __all__ = [
     "NotPermitted",
     "Policy",
     "PolicyError",
+    "PostgresStore",
     "PrerequisiteCheck",
     "PrerequisitesPending",
     "PurgeCategory",

@@ -1,0 +1,472 @@
+"""The PostgreSQL store, on psycopg 3 (extra ``postgres``).
+
+Each method is one short transaction on a pooled connection; none is held open across
+calls. The record update is filtered by the version that was read (zero rows updated means
+someone else won), the audit events are inserted in the same transaction, the database
+enforces that a live identity belongs to one account (a partial unique index), and
+``claim_due`` takes accounts with ``FOR UPDATE SKIP LOCKED`` so that parallel sweepers
+never get the same one.
+
+Unlike ``SQLiteStore``, the schema is never created implicitly: run ``migrate()`` once
+(at deploy time, or when a service starts; it is idempotent and safe to run from several
+processes at once). A store whose tables are missing raises ``StoreError`` saying so.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, Final, LiteralString
+
+import psycopg
+from psycopg import errors, sql
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import tuple_row
+from psycopg_pool import ConnectionPool
+
+from account_lifecycle.audit import AuditEvent
+from account_lifecycle.clock import require_aware
+from account_lifecycle.codec import event_from_json, event_to_json, record_from_json, record_to_json
+from account_lifecycle.errors import (
+    AccountExists,
+    AccountNotFound,
+    ConcurrentUpdate,
+    LifecycleError,
+    StoreError,
+)
+from account_lifecycle.model import AccountRecord
+from account_lifecycle.ports import Lease
+from account_lifecycle.purge import due_at
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "PostgresStore"]
+
+_Cursor = psycopg.Cursor[tuple[Any, ...]]
+
+# Constraint names the store translates into ``AccountExists``.
+_ID_KEY: Final = "accounts_pkey"
+_IDENTITY_KEY: Final = "accounts_live_identity_key"
+
+#: ``(version, description, statements)``: applied in order by ``migrate()``, each once.
+#: ``{schema}`` is replaced by the quoted schema name. Never edit a released migration:
+#: append a new one.
+MIGRATIONS: Final[tuple[tuple[int, str, tuple[LiteralString, ...]], ...]] = (
+    (
+        1,
+        "accounts, audit events, live-identity and due-for-purge indexes",
+        (
+            """
+            CREATE TABLE {schema}.accounts (
+                account_id    text PRIMARY KEY,
+                version       bigint NOT NULL,
+                state         text NOT NULL,
+                live_identity text,
+                due_at        timestamptz,
+                claim_owner   text,
+                claim_until   timestamptz,
+                body          text NOT NULL
+            )
+            """,
+            # One live identity per account; released identities (NULL) may repeat.
+            "CREATE UNIQUE INDEX accounts_live_identity_key ON {schema}.accounts (live_identity)"
+            " WHERE live_identity IS NOT NULL",
+            # Serves claim_due: only accounts with purge work pending are indexed.
+            "CREATE INDEX accounts_due_at_idx ON {schema}.accounts (due_at, account_id)"
+            " WHERE due_at IS NOT NULL",
+            """
+            CREATE TABLE {schema}.events (
+                account_id text NOT NULL REFERENCES {schema}.accounts (account_id),
+                seq        bigint NOT NULL,
+                at         timestamptz NOT NULL,
+                action     text NOT NULL,
+                body       text NOT NULL,
+                PRIMARY KEY (account_id, seq)
+            )
+            """,
+        ),
+    ),
+)
+#: The schema version this library reads and writes.
+SCHEMA_VERSION: Final = MIGRATIONS[-1][0]
+
+
+def _target(conninfo: str) -> str:
+    """The connection target without its password, for messages and ``repr``."""
+    params = conninfo_to_dict(conninfo)
+    host = params.get("host", "localhost")
+    port = params.get("port", 5432)
+    dbname = params.get("dbname", "")
+    return f"{host}:{port}/{dbname}"
+
+
+class PostgresStore:
+    """Accounts and audit events in PostgreSQL, in one schema (``account_lifecycle`` by default).
+
+    *dsn_or_pool* is either a connection string (the store then owns a small
+    ``psycopg_pool.ConnectionPool`` of up to *max_connections* connections and closes it in
+    ``close()``), or a ``ConnectionPool`` the host manages (the store never closes it). A call
+    waits at most *timeout* seconds for a connection, then raises ``StoreError``.
+
+    Call ``migrate()`` once before first use; the constructor neither connects nor creates
+    anything.
+    """
+
+    def __init__(
+        self,
+        dsn_or_pool: str | ConnectionPool[Any],
+        *,
+        schema: str = "account_lifecycle",
+        max_connections: int = 10,
+        timeout: float = 30.0,
+    ) -> None:
+        if not isinstance(schema, str) or not schema or len(schema) > 63:
+            raise ValueError(f"schema must be a name of 1 to 63 characters, got {schema!r}")
+        if max_connections < 1:
+            raise ValueError(f"max_connections must be >= 1, got {max_connections}")
+        self.schema = schema
+        self.timeout = timeout
+        self._ready = False
+        self._lock = threading.RLock()  # _check_schema runs a transaction while holding it
+        if isinstance(dsn_or_pool, ConnectionPool):
+            self._pool: ConnectionPool[Any] = dsn_or_pool
+            self._owns_pool = False
+            self._opened = True
+            self._target = f"pool {dsn_or_pool.name!r}"
+        elif isinstance(dsn_or_pool, str):
+            try:
+                self._target = _target(dsn_or_pool)
+            except psycopg.Error as exc:
+                raise StoreError(f"invalid PostgreSQL DSN: {exc}") from None
+            # Opened on first use, so building a store (say, before a fork) connects nothing.
+            self._pool = ConnectionPool(
+                dsn_or_pool,
+                min_size=1,
+                max_size=max_connections,
+                kwargs={"autocommit": True, "connect_timeout": max(1, round(timeout))},
+                check=ConnectionPool.check_connection,
+                timeout=timeout,
+                name=f"account_lifecycle:{schema}",
+                open=False,
+            )
+            self._owns_pool = True
+            self._opened = False
+        else:
+            raise TypeError(
+                f"PostgresStore needs a DSN string or a psycopg_pool.ConnectionPool, "
+                f"got {type(dsn_or_pool).__name__}"
+            )
+        self._sql = _Statements(schema)
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self._target!r}, schema={self.schema!r})"
+
+    def close(self) -> None:
+        """Close the pool if this store created it (a pool handed in stays open)."""
+        if self._owns_pool:
+            with self._lock:
+                self._opened = True  # a closed pool cannot be opened again
+                self._pool.close()
+
+    def __enter__(self) -> PostgresStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- transactions and errors -----------------------------------------------------------
+
+    @contextmanager
+    def _transaction(
+        self,
+        what: str,
+        *,
+        check: bool = True,
+        conflict: Callable[[], LifecycleError] | None = None,
+    ) -> Iterator[_Cursor]:
+        """One short transaction; every psycopg error leaves as a library error. With
+        *conflict*, a serialization failure or a deadlock (rolled back, so nothing was
+        written) raises ``conflict()`` instead of ``StoreError``."""
+        if not self._opened:
+            self._open()
+        if check:
+            self._check_schema()
+        try:
+            with (
+                self._pool.connection(timeout=self.timeout) as conn,
+                conn.transaction(),
+                conn.cursor(row_factory=tuple_row) as cursor,
+            ):
+                yield cursor
+        except (errors.SerializationFailure, errors.DeadlockDetected) as exc:
+            if conflict is not None:
+                raise conflict() from None
+            raise self._translate(exc, what) from None
+        except psycopg.Error as exc:
+            raise self._translate(exc, what) from None
+
+    def _open(self) -> None:
+        with self._lock:
+            if not self._opened:
+                try:
+                    self._pool.open(wait=False)
+                except psycopg.Error as exc:
+                    raise self._translate(exc, "opening the connection pool") from None
+                self._opened = True
+
+    def _translate(self, exc: psycopg.Error, what: str) -> StoreError:
+        if isinstance(exc, errors.UndefinedTable | errors.InvalidSchemaName):
+            return StoreError(
+                f"PostgreSQL schema {self.schema!r} at {self._target} has no account_lifecycle tables "
+                f"(while {what}); run store.migrate() once before using the store"
+            )
+        if isinstance(exc, psycopg.OperationalError):
+            return StoreError(f"PostgreSQL at {self._target} is unavailable (while {what}): {exc}")
+        state = f" [{exc.sqlstate}]" if exc.sqlstate else ""
+        return StoreError(f"PostgreSQL at {self._target} failed while {what}{state}: {exc}")
+
+    def _check_schema(self) -> None:
+        """Once per store: the tables exist and have the version this library writes."""
+        if self._ready:
+            return
+        with self._lock:
+            if self._ready:
+                return
+            with self._transaction("checking the schema version", check=False) as cursor:
+                cursor.execute(self._sql.current_version)
+                row = cursor.fetchone()
+            found = 0 if row is None or row[0] is None else int(row[0])
+            if found < SCHEMA_VERSION:
+                raise StoreError(
+                    f"PostgreSQL schema {self.schema!r} at {self._target} is at version {found}, "
+                    f"this library needs {SCHEMA_VERSION}; run store.migrate()"
+                )
+            if found > SCHEMA_VERSION:
+                raise StoreError(self._newer_message(found))
+            self._ready = True
+
+    def _newer_message(self, found: int) -> str:
+        return (
+            f"PostgreSQL schema {self.schema!r} at {self._target} has version {found}, newer than "
+            f"this library's {SCHEMA_VERSION}; upgrade account_lifecycle"
+        )
+
+    # -- schema ----------------------------------------------------------------------------
+
+    def migrate(self) -> tuple[int, ...]:
+        """Create or upgrade the schema; return the versions this call applied.
+
+        Idempotent, and safe when several processes start at once: the whole migration runs
+        in one transaction under a PostgreSQL advisory lock keyed by the schema name.
+        """
+        with self._transaction("migrating the schema", check=False) as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                (f"account_lifecycle.migrate:{self.schema}",),
+            )
+            # CREATE SCHEMA IF NOT EXISTS would need the CREATE privilege even when the
+            # schema exists (say, made by a DBA); only create it when it is missing.
+            cursor.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,))
+            if cursor.fetchone() is None:
+                cursor.execute(self._sql.create_schema)
+            cursor.execute(self._sql.create_migrations)
+            cursor.execute(self._sql.current_version)
+            row = cursor.fetchone()
+            current = 0 if row is None or row[0] is None else int(row[0])
+            if current > SCHEMA_VERSION:
+                raise StoreError(self._newer_message(current))
+            applied = []
+            for version, description, statements in MIGRATIONS:
+                if version <= current:
+                    continue
+                for statement in statements:
+                    cursor.execute(self._sql.format(statement))
+                cursor.execute(self._sql.record_migration, (version, description))
+                applied.append(version)
+        self._ready = True
+        return tuple(applied)
+
+    def schema_version(self) -> int:
+        """The version recorded in the database (0 when ``migrate()`` never ran)."""
+        with self._transaction("reading the schema version", check=False) as cursor:
+            cursor.execute("SELECT to_regclass(%s) IS NULL", (self._sql.migrations_name,))
+            row = cursor.fetchone()
+            if row is not None and row[0]:
+                return 0
+            cursor.execute(self._sql.current_version)
+            row = cursor.fetchone()
+        return 0 if row is None or row[0] is None else int(row[0])
+
+    # -- the store port --------------------------------------------------------------------
+
+    @staticmethod
+    def _columns(record: AccountRecord) -> dict[str, Any]:
+        return {
+            "account_id": record.account_id,
+            "version": record.version,
+            "state": record.state.value,
+            "live_identity": record.live_identity,
+            "due_at": due_at(record),
+            "body": record_to_json(record),
+        }
+
+    def _append(self, cursor: _Cursor, events: Sequence[AuditEvent]) -> None:
+        if events:
+            cursor.executemany(
+                self._sql.insert_event,
+                [(e.account_id, e.seq, require_aware(e.at), str(e.action), event_to_json(e)) for e in events],
+            )
+
+    @staticmethod
+    def _taken(exc: errors.UniqueViolation, record: AccountRecord) -> AccountExists:
+        if exc.diag.constraint_name == _IDENTITY_KEY:
+            return AccountExists(account_id=record.account_id, identity=record.live_identity)
+        return AccountExists(account_id=record.account_id)
+
+    def create(self, record: AccountRecord, events: Sequence[AuditEvent]) -> None:
+        columns = self._columns(record)
+        with self._transaction(f"creating account {record.account_id!r}") as cursor:
+            try:
+                cursor.execute(self._sql.insert_account, columns)
+            except errors.UniqueViolation as exc:
+                raise self._taken(exc, record) from None
+            if cursor.rowcount != 1:
+                raise AccountExists(account_id=record.account_id)
+            self._append(cursor, events)
+
+    def get(self, account_id: str) -> AccountRecord:
+        with self._transaction(f"reading account {account_id!r}") as cursor:
+            cursor.execute(self._sql.select_account, (account_id,))
+            row = cursor.fetchone()
+        if row is None:
+            raise AccountNotFound(account_id=account_id)
+        return record_from_json(row[0])
+
+    def save(
+        self,
+        record: AccountRecord,
+        *,
+        expected_version: int,
+        events: Sequence[AuditEvent],
+        lease: Lease | None = None,
+    ) -> None:
+        params = {
+            **self._columns(record),
+            "claim_owner": None if lease is None else lease.owner,
+            "claim_until": None if lease is None else require_aware(lease.until),
+            "expected_version": expected_version,
+        }
+
+        def conflict() -> ConcurrentUpdate:
+            return ConcurrentUpdate(account_id=record.account_id, expected_version=expected_version)
+
+        with self._transaction(f"saving account {record.account_id!r}", conflict=conflict) as cursor:
+            try:
+                cursor.execute(self._sql.update_account, params)
+            except errors.UniqueViolation as exc:
+                raise self._taken(exc, record) from None
+            if cursor.rowcount != 1:
+                cursor.execute(self._sql.account_exists, (record.account_id,))
+                if cursor.fetchone() is None:
+                    raise AccountNotFound(account_id=record.account_id)
+                raise conflict()
+            self._append(cursor, events)
+
+    def history(self, account_id: str) -> tuple[AuditEvent, ...]:
+        with self._transaction(f"reading the history of {account_id!r}") as cursor:
+            cursor.execute(self._sql.select_history, (account_id,))
+            rows = cursor.fetchall()
+        if not rows:
+            raise AccountNotFound(account_id=account_id)
+        return tuple(event_from_json(row[0]) for row in rows if row[0] is not None)
+
+    def claim_due(self, *, now: datetime, lease: Lease, limit: int) -> list[AccountRecord]:
+        now = require_aware(now)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise ValueError(f"limit must be a whole number >= 0, got {limit!r}")
+        if limit == 0:
+            return []
+        params = {
+            "now": now,
+            "limit": limit,
+            "owner": lease.owner,
+            "until": require_aware(lease.until),
+        }
+        with self._transaction("claiming accounts due for purge") as cursor:
+            cursor.execute(self._sql.claim_due, params)
+            rows = cursor.fetchall()
+        # RETURNING has no defined order: put the claimed accounts back in due order.
+        rows.sort(key=lambda row: (row[0], row[1]))
+        return [record_from_json(row[2]) for row in rows]
+
+    def release(self, account_id: str, owner: str) -> None:
+        with self._transaction(f"releasing the claim on {account_id!r}") as cursor:
+            cursor.execute(self._sql.release, (account_id, owner))
+
+    def account_ids(self) -> tuple[str, ...]:
+        """Every stored account id (for tests and tools)."""
+        with self._transaction("listing accounts") as cursor:
+            cursor.execute(self._sql.account_ids)
+            rows = cursor.fetchall()
+        return tuple(row[0] for row in rows)
+
+
+class _Statements:
+    """Every statement the store runs, bound to one schema name (quoted, never interpolated)."""
+
+    def __init__(self, schema: str) -> None:
+        self.schema = sql.Identifier(schema)
+        self.migrations_name = f"{self.schema.as_string()}.schema_migrations"
+        self.create_schema = sql.SQL("CREATE SCHEMA {}").format(self.schema)
+        self.create_migrations = self.format(
+            "CREATE TABLE IF NOT EXISTS {schema}.schema_migrations ("
+            " version integer PRIMARY KEY,"
+            " description text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        self.current_version = self.format("SELECT max(version) FROM {schema}.schema_migrations")
+        self.record_migration = self.format(
+            "INSERT INTO {schema}.schema_migrations (version, description) VALUES (%s, %s)"
+        )
+        self.insert_account = self.format(
+            "INSERT INTO {schema}.accounts (account_id, version, state, live_identity, due_at, body)"
+            " VALUES (%(account_id)s, %(version)s, %(state)s, %(live_identity)s, %(due_at)s, %(body)s)"
+            " ON CONFLICT (account_id) DO NOTHING"
+        )
+        self.update_account = self.format(
+            "UPDATE {schema}.accounts SET version = %(version)s, state = %(state)s,"
+            " live_identity = %(live_identity)s, due_at = %(due_at)s, claim_owner = %(claim_owner)s,"
+            " claim_until = %(claim_until)s, body = %(body)s"
+            " WHERE account_id = %(account_id)s AND version = %(expected_version)s"
+        )
+        self.account_exists = self.format("SELECT 1 FROM {schema}.accounts WHERE account_id = %s")
+        self.select_account = self.format("SELECT body FROM {schema}.accounts WHERE account_id = %s")
+        self.insert_event = self.format(
+            "INSERT INTO {schema}.events (account_id, seq, at, action, body) VALUES (%s, %s, %s, %s, %s)"
+        )
+        # One statement: no rows means no such account; one row with a NULL body, no events.
+        self.select_history = self.format(
+            "SELECT e.body FROM {schema}.accounts AS a"
+            " LEFT JOIN {schema}.events AS e ON e.account_id = a.account_id"
+            " WHERE a.account_id = %s ORDER BY e.seq"
+        )
+        # Rows another sweeper is claiming are skipped, not waited for; a row claimed and
+        # committed meanwhile is re-checked against the WHERE clause when it is locked.
+        self.claim_due = self.format(
+            "UPDATE {schema}.accounts SET claim_owner = %(owner)s, claim_until = %(until)s"
+            " WHERE account_id IN ("
+            "  SELECT account_id FROM {schema}.accounts"
+            "  WHERE due_at <= %(now)s AND (claim_until IS NULL OR claim_until <= %(now)s)"
+            "  ORDER BY due_at, account_id"
+            "  LIMIT %(limit)s"
+            "  FOR UPDATE SKIP LOCKED)"
+            " RETURNING due_at, account_id, body"
+        )
+        self.release = self.format(
+            "UPDATE {schema}.accounts SET claim_owner = NULL, claim_until = NULL"
+            " WHERE account_id = %s AND claim_owner = %s"
+        )
+        self.account_ids = self.format("SELECT account_id FROM {schema}.accounts ORDER BY account_id")
+
+    def format(self, statement: LiteralString) -> sql.Composed:
+        return sql.SQL(statement).format(schema=self.schema)
