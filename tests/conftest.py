@@ -48,3 +48,25 @@ def clock() -> object:
     from account_lifecycle import ManualClock
 
     return ManualClock(START)
+
+
+# -- PostgreSQL (tests/pg.py): skipped with a reason when unreachable, failed under CI=true --
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[tuple[str, str]]:
+    """``(dsn, schema)``: a fresh schema name on the test server, dropped after the test."""
+    import pg
+
+    with pg.throwaway_schema() as target:
+        yield target
+
+
+@pytest.fixture
+def pg_store(pg_schema: tuple[str, str]) -> Iterator[object]:
+    """A migrated ``PostgresStore`` in its own schema, closed and dropped after the test."""
+    import pg
+
+    store = pg.migrated_store(*pg_schema)
+    yield store
+    store.close()

@@ -1,0 +1,578 @@
+"""The behaviour every ``AccountStore`` must have, as a pytest suite a host subclasses.
+
+Subclass ``StoreContract`` in a test module (its name must start with ``Test`` for pytest
+to collect it) and say how to build a fresh, empty store: either implement ``make_store()``
+or, when building one needs other fixtures, override the ``store`` fixture::
+
+    from account_lifecycle.testing.store_contract import StoreContract
+
+    class TestMyStore(StoreContract):
+        def make_store(self) -> MyStore:
+            return MyStore(...)
+
+    class TestMyStoreOnDisk(StoreContract):
+        @pytest.fixture
+        def store(self, tmp_path):
+            store = MyStore(tmp_path / "accounts.db")
+            yield store
+            store.close()
+
+Records and events are built here directly (no ``Lifecycle``), and every moment is passed
+explicitly, so a failure names a store behaviour, not a policy one. The suite needs pytest
+(extra ``testing``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import attrs
+import pytest
+
+from account_lifecycle.audit import GENESIS, AuditEvent, chain_event
+from account_lifecycle.errors import AccountExists, AccountNotFound, ConcurrentUpdate
+from account_lifecycle.model import (
+    AccountRecord,
+    Actor,
+    PurgeProgress,
+    PurgeStatus,
+    ServiceState,
+    State,
+)
+from account_lifecycle.ports import AccountStore, Lease
+
+__all__ = ["NOW", "StoreContract", "advance", "due_record", "new_account"]
+
+#: The moment the suite's claims are made at.
+NOW = datetime(2030, 6, 15, 12, 0, tzinfo=UTC)
+_POLICY = "contract@1"
+_TICK = timedelta(microseconds=1)
+_LEASE = timedelta(minutes=5)
+
+
+def _events(
+    record: AccountRecord, actions: Sequence[str], *, from_state: State | None
+) -> tuple[AccountRecord, tuple[AuditEvent, ...]]:
+    """Chain *actions* onto *record*'s history; return the record pointing at the new head."""
+    head, seq, events = record.chain_head or GENESIS, record.last_seq, []
+    for action in actions:
+        seq += 1
+        event = chain_event(
+            prev_hash=head,
+            seq=seq,
+            account_id=record.account_id,
+            at=NOW + seq * _TICK,
+            actor=Actor.system(),
+            action=action,
+            from_state=from_state,
+            to_state=record.state,
+            policy=_POLICY,
+            details={"step": seq},
+        )
+        head = event.hash
+        events.append(event)
+    return attrs.evolve(record, chain_head=head, last_seq=seq), tuple(events)
+
+
+def new_account(
+    account_id: str, *, actions: Sequence[str] = ("open",), **fields: Any
+) -> tuple[AccountRecord, tuple[AuditEvent, ...]]:
+    """A version-1 record (``ACTIVE`` unless *fields* say otherwise) and its first events."""
+    fields.setdefault("state", State.ACTIVE)
+    fields.setdefault("owner", "owner-1")
+    record = AccountRecord(account_id=account_id, version=1, **fields)
+    return _events(record, actions, from_state=None)
+
+
+def advance(
+    record: AccountRecord, *, actions: Sequence[str] = ("change",), **changes: Any
+) -> tuple[AccountRecord, tuple[AuditEvent, ...]]:
+    """The next version of *record* with *changes*, and the events that go with it."""
+    following = attrs.evolve(record, version=record.version + 1, **changes)
+    return _events(following, actions, from_state=record.state)
+
+
+def due_record(account_id: str, due: datetime, **fields: Any) -> AccountRecord:
+    """A ``CANCELLED`` record whose cancel-time purge is due at *due*."""
+    fields.setdefault("purge", {"contacts": PurgeProgress()})
+    record, _ = new_account(account_id, state=State.CANCELLED, cancelled_at=due, **fields)
+    return record
+
+
+def _datetimes(record: AccountRecord) -> list[datetime]:
+    moments = [record.cancelled_at, record.restorable_until, record.identity_released_at]
+    for progress in record.purge.values():
+        moments += [progress.at, progress.retry_at]
+    return [m for m in moments if m is not None]
+
+
+class StoreContract:
+    """The ``AccountStore`` contract. Subclass it and implement ``make_store()`` (a fresh,
+    empty store per test) or override the ``store`` fixture."""
+
+    def make_store(self) -> AccountStore:
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement make_store() or override the store fixture"
+        )
+
+    def close_store(self, store: AccountStore) -> None:
+        """Called after each test; closes the store if it has a ``close()``."""
+        close = getattr(store, "close", None)
+        if callable(close):
+            close()
+
+    @pytest.fixture
+    def store(self) -> Iterator[AccountStore]:
+        store = self.make_store()
+        try:
+            yield store
+        finally:
+            self.close_store(store)
+
+    # -- create and get --------------------------------------------------------------------
+
+    def test_get_returns_the_created_record_field_for_field(self, store: AccountStore) -> None:
+        """get() returns every field of the created record: purge progress, services, aware times."""
+        plus_two = timezone(timedelta(hours=2))
+        record, events = new_account(
+            "acc-full",
+            actions=("open", "confirm", "category_purged"),
+            state=State.RESTORABLE,
+            owner="owner-7",
+            members=frozenset({"member-1", "member-2"}),
+            identity="ann@example.com",
+            cancelled_at=datetime(2030, 1, 31, 23, 59, 58, 123456, tzinfo=plus_two),
+            restorable_until=datetime(2030, 4, 30, 21, 59, 58, 123456, tzinfo=UTC),
+            identity_released_at=datetime(2030, 2, 1, 0, 0, 0, 1, tzinfo=UTC),
+            purge={
+                "contacts": PurgeProgress(
+                    status=PurgeStatus.DONE,
+                    attempts=2,
+                    items=1234,
+                    at=datetime(2030, 2, 1, 1, 2, 3, 999999, tzinfo=UTC),
+                    purger="crm-eraser",
+                ),
+                "backups": PurgeProgress(
+                    status=PurgeStatus.FAILED,
+                    attempts=3,
+                    error="TimeoutError: backup host \u2603 did not answer \u00fc",
+                    at=datetime(2030, 2, 1, 1, 0, tzinfo=UTC),
+                    retry_at=datetime(2030, 2, 1, 5, 0, tzinfo=UTC),
+                ),
+                "todos": PurgeProgress(),
+            },
+            services={"messages": ServiceState.CANCELLED, "voice": ServiceState.ACTIVE},
+        )
+        store.create(record, events)
+
+        got = store.get("acc-full")
+
+        for field in attrs.fields(AccountRecord):
+            assert getattr(got, field.name) == getattr(record, field.name), field.name
+        assert got == record
+        assert got.last_seq == 3
+        assert len(_datetimes(got)) == 6
+        assert all(moment.utcoffset() is not None for moment in _datetimes(got))
+
+    def test_history_returns_the_created_events(self, store: AccountStore) -> None:
+        """history() returns the events given to create(), equal and in order."""
+        record, events = new_account("acc-1", actions=("open", "welcome"))
+        store.create(record, events)
+
+        assert store.history("acc-1") == events
+        assert [e.seq for e in store.history("acc-1")] == [1, 2]
+
+    def test_history_of_an_account_created_without_events_is_empty(self, store: AccountStore) -> None:
+        """An account created with no events has an empty history, not AccountNotFound."""
+        record, _ = new_account("acc-1")
+        store.create(attrs.evolve(record, chain_head="", last_seq=0), ())
+
+        assert store.history("acc-1") == ()
+
+    def test_create_rejects_a_taken_account_id_and_keeps_the_first(self, store: AccountStore) -> None:
+        """create() with an existing id raises AccountExists naming it; the first account is untouched."""
+        first, first_events = new_account("acc-1", owner="owner-1")
+        store.create(first, first_events)
+        second, second_events = new_account("acc-1", owner="owner-2", actions=("open", "other"))
+
+        with pytest.raises(AccountExists) as info:
+            store.create(second, second_events)
+
+        assert info.value.account_id == "acc-1"
+        assert info.value.identity is None
+        assert store.get("acc-1") == first
+        assert store.history("acc-1") == first_events
+
+    def test_create_rejects_a_live_identity_held_by_another_account(self, store: AccountStore) -> None:
+        """create() with a live identity another account holds raises AccountExists naming the
+        identity, and stores nothing of the new account."""
+        first, first_events = new_account("acc-1", identity="ann@example.com")
+        store.create(first, first_events)
+        second, second_events = new_account("acc-2", identity="ann@example.com")
+
+        with pytest.raises(AccountExists) as info:
+            store.create(second, second_events)
+
+        assert info.value.account_id == "acc-2"
+        assert info.value.identity == "ann@example.com"
+        with pytest.raises(AccountNotFound):
+            store.get("acc-2")
+        with pytest.raises(AccountNotFound):
+            store.history("acc-2")
+        assert store.get("acc-1") == first
+
+    def test_create_accepts_an_identity_its_previous_account_released(self, store: AccountStore) -> None:
+        """An identity whose account has identity_released_at set may open a new account."""
+        old, old_events = new_account(
+            "acc-old", identity="ann@example.com", identity_released_at=NOW - timedelta(days=1)
+        )
+        store.create(old, old_events)
+        new, new_events = new_account("acc-new", identity="ann@example.com")
+
+        store.create(new, new_events)
+
+        assert store.get("acc-new").live_identity == "ann@example.com"
+        assert store.get("acc-old").live_identity is None
+
+    def test_save_releasing_an_identity_lets_a_new_account_take_it(self, store: AccountStore) -> None:
+        """Once a save sets identity_released_at, another account may be created with that identity."""
+        old, old_events = new_account("acc-old", identity="ann@example.com")
+        store.create(old, old_events)
+        released, events = advance(old, state=State.PURGED, identity_released_at=NOW)
+        store.save(released, expected_version=1, events=events)
+        new, new_events = new_account("acc-new", identity="ann@example.com")
+
+        store.create(new, new_events)
+
+        assert store.get("acc-new") == new
+
+    def test_accounts_without_an_identity_never_conflict(self, store: AccountStore) -> None:
+        """Any number of accounts may have no identity."""
+        for account_id in ("acc-1", "acc-2", "acc-3"):
+            record, events = new_account(account_id, identity=None)
+            store.create(record, events)
+
+        assert [store.get(a).identity for a in ("acc-1", "acc-2", "acc-3")] == [None, None, None]
+
+    def test_save_rejects_taking_a_live_identity_another_account_holds(self, store: AccountStore) -> None:
+        """save() giving an account a live identity held by another raises AccountExists and
+        writes nothing: neither the record nor the events."""
+        holder, holder_events = new_account("acc-1", identity="ann@example.com")
+        store.create(holder, holder_events)
+        other, other_events = new_account("acc-2")
+        store.create(other, other_events)
+        taking, events = advance(other, identity="ann@example.com")
+
+        with pytest.raises(AccountExists) as info:
+            store.save(taking, expected_version=1, events=events)
+
+        assert info.value.account_id == "acc-2"
+        assert info.value.identity == "ann@example.com"
+        assert store.get("acc-2") == other
+        assert store.history("acc-2") == other_events
+
+    def test_save_may_keep_the_accounts_own_identity(self, store: AccountStore) -> None:
+        """An account saved with the identity it already holds does not conflict with itself."""
+        record, events = new_account("acc-1", identity="ann@example.com")
+        store.create(record, events)
+        following, more = advance(record, members=frozenset({"member-1"}))
+
+        store.save(following, expected_version=1, events=more)
+
+        assert store.get("acc-1") == following
+
+    # -- compare-and-set -------------------------------------------------------------------
+
+    def test_save_writes_the_record_and_appends_its_events(self, store: AccountStore) -> None:
+        """save() with the stored version replaces the record and appends the events after the
+        earlier ones, in seq order."""
+        record, events = new_account("acc-1")
+        store.create(record, events)
+        second, second_events = advance(record, state=State.SURVEYED, actions=("request", "note"))
+        store.save(second, expected_version=1, events=second_events)
+        third, third_events = advance(second, state=State.ACTIVE, actions=("keep",))
+
+        store.save(third, expected_version=2, events=third_events)
+
+        assert store.get("acc-1") == third
+        assert store.get("acc-1").version == 3
+        assert store.history("acc-1") == events + second_events + third_events
+        assert [e.seq for e in store.history("acc-1")] == [1, 2, 3, 4]
+
+    @pytest.mark.parametrize("expected_version", [1, 3])
+    def test_save_with_another_version_raises_concurrent_update_and_writes_nothing(
+        self, store: AccountStore, expected_version: int
+    ) -> None:
+        """save() whose expected_version is not the stored one raises ConcurrentUpdate and writes
+        nothing: neither the record nor the events."""
+        record, events = new_account("acc-1")
+        store.create(record, events)
+        current, current_events = advance(record, state=State.SURVEYED)
+        store.save(current, expected_version=1, events=current_events)
+        rival, rival_events = advance(record, state=State.PENDING_CONFIRM, actions=("rival",))
+
+        with pytest.raises(ConcurrentUpdate) as info:
+            store.save(rival, expected_version=expected_version, events=rival_events)
+
+        assert info.value.account_id == "acc-1"
+        assert info.value.expected_version == expected_version
+        assert store.get("acc-1") == current
+        assert store.history("acc-1") == events + current_events
+
+    def test_a_rejected_save_leaves_the_claim_in_place(self, store: AccountStore) -> None:
+        """A save refused with ConcurrentUpdate does not release the account's claim."""
+        record = due_record("acc-1", NOW - timedelta(hours=1))
+        store.create(record, ())
+        [claimed] = store.claim_due(now=NOW, lease=Lease("sweeper-1", NOW + _LEASE), limit=10)
+        stale, stale_events = advance(record, state=State.PURGED)
+
+        with pytest.raises(ConcurrentUpdate):
+            store.save(stale, expected_version=4, events=stale_events, lease=None)
+
+        assert claimed == record
+        assert store.claim_due(now=NOW, lease=Lease("sweeper-2", NOW + _LEASE), limit=10) == []
+
+    # -- unknown ids -----------------------------------------------------------------------
+
+    def test_get_of_an_unknown_id_raises_account_not_found(self, store: AccountStore) -> None:
+        """get() of an id never created raises AccountNotFound naming it."""
+        with pytest.raises(AccountNotFound) as info:
+            store.get("missing")
+
+        assert info.value.account_id == "missing"
+
+    def test_save_of_an_unknown_id_raises_account_not_found_and_writes_nothing(
+        self, store: AccountStore
+    ) -> None:
+        """save() of an id never created raises AccountNotFound and creates nothing."""
+        ghost, _ = new_account("ghost")
+        following, events = advance(ghost)
+
+        with pytest.raises(AccountNotFound) as info:
+            store.save(following, expected_version=1, events=events)
+
+        assert info.value.account_id == "ghost"
+        with pytest.raises(AccountNotFound):
+            store.get("ghost")
+        with pytest.raises(AccountNotFound):
+            store.history("ghost")
+
+    def test_history_of_an_unknown_id_raises_account_not_found(self, store: AccountStore) -> None:
+        """history() of an id never created raises AccountNotFound naming it."""
+        with pytest.raises(AccountNotFound) as info:
+            store.history("missing")
+
+        assert info.value.account_id == "missing"
+
+    def test_history_is_kept_per_account(self, store: AccountStore) -> None:
+        """Each account's history holds its own events only."""
+        first, first_events = new_account("acc-1", actions=("open", "a"))
+        second, second_events = new_account("acc-2", actions=("open", "b", "c"))
+        store.create(first, first_events)
+        store.create(second, second_events)
+
+        assert store.history("acc-1") == first_events
+        assert store.history("acc-2") == second_events
+
+    # -- leases set by save ----------------------------------------------------------------
+
+    def test_save_with_a_lease_claims_the_account_until_the_lease_ends(self, store: AccountStore) -> None:
+        """save(lease=...) holds the account against claim_due until lease.until, then frees it."""
+        record, events = new_account("acc-1")
+        store.create(record, events)
+        until = NOW + _LEASE
+        cancelled, more = advance(
+            record, state=State.CANCELLED, cancelled_at=NOW, purge={"contacts": PurgeProgress()}
+        )
+        store.save(cancelled, expected_version=1, events=more, lease=Lease("confirm:1", until))
+
+        assert store.claim_due(now=NOW, lease=Lease("sweeper", NOW + _LEASE), limit=10) == []
+        assert store.claim_due(now=until - _TICK, lease=Lease("sweeper", until + _LEASE), limit=10) == []
+        assert store.claim_due(now=until, lease=Lease("sweeper", until + _LEASE), limit=10) == [cancelled]
+
+    def test_save_without_a_lease_releases_the_claim(self, store: AccountStore) -> None:
+        """save(lease=None) drops the account's claim, so another worker may claim it at once."""
+        record = due_record("acc-1", NOW - timedelta(hours=1))
+        store.create(record, ())
+        store.claim_due(now=NOW, lease=Lease("sweeper-1", NOW + _LEASE), limit=10)
+        following, events = advance(record, purge={"contacts": PurgeProgress(attempts=0)})
+
+        store.save(following, expected_version=1, events=events, lease=None)
+
+        assert store.claim_due(now=NOW, lease=Lease("sweeper-2", NOW + _LEASE), limit=10) == [following]
+
+    # -- claim_due -------------------------------------------------------------------------
+
+    def test_claim_due_returns_only_accounts_whose_purge_work_is_due(self, store: AccountStore) -> None:
+        """claim_due() returns cancelled accounts due at or before now and restorable accounts
+        whose window has ended, and nothing else."""
+        hour = timedelta(hours=1)
+        records = [
+            due_record("cancelled-an-hour-ago", NOW - hour),
+            due_record("cancelled-right-now", NOW),
+            due_record("cancelled-in-an-hour", NOW + hour),
+            due_record(
+                "failed-retry-later",
+                NOW - hour,
+                purge={"contacts": PurgeProgress(status=PurgeStatus.FAILED, attempts=1, retry_at=NOW + hour)},
+            ),
+            new_account("active")[0],
+            new_account("pending", state=State.PENDING_CONFIRM)[0],
+            new_account(
+                "window-open",
+                state=State.RESTORABLE,
+                cancelled_at=NOW - 2 * hour,
+                restorable_until=NOW + hour,
+            )[0],
+            new_account(
+                "window-ended",
+                state=State.RESTORABLE,
+                cancelled_at=NOW - 3 * hour,
+                restorable_until=NOW - _TICK,
+            )[0],
+            new_account("purged", state=State.PURGED, cancelled_at=NOW - 5 * hour)[0],
+        ]
+        for record in records:
+            store.create(record, ())
+
+        claimed = store.claim_due(now=NOW, lease=Lease("sweeper", NOW + _LEASE), limit=100)
+
+        assert [r.account_id for r in claimed] == [
+            "cancelled-an-hour-ago",
+            "window-ended",
+            "cancelled-right-now",
+        ]
+        assert claimed == [store.get(r.account_id) for r in claimed]
+
+    def test_claim_due_orders_accounts_by_due_time(self, store: AccountStore) -> None:
+        """claim_due() returns the longest-overdue accounts first, whatever the creation order."""
+        offsets = {"acc-c": 3, "acc-a": 50, "acc-e": 1, "acc-b": 20, "acc-d": 7}
+        for account_id, minutes in offsets.items():
+            store.create(due_record(account_id, NOW - timedelta(minutes=minutes)), ())
+
+        claimed = store.claim_due(now=NOW, lease=Lease("sweeper", NOW + _LEASE), limit=10)
+
+        assert [r.account_id for r in claimed] == ["acc-a", "acc-b", "acc-d", "acc-c", "acc-e"]
+
+    def test_claim_due_returns_at_most_limit_accounts(self, store: AccountStore) -> None:
+        """claim_due(limit=n) claims the n most overdue accounts; the next call gets the next ones."""
+        for minutes in range(1, 6):
+            store.create(due_record(f"acc-{minutes}", NOW - timedelta(minutes=minutes)), ())
+
+        def claim(owner: str, limit: int) -> list[str]:
+            lease = Lease(owner, NOW + _LEASE)
+            return [r.account_id for r in store.claim_due(now=NOW, lease=lease, limit=limit)]
+
+        assert claim("sweeper-0", 0) == []
+        assert claim("sweeper-1", 2) == ["acc-5", "acc-4"]
+        assert claim("sweeper-2", 2) == ["acc-3", "acc-2"]
+        assert claim("sweeper-3", 2) == ["acc-1"]
+        assert claim("sweeper-4", 2) == []
+
+    def test_claim_due_skips_accounts_under_a_live_claim(self, store: AccountStore) -> None:
+        """An account claimed by one worker is not handed to another while the claim lasts."""
+        store.create(due_record("acc-1", NOW - timedelta(hours=1)), ())
+        store.create(due_record("acc-2", NOW - timedelta(hours=2)), ())
+        first = store.claim_due(now=NOW, lease=Lease("sweeper-1", NOW + _LEASE), limit=10)
+
+        second = store.claim_due(now=NOW + _LEASE - _TICK, lease=Lease("sweeper-2", NOW + _LEASE), limit=10)
+
+        assert [r.account_id for r in first] == ["acc-2", "acc-1"]
+        assert second == []
+
+    def test_an_expired_claim_can_be_claimed_again(self, store: AccountStore) -> None:
+        """A claim whose lease ended (a worker that died) is claimable from lease.until on."""
+        record = due_record("acc-1", NOW - timedelta(hours=1))
+        store.create(record, ())
+        until = NOW + _LEASE
+        store.claim_due(now=NOW, lease=Lease("sweeper-dead", until), limit=10)
+
+        early = store.claim_due(now=until - _TICK, lease=Lease("sweeper-2", until + _LEASE), limit=10)
+        late = store.claim_due(now=until, lease=Lease("sweeper-2", until + _LEASE), limit=10)
+
+        assert early == []
+        assert late == [record]
+
+    def test_claim_due_follows_the_saved_state(self, store: AccountStore) -> None:
+        """Saving an account into CANCELLED makes it due; saving it into PURGED takes it out."""
+        record, events = new_account("acc-1")
+        store.create(record, events)
+        lease = Lease("sweeper", NOW + _LEASE)
+        assert store.claim_due(now=NOW, lease=lease, limit=10) == []
+        cancelled, more = advance(
+            record, state=State.CANCELLED, cancelled_at=NOW, purge={"contacts": PurgeProgress()}
+        )
+        store.save(cancelled, expected_version=1, events=more)
+        assert store.claim_due(now=NOW, lease=lease, limit=10) == [cancelled]
+        purged, last = advance(
+            cancelled, state=State.PURGED, purge={"contacts": PurgeProgress(status=PurgeStatus.DONE)}
+        )
+
+        store.save(purged, expected_version=2, events=last, lease=None)
+
+        assert store.claim_due(now=NOW + timedelta(days=365), lease=lease, limit=10) == []
+
+    def test_two_claimers_never_get_the_same_account(self, store: AccountStore) -> None:
+        """Workers claiming in parallel threads split the due accounts: none is claimed twice."""
+        due = [f"acc-{n:02d}" for n in range(40)]
+        for n, account_id in enumerate(due):
+            store.create(due_record(account_id, NOW - timedelta(seconds=n)), ())
+        workers = 6
+        barrier = threading.Barrier(workers)
+        claimed: list[list[str]] = [[] for _ in range(workers)]
+        failures: list[BaseException] = []
+
+        def work(index: int) -> None:
+            try:
+                barrier.wait(timeout=30)
+                lease = Lease(f"sweeper-{index}", NOW + _LEASE)
+                while batch := store.claim_due(now=NOW, lease=lease, limit=3):
+                    claimed[index].extend(r.account_id for r in batch)
+            except BaseException as exc:  # reported below, with the worker's traceback
+                failures.append(exc)
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(workers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+
+        assert failures == []
+        everything = [account_id for batch in claimed for account_id in batch]
+        assert len(everything) == len(due)
+        assert sorted(everything) == sorted(due)
+
+    # -- release ---------------------------------------------------------------------------
+
+    def test_release_by_the_claim_owner_frees_the_account(self, store: AccountStore) -> None:
+        """release() by the worker holding the claim lets another worker claim the account at once."""
+        record = due_record("acc-1", NOW - timedelta(hours=1))
+        store.create(record, ())
+        store.claim_due(now=NOW, lease=Lease("sweeper-1", NOW + _LEASE), limit=10)
+
+        store.release("acc-1", "sweeper-1")
+
+        assert store.claim_due(now=NOW, lease=Lease("sweeper-2", NOW + _LEASE), limit=10) == [record]
+
+    def test_release_by_another_worker_keeps_the_claim(self, store: AccountStore) -> None:
+        """release() by a worker that does not hold the claim changes nothing."""
+        store.create(due_record("acc-1", NOW - timedelta(hours=1)), ())
+        store.claim_due(now=NOW, lease=Lease("sweeper-1", NOW + _LEASE), limit=10)
+
+        store.release("acc-1", "sweeper-2")
+
+        assert store.claim_due(now=NOW, lease=Lease("sweeper-3", NOW + _LEASE), limit=10) == []
+
+    def test_release_without_a_claim_does_nothing(self, store: AccountStore) -> None:
+        """release() of an unclaimed or unknown account neither fails nor changes anything."""
+        record = due_record("acc-1", NOW - timedelta(hours=1))
+        store.create(record, ())
+
+        store.release("acc-1", "sweeper-1")
+        store.release("missing", "sweeper-1")
+
+        assert store.get("acc-1") == record
+        assert store.claim_due(now=NOW, lease=Lease("sweeper-2", NOW + _LEASE), limit=10) == [record]
