@@ -84,6 +84,7 @@ class AuditEvent:
     details: Mapping[str, JSONValue] = attrs.field(factory=dict, converter=_freeze_details)
     prev_hash: str = GENESIS
     hash: str = ""
+    version: int = 0  # the account's version written together with this event
 
     def payload(self) -> dict[str, JSONValue]:
         """The hashed content: everything but ``hash`` itself, as plain JSON data."""
@@ -98,6 +99,7 @@ class AuditEvent:
             "policy": self.policy,
             "details": _thaw(self.details),
             "prev_hash": self.prev_hash,
+            "version": self.version,
         }
 
     def compute_hash(self) -> str:
@@ -121,6 +123,7 @@ class AuditEvent:
             details=data["details"],
             prev_hash=data["prev_hash"],
             hash=data["hash"],
+            version=data["version"],
         )
 
 
@@ -136,6 +139,7 @@ def chain_event(
     to_state: State,
     policy: str,
     details: Mapping[str, JSONValue] | None = None,
+    version: int = 0,
 ) -> AuditEvent:
     """Build the next event of a chain, its hash computed."""
     event = AuditEvent(
@@ -149,6 +153,7 @@ def chain_event(
         policy=policy,
         details=details or {},
         prev_hash=prev_hash,
+        version=version,
     )
     return attrs.evolve(event, hash=event.compute_hash())
 
@@ -163,6 +168,8 @@ def verify_chain(account_id: str, events: Sequence[AuditEvent], chain_head: str)
                 seq=position,
                 reason=f"expected seq {position}, found {event.seq}",
             )
+        if event.version < 1:
+            raise HistoryTampered(account_id=account_id, seq=position, reason="has no account version")
         if event.account_id != account_id:
             raise HistoryTampered(account_id=account_id, seq=position, reason="belongs to another account")
         if event.prev_hash != prev:
@@ -184,12 +191,14 @@ def verify_chain(account_id: str, events: Sequence[AuditEvent], chain_head: str)
 
 @attrs.define
 class ChainWriter:
-    """Appends events to one account's chain, continuing from its stored head."""
+    """Appends events to one account's chain, continuing from its stored head. Every event
+    carries ``version``, the account version they are committed with."""
 
     account_id: str
     policy: str
     head: str
     seq: int
+    version: int
     events: list[AuditEvent] = attrs.field(factory=list)
 
     def append(
@@ -214,6 +223,7 @@ class ChainWriter:
             to_state=to_state,
             policy=self.policy,
             details=details,
+            version=self.version,
         )
         self.head = event.hash
         self.events.append(event)

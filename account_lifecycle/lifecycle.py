@@ -25,16 +25,18 @@ from account_lifecycle.model import (
     SurveyOutcome,
     validate_id,
 )
-from account_lifecycle.policy import Policy
+from account_lifecycle.policy import ON_CANCEL_EFFECTS, Policy
 from account_lifecycle.ports import AccountStore, Clock, Lease, Listener, PrerequisiteCheck, Purger
 from account_lifecycle.purge import (
+    EFFECT_EVENTS,
+    EffectHook,
     ErasureReceipt,
     PurgeRunner,
     SweepReport,
-    as_report,
+    backoff_delay,
+    effect_event_details,
+    effect_key,
     receipt_for,
-    run_quietly,
-    sweep_outcome,
 )
 
 __all__ = ["Lifecycle"]
@@ -95,6 +97,7 @@ class Lifecycle:
         retry_backoff: timedelta = timedelta(minutes=1),
         max_retry_backoff: timedelta = timedelta(hours=6),
         sweep_batch: int = 100,
+        effects: Mapping[str, EffectHook] | None = None,
     ) -> None:
         if not isinstance(policy, Policy):
             raise TypeError(f"policy must be a Policy, got {type(policy).__name__}")
@@ -102,6 +105,17 @@ class Lifecycle:
         self.store = store
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.listeners = tuple(listeners)
+        if not isinstance(lease, timedelta) or lease <= timedelta(0):
+            raise ValueError(f"lease must be a positive timedelta, got {lease!r}")
+        # a zero backoff is allowed: a failed purge is then retried by the very next sweep
+        for name, value in (("retry_backoff", retry_backoff), ("max_retry_backoff", max_retry_backoff)):
+            if not isinstance(value, timedelta) or value < timedelta(0):
+                raise ValueError(f"{name} must be a timedelta >= 0, got {value!r}")
+        if max_retry_backoff < retry_backoff:
+            raise ValueError(
+                f"max_retry_backoff ({max_retry_backoff}) must not be shorter than "
+                f"retry_backoff ({retry_backoff})"
+            )
         self.lease = lease
         self.retry_backoff = retry_backoff
         self.max_retry_backoff = max_retry_backoff
@@ -109,6 +123,7 @@ class Lifecycle:
             raise ValueError(f"sweep_batch must be >= 1, got {sweep_batch}")
         self.sweep_batch = sweep_batch
         self.purgers = self._index_purgers(purgers)
+        self.effects = self._index_effects(effects or {})
         self.prerequisites = dict(prerequisites or {})
         missing = [name for name in policy.prerequisites if name not in self.prerequisites]
         if missing:
@@ -126,6 +141,8 @@ class Lifecycle:
             commit=self._commit,
             writer_for=self._writer,
             backoff=self._backoff,
+            lease_duration=lease,
+            effects=self.effects,
         )
 
     def _index_purgers(self, purgers: Iterable[Purger]) -> dict[str, Purger]:
@@ -146,19 +163,36 @@ class Lifecycle:
             )
         return index
 
+    @staticmethod
+    def _index_effects(effects: Mapping[str, EffectHook]) -> dict[str, EffectHook]:
+        """Hooks are optional: an ``on_cancel`` effect without one is only recorded as its audit
+        event, for listeners. A hook for an effect this policy does not list is never called."""
+        if not isinstance(effects, Mapping):
+            raise TypeError(f"effects must be a mapping of effect name to hook, got {type(effects).__name__}")
+        index: dict[str, EffectHook] = {}
+        for name, hook in effects.items():
+            if name not in ON_CANCEL_EFFECTS:
+                raise ConfigurationError(
+                    f"no on_cancel effect named {name!r}; effect hooks are registered for "
+                    f"{', '.join(ON_CANCEL_EFFECTS)}"
+                )
+            if not callable(hook):
+                raise TypeError(f"the hook for effect {name!r} must be callable, got {hook!r}")
+            index[name] = hook
+        return index
+
     # -- plumbing --------------------------------------------------------------------------
 
     def _now(self) -> datetime:
         return require_aware(self.clock.now(), "clock.now()")
 
     def _backoff(self, attempts: int) -> timedelta:
-        delay: timedelta = self.retry_backoff * (2 ** min(attempts - 1, 30))
-        return min(delay, self.max_retry_backoff)
+        return backoff_delay(attempts, self.retry_backoff, self.max_retry_backoff)
 
     def _writer(self, record: AccountRecord) -> ChainWriter:
-        return ChainWriter(
-            record.account_id, self.policy.label, record.chain_head or GENESIS, record.last_seq
-        )
+        """A chain writer for the next write of *record* (version + 1)."""
+        head = record.chain_head or GENESIS
+        return ChainWriter(record.account_id, self.policy.label, head, record.last_seq, record.version + 1)
 
     def _commit(
         self, record: AccountRecord, writer: ChainWriter, *, lease: Lease | None, **changes: Any
@@ -254,7 +288,7 @@ class Lifecycle:
             version=1,
             services=dict.fromkeys(self.policy.services, ServiceState.ACTIVE),
         )
-        writer = self._writer(record)
+        writer = ChainWriter(account_id, self.policy.label, GENESIS, 0, 1)
         writer.append(
             at=now,
             actor=Actor.system(),
@@ -322,21 +356,26 @@ class Lifecycle:
                 raise TypeError(f"acknowledgement ids are strings, got {ack!r}")
         lease = Lease(f"confirm:{uuid.uuid4().hex}", self._now() + self.lease)
         policy = self.policy
+        hooks = self.effects
 
         def plan(record: AccountRecord, dest: State, now: datetime) -> _Plan:
             window = policy.recovery.window
+            ledger = {name: PurgeProgress() for name in policy.purge.at("cancel")}
+            effects: list[tuple[str, Mapping[str, Any]]] = []
+            for effect in ON_CANCEL_EFFECTS:
+                if effect not in policy.on_cancel:
+                    continue
+                if effect in hooks:  # run durably by the purge runner, like a category
+                    ledger[effect_key(effect)] = PurgeProgress()
+                else:  # recorded now, for listeners to act on
+                    effects.append((EFFECT_EVENTS[effect], effect_event_details(effect, record)))
             changes: dict[str, Any] = {
                 "cancelled_at": now,
                 "restorable_until": None if window is None else window.add_to(now),
-                "purge": {name: PurgeProgress() for name in policy.purge.at("cancel")},
+                "purge": ledger,
             }
             if policy.identity_reuse == "after_cancel" and record.identity is not None:
                 changes["identity_released_at"] = now
-            effects: list[tuple[str, Mapping[str, Any]]] = []
-            if "revoke_team_access" in policy.on_cancel:
-                effects.append(("team_access_revoked", {"members": sorted(record.members)}))
-            if "forfeit_credit" in policy.on_cancel:
-                effects.append(("credit_forfeited", {}))
             details = {
                 "acknowledged": sorted(acks),
                 "token_typed": policy.confirmation.token is not None,
@@ -346,7 +385,13 @@ class Lifecycle:
         cancelled = self._command(
             account_id, actor, Action.CONFIRM, plan, lease=lease, token=token, acknowledgements=acks
         )
-        done = run_quietly(self._runner, cancelled, lease)
+        try:
+            done = self._runner.run_quietly(cancelled, lease)
+        except LifecycleError as exc:
+            # The confirmation is committed; the store failed during the purge. Its progress so
+            # far is stored and the claim lapses, so a later sweep finishes the work.
+            log.warning("inline purge of %s stopped: %s; a later sweep finishes it", account_id, exc)
+            done = None
         return done if done is not None else self.get(account_id)
 
     def restore(self, account_id: str, actor: Actor) -> AccountRecord:
@@ -395,32 +440,7 @@ class Lifecycle:
         handled."""
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
             raise ValueError(f"limit must be a whole number >= 0 or None, got {limit!r}")
-        owner = f"sweep:{uuid.uuid4().hex}"
-        report: dict[str, list[str]] = {"purged": [], "failed": [], "restorable": []}
-        seen: set[str] = set()
-        handled = 0
-        while limit is None or handled < limit:
-            now = self._now()
-            lease = Lease(owner, now + self.lease)
-            size = self.sweep_batch if limit is None else min(self.sweep_batch, limit - handled)
-            batch = self.store.claim_due(now=now, lease=lease, limit=size)
-            fresh = [record for record in batch if record.account_id not in seen]
-            for record in batch:
-                if record.account_id in seen:
-                    self.store.release(record.account_id, owner)
-            if not fresh:
-                break
-            for record in fresh:
-                seen.add(record.account_id)
-                handled += 1
-                try:
-                    outcome = run_quietly(self._runner, record, lease)
-                except LifecycleError as exc:
-                    log.warning("sweep of %s failed: %s", record.account_id, exc)
-                    report["failed"].append(record.account_id)
-                    continue
-                sweep_outcome(outcome, report, record.account_id)
-        return as_report(report)
+        return self._runner.sweep(limit=limit, batch=self.sweep_batch)
 
     # -- queries ---------------------------------------------------------------------------
 
