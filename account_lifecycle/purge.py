@@ -1,41 +1,84 @@
 """Purging: the plan, the progress ledger, resumable execution, sweep reports and receipts.
 
-The ledger lives in ``AccountRecord.purge``: one ``PurgeProgress`` per category of the
-phase under way (the cancel-time categories from the confirm on, the expiry categories
-once the window has ended). Purgers run outside any store transaction; each category's
-outcome is committed before the next one starts, so a crash loses at most the category
-in flight, which a later sweep runs again (purgers are idempotent).
+The ledger lives in ``AccountRecord.purge``: one ``PurgeProgress`` per step of the phase
+under way. At cancellation the steps are the host's durable effect hooks (keys
+``"effect:<name>"``, only for effects given a hook) and then the cancel-time categories;
+once the recovery window has ended they are the expiry categories.
+
+Each step runs outside any store transaction, while the account is claimed; its outcome
+(done, or failed with the error and a ``retry_at``) is committed with one audit event
+before the next step starts, and each commit renews the claim. A crash therefore loses at
+most the step in flight, which a later sweep runs again once the claim has expired:
+purgers and effect hooks must be idempotent. A step recorded done is never run again.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import attrs
 
 from account_lifecycle.audit import ChainWriter, format_time
 from account_lifecycle.clock import require_aware
-from account_lifecycle.errors import ConcurrentUpdate
+from account_lifecycle.errors import ConcurrentUpdate, LifecycleError
 from account_lifecycle.machine import EXPIRE, SETTLE, Attempt, PolicyMachine
 from account_lifecycle.model import AccountRecord, Actor, PurgeProgress, PurgeStatus, State
 from account_lifecycle.policy import Policy
 from account_lifecycle.ports import AccountStore, Clock, Lease, PurgeContext, Purger, PurgeResult
 
 __all__ = [
+    "EFFECT_EVENTS",
+    "EFFECT_PREFIX",
+    "EffectContext",
+    "EffectHook",
     "ErasedCategory",
     "ErasureReceipt",
     "PurgeRunner",
     "SweepReport",
+    "backoff_delay",
     "due_at",
+    "effect_event_details",
+    "effect_key",
     "receipt_for",
 ]
 
 log = logging.getLogger("account_lifecycle.purge")
 _MAX_ERROR = 500
+
+#: Ledger keys of durable effects start with this; category names cannot contain ``:``.
+EFFECT_PREFIX: Final = "effect:"
+#: The audit event that says an ``on_cancel`` effect happened, by effect name, in the order
+#: effects run: team access ends first.
+EFFECT_EVENTS: Final[Mapping[str, str]] = {
+    "revoke_team_access": "team_access_revoked",
+    "forfeit_credit": "credit_forfeited",
+}
+
+
+def effect_key(effect: str) -> str:
+    """The ledger key of a durable effect: ``"effect:revoke_team_access"``."""
+    return f"{EFFECT_PREFIX}{effect}"
+
+
+def effect_event_details(effect: str, record: AccountRecord) -> dict[str, Any]:
+    """What the effect's audit event records about the account (ids only)."""
+    if effect == "revoke_team_access":
+        return {"members": sorted(record.members)}
+    return {}
+
+
+def backoff_delay(attempt: int, base: timedelta, cap: timedelta) -> timedelta:
+    """The wait after failed attempt number *attempt* (1, 2, ...): ``base * 2**(attempt-1)``,
+    never more than *cap*."""
+    if attempt < 1:
+        raise ValueError(f"attempt numbers start at 1, got {attempt}")
+    delay: timedelta = base * (2 ** min(attempt - 1, 40))
+    return min(delay, cap)
 
 
 def due_at(record: AccountRecord) -> datetime | None:
@@ -52,9 +95,38 @@ def due_at(record: AccountRecord) -> datetime | None:
     return None
 
 
+# -- values handed out ------------------------------------------------------------------------
+
+
+@attrs.frozen
+class EffectContext:
+    """Handed to an effect hook: which account, which effect, which attempt, and when.
+
+    ``owner`` and ``members`` are the user ids on record when the hook runs (the team
+    whose access ``revoke_team_access`` ends)."""
+
+    account_id: str
+    effect: str
+    policy: str
+    attempt: int
+    cancelled_at: datetime | None
+    now: datetime
+    owner: str
+    members: frozenset[str]
+
+
+class EffectHook(Protocol):
+    """Carries out one ``on_cancel`` effect for one account (revoke team access, forfeit
+    credit). Must be idempotent: it may run again after a crash. Raise to report a failure;
+    the return value is ignored."""
+
+    def __call__(self, account_id: str, context: EffectContext, /) -> object: ...
+
+
 @attrs.frozen
 class SweepReport:
-    """What one sweep did: accounts now purged, now restorable, and those whose purge failed."""
+    """What one sweep did: accounts now purged, accounts whose purge failed (retried by a later
+    sweep), and accounts that finished their cancel-time purge and are now restorable."""
 
     purged: tuple[str, ...] = ()
     failed: tuple[str, ...] = ()
@@ -63,6 +135,8 @@ class SweepReport:
 
 @attrs.frozen
 class ErasedCategory:
+    """One erased category in a receipt: how many items, when, and by which purger."""
+
     category: str
     items: int
     at: datetime
@@ -97,11 +171,12 @@ class ErasureReceipt:
         }
 
     def to_json(self) -> str:
-        """One JSON object with sorted keys: the same receipt gives the same bytes on every run."""
+        """One JSON object with sorted keys: the same history gives the same bytes on every run."""
         return json.dumps(self.to_dict(), sort_keys=True, indent=2, ensure_ascii=True)
 
 
 def receipt_for(record: AccountRecord, policy: Policy) -> ErasureReceipt:
+    """The receipt of a purged *record*: its erased categories in the policy's order."""
     erased = []
     for category in policy.purge.categories:
         progress = record.purge.get(category.name)
@@ -116,9 +191,24 @@ def receipt_for(record: AccountRecord, policy: Policy) -> ErasureReceipt:
     )
 
 
-def purger_name(purger: Purger) -> str:
+def purger_name(purger: object) -> str:
+    """A purger's or hook's ``name`` attribute if it has one, else its qualified name."""
     name = getattr(purger, "name", None)
-    return name if isinstance(name, str) and name else type(purger).__qualname__
+    if isinstance(name, str) and name:
+        return name
+    qualname = getattr(purger, "__qualname__", None)
+    return qualname if isinstance(qualname, str) else type(purger).__qualname__
+
+
+def _describe(exc: BaseException) -> str:
+    try:
+        text = f"{type(exc).__name__}: {exc}"
+    except Exception:  # an exception whose __str__ fails still gets recorded
+        text = type(exc).__name__
+    return text[:_MAX_ERROR]
+
+
+# -- the runner -------------------------------------------------------------------------------
 
 
 class Commit(Protocol):
@@ -127,9 +217,18 @@ class Commit(Protocol):
     ) -> AccountRecord: ...
 
 
+@attrs.frozen
+class _Outcome:
+    """What one step did: the progress to store and the audit event that says so."""
+
+    progress: PurgeProgress
+    action: str
+    details: Mapping[str, Any]
+
+
 @attrs.define
 class PurgeRunner:
-    """Runs the purge work that is due on one claimed account, committing after each category."""
+    """Runs the purge work that is due on one claimed account, committing after each step."""
 
     policy: Policy
     machine: PolicyMachine
@@ -139,6 +238,8 @@ class PurgeRunner:
     commit: Commit
     writer_for: Callable[[AccountRecord], ChainWriter]
     backoff: Callable[[int], timedelta]
+    lease_duration: timedelta = timedelta(minutes=5)
+    effects: Mapping[str, EffectHook] = attrs.Factory(dict)
 
     def phase(self, record: AccountRecord, now: datetime) -> str | None:
         if record.state is State.CANCELLED:
@@ -148,6 +249,84 @@ class PurgeRunner:
             return "expiry" if now >= record.restorable_until else None
         return None
 
+    def steps(self, record: AccountRecord, phase: str) -> tuple[str, ...]:
+        """Ledger keys of the phase, in the order they run: effects first (access ends before
+        data goes), then the categories in the policy's order."""
+        keys: list[str] = []
+        if phase == "cancel":
+            keys += [effect_key(e) for e in EFFECT_EVENTS if effect_key(e) in record.purge]
+        keys += self.policy.purge.at(phase)
+        return tuple(keys)
+
+    # -- claiming ----------------------------------------------------------------------------
+
+    def new_lease(self, owner: str) -> Lease:
+        return Lease(owner, self._now() + self.lease_duration)
+
+    def claim(self, owner: str, limit: int) -> tuple[list[AccountRecord], Lease]:
+        """Claim up to *limit* accounts whose work is due, for *owner*."""
+        lease = self.new_lease(owner)
+        return self.store.claim_due(now=self._now(), lease=lease, limit=limit), lease
+
+    def run_claimed(self, account_id: str, lease: Lease) -> AccountRecord | None:
+        """Run the due work of *account_id* under a claim taken earlier by *lease*'s owner
+        (say, by a dispatcher handing accounts to workers). None if the claim has lapsed,
+        so someone else may hold it now, or if another worker took the account over."""
+        if self._now() >= lease.until:
+            log.info("claim of %s by %s lapsed before the work started", account_id, lease.owner)
+            return None
+        return self.run_quietly(self.store.get(account_id), lease)
+
+    def run_quietly(self, record: AccountRecord, lease: Lease) -> AccountRecord | None:
+        """Run purge work, returning None when another worker took the account over."""
+        try:
+            return self.run(record, lease)
+        except ConcurrentUpdate:
+            log.info("%s moved on under another worker; leaving it to them", record.account_id)
+            return None
+
+    def sweep(self, *, limit: int | None, batch: int) -> SweepReport:
+        """Claim due accounts in batches and run their work, until nothing is due or *limit*
+        accounts were handled."""
+        owner = f"sweep:{uuid.uuid4().hex}"
+        purged: list[str] = []
+        failed: list[str] = []
+        restorable: list[str] = []
+        seen: set[str] = set()
+        while limit is None or len(seen) < limit:
+            size = batch if limit is None else min(batch, limit - len(seen))
+            claimed, lease = self.claim(owner, size)
+            fresh = []
+            for record in claimed:
+                if record.account_id in seen:  # handled already, and due again (a zero backoff)
+                    self.store.release(record.account_id, owner)
+                else:
+                    fresh.append(record)
+            if not fresh:
+                break
+            for record in fresh:
+                seen.add(record.account_id)
+                if self._now() >= lease.until:
+                    # The batch outlived its claim: another sweeper may hold this account now.
+                    continue
+                try:
+                    outcome = self.run_quietly(record, lease)
+                except LifecycleError as exc:  # the store failed; the claim lapses, a later sweep retries
+                    log.warning("sweep of %s failed: %s", record.account_id, exc)
+                    failed.append(record.account_id)
+                    continue
+                if outcome is None:
+                    continue
+                if outcome.state is State.PURGED:
+                    purged.append(outcome.account_id)
+                elif any(p.status is PurgeStatus.FAILED for p in outcome.purge.values()):
+                    failed.append(outcome.account_id)
+                elif outcome.state is State.RESTORABLE and record.state is State.CANCELLED:
+                    restorable.append(outcome.account_id)
+        return SweepReport(purged=tuple(purged), failed=tuple(failed), restorable=tuple(restorable))
+
+    # -- running -----------------------------------------------------------------------------
+
     def run(self, record: AccountRecord, lease: Lease) -> AccountRecord:
         """Do what is due; return the latest record. The claim is released when this ends."""
         try:
@@ -156,90 +335,142 @@ class PurgeRunner:
             self.store.release(record.account_id, lease.owner)
 
     def _run(self, record: AccountRecord, lease: Lease) -> AccountRecord:
+        # A phase that finishes moves the account on; if the next phase is already due (a
+        # cancel-time retry that ends after the window did), it runs under the same claim.
+        while (phase := self.phase(record, self._now())) is not None:
+            record, finished = self._run_phase(record, lease, phase)
+            if not finished:
+                break
+            record = self._move_on(record, phase, lease)
+        return record
+
+    def _run_phase(self, record: AccountRecord, lease: Lease, phase: str) -> tuple[AccountRecord, bool]:
+        """Run each step of *phase* that is due; return the record and whether all are done."""
         now = self._now()
-        phase = self.phase(record, now)
-        if phase is None:
-            return record
-        system = Actor.system()
-        for category in self.policy.purge.at(phase):
-            progress = record.purge.get(category, PurgeProgress())
+        steps = self.steps(record, phase)
+        for key in steps:
+            progress = record.purge.get(key, PurgeProgress())
             if progress.status is PurgeStatus.DONE:
                 continue
             if progress.retry_at is not None and progress.retry_at > now:
                 continue
-            attempt = progress.attempts + 1
-            purger = self.purgers[category]
-            context = PurgeContext(
-                account_id=record.account_id,
-                category=category,
-                policy=self.policy.label,
-                attempt=attempt,
-                cancelled_at=record.cancelled_at,
-                now=now,
-            )
-            writer = self.writer_for(record)
-            try:
-                result = purger.purge(record.account_id, context)
-                if not isinstance(result, PurgeResult):
-                    raise TypeError(f"purger returned {type(result).__name__}, not a PurgeResult")
-            except Exception as exc:  # a host purger may fail in any way; record it, retry later
-                error = f"{type(exc).__name__}: {exc}"[:_MAX_ERROR]
-                log.warning(
-                    "purge of %s/%s failed (attempt %d): %s",
-                    record.account_id,
-                    category,
-                    attempt,
-                    error,
-                )
-                now = self._now()
-                progress = PurgeProgress(
-                    status=PurgeStatus.FAILED,
-                    attempts=attempt,
-                    error=error,
-                    at=now,
-                    retry_at=now + self.backoff(attempt),
-                    purger=purger_name(purger),
-                )
-                writer.append(
-                    at=now,
-                    actor=system,
-                    action="purge_failed",
-                    from_state=record.state,
-                    to_state=record.state,
-                    details={"category": category, "attempt": attempt, "error": error},
-                )
+            if key.startswith(EFFECT_PREFIX):
+                outcome = self._run_effect(record, key.removeprefix(EFFECT_PREFIX), progress, now)
             else:
-                now = self._now()
-                progress = PurgeProgress(
-                    status=PurgeStatus.DONE,
-                    attempts=attempt,
-                    items=result.items,
-                    at=now,
-                    purger=purger_name(purger),
-                )
-                writer.append(
-                    at=now,
-                    actor=system,
-                    action="category_purged",
-                    from_state=record.state,
-                    to_state=record.state,
-                    details={
-                        "category": category,
-                        "attempt": attempt,
-                        "items": result.items,
-                        "detail": result.detail,
-                        "purger": purger_name(purger),
-                    },
-                )
-            record = self.commit(record, writer, lease=lease, purge={**record.purge, category: progress})
-        if any(
-            record.purge.get(c, PurgeProgress()).status is not PurgeStatus.DONE
-            for c in self.policy.purge.at(phase)
-        ):
-            return record
-        return self._move_on(record, phase, self._now())
+                outcome = self._run_category(record, key, progress, now)
+            now = self._now()
+            writer = self.writer_for(record)
+            writer.append(
+                at=now,
+                actor=Actor.system(),
+                action=outcome.action,
+                from_state=record.state,
+                to_state=record.state,
+                details=outcome.details,
+            )
+            renewed = Lease(lease.owner, now + self.lease_duration)
+            record = self.commit(record, writer, lease=renewed, purge={**record.purge, key: outcome.progress})
+        finished = all(record.purge.get(k, PurgeProgress()).status is PurgeStatus.DONE for k in steps)
+        return record, finished
 
-    def _move_on(self, record: AccountRecord, phase: str, now: datetime) -> AccountRecord:
+    def _failed(self, progress: PurgeProgress, attempt: int, error: str, by: str | None) -> PurgeProgress:
+        now = self._now()
+        return PurgeProgress(
+            status=PurgeStatus.FAILED,
+            attempts=attempt,
+            items=progress.items,
+            error=error,
+            at=now,
+            retry_at=now + self.backoff(attempt),
+            purger=by,
+        )
+
+    def _run_category(
+        self, record: AccountRecord, category: str, progress: PurgeProgress, now: datetime
+    ) -> _Outcome:
+        attempt = progress.attempts + 1
+        purger = self.purgers[category]
+        name = purger_name(purger)
+        context = PurgeContext(
+            account_id=record.account_id,
+            category=category,
+            policy=self.policy.label,
+            attempt=attempt,
+            cancelled_at=record.cancelled_at,
+            now=now,
+        )
+        try:
+            result = purger.purge(record.account_id, context)
+            if not isinstance(result, PurgeResult):
+                raise TypeError(f"purger {name} returned {type(result).__name__}, not a PurgeResult")
+        except Exception as exc:  # a host purger may fail in any way; record it, retry later
+            error = _describe(exc)
+            log.warning("purge of %s/%s failed (attempt %d): %s", record.account_id, category, attempt, error)
+            return _Outcome(
+                progress=self._failed(progress, attempt, error, name),
+                action="purge_failed",
+                details={"category": category, "attempt": attempt, "error": error, "purger": name},
+            )
+        return _Outcome(
+            progress=PurgeProgress(
+                status=PurgeStatus.DONE, attempts=attempt, items=result.items, at=self._now(), purger=name
+            ),
+            action="category_purged",
+            details={
+                "category": category,
+                "attempt": attempt,
+                "items": result.items,
+                "detail": result.detail,
+                "purger": name,
+            },
+        )
+
+    def _run_effect(
+        self, record: AccountRecord, effect: str, progress: PurgeProgress, now: datetime
+    ) -> _Outcome:
+        attempt = progress.attempts + 1
+        hook = self.effects.get(effect)
+        name = "" if hook is None else purger_name(hook)
+        try:
+            if hook is None:
+                raise LookupError(
+                    f"no hook for effect {effect!r} in this process; "
+                    f"pass effects={{{effect!r}: hook}} to every Lifecycle that sweeps this store"
+                )
+            hook(
+                record.account_id,
+                EffectContext(
+                    account_id=record.account_id,
+                    effect=effect,
+                    policy=self.policy.label,
+                    attempt=attempt,
+                    cancelled_at=record.cancelled_at,
+                    now=now,
+                    owner=record.owner,
+                    members=record.members,
+                ),
+            )
+        except Exception as exc:  # a host hook may fail in any way; record it, retry later
+            error = _describe(exc)
+            log.warning("effect %s on %s failed (attempt %d): %s", effect, record.account_id, attempt, error)
+            return _Outcome(
+                progress=self._failed(progress, attempt, error, name or None),
+                action="effect_failed",
+                details={"effect": effect, "attempt": attempt, "error": error, "hook": name or None},
+            )
+        return _Outcome(
+            progress=PurgeProgress(status=PurgeStatus.DONE, attempts=attempt, at=self._now(), purger=name),
+            action=EFFECT_EVENTS[effect],
+            details={
+                **effect_event_details(effect, record),
+                "effect": effect,
+                "attempt": attempt,
+                "hook": name,
+            },
+        )
+
+    def _move_on(self, record: AccountRecord, phase: str, lease: Lease) -> AccountRecord:
+        now = self._now()
         trigger = SETTLE if phase == "cancel" else EXPIRE
         system = Actor.system()
         dest = self.machine.decide(trigger, Attempt(record=record, actor=system, relation=None, now=now))
@@ -259,7 +490,6 @@ class PurgeRunner:
             action = "recovery_window_opened"
             details["restorable_until"] = record.restorable_until
             # The expiry categories join the ledger now, so the plan is on record.
-        if dest is State.RESTORABLE:
             changes["purge"] = {
                 **record.purge,
                 **{c: PurgeProgress() for c in self.policy.purge.at("expiry") if c not in record.purge},
@@ -272,34 +502,9 @@ class PurgeRunner:
             to_state=dest,
             details=details,
         )
-        return self.commit(record, writer, lease=None, state=dest, **changes)
+        # The claim is kept (renewed) until ``run`` ends: the next phase may be due already.
+        renewed = Lease(lease.owner, now + self.lease_duration)
+        return self.commit(record, writer, lease=renewed, state=dest, **changes)
 
     def _now(self) -> datetime:
         return require_aware(self.clock.now(), "clock.now()")
-
-
-def run_quietly(runner: PurgeRunner, record: AccountRecord, lease: Lease) -> AccountRecord | None:
-    """Run purge work, returning None when another worker took the account over."""
-    try:
-        return runner.run(record, lease)
-    except ConcurrentUpdate:
-        return None
-
-
-def sweep_outcome(record: AccountRecord | None, report: dict[str, list[str]], account_id: str) -> None:
-    if record is None:
-        return
-    if record.state is State.PURGED:
-        report["purged"].append(account_id)
-    elif any(p.status is PurgeStatus.FAILED for p in record.purge.values()):
-        report["failed"].append(account_id)
-    elif record.state is State.RESTORABLE:
-        report["restorable"].append(account_id)
-
-
-def as_report(report: Mapping[str, Sequence[str]]) -> SweepReport:
-    return SweepReport(
-        purged=tuple(report["purged"]),
-        failed=tuple(report["failed"]),
-        restorable=tuple(report["restorable"]),
-    )
