@@ -64,6 +64,9 @@ class SQLiteStore:
         if synchronous not in ("FULL", "NORMAL", "EXTRA"):
             raise ValueError(f"synchronous must be FULL, NORMAL or EXTRA, got {synchronous!r}")
         self.path = str(path)
+        if self.path == ":memory:" or self.path.startswith("file::memory:"):
+            # each thread has its own connection, and each would see its own empty database
+            raise ValueError("SQLiteStore needs a file; use MemoryStore for an in-process store")
         self.timeout = timeout
         self.synchronous = synchronous
         self._local = threading.local()
