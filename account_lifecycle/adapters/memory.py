@@ -93,6 +93,10 @@ class MemoryStore:
                 raise AccountNotFound(account_id=account_id) from None
 
     def claim_due(self, *, now: datetime, lease: Lease, limit: int) -> list[AccountRecord]:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise ValueError(f"limit must be a whole number >= 0, got {limit!r}")
+        if limit == 0:
+            return []
         now = require_aware(now)
         with self._lock:
             candidates = sorted(

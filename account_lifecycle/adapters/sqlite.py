@@ -107,6 +107,9 @@ class SQLiteStore:
             raise StoreError(f"SQLite database {self.path!r} is unavailable: {exc}") from None
         try:
             yield conn
+        except sqlite3.Error as exc:
+            conn.execute("ROLLBACK")
+            raise StoreError(f"write to {self.path!r} failed; nothing was written: {exc}") from None
         except BaseException:
             conn.execute("ROLLBACK")
             raise
@@ -241,12 +244,16 @@ class SQLiteStore:
         return tuple(event_from_json(row[0]) for row in rows)
 
     def claim_due(self, *, now: datetime, lease: Lease, limit: int) -> list[AccountRecord]:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise ValueError(f"limit must be a whole number >= 0, got {limit!r}")
+        if limit == 0:
+            return []
         moment = format_time(now)
         with self._write() as conn:
             rows = conn.execute(
                 "SELECT account_id, body FROM accounts"
                 " WHERE due_at IS NOT NULL AND due_at <= ? AND (claim_until IS NULL OR claim_until <= ?)"
-                " ORDER BY due_at LIMIT ?",
+                " ORDER BY due_at, account_id LIMIT ?",
                 (moment, moment, limit),
             ).fetchall()
             conn.executemany(
