@@ -8,11 +8,12 @@ attribute paths (``[survey] mode = "required"``). Every problem is a
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from os import PathLike
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import attrs
 
@@ -60,8 +61,9 @@ _MAX_TEXT = 2000
 
 
 def _tuple(value: Iterable[Any]) -> tuple[Any, ...]:
-    if isinstance(value, str):
-        raise TypeError(f"expected a list, got the single string {value!r}")
+    """Lists become tuples; anything else is left as it is for validation to name the key."""
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        return cast(tuple[Any, ...], value)
     return tuple(value)
 
 
@@ -146,13 +148,15 @@ def _convert_permissions(
                 key=f"permissions.{raw_action}",
                 message=f"expected a list of relations, got {raw_relations!r}",
             )
-        relations = set()
+        relations: set[Relation] = set()
         for raw in raw_relations:
             if raw not in {r.value for r in Relation}:
                 raise PolicyError(
                     key=f"permissions.{raw_action}",
                     message=f"unknown relation {raw!r}; expected owner, member, support or system",
                 )
+            if Relation(raw) in relations:
+                raise PolicyError(key=f"permissions.{raw_action}", message=f"{raw!r} is listed twice")
             relations.add(Relation(raw))
         out[Action(raw_action)] = frozenset(relations)
     for action in ACTIONS_WITH_PERMISSIONS:
@@ -203,12 +207,9 @@ class Policy:
     @classmethod
     def load(cls, path: str | PathLike[str]) -> Policy:
         """Read a policy file. An unreadable file is an ``OSError``; bad content a ``PolicyError``."""
-        data = Path(path).read_bytes()
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise PolicyError(key="", message=f"{path}: not UTF-8 text ({exc.reason})") from None
-        return cls.from_toml(text)
+        from account_lifecycle.policy_toml import policy_from_bytes
+
+        return policy_from_bytes(Path(path).read_bytes())
 
     def to_toml(self) -> str:
         """The policy as TOML; ``Policy.from_toml(p.to_toml()) == p``."""
@@ -235,29 +236,52 @@ def _check_text(key: str, value: object, *, allow_empty: bool = False) -> str:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise _fail(key, f"must be valid Unicode text, got {value!r}") from None
-    if any(not ch.isprintable() and ch not in "\n\t" for ch in value):
+    if any(unicodedata.category(ch) == "Cc" and ch not in "\n\t" for ch in value):
         raise _fail(key, f"must not contain control characters, got {value!r}")
     return value
+
+
+def _check_name(where: str, value: object, seen: set[str]) -> None:
+    """*value* is a lower-case name not in *seen*; then it is added to *seen*."""
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
+        raise _fail(
+            where,
+            "expected a lower-case name like 'port_outs' (a letter, then letters, digits or _, "
+            f"at most 64), got {value!r}",
+        )
+    if value in seen:
+        raise _fail(where, f"{value!r} is listed twice")
+    seen.add(value)
 
 
 def _check_names(key: str, values: tuple[Any, ...]) -> None:
     seen: set[str] = set()
     for index, value in enumerate(values):
-        if not isinstance(value, str) or not _NAME.fullmatch(value):
-            raise _fail(
-                f"{key}[{index}]",
-                f"expected a lower-case name like 'port_outs' (letters, digits, _), got {value!r}",
-            )
-        if value in seen:
-            raise _fail(f"{key}[{index}]", f"{value!r} is listed twice")
-        seen.add(value)
+        _check_name(f"{key}[{index}]", value, seen)
+
+
+def _check_list(key: str, value: object) -> None:
+    if not isinstance(value, tuple):
+        raise _fail(key, f"expected a list, got {value!r}")
 
 
 def _validate(policy: Policy) -> None:
     _check_text("name", policy.name)
+    if policy.name != policy.name.strip() or not policy.name.isprintable() or len(policy.name) > 100:
+        raise _fail(
+            "name",
+            f"expected one line of at most 100 characters with no surrounding spaces, got {policy.name!r}",
+        )
     if isinstance(policy.version, bool) or not isinstance(policy.version, int) or policy.version < 1:
         raise _fail("version", f"expected a whole number >= 1, got {policy.version!r}")
     _check_text("description", policy.description, allow_empty=True)
+    for key, value in (
+        ("prerequisites", policy.prerequisites),
+        ("on_cancel", policy.on_cancel),
+        ("services", policy.services),
+        ("waivers", policy.waivers),
+    ):
+        _check_list(key, value)
 
     survey = policy.survey
     if not isinstance(survey, SurveyPolicy):
@@ -276,21 +300,22 @@ def _validate(policy: Policy) -> None:
     token = confirmation.token
     if token is not None:
         _check_text("confirmation.token", token)
-        if token != token.strip() or "\n" in token or "\t" in token:
+        if token != token.strip() or not token.isprintable():
             raise _fail(
                 "confirmation.token",
-                f"must not begin or end with whitespace or span lines, got {token!r}",
+                "must be visible text to type: no surrounding spaces, no line breaks, tabs or "
+                f"invisible characters, got {token!r}",
             )
         if len(token) > 200:
             raise _fail("confirmation.token", "must be at most 200 characters")
-    ack_ids: list[str] = []
+    _check_list("confirmation.acknowledgements", confirmation.acknowledgements)
+    ack_ids: set[str] = set()
     for index, ack in enumerate(confirmation.acknowledgements):
         key = f"confirmation.acknowledgements[{index}]"
         if not isinstance(ack, Acknowledgement):
             raise _fail(key, f"expected an Acknowledgement, got {ack!r}")
+        _check_name(f"{key}.id", ack.id, ack_ids)
         _check_text(f"{key}.text", ack.text)
-        ack_ids.append(ack.id)
-    _check_names("confirmation.acknowledgements.id", tuple(ack_ids))
 
     _check_names("prerequisites", policy.prerequisites)
 
@@ -304,11 +329,14 @@ def _validate(policy: Policy) -> None:
     purge = policy.purge
     if not isinstance(purge, PurgePolicy):
         raise _fail("purge", f"expected a PurgePolicy, got {purge!r}")
-    names: list[str] = []
+    _check_list("purge.categories", purge.categories)
+    _check_list("purge.protected", purge.protected)
+    names: set[str] = set()
     for index, category in enumerate(purge.categories):
         key = f"purge.categories[{index}]"
         if not isinstance(category, PurgeCategory):
             raise _fail(key, f"expected a PurgeCategory, got {category!r}")
+        _check_name(f"{key}.name", category.name, names)
         if category.at not in PURGE_TIMES:
             raise _fail(f"{key}.at", f"expected 'cancel' or 'expiry', got {category.at!r}")
         if category.at == "expiry" and not has_window:
@@ -317,8 +345,6 @@ def _validate(policy: Policy) -> None:
                 f"{category.name!r} is erased at window expiry, but the policy has no "
                 "recovery.window; use at = 'cancel' or add a window",
             )
-        names.append(category.name)
-    _check_names("purge.categories.name", tuple(names))
     _check_names("purge.protected", purge.protected)
     for index, name in enumerate(purge.protected):
         if name in names:

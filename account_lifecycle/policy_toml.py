@@ -1,16 +1,19 @@
 """Policy files: strict TOML in, canonical TOML out.
 
-The file mirrors the attribute paths of ``Policy``. Reading is strict: an unknown
-key, a value of the wrong type or a bad duration is a ``PolicyError`` naming the
-key, never an exception from deep inside.
+The file mirrors the attribute paths of ``Policy`` (``docs/policy-files.md`` is the
+reference). Reading is strict: bytes that are not UTF-8, text that is not TOML, an
+unknown key, a value of the wrong type or a bad duration is a ``PolicyError`` naming
+the key and what was expected, never an exception from deep inside.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
+import re
 import tomllib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from account_lifecycle.duration import Duration
 from account_lifecycle.errors import PolicyError
@@ -25,9 +28,9 @@ from account_lifecycle.policy import (
     SurveyPolicy,
 )
 
-__all__ = ["policy_from_toml", "policy_to_toml"]
+__all__ = ["KEYS", "policy_from_bytes", "policy_from_toml", "policy_to_toml"]
 
-_TOP = {
+_TOP: Final = (
     "name",
     "version",
     "description",
@@ -41,45 +44,64 @@ _TOP = {
     "permissions",
     "recovery",
     "purge",
+)
+_TABLES: Final[dict[str, tuple[str, ...]]] = {
+    "survey": ("mode", "outcomes"),
+    "confirmation": ("token", "acknowledgements"),
+    "recovery": ("window",),
+    "purge": ("protected", "categories"),
 }
-_TABLES: dict[str, set[str]] = {
-    "survey": {"mode", "outcomes"},
-    "confirmation": {"token", "acknowledgements"},
-    "recovery": {"window"},
-    "purge": {"categories", "protected"},
+_ACKNOWLEDGEMENT: Final = ("id", "text")
+_CATEGORY: Final = ("name", "at")
+
+#: Every key a policy file may hold, as dotted paths (``[]`` marks an item of a list of
+#: tables). ``docs/policy-files.md`` documents each one; a test keeps the two in step.
+KEYS: Final[tuple[str, ...]] = (
+    *(key for key in _TOP if key not in _TABLES and key != "permissions"),
+    *(f"{table}.{key}" for table, keys in _TABLES.items() for key in keys),
+    *(f"confirmation.acknowledgements[].{key}" for key in _ACKNOWLEDGEMENT),
+    *(f"purge.categories[].{key}" for key in _CATEGORY),
+    *(f"permissions.{action.value}" for action in ACTIONS_WITH_PERMISSIONS),
+)
+
+_TYPE_NAMES: Final[dict[type, str]] = {
+    str: "a string",
+    int: "a whole number",
+    bool: "true/false",
+    float: "a number",
+    list: "a list",
+    dict: "a table",
 }
 
 
 def _type_name(value: object) -> str:
-    return {
-        str: "a string",
-        int: "a whole number",
-        bool: "true/false",
-        float: "a number",
-        list: "a list",
-        dict: "a table",
-    }.get(type(value), type(value).__name__)
+    return _TYPE_NAMES.get(type(value), "a date or time")
 
 
-class _Reader:
+def _unknown(key: str, allowed: tuple[str, ...]) -> PolicyError:
+    name = key.rpartition(".")[2]
+    close = difflib.get_close_matches(name, allowed, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return PolicyError(key=key, message=f"unknown key; expected one of {', '.join(allowed)}{hint}")
+
+
+class _Table:
     """Typed access to one TOML table, naming the full key in every error."""
 
-    def __init__(self, data: dict[str, Any], prefix: str, allowed: set[str]) -> None:
+    def __init__(self, data: dict[str, Any], prefix: str, allowed: tuple[str, ...]) -> None:
         self.data = data
         self.prefix = prefix
         for key in data:
             if key not in allowed:
-                raise PolicyError(
-                    key=self.key(key),
-                    message=f"unknown key; expected one of {', '.join(sorted(allowed))}",
-                )
+                raise _unknown(self.key(key), allowed)
 
     def key(self, name: str) -> str:
         return f"{self.prefix}{name}"
 
-    def get(self, name: str, kind: type, what: str, default: Any = None) -> Any:
+    def get(self, name: str, kind: type, what: str) -> Any:
+        """The value of *name* if present (else None), which must be of exactly *kind*."""
         if name not in self.data:
-            return default
+            return None
         value = self.data[name]
         if type(value) is not kind:
             raise PolicyError(
@@ -87,38 +109,38 @@ class _Reader:
             )
         return value
 
-    def strings(self, name: str) -> tuple[str, ...] | None:
-        values = self.get(name, list, "a list of strings")
+    def strings(self, name: str, what: str = "a list of strings") -> tuple[str, ...] | None:
+        values = self.get(name, list, what)
         if values is None:
             return None
         for index, value in enumerate(values):
-            if not isinstance(value, str):
+            if type(value) is not str:
                 raise PolicyError(
                     key=f"{self.key(name)}[{index}]",
                     message=f"expected a string, got {_type_name(value)} {value!r}",
                 )
         return tuple(values)
 
-    def table(self, name: str) -> _Reader | None:
+    def table(self, name: str) -> _Table | None:
         value = self.get(name, dict, "a table")
         if value is None:
             return None
-        return _Reader(value, f"{self.key(name)}.", _TABLES[name])
+        return _Table(value, f"{self.key(name)}.", _TABLES[name])
 
-
-def _items(reader: _Reader, name: str, fields: set[str]) -> list[_Reader]:
-    values = reader.get(name, list, "a list of tables", [])
-    out = []
-    for index, value in enumerate(values):
-        key = f"{reader.key(name)}[{index}]"
-        if not isinstance(value, dict):
-            raise PolicyError(key=key, message=f"expected a table, got {_type_name(value)} {value!r}")
-        item = _Reader(value, f"{key}.", fields)
-        for field in sorted(fields):
-            if field not in value:
-                raise PolicyError(key=item.key(field), message="is required")
-        out.append(item)
-    return out
+    def items(self, name: str, fields: tuple[str, ...]) -> list[_Table]:
+        """A list of tables, each holding exactly *fields* (all required)."""
+        values = self.get(name, list, "a list of tables like { name = ..., at = ... }") or []
+        out = []
+        for index, value in enumerate(values):
+            key = f"{self.key(name)}[{index}]"
+            if type(value) is not dict:
+                raise PolicyError(key=key, message=f"expected a table, got {_type_name(value)} {value!r}")
+            item = _Table(value, f"{key}.", fields)
+            for field in fields:
+                if field not in value:
+                    raise PolicyError(key=item.key(field), message="is required")
+            out.append(item)
+        return out
 
 
 def _guard(key: str, build: Callable[[], Any]) -> Any:
@@ -130,14 +152,100 @@ def _guard(key: str, build: Callable[[], Any]) -> Any:
         raise PolicyError(key=key, message=str(exc)) from None
 
 
+# -- where in the text: naming the key of a line that does not parse ---------------------
+
+_AT_LINE = re.compile(r"\(at line (\d+), column (\d+)\)$")
+_HEADER = re.compile(r"\s*\[\[?\s*([A-Za-z0-9_\-.\s\"]+?)\s*\]\]?\s*(?:#.*)?$")
+_BROKEN_HEADER = re.compile(r"\s*\[\[?\s*([A-Za-z0-9_\-.\s\"]*[A-Za-z0-9_\-\"])")
+_PART = r"(?:[A-Za-z0-9_\-]+|\"[^\"\n]*\")"  # a bare or quoted key
+_KEY_LINE = re.compile(rf"\s*({_PART}(?:\s*\.\s*{_PART})*)\s*=")
+
+
+def _depth_change(line: str) -> int:
+    """Brackets opened minus closed on *line*, outside strings and comments (a best guess)."""
+    depth, quote = 0, ""
+    for char in line:
+        if quote:
+            if char == quote:
+                quote = ""
+        elif char in "\"'":
+            quote = char
+        elif char == "#":
+            break
+        elif char in "[{":
+            depth += 1
+        elif char in "]}":
+            depth -= 1
+    return depth
+
+
+def _dotted(raw: str) -> str:
+    return ".".join(part.strip().strip('"') for part in raw.split("."))
+
+
+def _key_at(text: str, lineno: int) -> str:
+    """The dotted key whose value spans line *lineno* (1-based), or "" if none is found."""
+    table, key, depth = "", "", 0
+    for number, line in enumerate(text.splitlines()[:lineno], start=1):
+        if depth <= 0:
+            depth = 0
+            header = _HEADER.match(line) or (_BROKEN_HEADER.match(line) if number == lineno else None)
+            if header is not None:
+                table, key = _dotted(header[1]), ""
+                if number == lineno:
+                    return table
+                continue
+            found = _KEY_LINE.match(line)
+            if found is not None:
+                key = _dotted(found[1])
+            elif line.strip() and not line.lstrip().startswith("#"):
+                key = ""
+        depth += _depth_change(line)
+    if not key:
+        return table
+    return f"{table}.{key}" if table else key
+
+
+def policy_from_bytes(data: bytes) -> Policy:
+    """Build a policy from a file's bytes: UTF-8 TOML (a leading byte order mark is allowed,
+    since some editors write one)."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        key = _key_at(data.decode("utf-8", "replace"), line)
+        raise PolicyError(
+            key=key,
+            message=f"expected UTF-8 text, got the byte {data[exc.start : exc.start + 1]!r} "
+            f"at line {line} ({exc.reason}); save the file as UTF-8",
+        ) from None
+    return policy_from_toml(text)
+
+
+def _loads(text: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        where = _AT_LINE.search(message)
+        if where is not None:
+            key = _key_at(text, int(where[1]))
+        elif message.endswith("(at end of document)"):
+            key = _key_at(text, len(text.rstrip().splitlines()))
+        else:
+            key = ""
+        raise PolicyError(key=key, message=f"expected valid TOML: {message}") from None
+    except RecursionError:
+        raise PolicyError(key="", message="expected valid TOML: values are nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer with thousands of digits
+        raise PolicyError(key="", message=f"expected valid TOML: {exc}") from None
+
+
 def policy_from_toml(text: str) -> Policy:
+    """Build a policy from TOML text; any problem is a ``PolicyError`` naming the key."""
     if not isinstance(text, str):
         raise TypeError(f"from_toml() takes the file's text, got {type(text).__name__}")
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise PolicyError(key="", message=f"not valid TOML: {exc}") from None
-    top = _Reader(data, "", _TOP)
+    top = _Table(_loads(text), "", _TOP)
     name = top.get("name", str, "a string")
     if name is None:
         raise PolicyError(key="name", message="is required")
@@ -156,32 +264,35 @@ def policy_from_toml(text: str) -> Policy:
 
     survey = top.table("survey")
     if survey is not None:
-        mode = survey.get("mode", str, "a string", "required")
+        survey_kwargs: dict[str, Any] = {}
+        mode = survey.get("mode", str, "a string")
+        if mode is not None:
+            survey_kwargs["mode"] = mode
         outcomes = survey.strings("outcomes")
-        kwargs["survey"] = SurveyPolicy(mode, outcomes) if outcomes is not None else SurveyPolicy(mode)
+        if outcomes is not None:
+            survey_kwargs["outcomes"] = outcomes
+        kwargs["survey"] = SurveyPolicy(**survey_kwargs)
 
     confirmation = top.table("confirmation")
     if confirmation is not None:
         token = confirmation.get("token", str, "a string")
         acks = tuple(
             Acknowledgement(item.get("id", str, "a string"), item.get("text", str, "a string"))
-            for item in _items(confirmation, "acknowledgements", {"id", "text"})
+            for item in confirmation.items("acknowledgements", _ACKNOWLEDGEMENT)
         )
         kwargs["confirmation"] = ConfirmationPolicy(token, acks)
 
     permissions = top.get("permissions", dict, "a table")
     if permissions is not None:
-        for action, relations in permissions.items():
-            if not isinstance(relations, list) or not all(isinstance(r, str) for r in relations):
-                raise PolicyError(
-                    key=f"permissions.{action}",
-                    message=f"expected a list of relations, got {relations!r}",
-                )
+        # Which actions and relations are valid is the policy's own check (it names the key).
+        table = _Table(permissions, "permissions.", tuple(permissions))
+        for action in permissions:
+            table.strings(action, "a list of relations like ['owner']")
         kwargs["permissions"] = permissions
 
     recovery = top.table("recovery")
     if recovery is not None:
-        window = recovery.get("window", str, "a duration string like '3 months'")
+        window = recovery.get("window", str, "a duration like '90 days' or '3 months'")
         parsed = None if window is None else _guard("recovery.window", lambda: Duration.parse(window))
         kwargs["recovery"] = RecoveryPolicy(parsed)
 
@@ -189,11 +300,14 @@ def policy_from_toml(text: str) -> Policy:
     if purge is not None:
         categories = tuple(
             PurgeCategory(item.get("name", str, "a string"), item.get("at", str, "a string"))
-            for item in _items(purge, "categories", {"name", "at"})
+            for item in purge.items("categories", _CATEGORY)
         )
         kwargs["purge"] = PurgePolicy(categories, purge.strings("protected") or ())
 
     return Policy(**kwargs)
+
+
+# -- writing ------------------------------------------------------------------------------
 
 
 def _s(value: str) -> str:
@@ -206,6 +320,7 @@ def _list(values: tuple[str, ...] | list[str]) -> str:
 
 
 def policy_to_toml(policy: Policy) -> str:
+    """The canonical file of *policy*: every key written, in the reference's order."""
     lines = [
         f"name = {_s(policy.name)}",
         f"version = {policy.version}",
