@@ -24,6 +24,7 @@ from account_lifecycle.errors import (
     PolicyError,
     PrerequisitesPending,
     RecoveryWindowExpired,
+    StaleConfirmation,
     StoreError,
     WrongConfirmationToken,
 )
@@ -58,7 +59,7 @@ from account_lifecycle.ports import (
     Purger,
     PurgeResult,
 )
-from account_lifecycle.purge import ErasedCategory, ErasureReceipt, SweepReport
+from account_lifecycle.purge import EffectContext, EffectHook, ErasedCategory, ErasureReceipt, SweepReport
 
 if TYPE_CHECKING:  # imported lazily by __getattr__ below: it needs the postgres extra
     from account_lifecycle.adapters.postgres import PostgresStore
@@ -79,6 +80,8 @@ __all__ = [
     "ConfigurationError",
     "ConfirmationPolicy",
     "Duration",
+    "EffectContext",
+    "EffectHook",
     "ErasedCategory",
     "ErasureReceipt",
     "HistoryTampered",
@@ -108,6 +111,7 @@ __all__ = [
     "Relation",
     "SQLiteStore",
     "ServiceState",
+    "StaleConfirmation",
     "State",
     "StoreError",
     "SurveyOutcome",

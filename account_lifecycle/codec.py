@@ -73,6 +73,8 @@ def record_to_dict(record: AccountRecord) -> dict[str, Any]:
         "services": {name: state.value for name, state in record.services.items()},
         "chain_head": record.chain_head,
         "last_seq": record.last_seq,
+        "cancellation_id": record.cancellation_id,
+        "recent_keys": [list(pair) for pair in record.recent_keys],
         "identity_released_at": time_or_none(record.identity_released_at),
     }
 
@@ -91,6 +93,8 @@ def record_from_dict(data: dict[str, Any]) -> AccountRecord:
         services={name: ServiceState(s) for name, s in data["services"].items()},
         chain_head=data["chain_head"],
         last_seq=data["last_seq"],
+        cancellation_id=data.get("cancellation_id"),
+        recent_keys=tuple((key, action) for key, action in data.get("recent_keys", ())),
         identity_released_at=parse_time(data["identity_released_at"]),
     )
 

@@ -6,6 +6,7 @@ Every error a caller can act on derives from one root::
     ├── AccountNotFound            unknown account id
     ├── AccountExists              id, or live identity, already taken
     ├── InvalidTransition          action impossible from the current state
+    │   └── StaleConfirmation      a confirm answering an earlier cancellation request
     ├── NotPermitted               actor's relation may not take the action
     ├── WrongConfirmationToken     typed token is not exactly the policy's token
     ├── MissingAcknowledgements    required acknowledgements not given
@@ -46,6 +47,7 @@ __all__ = [
     "PolicyError",
     "PrerequisitesPending",
     "RecoveryWindowExpired",
+    "StaleConfirmation",
     "StoreError",
     "WrongConfirmationToken",
 ]
@@ -82,6 +84,20 @@ class InvalidTransition(LifecycleError):
         self.reason = reason
         msg = f"cannot {action} from state {state}"
         super().__init__(f"{msg}: {reason}" if reason else msg)
+
+
+class StaleConfirmation(InvalidTransition):
+    """A confirm that answers another cancellation request than the open one."""
+
+    def __init__(self, *, state: State, given: str | None, current: str | None) -> None:
+        self.given = given
+        self.current = current
+        super().__init__(
+            state=state,
+            action="confirm",
+            reason=f"it answers cancellation request {given!r}, but the open request is {current!r}; "
+            "reload the page and confirm again",
+        )
 
 
 class NotPermitted(LifecycleError):

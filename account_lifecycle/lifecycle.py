@@ -13,7 +13,13 @@ import attrs
 
 from account_lifecycle.audit import GENESIS, AuditEvent, ChainWriter, verify_chain
 from account_lifecycle.clock import SystemClock, require_aware
-from account_lifecycle.errors import ConfigurationError, InvalidTransition, LifecycleError
+from account_lifecycle.errors import (
+    AccountExists,
+    ConcurrentUpdate,
+    ConfigurationError,
+    InvalidTransition,
+    LifecycleError,
+)
 from account_lifecycle.machine import Attempt, PolicyMachine
 from account_lifecycle.model import (
     AccountRecord,
@@ -46,6 +52,7 @@ log = logging.getLogger("account_lifecycle")
 _MAX_ANSWERS = 50
 _MAX_ANSWER_LENGTH = 10_000
 _USER_ACTIONS = tuple(a for a in Action if a not in (Action.OPEN, Action.PURGE))
+_KEPT_KEYS = 32  # idempotency keys remembered per account
 
 
 def _check_answers(answers: Mapping[str, str] | None) -> dict[str, str]:
@@ -230,10 +237,33 @@ class Lifecycle:
         plan: Callable[[AccountRecord, State, datetime], _Plan] | None = None,
         *,
         lease: Lease | None = None,
+        idempotency_key: str | None = None,
         **inputs: Any,
     ) -> AccountRecord:
-        """Load, decide, and save the new state with its events as one compare-and-set."""
+        return self._apply(
+            account_id, actor, action, plan, lease=lease, idempotency_key=idempotency_key, **inputs
+        )[0]
+
+    def _apply(
+        self,
+        account_id: str,
+        actor: Actor,
+        action: Action,
+        plan: Callable[[AccountRecord, State, datetime], _Plan] | None = None,
+        *,
+        lease: Lease | None = None,
+        idempotency_key: str | None = None,
+        **inputs: Any,
+    ) -> tuple[AccountRecord, bool]:
+        """Load, decide, and save the new state with its events as one compare-and-set.
+
+        Returns the new record and whether it is a replay: a command carrying an idempotency
+        key that was already applied writes nothing and returns the current record."""
+        if idempotency_key is not None:
+            validate_id(idempotency_key, "idempotency_key")
         record = self.get(account_id)
+        if self._replayed(record, idempotency_key, action):
+            return record, True
         now = self._now()
         attempt = self._attempt(record, actor, now, prerequisites=self.prerequisites, **inputs)
         dest = self.machine.decide(action, attempt)
@@ -256,7 +286,31 @@ class Lifecycle:
                 to_state=dest,
                 details=effect_details,
             )
-        return self._commit(record, writer, lease=lease, state=dest, **planned.changes)
+        changes = dict(planned.changes)
+        if idempotency_key is not None:
+            changes["recent_keys"] = (*record.recent_keys, (idempotency_key, str(action)))[-_KEPT_KEYS:]
+        try:
+            return self._commit(record, writer, lease=lease, state=dest, **changes), False
+        except ConcurrentUpdate:
+            if idempotency_key is not None:  # a retry of the same request may have won the race
+                current = self.get(account_id)
+                if self._replayed(current, idempotency_key, action):
+                    return current, True
+            raise
+
+    @staticmethod
+    def _replayed(record: AccountRecord, key: str | None, action: Action) -> bool:
+        if key is None:
+            return False
+        applied = record.applied(key)
+        if applied is None:
+            return False
+        if applied != action:
+            raise ValueError(
+                f"idempotency key {key!r} was already used for {applied} on {record.account_id!r}; "
+                f"a {action} needs a key of its own"
+            )
+        return True
 
     # -- commands --------------------------------------------------------------------------
 
@@ -267,9 +321,13 @@ class Lifecycle:
         owner: str,
         members: Iterable[str] = (),
         identity: str | None = None,
+        idempotency_key: str | None = None,
     ) -> AccountRecord:
-        """Create an ``ACTIVE`` account. ``AccountExists`` if the id or the live identity is taken."""
+        """Create an ``ACTIVE`` account. ``AccountExists`` if the id or the live identity is taken
+        (unless it is a retry with the same *idempotency_key*, which returns the account)."""
         validate_id(account_id, "account_id")
+        if idempotency_key is not None:
+            validate_id(idempotency_key, "idempotency_key")
         validate_id(owner, "owner")
         if isinstance(members, str):
             raise TypeError("members must be a collection of user ids, not one string")
@@ -287,6 +345,7 @@ class Lifecycle:
             identity=identity,
             version=1,
             services=dict.fromkeys(self.policy.services, ServiceState.ACTIVE),
+            recent_keys=() if idempotency_key is None else ((idempotency_key, str(Action.OPEN)),),
         )
         writer = ChainWriter(account_id, self.policy.label, GENESIS, 0, 1)
         writer.append(
@@ -298,13 +357,33 @@ class Lifecycle:
             details={"owner": owner, "members": sorted(member_set)},
         )
         record = attrs.evolve(record, chain_head=writer.head, last_seq=writer.seq)
-        self.store.create(record, tuple(writer.events))
+        try:
+            self.store.create(record, tuple(writer.events))
+        except AccountExists:
+            if idempotency_key is not None:
+                try:
+                    existing = self.store.get(account_id)
+                except LifecycleError:
+                    raise AccountExists(account_id=account_id, identity=identity) from None
+                if self._replayed(existing, idempotency_key, Action.OPEN):
+                    return existing
+            raise
         self._notify(writer.events)
         return record
 
-    def request_cancellation(self, account_id: str, actor: Actor) -> AccountRecord:
-        """Start cancelling: to the survey, or straight to confirmation if the policy has none."""
-        return self._command(account_id, actor, Action.REQUEST_CANCELLATION)
+    def request_cancellation(
+        self, account_id: str, actor: Actor, *, idempotency_key: str | None = None
+    ) -> AccountRecord:
+        """Start cancelling: to the survey, or straight to confirmation if the policy has none.
+        The record's ``cancellation_id`` names this request; pass it to ``confirm``."""
+
+        def plan(record: AccountRecord, dest: State, now: datetime) -> _Plan:
+            request = f"cr-{record.version + 1}"
+            return _Plan(changes={"cancellation_id": request}, details={"cancellation_id": request})
+
+        return self._command(
+            account_id, actor, Action.REQUEST_CANCELLATION, plan, idempotency_key=idempotency_key
+        )
 
     def submit_survey(
         self,
@@ -312,6 +391,8 @@ class Lifecycle:
         actor: Actor,
         outcome: SurveyOutcome | str,
         answers: Mapping[str, str] | None = None,
+        *,
+        idempotency_key: str | None = None,
     ) -> AccountRecord:
         """Answer the survey. Keeping the account or booking a meeting returns it to ``ACTIVE``
         (a meeting request is recorded for the host); ``CANCEL`` moves on to confirmation."""
@@ -326,17 +407,31 @@ class Lifecycle:
             effects = (("meeting_requested", {"requested_by": str(actor)}),)
 
         def plan(record: AccountRecord, dest: State, now: datetime) -> _Plan:
-            return _Plan(details={"outcome": chosen.value, "answers": clean}, effects=effects)
+            changes = {"cancellation_id": None} if dest is State.ACTIVE else {}
+            return _Plan(
+                changes=changes, details={"outcome": chosen.value, "answers": clean}, effects=effects
+            )
 
-        return self._command(account_id, actor, Action.SUBMIT_SURVEY, plan, outcome=chosen)
+        return self._command(
+            account_id, actor, Action.SUBMIT_SURVEY, plan, idempotency_key=idempotency_key, outcome=chosen
+        )
 
-    def skip_survey(self, account_id: str, actor: Actor) -> AccountRecord:
+    def skip_survey(
+        self, account_id: str, actor: Actor, *, idempotency_key: str | None = None
+    ) -> AccountRecord:
         """Skip an optional survey and go on to confirmation."""
-        return self._command(account_id, actor, Action.SKIP_SURVEY)
+        return self._command(account_id, actor, Action.SKIP_SURVEY, idempotency_key=idempotency_key)
 
-    def withdraw(self, account_id: str, actor: Actor) -> AccountRecord:
-        """Change one's mind before confirming: back to ``ACTIVE``."""
-        return self._command(account_id, actor, Action.WITHDRAW)
+    def withdraw(self, account_id: str, actor: Actor, *, idempotency_key: str | None = None) -> AccountRecord:
+        """Change one's mind before confirming: back to ``ACTIVE``. The open cancellation request
+        ends with it, so a stale confirm naming it is refused later."""
+
+        def plan(record: AccountRecord, dest: State, now: datetime) -> _Plan:
+            return _Plan(
+                changes={"cancellation_id": None}, details={"cancellation_id": record.cancellation_id}
+            )
+
+        return self._command(account_id, actor, Action.WITHDRAW, plan, idempotency_key=idempotency_key)
 
     def confirm(
         self,
@@ -344,10 +439,18 @@ class Lifecycle:
         actor: Actor,
         token: str | None = None,
         acknowledgements: Iterable[str] = (),
+        *,
+        request_id: str | None = None,
+        idempotency_key: str | None = None,
     ) -> AccountRecord:
         """Confirm the cancellation. Access ends, the cancel-time purge runs inline, and the
         resulting record comes back: ``RESTORABLE`` or ``PURGED``, or ``CANCELLED`` with the
-        failure recorded if a purger failed (``sweep`` retries it)."""
+        failure recorded if a purger failed (``sweep`` retries it).
+
+        *request_id* binds the confirm to the request it answers (the ``cancellation_id`` the
+        page was rendered with): a confirm for an earlier, withdrawn request raises
+        ``StaleConfirmation``. A retry with the same *idempotency_key* writes nothing and
+        returns the current record."""
         if isinstance(acknowledgements, str):
             raise TypeError("acknowledgements must be a collection of ids, not one string")
         acks = frozenset(acknowledgements)
@@ -379,12 +482,23 @@ class Lifecycle:
             details = {
                 "acknowledged": sorted(acks),
                 "token_typed": policy.confirmation.token is not None,
+                "cancellation_id": record.cancellation_id,
             }
             return _Plan(changes=changes, details=details, effects=tuple(effects))
 
-        cancelled = self._command(
-            account_id, actor, Action.CONFIRM, plan, lease=lease, token=token, acknowledgements=acks
+        cancelled, replayed = self._apply(
+            account_id,
+            actor,
+            Action.CONFIRM,
+            plan,
+            lease=lease,
+            idempotency_key=idempotency_key,
+            token=token,
+            acknowledgements=acks,
+            request_id=request_id,
         )
+        if replayed:
+            return cancelled
         try:
             done = self._runner.run_quietly(cancelled, lease)
         except LifecycleError as exc:
@@ -394,19 +508,26 @@ class Lifecycle:
             done = None
         return done if done is not None else self.get(account_id)
 
-    def restore(self, account_id: str, actor: Actor) -> AccountRecord:
+    def restore(self, account_id: str, actor: Actor, *, idempotency_key: str | None = None) -> AccountRecord:
         """Bring a ``RESTORABLE`` account back to ``ACTIVE`` strictly before ``restorable_until``.
         The host's listener brings the data back from its backups; purge progress starts afresh."""
 
         def plan(record: AccountRecord, dest: State, now: datetime) -> _Plan:
             return _Plan(
-                changes={"cancelled_at": None, "restorable_until": None, "purge": {}},
+                changes={
+                    "cancelled_at": None,
+                    "restorable_until": None,
+                    "purge": {},
+                    "cancellation_id": None,
+                },
                 details={"on_behalf_of": record.owner, "restorable_until": record.restorable_until},
             )
 
-        return self._command(account_id, actor, Action.RESTORE, plan)
+        return self._command(account_id, actor, Action.RESTORE, plan, idempotency_key=idempotency_key)
 
-    def transfer_ownership(self, account_id: str, actor: Actor, new_owner: str) -> AccountRecord:
+    def transfer_ownership(
+        self, account_id: str, actor: Actor, new_owner: str, *, idempotency_key: str | None = None
+    ) -> AccountRecord:
         """Hand the account to a member; the old owner stays on as a member."""
         validate_id(new_owner, "new_owner")
 
@@ -419,9 +540,18 @@ class Lifecycle:
                 details={"from_owner": record.owner, "to_owner": new_owner},
             )
 
-        return self._command(account_id, actor, Action.TRANSFER_OWNERSHIP, plan, new_owner=new_owner)
+        return self._command(
+            account_id,
+            actor,
+            Action.TRANSFER_OWNERSHIP,
+            plan,
+            idempotency_key=idempotency_key,
+            new_owner=new_owner,
+        )
 
-    def cancel_service(self, account_id: str, actor: Actor, service: str) -> AccountRecord:
+    def cancel_service(
+        self, account_id: str, actor: Actor, service: str, *, idempotency_key: str | None = None
+    ) -> AccountRecord:
         """Cancel one product of the account; the account itself stays ``ACTIVE``."""
 
         def plan(record: AccountRecord, dest: State, now: datetime) -> _Plan:
@@ -430,7 +560,9 @@ class Lifecycle:
                 details={"service": service},
             )
 
-        return self._command(account_id, actor, Action.CANCEL_SERVICE, plan, service=service)
+        return self._command(
+            account_id, actor, Action.CANCEL_SERVICE, plan, idempotency_key=idempotency_key, service=service
+        )
 
     def sweep(self, limit: int | None = None) -> SweepReport:
         """Finish unfinished purges and purge every account whose window has ended.

@@ -22,6 +22,7 @@ from account_lifecycle.errors import (
     NotPermitted,
     PrerequisitesPending,
     RecoveryWindowExpired,
+    StaleConfirmation,
     WrongConfirmationToken,
 )
 from account_lifecycle.model import (
@@ -56,6 +57,7 @@ class Attempt:
     outcome: SurveyOutcome | None = None
     service: str | None = None
     new_owner: str | None = None
+    request_id: str | None = None
     prerequisites: Mapping[str, Callable[[str], Sequence[str]]] = attrs.field(factory=dict)
     refusal: Exception | None = None
     state: str = ""  # the cursor ``transitions`` reads and writes
@@ -126,6 +128,15 @@ def _token_matches(expected: str) -> Guard:
         return WrongConfirmationToken(expected=expected, given=given)
 
     return Guard("token_matches", check, needs_input=True)
+
+
+def _answers_open_request(attempt: Attempt) -> Exception | None:
+    """A confirm that names the request it answers must name the open one."""
+    given = attempt.request_id
+    current = attempt.record.cancellation_id
+    if given is None or given == current:
+        return None
+    return StaleConfirmation(state=attempt.record.state, given=given, current=current)
 
 
 def _acknowledged(policy: Policy) -> Guard:
@@ -246,7 +257,10 @@ class PolicyMachine:
             [State.PENDING_CONFIRM] if survey_mode == "off" else [State.SURVEYED, State.PENDING_CONFIRM]
         )
         add(Action.WITHDRAW, withdraw_from, State.ACTIVE, may[Action.WITHDRAW])
-        confirm_guards = [may[Action.CONFIRM]]
+        confirm_guards = [
+            may[Action.CONFIRM],
+            Guard("answers_open_request", _answers_open_request, needs_input=True),
+        ]
         if policy.confirmation.token is not None:
             confirm_guards.append(_token_matches(policy.confirmation.token))
         confirm_guards.append(_acknowledged(policy))

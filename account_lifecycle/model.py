@@ -145,6 +145,10 @@ def _frozen_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(value))
 
 
+def _pairs(value: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    return tuple((str(a), str(b)) for a, b in value)
+
+
 def _frozen_members(value: Iterable[str]) -> frozenset[str]:
     if isinstance(value, str):
         raise TypeError("members must be a collection of user ids, not one string")
@@ -167,6 +171,17 @@ class AccountRecord:
     services: Mapping[str, ServiceState] = attrs.field(converter=_frozen_mapping, factory=dict)
     chain_head: str = ""
     last_seq: int = 0  # seq of the latest audit event
+    cancellation_id: str | None = None  # the open cancellation request a confirm must answer
+    recent_keys: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_pairs)
+    # ^ (idempotency key, action) of the latest keyed commands, newest last, bounded
+
+    def applied(self, key: str) -> str | None:
+        """The action an idempotency key was already applied with, if it was."""
+        for seen, action in self.recent_keys:
+            if seen == key:
+                return action
+        return None
+
     identity_released_at: datetime | None = None  # the identity may open a fresh account since
 
     @property

@@ -52,7 +52,7 @@ def test_transitions_list_guards_by_name() -> None:
     confirm = [t for t in machine.transitions() if t[0] == "confirm"]
     assert confirm == [
         ("confirm", State.PENDING_CONFIRM, State.CANCELLED,
-         ("may_confirm", "token_matches", "acknowledged", "prerequisites_clear")),
+         ("may_confirm", "answers_open_request", "token_matches", "acknowledged", "prerequisites_clear")),
     ]  # fmt: skip
 
 
