@@ -39,6 +39,7 @@ from account_lifecycle import (
     Actor,
     AuditEvent,
     Duration,
+    EffectContext,
     Lease,
     Lifecycle,
     ManualClock,
@@ -53,7 +54,6 @@ from account_lifecycle import (
     State,
     SurveyPolicy,
 )
-from account_lifecycle.purge import EffectContext
 
 POLICY = Policy(
     name="crashtest",

@@ -1,0 +1,195 @@
+"""Celery tasks for purging: periodic sweeps, and a fan-out that spreads due accounts over
+workers. Needs the ``celery`` extra.
+
+::
+
+    from celery import Celery
+    from account_lifecycle.contrib.celery import beat_schedule, register_tasks
+
+    app = Celery("accounts", broker="redis://127.0.0.1:6379/0")
+    tasks = register_tasks(app, "myapp.accounts:make_lifecycle")
+    app.conf.beat_schedule = beat_schedule(every=timedelta(minutes=5))
+
+Three tasks are registered, named ``<prefix>.<task>`` (prefix ``account_lifecycle``):
+
+``sweep(limit=None)``
+    ``Lifecycle.sweep`` in the worker: claims due accounts batch by batch and runs their
+    work there. Returns the report as ``{"purged": [...], "failed": [...], "restorable": [...]}``.
+``dispatch(limit=None)``
+    Claims one batch of due accounts (``limit``, default the lifecycle's ``sweep_batch``) and
+    enqueues one ``purge_account`` task per account, handing over the claim, so the batch is
+    worked on by many workers at once. Returns ``{"dispatched": [...], "tasks": [...]}``.
+``purge_account(account_id, lease_owner, lease_until)``
+    Runs the due work of one account under the claim ``dispatch`` took. If the claim lapsed
+    before the task ran (a long queue), it does nothing: another sweeper may hold the account
+    by then, and a later sweep or dispatch takes it up.
+
+The lifecycle is built by the host's factory (a ``"module:function"`` path, or a callable)
+once per worker process, on first use, so a prefork worker never shares a database
+connection across ``fork()``. Every task is idempotent (claims guard the accounts), so
+they are acknowledged late: a task lost with its worker is delivered again.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+import attrs
+
+from account_lifecycle.lifecycle import Lifecycle
+from account_lifecycle.model import PurgeStatus
+from account_lifecycle.ports import Lease
+from account_lifecycle.purge import PurgeRunner
+
+__all__ = ["DEFAULT_PREFIX", "LifecycleTasks", "beat_schedule", "register_tasks", "resolve_factory"]
+
+DEFAULT_PREFIX: Final = "account_lifecycle"
+
+LifecycleFactory = Callable[[], Lifecycle]
+
+
+def resolve_factory(factory: str | LifecycleFactory) -> LifecycleFactory:
+    """A callable returning a ``Lifecycle``, from itself or from ``"package.module:function"``."""
+    if callable(factory):
+        return factory
+    if not isinstance(factory, str):
+        raise TypeError(f"factory must be a callable or a 'module:function' string, got {factory!r}")
+    module_name, sep, attribute = factory.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ValueError(f"factory must look like 'package.module:function', got {factory!r}")
+    target: object = importlib.import_module(module_name)
+    for part in attribute.split("."):
+        target = getattr(target, part)
+    if not callable(target):
+        raise TypeError(f"{factory!r} is {target!r}, not a callable returning a Lifecycle")
+    return target  # what it returns is checked when it is called
+
+
+class _PerProcess:
+    """Builds the lifecycle once per process (again in a forked child), thread-safely."""
+
+    def __init__(self, factory: LifecycleFactory) -> None:
+        self._factory = factory
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._lifecycle: Lifecycle | None = None
+
+    def get(self) -> Lifecycle:
+        with self._lock:
+            if self._lifecycle is None or self._pid != os.getpid():
+                built = self._factory()
+                if not isinstance(built, Lifecycle):
+                    raise TypeError(f"the lifecycle factory returned {type(built).__name__}, not a Lifecycle")
+                self._lifecycle, self._pid = built, os.getpid()
+            return self._lifecycle
+
+
+def _runner(lifecycle: Lifecycle) -> PurgeRunner:
+    # The claim-and-hand-over steps are internal to the package; contrib is part of it.
+    return lifecycle._runner
+
+
+def _check_limit(limit: object) -> int | None:
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise ValueError(f"limit must be a whole number >= 0 or None, got {limit!r}")
+    return limit
+
+
+@attrs.frozen
+class LifecycleTasks:
+    """The registered Celery tasks (``task.delay(...)``, ``task.apply_async(...)``)."""
+
+    sweep: Any
+    dispatch: Any
+    purge_account: Any
+    prefix: str
+
+
+def register_tasks(
+    app: Any,
+    factory: str | LifecycleFactory,
+    *,
+    prefix: str = DEFAULT_PREFIX,
+) -> LifecycleTasks:
+    """Register the ``sweep``, ``dispatch`` and ``purge_account`` tasks on the host's Celery
+    *app*, each building its lifecycle with *factory*. Use one *prefix* per policy when a host
+    runs several."""
+    lifecycles = _PerProcess(resolve_factory(factory))
+    options: dict[str, Any] = {"acks_late": True, "bind": False}
+
+    @app.task(name=f"{prefix}.sweep", **options)  # type: ignore[untyped-decorator]
+    def sweep(limit: int | None = None) -> dict[str, list[str]]:
+        report = lifecycles.get().sweep(limit=_check_limit(limit))
+        return {
+            "purged": list(report.purged),
+            "failed": list(report.failed),
+            "restorable": list(report.restorable),
+        }
+
+    @app.task(name=f"{prefix}.purge_account", **options)  # type: ignore[untyped-decorator]
+    def purge_account(account_id: str, lease_owner: str, lease_until: str) -> dict[str, Any]:
+        lease = Lease(lease_owner, datetime.fromisoformat(lease_until))
+        record = _runner(lifecycles.get()).run_claimed(account_id, lease)
+        if record is None:
+            return {"account_id": account_id, "state": None, "failed": [], "skipped": True}
+        failed = sorted(k for k, p in record.purge.items() if p.status is PurgeStatus.FAILED)
+        return {"account_id": account_id, "state": record.state.value, "failed": failed, "skipped": False}
+
+    @app.task(name=f"{prefix}.dispatch", **options)  # type: ignore[untyped-decorator]
+    def dispatch(limit: int | None = None) -> dict[str, list[str]]:
+        lifecycle = lifecycles.get()
+        size = _check_limit(limit)
+        owner = f"celery:{uuid.uuid4().hex}"
+        claimed, lease = _runner(lifecycle).claim(owner, lifecycle.sweep_batch if size is None else size)
+        dispatched: list[str] = []
+        task_ids: list[str] = []
+        try:
+            for record in claimed:
+                result = purge_account.apply_async(
+                    kwargs={
+                        "account_id": record.account_id,
+                        "lease_owner": owner,
+                        "lease_until": lease.until.isoformat(),
+                    },
+                    # A message older than the claim is pointless: drop it unread.
+                    expires=lifecycle.lease.total_seconds(),
+                )
+                dispatched.append(record.account_id)
+                task_ids.append(str(result.id))
+        finally:
+            for record in claimed[len(dispatched) :]:  # not handed over (the broker failed): free them
+                lifecycle.store.release(record.account_id, owner)
+        return {"dispatched": dispatched, "tasks": task_ids}
+
+    return LifecycleTasks(sweep=sweep, dispatch=dispatch, purge_account=purge_account, prefix=prefix)
+
+
+def beat_schedule(
+    every: timedelta | float = timedelta(minutes=5),
+    *,
+    prefix: str = DEFAULT_PREFIX,
+    fan_out: bool = False,
+    limit: int | None = None,
+) -> dict[str, dict[str, Any]]:
+    """A ``beat_schedule`` entry running the sweep every *every* (a timedelta or seconds):
+    ``sweep`` in one worker, or with ``fan_out=True`` ``dispatch`` to spread each batch over
+    the workers. Merge it into ``app.conf.beat_schedule``."""
+    seconds = every.total_seconds() if isinstance(every, timedelta) else float(every)
+    if not seconds > 0:
+        raise ValueError(f"every must be a positive interval, got {every!r}")
+    _check_limit(limit)
+    return {
+        f"{prefix}.periodic-sweep": {
+            "task": f"{prefix}.dispatch" if fan_out else f"{prefix}.sweep",
+            "schedule": seconds,
+            "kwargs": {"limit": limit},
+            # A sweep that waited a whole interval in the queue is superseded by the next one.
+            "options": {"expires": seconds},
+        }
+    }
