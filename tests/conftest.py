@@ -70,3 +70,23 @@ def pg_store(pg_schema: tuple[str, str]) -> Iterator[object]:
     store = pg.migrated_store(*pg_schema)
     yield store
     store.close()
+
+
+@pytest.fixture
+def sp(store: object, clock: object) -> object:
+    """A world of the SMRTPHONE policy (tests/world.py), on each store."""
+    from world import World
+
+    from account_lifecycle import policies
+
+    return World(policies.SMRTPHONE, store, clock)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def ac(store: object, clock: object) -> object:
+    """A world of the ALLCLIENTS policy (tests/world.py), on each store."""
+    from world import World
+
+    from account_lifecycle import policies
+
+    return World(policies.ALLCLIENTS, store, clock)  # type: ignore[arg-type]

@@ -40,15 +40,24 @@ def test_demo_refuses_an_existing_database(tmp_path: Path) -> None:
     assert "already exists" in result.stderr
 
 
+SMRTPHONE_LINES = [
+    "refused: type exactly 'CONFIRM'",
+    "account is purged; allowed now: []",
+    '"kept": [',
+    "same e-mail, fresh account: acct-43 is active",
+]
+ALLCLIENTS_LINES = [
+    "restorable until 28 Feb 2027",
+    "support restores: active",
+    "purged=('acct-7',)",
+    "'backups'",
+]
+
+
 @pytest.mark.parametrize(
     ("script", "expected"),
-    [
-        ("examples/smrtphone_flow.py", ["refused: type exactly 'CONFIRM'", "account is purged; allowed now: []",
-                                        '"kept": [', "same e-mail, fresh account: acct-43 is active"]),
-        ("examples/allclients_flow.py", ["restorable until 28 Feb 2027", "support restores: active",
-                                         "purged=('acct-7',)", "'backups'"]),
-    ],
-)  # fmt: skip
+    [("examples/smrtphone_flow.py", SMRTPHONE_LINES), ("examples/allclients_flow.py", ALLCLIENTS_LINES)],
+)
 def test_example_scripts_run(script: str, expected: list[str]) -> None:
     """Each example script runs to the end and shows its flow."""
     result = run(script)

@@ -31,16 +31,6 @@ from account_lifecycle import (
 from account_lifecycle.testing.fakes import RecordingPurger
 
 
-@pytest.fixture
-def sp(store, clock) -> World:
-    return World(policies.SMRTPHONE, store, clock)
-
-
-@pytest.fixture
-def ac(store, clock) -> World:
-    return World(policies.ALLCLIENTS, store, clock)
-
-
 class TestNothingWrittenOnRefusal:
     @pytest.mark.parametrize("actor", [MEMBER, STRANGER, SUPPORT, SYSTEM])
     def test_not_permitted_writes_nothing(self, sp: World, actor) -> None:

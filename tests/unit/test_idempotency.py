@@ -11,11 +11,6 @@ from account_lifecycle import InvalidTransition, MemoryStore, SQLiteStore, State
 from account_lifecycle.errors import StaleConfirmation
 
 
-@pytest.fixture
-def sp(store, clock) -> World:
-    return World(policies.SMRTPHONE, store, clock)
-
-
 def test_retried_command_applies_once(sp: World) -> None:
     """The same idempotency key twice: one write, and the retry returns the current record."""
     sp.open()

@@ -23,19 +23,7 @@ from account_lifecycle import (
     State,
     SurveyOutcome,
     WrongConfirmationToken,
-    policies,
 )
-
-
-@pytest.fixture
-def sp(store, clock) -> World:
-    return World(policies.SMRTPHONE, store, clock)
-
-
-@pytest.fixture
-def ac(store, clock) -> World:
-    return World(policies.ALLCLIENTS, store, clock)
-
 
 # -- smrtPhone ----------------------------------------------------------------------------
 
