@@ -24,6 +24,7 @@ import pytest
 
 from account_lifecycle import (
     Actor,
+    EffectContext,
     Lifecycle,
     ManualClock,
     PurgeContext,
@@ -96,18 +97,24 @@ class Purger:
 
 
 def populate(db: Path, now: datetime) -> None:
-    """exp-1..4: window ended a month ago; ret-1, ret-2: cancel purge failed yesterday, due
-    again; in-1: cancelled yesterday, restorable for three more months."""
+    """exp-1..4: window ended a month ago; ret-1, ret-2: cancel purge (contacts, and the team
+    access hook) failed yesterday, due again; in-1: cancelled yesterday, restorable for three
+    more months."""
     store = SQLiteStore(db)
     clock = ManualClock(now - timedelta(days=125))
     good = Lifecycle(
         POLICY, store=store, clock=clock, purgers=[Purger(c.name) for c in POLICY.purge.categories]
     )
+
+    def unreachable_sso(account_id: str, context: EffectContext) -> None:
+        raise ConnectionError("SSO unreachable")
+
     failing = Lifecycle(
         POLICY,
         store=store,
         clock=clock,
         purgers=[Purger(c.name, failing=c.name == "contacts") for c in POLICY.purge.categories],
+        effects={"revoke_team_access": unreachable_sso},  # the worker's own hook finishes it
     )
 
     def cancel(lc: Lifecycle, account_id: str) -> State:
@@ -159,7 +166,7 @@ def worker(broker: tuple[str, str], tmp_path: Path) -> Iterator[dict[str, Any]]:
             "log": tmp_path / "worker.log",
         }
     finally:
-        process.send_signal(signal.SIGTERM)  # warm shutdown: finish the task at hand
+        process.send_signal(signal.SIGQUIT)  # cold shutdown: every task sent has been waited for
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
@@ -240,6 +247,12 @@ def test_worker_purges_dispatched_and_swept_accounts(worker: dict[str, Any]) -> 
                 categories.remove("backups")
             assert erased == Counter(categories), account_id
         assert [e.category for e in lc.receipt("exp-4").erased] == [c.name for c in POLICY.purge.categories]
+        for account_id in ("ret-1", "ret-2"):  # the hook failed here, then ran once in the worker
+            effects = [(e.action, e.details["hook"]) for e in lc.history(account_id) if "effect" in e.details]
+            assert effects == [
+                ("effect_failed", "populate.<locals>.unreachable_sso"),
+                ("team_access_revoked", "revoke_team_access"),
+            ]
         assert lc.get("in-1").purge["backups"].attempts == 0
     finally:
         store.close()
