@@ -35,7 +35,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return 2
         return _demo_only(args)
-    result = cli.main(args=args, prog_name="account-lifecycle", standalone_mode=False)
+    import click
+
+    try:
+        result = cli.main(args=args, prog_name="account-lifecycle", standalone_mode=False)
+    except click.ClickException as exc:  # a usage error: click's message and exit code (2)
+        exc.show()
+        return exc.exit_code
+    except click.Abort:  # Ctrl-C, or end of input at a prompt
+        print("aborted", file=sys.stderr)
+        return 1
     return result if isinstance(result, int) else 0
 
 
