@@ -400,7 +400,7 @@ def policies_to_verify(draw: st.DrawFn) -> Policy:
 
 
 @given(policies_to_verify())
-@settings(max_examples=200)
+@settings(max_examples=150)
 def test_counterexamples_replay_on_the_real_service(policy: Policy) -> None:
     """Whatever the policy, each counterexample is a path the real ``Lifecycle`` takes too, and
     owner_confirms fails exactly when the permissions let someone else confirm."""
