@@ -111,7 +111,8 @@ def _outcome_offered(policy: Policy) -> Guard:
         if attempt.outcome in policy.survey.outcomes:
             return None
         offered = ", ".join(o.value for o in policy.survey.outcomes)
-        return ValueError(f"survey outcome {attempt.outcome!r} is not offered; expected one of {offered}")
+        shown = attempt.outcome.value if attempt.outcome is not None else None
+        return ValueError(f"survey outcome {shown!r} is not offered; expected one of {offered}")
 
     return Guard("outcome_offered", check, needs_input=True)
 
