@@ -16,6 +16,7 @@ Every error a caller can act on derives from one root::
     ├── HistoryTampered            the audit chain does not verify
     ├── PolicyError                an invalid policy, naming the key
     ├── ConfigurationError         a lifecycle missing a purger or a check
+    ├── PolicyMismatch             an account of another policy handed to this lifecycle
     └── StoreError                 the store failed; nothing was written
 
 Misuse of the API by the programmer (an outcome the policy does not offer, an
@@ -45,6 +46,7 @@ __all__ = [
     "MissingAcknowledgements",
     "NotPermitted",
     "PolicyError",
+    "PolicyMismatch",
     "PrerequisitesPending",
     "RecoveryWindowExpired",
     "StaleConfirmation",
@@ -170,6 +172,19 @@ class PolicyError(LifecycleError):
 class ConfigurationError(LifecycleError):
     def __init__(self, message: str) -> None:
         super().__init__(message)
+
+
+class PolicyMismatch(LifecycleError):
+    """The account was opened under another policy than the lifecycle that was asked to act."""
+
+    def __init__(self, *, account_id: str, account_policy: str, lifecycle_policy: str) -> None:
+        self.account_id = account_id
+        self.account_policy = account_policy
+        self.lifecycle_policy = lifecycle_policy
+        super().__init__(
+            f"account {account_id!r} follows policy {account_policy!r}, not {lifecycle_policy!r}; "
+            "use the lifecycle of its policy (or one store per policy)"
+        )
 
 
 class StoreError(LifecycleError):

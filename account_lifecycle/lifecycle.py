@@ -19,6 +19,7 @@ from account_lifecycle.errors import (
     ConfigurationError,
     InvalidTransition,
     LifecycleError,
+    PolicyMismatch,
 )
 from account_lifecycle.machine import Attempt, PolicyMachine
 from account_lifecycle.model import (
@@ -224,6 +225,15 @@ class Lifecycle:
                 except Exception:  # the change is committed; a listener's failure must not undo it
                     log.exception("listener %r failed on event %s #%d", listener, event.account_id, event.seq)
 
+    def _own(self, record: AccountRecord) -> AccountRecord:
+        """*record*, if it follows this lifecycle's policy (records from before the policy was
+        stored have none and are taken as they are)."""
+        if record.policy and record.policy != self.policy.name:
+            raise PolicyMismatch(
+                account_id=record.account_id, account_policy=record.policy, lifecycle_policy=self.policy.name
+            )
+        return record
+
     def _attempt(self, record: AccountRecord, actor: Actor, now: datetime, **inputs: Any) -> Attempt:
         if not isinstance(actor, Actor):
             raise TypeError(f"actor must be an Actor, got {type(actor).__name__}")
@@ -261,7 +271,7 @@ class Lifecycle:
         key that was already applied writes nothing and returns the current record."""
         if idempotency_key is not None:
             validate_id(idempotency_key, "idempotency_key")
-        record = self.get(account_id)
+        record = self._own(self.get(account_id))
         if self._replayed(record, idempotency_key, action):
             return record, True
         now = self._now()
@@ -345,6 +355,7 @@ class Lifecycle:
             identity=identity,
             version=1,
             services=dict.fromkeys(self.policy.services, ServiceState.ACTIVE),
+            policy=self.policy.name,
             recent_keys=() if idempotency_key is None else ((idempotency_key, str(Action.OPEN)),),
         )
         writer = ChainWriter(account_id, self.policy.label, GENESIS, 0, 1)
@@ -585,7 +596,7 @@ class Lifecycle:
     def allowed_actions(self, account_id: str, actor: Actor) -> frozenset[Action]:
         """What a UI may offer this actor now, from the state, the relation and the permissions
         (and the window). Inputs such as the token are not guessed."""
-        record = self.get(account_id)
+        record = self._own(self.get(account_id))
         attempt = self._attempt(record, actor, self._now())
         return frozenset(a for a in _USER_ACTIONS if self.machine.possible(a, attempt))
 

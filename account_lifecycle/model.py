@@ -171,6 +171,7 @@ class AccountRecord:
     services: Mapping[str, ServiceState] = attrs.field(converter=_frozen_mapping, factory=dict)
     chain_head: str = ""
     last_seq: int = 0  # seq of the latest audit event
+    policy: str = ""  # name of the policy the account was opened under ("" for older records)
     cancellation_id: str | None = None  # the open cancellation request a confirm must answer
     recent_keys: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_pairs)
     # ^ (idempotency key, action) of the latest keyed commands, newest last, bounded

@@ -335,6 +335,16 @@ class PurgeRunner:
             self.store.release(record.account_id, lease.owner)
 
     def _run(self, record: AccountRecord, lease: Lease) -> AccountRecord:
+        if record.policy and record.policy != self.policy.name:
+            # Never run one policy's purgers on another policy's account (a store shared by
+            # two policies); the claim is released and the account left to its own lifecycle.
+            log.error(
+                "%s follows policy %r, not %r: its purge work is left to that policy's lifecycle",
+                record.account_id,
+                record.policy,
+                self.policy.name,
+            )
+            return record
         # A phase that finishes moves the account on; if the next phase is already due (a
         # cancel-time retry that ends after the window did), it runs under the same claim.
         while (phase := self.phase(record, self._now())) is not None:

@@ -432,3 +432,33 @@ def test_policy_with_member_confirm_is_honoured(store, clock) -> None:
     world.open()
     world.to_pending_confirm()
     assert world.lc.confirm("acct-1", MEMBER).state is State.RESTORABLE
+
+
+class TestOnePolicyPerAccount:
+    def test_commands_refuse_an_account_of_another_policy(self, store, clock) -> None:
+        """An account remembers its policy; another policy's lifecycle refuses to act on it."""
+        from account_lifecycle import PolicyMismatch
+
+        smrtphone = World(policies.SMRTPHONE, store, clock)
+        allclients = World(policies.ALLCLIENTS, store, clock)
+        record = smrtphone.open()
+        assert record.policy == "smrtphone"
+        before = smrtphone.snapshot()
+        with pytest.raises(PolicyMismatch) as caught:
+            allclients.lc.request_cancellation("acct-1", OWNER)
+        assert (caught.value.account_policy, caught.value.lifecycle_policy) == ("smrtphone", "allclients")
+        with pytest.raises(PolicyMismatch):
+            allclients.lc.allowed_actions("acct-1", OWNER)
+        assert smrtphone.snapshot() == before
+
+    def test_sweep_never_runs_another_policys_purgers(self, store, clock) -> None:
+        """A sweep of one policy leaves due accounts of another policy alone."""
+        allclients = World(policies.ALLCLIENTS, store, clock)
+        allclients.open()
+        allclients.purgers["contacts"].fail_times = 1
+        assert allclients.cancel().state is State.CANCELLED  # due for a retry
+        smrtphone = World(policies.SMRTPHONE, store, clock)
+        clock.advance(timedelta(hours=1))
+        assert smrtphone.lc.sweep().purged == ()
+        assert all(p.calls == [] for p in smrtphone.purgers.values())
+        assert allclients.lc.sweep().restorable == ("acct-1",)
