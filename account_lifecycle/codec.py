@@ -22,9 +22,13 @@ __all__ = [
 ]
 
 
+# Built once: json.dumps builds a new encoder on every call that passes options.
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
 def dumps(data: Any) -> str:
     """Compact, stable JSON; ASCII escapes so any text (even lone surrogates) round-trips."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return _ENCODER.encode(data)
 
 
 def time_or_none(moment: datetime | None) -> str | None:
