@@ -640,11 +640,24 @@ def survey(
 @_AS
 @click.option("--token", metavar="TEXT", help="The confirmation text, typed exactly.")
 @click.option("--ack", "acks", multiple=True, metavar="ID", help="An acknowledgement id (repeatable).")
+@click.option(
+    "--request-id",
+    metavar="ID",
+    help="The cancellation request this confirm answers (the record's cancellation_id); "
+    "a confirm for an earlier request is refused.",
+)
 @_console
 @_guarded
-def confirm(account_id: str, actor: Actor, token: str | None, acks: tuple[str, ...], **options: Any) -> None:
+def confirm(
+    account_id: str,
+    actor: Actor,
+    token: str | None,
+    acks: tuple[str, ...],
+    request_id: str | None,
+    **options: Any,
+) -> None:
     """Confirm the cancellation; the cancel-time purge runs before this returns."""
-    _run(options, account_id, lambda lc: lc.confirm(account_id, actor, token, acks))
+    _run(options, account_id, lambda lc: lc.confirm(account_id, actor, token, acks, request_id=request_id))
 
 
 @cli.command()

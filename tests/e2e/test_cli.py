@@ -488,6 +488,21 @@ class TestConsoleSmrtphone:
         status = json.loads(ok(console(tmp_path, "status", "sp-1", "--as", "support:s1", "--json")))
         assert status["allowed_actions"] == []
 
+    def test_confirm_for_a_withdrawn_request_is_refused(self, tmp_path: Path) -> None:
+        """--request-id binds the confirm to the request it answers; an old one is refused."""
+        ok(console(tmp_path, "open", "sp-1", "--owner", "u1"))
+        first = json.loads(ok(console(tmp_path, "request", "sp-1", "--as", "user:u1", "--json")))
+        ok(console(tmp_path, "withdraw", "sp-1", "--as", "user:u1"))
+        ok(console(tmp_path, "request", "sp-1", "--as", "user:u1"))
+        ok(console(tmp_path, "survey", "sp-1", "--as", "user:u1", "--outcome", "cancel"))
+        stale = ["--token", "CONFIRM", *SP_ACKS, "--request-id", first["cancellation_id"]]
+        assert refused(console(tmp_path, "confirm", "sp-1", "--as", "user:u1", *stale)) == (
+            "refused: cannot confirm from state pending_confirm: it answers cancellation request 'cr-2', "
+            "but the open request is 'cr-4'; reload the page and confirm again"
+        )
+        fresh = ["--token", "CONFIRM", *SP_ACKS, "--request-id", "cr-4", "--json"]
+        assert state_of(console(tmp_path, "confirm", "sp-1", "--as", "user:u1", *fresh)) == "purged"
+
     def test_refusal_as_json(self, tmp_path: Path) -> None:
         """With --json a refusal is a JSON object on stderr, still exit 1."""
         ok(console(tmp_path, "open", "sp-1", "--owner", "u1"))
