@@ -311,11 +311,11 @@ class PostgresStore:
         }
 
     def _append(self, cursor: _Cursor, events: Sequence[AuditEvent]) -> None:
-        if events:
-            cursor.executemany(
-                self._sql.insert_event,
-                [(e.account_id, e.seq, require_aware(e.at), str(e.action), event_to_json(e)) for e in events],
-            )
+        rows = [(e.account_id, e.seq, require_aware(e.at), str(e.action), event_to_json(e)) for e in events]
+        if len(rows) == 1:  # most writes: executemany would set up a pipeline for one row
+            cursor.execute(self._sql.insert_event, rows[0])
+        elif rows:
+            cursor.executemany(self._sql.insert_event, rows)
 
     @staticmethod
     def _taken(exc: errors.UniqueViolation, record: AccountRecord) -> AccountExists:
