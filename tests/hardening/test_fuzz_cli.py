@@ -17,12 +17,27 @@ from account_lifecycle import Actor, Lifecycle, SQLiteStore, policies
 from account_lifecycle.__main__ import main
 from account_lifecycle.testing.fakes import PendingItems, recording_purgers
 
-COMMANDS = ["open", "request", "survey", "confirm", "withdraw", "restore", "sweep", "status", "history", "receipt",
-            "check", "show", "diagram", "verify", "diff"]  # fmt: skip
+CONSOLE = [
+    "open",
+    "request",
+    "survey",
+    "confirm",
+    "withdraw",
+    "restore",
+    "sweep",
+    "status",
+    "history",
+    "receipt",
+]
+POLICY_TOOLS = ["check", "show", "diagram", "verify", "diff"]
+COMMANDS = CONSOLE + POLICY_TOOLS
+WORDS = [
+    "acct-1", "user:owner", "support:desk", "system", "CONFIRM", "confirm", "cancel", "smrtphone",
+    "", " ", "\x00", "-", "--", "--json", "--as", "--token", "--ack", "--outcome", "--skip",
+    "--policy", "--db", "--now", "2026-13-40", "a" * 5000, "../../etc/passwd", "user:", ":",
+]  # fmt: skip
 HOSTILE = st.one_of(
-    st.sampled_from(["acct-1", "user:owner", "support:desk", "system", "CONFIRM", "confirm", "cancel", "smrtphone",
-                     "", " ", "\x00", "-", "--", "--json", "--as", "--token", "--ack", "--outcome", "--skip",
-                     "--policy", "--db", "--now", "2026-13-40", "a" * 5000, "../../etc/passwd", "user:", ":"]),
+    st.sampled_from(WORDS),
     st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\x00"), max_size=12),
 )  # fmt: skip
 
@@ -56,7 +71,7 @@ def test_hostile_arguments(command: str, args: list[str]) -> None:
         _seed(db)
         before = _dump(db)
         argv = [command, *args, "--db", str(db), "--policy", "smrtphone"]
-        if command in ("check", "show", "diagram", "verify", "diff"):
+        if command in POLICY_TOOLS:
             argv = [command, *args]
         out, err = io.StringIO(), io.StringIO()
         cwd = os.getcwd()
