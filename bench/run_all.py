@@ -11,6 +11,8 @@ import argparse
 import dataclasses
 import json
 import sys
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make ``bench`` importable
@@ -42,19 +44,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{key}: {value}")
     print(f"mode: {'quick (smoke test, not for quoting)' if quick else 'full'}\n", flush=True)
 
+    runners: dict[str, Callable[[], list[Result]]] = {
+        "engine": lambda: engine.run(quick),
+        "sqlite": lambda: sqlite_command.run(quick),
+        "sweep": lambda: sweep.run(quick, postgres=not args.no_postgres),
+        "startup": lambda: startup.run(quick),
+        "toolkit": lambda: toolkit.run(quick),
+    }
     results: list[Result] = []
     for name in chosen:
         print(f"== {name}", flush=True)
-        if name == "engine":
-            results += engine.run(quick)
-        elif name == "sqlite":
-            results += sqlite_command.run(quick)
-        elif name == "sweep":
-            results += sweep.run(quick, postgres=not args.no_postgres)
-        elif name == "startup":
-            results += startup.run(quick)
-        elif name == "toolkit":
-            results += toolkit.run(quick)
+        try:
+            results += runners[name]()
+        except Exception as exc:  # one broken benchmark must not lose the others' figures
+            traceback.print_exc()
+            results.append(Result(f"{name}: not measured", 0.0, "", notes=[f"{type(exc).__name__}: {exc}"]))
         print(flush=True)
 
     print_results(results)
