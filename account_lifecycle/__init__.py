@@ -10,6 +10,7 @@ from account_lifecycle.adapters.memory import MemoryStore
 from account_lifecycle.adapters.sqlite import SQLiteStore
 from account_lifecycle.audit import AuditEvent
 from account_lifecycle.clock import ManualClock, SystemClock
+from account_lifecycle.closure import IdentityReuse
 from account_lifecycle.duration import Duration
 from account_lifecycle.errors import (
     AccountExists,
@@ -24,6 +25,7 @@ from account_lifecycle.errors import (
     PolicyError,
     PolicyMismatch,
     PrerequisitesPending,
+    ReauthenticationRequired,
     RecoveryWindowExpired,
     StaleConfirmation,
     StoreError,
@@ -34,9 +36,12 @@ from account_lifecycle.model import (
     AccountRecord,
     Action,
     Actor,
+    HeldIdentifier,
+    Hold,
     PurgeProgress,
     PurgeStatus,
     Relation,
+    Reminder,
     ServiceState,
     State,
     SurveyOutcome,
@@ -47,6 +52,7 @@ from account_lifecycle.policy import (
     Policy,
     PurgeCategory,
     PurgePolicy,
+    RecoveryPhase,
     RecoveryPolicy,
     SurveyPolicy,
 )
@@ -55,12 +61,21 @@ from account_lifecycle.ports import (
     Clock,
     Lease,
     Listener,
+    PendingItem,
     PrerequisiteCheck,
     PurgeContext,
     Purger,
     PurgeResult,
 )
-from account_lifecycle.purge import EffectContext, EffectHook, ErasedCategory, ErasureReceipt, SweepReport
+from account_lifecycle.purge import (
+    EffectContext,
+    EffectHook,
+    ErasedCategory,
+    ErasureReceipt,
+    RetainedCategory,
+    SweepReport,
+)
+from account_lifecycle.timeline import KeptCategory, ScheduledErasure, Timeline, TimelinePhase
 
 if TYPE_CHECKING:  # imported lazily by __getattr__ below: it needs the postgres extra
     from account_lifecycle.adapters.postgres import PostgresStore
@@ -85,8 +100,12 @@ __all__ = [
     "EffectHook",
     "ErasedCategory",
     "ErasureReceipt",
+    "HeldIdentifier",
     "HistoryTampered",
+    "Hold",
+    "IdentityReuse",
     "InvalidTransition",
+    "KeptCategory",
     "Lease",
     "Lifecycle",
     "LifecycleError",
@@ -95,6 +114,7 @@ __all__ = [
     "MemoryStore",
     "MissingAcknowledgements",
     "NotPermitted",
+    "PendingItem",
     "Policy",
     "PolicyError",
     "PolicyMismatch",
@@ -108,10 +128,15 @@ __all__ = [
     "PurgeResult",
     "PurgeStatus",
     "Purger",
+    "ReauthenticationRequired",
+    "RecoveryPhase",
     "RecoveryPolicy",
     "RecoveryWindowExpired",
     "Relation",
+    "Reminder",
+    "RetainedCategory",
     "SQLiteStore",
+    "ScheduledErasure",
     "ServiceState",
     "StaleConfirmation",
     "State",
@@ -120,6 +145,8 @@ __all__ = [
     "SurveyPolicy",
     "SweepReport",
     "SystemClock",
+    "Timeline",
+    "TimelinePhase",
     "WrongConfirmationToken",
     "policies",
 ]

@@ -39,6 +39,7 @@ from account_lifecycle.policies import BUILTIN
 from account_lifecycle.policy import Policy
 from account_lifecycle.ports import AccountStore, PurgeContext, PurgeResult
 from account_lifecycle.purge import ErasureReceipt, SweepReport
+from account_lifecycle.timeline import Timeline
 
 __all__ = ["cli"]
 
@@ -170,6 +171,10 @@ def _explain(policy: Policy) -> list[str]:
     else:
         typed = json.dumps(token, ensure_ascii=False)
         lines.append(f"  They type exactly {typed}: letters, case and spaces must match.")
+        if "{account_id}" in token:
+            lines.append("  ({account_id} stands for the account's own id, e.g. DELETE acc-1042.)")
+    if policy.confirmation.fresh_login is not None:
+        lines.append(f"  They must have logged in within the last {policy.confirmation.fresh_login}.")
     acks = policy.confirmation.acknowledgements
     if acks:
         lines.append("  They acknowledge:")
@@ -192,15 +197,28 @@ def _explain(policy: Policy) -> list[str]:
 
     lines += ["", "Recovery"]
     window = policy.recovery.window
-    if window is None:
+    if not policy.recovery.has_window:
         lines.append(
             "  None: a cancelled account can never be restored; it is purged once its data is erased."
         )
+    elif policy.recovery.phases:
+        lines.append("  Restorable after cancellation in phases, one after the other:")
+        for number, phase in enumerate(policy.recovery.phases, start=1):
+            who = _join([_WHO[r] for r in phase.restore], "or")
+            lines.append(f"    {number}. for {phase.length}, by {who}")
+    elif policy.recovery.choices:
+        choices = _join([str(c) for c in policy.recovery.choices], "or")
+        lines.append(
+            f"  Restorable for {choices} after cancellation, as the owner chooses when confirming "
+            f"({policy.recovery.choices[0]} if they do not), by {_who(policy, Action.RESTORE)}."
+        )
     else:
         lines.append(f"  Restorable for {window} after cancellation, by {_who(policy, Action.RESTORE)}.")
+    if policy.recovery.has_window:
         at_expiry = policy.purge.at("expiry")
         erased = f"the rest is erased ({', '.join(at_expiry)}) and " if at_expiry else ""
         lines.append(f"  When the window ends, {erased}the account is purged.")
+    lines += _explain_closure(policy)
 
     lines += ["", "Afterwards"]
     reuse = {
@@ -209,12 +227,42 @@ def _explain(policy: Policy) -> list[str]:
         "never": "can never open another account",
     }[policy.identity_reuse]
     lines.append(f"  The same identity (e.g. e-mail) {reuse}.")
+    for kind, rule in policy.identity.items():
+        lines.append(f"  {_IDENTIFIER_WORDS[rule.when].format(kind=kind, delay=rule.delay)}")
     if policy.services:
         who = _who(policy, Action.CANCEL_SERVICE)
         lines.append(f"  Services that can be cancelled alone, by {who}: {', '.join(policy.services)}.")
     lines.append(f"  Ownership may be handed to a member by {_who(policy, Action.TRANSFER_OWNERSHIP)}.")
     if policy.waivers:
         lines.append(f"  Knowingly departs from: {', '.join(policy.waivers)} (see verify).")
+    return lines
+
+
+_IDENTIFIER_WORDS = {
+    "never": "The same {kind} can never open another account.",
+    "at_once": "The same {kind} may open a fresh account as soon as this one is cancelled.",
+    "after_purge": "The same {kind} may open a fresh account once this one is purged.",
+    "after": "The same {kind} may open a fresh account {delay} after this one is purged.",
+}
+
+
+def _explain_closure(policy: Policy) -> list[str]:
+    """Reminders and legal holds, in plain words (nothing for a policy without them)."""
+    lines = []
+    if policy.recovery.reminders:
+        when = _join([str(r) for r in policy.recovery.reminders])
+        lines.append(f"  Reminders go out {when} before the window ends.")
+    if policy.purge.on_hold is not None:
+        lines += ["", "Legal holds"]
+        placed = _who(policy, Action.PLACE_HOLD)
+        released = _who(policy, Action.RELEASE_HOLD)
+        lines.append(f"  Placed on a data category by {placed}, released by {released}.")
+        if policy.purge.on_hold == "wait":
+            lines.append("  A held category is not erased: the account waits until the hold is released.")
+        else:
+            lines.append(
+                "  A held category is not erased: the account moves on, and the receipt lists it as retained."
+            )
     return lines
 
 
@@ -427,11 +475,15 @@ def _from_app(spec: str, store: AccountStore) -> Lifecycle:
 
 
 def _parse_now(text: str) -> datetime:
+    return _parse_time(text, "--now")
+
+
+def _parse_time(text: str, option: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise _Stop(
-            USAGE, f"error: --now expects an ISO time like 2026-01-31T12:00:00Z, got {text!r}"
+            USAGE, f"error: {option} expects an ISO time like 2026-01-31T12:00:00Z, got {text!r}"
         ) from None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
@@ -646,6 +698,13 @@ def survey(
     help="The cancellation request this confirm answers (the record's cancellation_id); "
     "a confirm for an earlier request is refused.",
 )
+@click.option("--window", metavar="DURATION", help="The recovery window picked, one of the policy's choices.")
+@click.option(
+    "--authenticated-at",
+    "authenticated_at",
+    metavar="TIME",
+    help="When the actor last logged in (ISO time, UTC if no zone), for a policy asking for a fresh login.",
+)
 @_console
 @_guarded
 def confirm(
@@ -654,10 +713,25 @@ def confirm(
     token: str | None,
     acks: tuple[str, ...],
     request_id: str | None,
+    window: str | None,
+    authenticated_at: str | None,
     **options: Any,
 ) -> None:
     """Confirm the cancellation; the cancel-time purge runs before this returns."""
-    _run(options, account_id, lambda lc: lc.confirm(account_id, actor, token, acks, request_id=request_id))
+    logged_in = None if authenticated_at is None else _parse_time(authenticated_at, "--authenticated-at")
+    _run(
+        options,
+        account_id,
+        lambda lc: lc.confirm(
+            account_id,
+            actor,
+            token,
+            acks,
+            request_id=request_id,
+            window=window,
+            authenticated_at=logged_in,
+        ),
+    )
 
 
 @cli.command()
@@ -713,15 +787,68 @@ def sweep(limit: int | None, **options: Any) -> int:
 @cli.command()
 @click.argument("account_id")
 @click.option("--as", "actor", callback=_actor, metavar="ACTOR", help="Also list what this actor may do now.")
+@click.option(
+    "--preview", is_flag=True, help="Show the timeline instead: what is erased when, kept, and restorable."
+)
+@click.option("--window", metavar="DURATION", help="With --preview, before confirming: the window to assume.")
 @_console
 @_guarded
-def status(account_id: str, actor: Actor | None, **options: Any) -> None:
-    """Show an account (and, with --as, the actions allowed now)."""
+def status(account_id: str, actor: Actor | None, preview: bool, window: str | None, **options: Any) -> None:
+    """Show an account (and, with --as, the actions allowed now), or with --preview its timeline."""
     as_json = options.pop("as_json")
+    if window is not None and not preview:
+        raise _Stop(USAGE, "error: --window goes with --preview")
     with _lifecycle(_split(options)) as lifecycle:
+        if preview:
+            timeline = lifecycle.preview(account_id, window=window)
+            if as_json:
+                click.echo(timeline.to_json())
+            else:
+                _say("\n".join(_timeline_lines(timeline)))
+            return
         record = lifecycle.get(account_id)
         allowed = None if actor is None else lifecycle.allowed_actions(account_id, actor)
         _emit_record(record, as_json, allowed)
+
+
+_EFFECT_WORDS = {
+    "revoke_team_access": "team members lose access",
+    "forfeit_credit": "remaining credit is forfeited",
+}
+
+
+def _timeline_lines(timeline: Timeline) -> list[str]:
+    """The timeline in plain words: what a confirm page and the notification e-mails say."""
+    if timeline.hypothetical:
+        head = f"{timeline.account_id}: {timeline.state.value}; if confirmed at {_time(timeline.at)}:"
+    else:
+        head = f"{timeline.account_id}: {timeline.state.value}, cancelled at {_time(timeline.cancelled_at)}:"
+    lines = [head]
+    if timeline.hypothetical and timeline.token is not None:
+        lines.append(f"  type exactly {json.dumps(timeline.token, ensure_ascii=False)} to confirm")
+    if timeline.hypothetical and timeline.fresh_login is not None:
+        lines.append(f"  a login within the last {timeline.fresh_login} is needed to confirm")
+    effects = ["access ends", *(_EFFECT_WORDS.get(e, e) for e in timeline.on_cancel)]
+    lines.append(f"  at cancellation: {', '.join(effects)}")
+    for erasure in timeline.erasures:
+        when = "at confirm" if erasure.moment == "cancel" else "when the window ends"
+        verb = "erased" if erasure.done else "to be erased"
+        lines.append(f"  {erasure.category}: {verb} {_time(erasure.at)} ({when})")
+    for kept in timeline.kept:
+        lines.append(f"  {kept.category}: kept ({kept.reason})")
+    if timeline.window_choices:
+        choices = ", ".join(str(c) for c in timeline.window_choices)
+        lines.append(f"  window: {timeline.window} (choices: {choices})")
+    for phase in timeline.phases:
+        who = ", ".join(r.value for r in phase.restore) or "nobody"
+        now = " (now)" if phase.number == timeline.current_phase else ""
+        name = f"restore phase {phase.number}" if len(timeline.phases) > 1 else "restore"
+        lines.append(f"  {name}{now}: {_time(phase.starts)} until {_time(phase.ends)}, by {who}")
+    if timeline.restorable_until is None:
+        lines.append("  restore: never (no recovery window)")
+    else:
+        lines.append(f"  last moment to restore: before {_time(timeline.restorable_until)}")
+    return lines
 
 
 def _show_event(event: AuditEvent) -> None:

@@ -3,8 +3,10 @@
 The edges come from ``PolicyMachine.transitions()``: the very transitions, with the very
 guards, that ``decide`` fires. Each edge is labelled with its trigger and the names of
 its guards (``confirm [may_confirm, token_matches, ...]``); the system's own moves after a
-purge (``settle``, ``expire``) are marked as such. Mermaid and Graphviz DOT text need no
-extra dependency; render them with any Mermaid viewer or ``dot -Tsvg``.
+purge (``settle``, ``expire``) are marked as such. A phased recovery window labels the
+restore edge with its phases, and a window chosen at confirm with its choices. Mermaid and
+Graphviz DOT text need no extra dependency; render them with any Mermaid viewer or
+``dot -Tsvg``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import json
 from typing import Final
 
 from account_lifecycle.machine import EXPIRE, SETTLE, PolicyMachine
-from account_lifecycle.model import State
+from account_lifecycle.model import Action, State
 from account_lifecycle.policy import Policy
 
 __all__ = ["FORMATS", "draw", "to_dot", "to_mermaid"]
@@ -34,8 +36,21 @@ def _edges(machine: PolicyMachine) -> list[tuple[State, State, str]]:
             label += f" [{', '.join(guards)}]"
         if trigger in _SYSTEM_EVENTS:
             label += f" (system, {_SYSTEM_EVENTS[trigger]})"
+        if trigger == Action.RESTORE:
+            label += _recovery_note(machine.policy)
         edges.append((source, dest, label))
     return edges
+
+
+def _recovery_note(policy: Policy) -> str:
+    """`` (phases 30 days by owner/support, then 30 days by support)``, or the window choices."""
+    recovery = policy.recovery
+    if recovery.phases:
+        parts = [f"{phase.length} by {'/'.join(r.value for r in phase.restore)}" for phase in recovery.phases]
+        return f" (phases {', then '.join(parts)})"
+    if recovery.choices:
+        return f" (window chosen at confirm from {', '.join(str(c) for c in recovery.choices)})"
+    return ""
 
 
 def _states(machine: PolicyMachine, edges: list[tuple[State, State, str]]) -> list[State]:

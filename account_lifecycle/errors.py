@@ -11,6 +11,7 @@ Every error a caller can act on derives from one root::
     ├── WrongConfirmationToken     typed token is not exactly the policy's token
     ├── MissingAcknowledgements    required acknowledgements not given
     ├── PrerequisitesPending       a prerequisite check still reports work
+    ├── ReauthenticationRequired   confirming needs a fresher login (step-up)
     ├── RecoveryWindowExpired      restore at or after restorable_until
     ├── ConcurrentUpdate           the stored version moved on; nothing written
     ├── HistoryTampered            the audit chain does not verify
@@ -30,10 +31,12 @@ writes a full sentence naming the values.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from account_lifecycle.model import Action, Actor, State
+    from account_lifecycle.ports import PendingItem
 
 __all__ = [
     "AccountExists",
@@ -48,6 +51,7 @@ __all__ = [
     "PolicyError",
     "PolicyMismatch",
     "PrerequisitesPending",
+    "ReauthenticationRequired",
     "RecoveryWindowExpired",
     "StaleConfirmation",
     "StoreError",
@@ -66,11 +70,17 @@ class AccountNotFound(LifecycleError):
 
 
 class AccountExists(LifecycleError):
-    def __init__(self, *, account_id: str, identity: str | None = None) -> None:
+    def __init__(self, *, account_id: str, identity: str | None = None, kind: str | None = None) -> None:
         self.account_id = account_id
         self.identity = identity
+        self.kind = kind  # the kind of identifier ("email", "phone"), when one of those is taken
         if identity is None:
             msg = f"an account with id {account_id!r} already exists"
+        elif kind is not None:
+            msg = (
+                f"cannot open {account_id!r}: its {kind} is still held by another account; "
+                "the policy's [identity] table says when it is released"
+            )
         else:
             msg = (
                 f"cannot open {account_id!r}: its identity is still held by a live account; "
@@ -103,12 +113,17 @@ class StaleConfirmation(InvalidTransition):
 
 
 class NotPermitted(LifecycleError):
-    def __init__(self, *, actor: Actor, action: Action, relation: str | None) -> None:
+    """*reason*, when given, says why not now (a recovery phase in which the relation may not
+    restore); ``.reason`` is ``""`` when the relation may never take the action."""
+
+    def __init__(self, *, actor: Actor, action: Action, relation: str | None, reason: str = "") -> None:
         self.actor = actor
         self.action = action
         self.relation = relation
+        self.reason = reason
         who = f"{actor} ({relation})" if relation else f"{actor} (no relation to the account)"
-        super().__init__(f"{who} may not {action}")
+        msg = f"{who} may not {action}"
+        super().__init__(f"{msg}: {reason}" if reason else msg)
 
 
 class WrongConfirmationToken(LifecycleError):
@@ -128,10 +143,62 @@ class MissingAcknowledgements(LifecycleError):
 
 
 class PrerequisitesPending(LifecycleError):
-    def __init__(self, *, pending: Mapping[str, Sequence[str]]) -> None:
-        self.pending = {name: tuple(items) for name, items in pending.items()}
-        parts = "; ".join(f"{name}: {', '.join(items)}" for name, items in self.pending.items())
+    """``.pending`` maps each check's name to the ``what`` of its items (plain strings);
+    ``.items`` to the ``PendingItem``s themselves, with why each blocks and how to fix it."""
+
+    def __init__(self, *, pending: Mapping[str, Sequence[str | PendingItem]]) -> None:
+        from account_lifecycle.ports import PendingItem  # a value type; ports imports this module
+
+        self.items = {
+            name: tuple(item if isinstance(item, PendingItem) else PendingItem(str(item)) for item in items)
+            for name, items in pending.items()
+        }
+        self.pending = {name: tuple(item.what for item in items) for name, items in self.items.items()}
+        parts = "; ".join(
+            f"{name}: {', '.join(_pending_text(item) for item in items)}"
+            for name, items in self.items.items()
+        )
         super().__init__(f"prerequisites still pending, complete them before confirming: {parts}")
+
+
+def _pending_text(item: PendingItem) -> str:
+    """``what``, then why and the fix in parentheses when the check gave them."""
+    extra = [f"{label}: {text}" for label, text in (("why", item.why), ("fix", item.fix)) if text]
+    return f"{item.what} ({'; '.join(extra)})" if extra else item.what
+
+
+class ReauthenticationRequired(LifecycleError):
+    """The policy asks for a fresh login (``confirmation.fresh_login``) to confirm, and the
+    actor's last one (``.authenticated_at``, None when the host gave none) is too old, or lies
+    in the future. ``.max_age`` is how old it may be."""
+
+    def __init__(
+        self, *, authenticated_at: datetime | None, max_age: timedelta, now: datetime, reason: str = ""
+    ) -> None:
+        self.authenticated_at = authenticated_at
+        self.max_age = max_age
+        self.now = now
+        if authenticated_at is None:
+            why = "no login time was given"
+        else:
+            why = reason or (f"the last login was at {_when(authenticated_at)}, it is now {_when(now)}")
+        super().__init__(
+            f"confirming needs a login within the last {_span(max_age)}: {why}; sign in again and retry"
+        )
+
+
+def _when(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _span(delta: timedelta) -> str:
+    """``15 minutes``, ``2 hours``, ``1 day``: the largest whole unit."""
+    seconds = int(delta.total_seconds())
+    for size, unit in ((86_400, "day"), (3_600, "hour"), (60, "minute")):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} seconds"
 
 
 class RecoveryWindowExpired(LifecycleError):

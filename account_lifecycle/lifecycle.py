@@ -13,6 +13,7 @@ import attrs
 
 from account_lifecycle.audit import GENESIS, AuditEvent, ChainWriter, verify_chain
 from account_lifecycle.clock import SystemClock, require_aware
+from account_lifecycle.duration import Duration
 from account_lifecycle.errors import (
     AccountExists,
     ConcurrentUpdate,
@@ -26,13 +27,16 @@ from account_lifecycle.model import (
     AccountRecord,
     Action,
     Actor,
+    HeldIdentifier,
+    Hold,
     PurgeProgress,
+    PurgeStatus,
     ServiceState,
     State,
     SurveyOutcome,
     validate_id,
 )
-from account_lifecycle.policy import ON_CANCEL_EFFECTS, Policy
+from account_lifecycle.policy import ON_CANCEL_EFFECTS, Policy, phase_bounds
 from account_lifecycle.ports import AccountStore, Clock, Lease, Listener, PrerequisiteCheck, Purger
 from account_lifecycle.purge import (
     EFFECT_EVENTS,
@@ -45,6 +49,7 @@ from account_lifecycle.purge import (
     effect_key,
     receipt_for,
 )
+from account_lifecycle.timeline import Timeline, build_timeline
 
 __all__ = ["Lifecycle"]
 
@@ -82,6 +87,7 @@ class _Plan:
     changes: Mapping[str, Any] = attrs.Factory(dict)
     details: Mapping[str, Any] = attrs.Factory(dict)
     effects: tuple[tuple[str, Mapping[str, Any]], ...] = ()
+    event: str | None = None  # the command event's action, when not the command's name
 
 
 class Lifecycle:
@@ -213,7 +219,16 @@ class Lifecycle:
             last_seq=writer.seq,
             **changes,
         )
-        self.store.save(new, expected_version=record.version, events=tuple(writer.events), lease=lease)
+        if new.identifiers:  # the store compares release moments with the lifecycle's clock
+            self.store.save(
+                new,
+                expected_version=record.version,
+                events=tuple(writer.events),
+                lease=lease,
+                now=self._now(),
+            )
+        else:
+            self.store.save(new, expected_version=record.version, events=tuple(writer.events), lease=lease)
         self._notify(writer.events)
         return new
 
@@ -282,7 +297,7 @@ class Lifecycle:
         writer.append(
             at=now,
             actor=actor,
-            action=action,
+            action=planned.event or action,
             from_state=record.state,
             to_state=dest,
             details=planned.details,
@@ -332,9 +347,15 @@ class Lifecycle:
         members: Iterable[str] = (),
         identity: str | None = None,
         idempotency_key: str | None = None,
+        identifiers: Mapping[str, str] | None = None,
     ) -> AccountRecord:
         """Create an ``ACTIVE`` account. ``AccountExists`` if the id or the live identity is taken
-        (unless it is a retry with the same *idempotency_key*, which returns the account)."""
+        (unless it is a retry with the same *idempotency_key*, which returns the account).
+
+        *identifiers* maps kinds the policy's ``[identity]`` table lists to values
+        (``{"email": "ann@example.com", "phone": "+15550100"}``); each is held by this account
+        until the table's rule frees it, and ``AccountExists`` (``.kind``, ``.identity``) if
+        another account still holds one. The store enforces it atomically."""
         validate_id(account_id, "account_id")
         if idempotency_key is not None:
             validate_id(idempotency_key, "idempotency_key")
@@ -346,6 +367,7 @@ class Lifecycle:
             raise ValueError(f"the owner {owner!r} cannot also be listed as a member")
         if identity is not None:
             validate_id(identity, "identity")
+        held = self._check_identifiers(identifiers)
         now = self._now()
         record = AccountRecord(
             account_id=account_id,
@@ -357,6 +379,7 @@ class Lifecycle:
             services=dict.fromkeys(self.policy.services, ServiceState.ACTIVE),
             policy=self.policy.name,
             recent_keys=() if idempotency_key is None else ((idempotency_key, str(Action.OPEN)),),
+            identifiers=held,
         )
         writer = ChainWriter(account_id, self.policy.label, GENESIS, 0, 1)
         writer.append(
@@ -369,13 +392,16 @@ class Lifecycle:
         )
         record = attrs.evolve(record, chain_head=writer.head, last_seq=writer.seq)
         try:
-            self.store.create(record, tuple(writer.events))
-        except AccountExists:
+            if held:
+                self.store.create(record, tuple(writer.events), now=now)
+            else:
+                self.store.create(record, tuple(writer.events))
+        except AccountExists as taken:
             if idempotency_key is not None:
                 try:
                     existing = self.store.get(account_id)
                 except LifecycleError:
-                    raise AccountExists(account_id=account_id, identity=identity) from None
+                    raise taken from None
                 if self._replayed(existing, idempotency_key, Action.OPEN):
                     return existing
             raise
@@ -453,6 +479,8 @@ class Lifecycle:
         *,
         request_id: str | None = None,
         idempotency_key: str | None = None,
+        window: Duration | str | None = None,
+        authenticated_at: datetime | None = None,
     ) -> AccountRecord:
         """Confirm the cancellation. Access ends, the cancel-time purge runs inline, and the
         resulting record comes back: ``RESTORABLE`` or ``PURGED``, or ``CANCELLED`` with the
@@ -461,19 +489,26 @@ class Lifecycle:
         *request_id* binds the confirm to the request it answers (the ``cancellation_id`` the
         page was rendered with): a confirm for an earlier, withdrawn request raises
         ``StaleConfirmation``. A retry with the same *idempotency_key* writes nothing and
-        returns the current record."""
+        returns the current record.
+
+        *window* is the owner's pick among ``recovery.choices`` (``"60 days"``; the first when
+        left out; any other is a ``ValueError``). *authenticated_at* is when the actor last
+        logged in, which a policy with ``confirmation.fresh_login`` checks
+        (``ReauthenticationRequired``)."""
         if isinstance(acknowledgements, str):
             raise TypeError("acknowledgements must be a collection of ids, not one string")
         acks = frozenset(acknowledgements)
         for ack in acks:
             if not isinstance(ack, str):
                 raise TypeError(f"acknowledgement ids are strings, got {ack!r}")
+        chosen = self.policy.recovery.choose(window)
+        logged_in = None if authenticated_at is None else require_aware(authenticated_at, "authenticated_at")
         lease = Lease(f"confirm:{uuid.uuid4().hex}", self._now() + self.lease)
         policy = self.policy
         hooks = self.effects
 
         def plan(record: AccountRecord, dest: State, now: datetime) -> _Plan:
-            window = policy.recovery.window
+            phases = phase_bounds(policy.recovery_phases(chosen), now)
             ledger = {name: PurgeProgress() for name in policy.purge.at("cancel")}
             effects: list[tuple[str, Mapping[str, Any]]] = []
             for effect in ON_CANCEL_EFFECTS:
@@ -485,16 +520,22 @@ class Lifecycle:
                     effects.append((EFFECT_EVENTS[effect], effect_event_details(effect, record)))
             changes: dict[str, Any] = {
                 "cancelled_at": now,
-                "restorable_until": None if window is None else window.add_to(now),
+                "restorable_until": phases[-1][1] if phases else None,
                 "purge": ledger,
             }
             if policy.identity_reuse == "after_cancel" and record.identity is not None:
                 changes["identity_released_at"] = now
+            if record.identifiers:
+                changes["identifiers"] = _released_at_cancel(policy, record, now)
             details = {
                 "acknowledged": sorted(acks),
                 "token_typed": policy.confirmation.token is not None,
                 "cancellation_id": record.cancellation_id,
             }
+            if policy.recovery.choices:
+                details["window"] = str(chosen)
+            if policy.confirmation.fresh_login is not None:
+                details["authenticated_at"] = logged_in
             return _Plan(changes=changes, details=details, effects=tuple(effects))
 
         cancelled, replayed = self._apply(
@@ -507,6 +548,7 @@ class Lifecycle:
             token=token,
             acknowledgements=acks,
             request_id=request_id,
+            authenticated_at=logged_in,
         )
         if replayed:
             return cancelled
@@ -530,6 +572,7 @@ class Lifecycle:
                     "restorable_until": None,
                     "purge": {},
                     "cancellation_id": None,
+                    "reminders": (),
                 },
                 details={"on_behalf_of": record.owner, "restorable_until": record.restorable_until},
             )
@@ -575,6 +618,111 @@ class Lifecycle:
             account_id, actor, Action.CANCEL_SERVICE, plan, idempotency_key=idempotency_key, service=service
         )
 
+    def place_hold(
+        self,
+        account_id: str,
+        actor: Actor,
+        category: str,
+        reason: str,
+        *,
+        idempotency_key: str | None = None,
+    ) -> AccountRecord:
+        """Put *category* of the account under a legal hold: it is not erased while the hold
+        stands. With ``[purge] on_hold = "wait"`` the account waits in its state until the hold
+        is released; with ``"retain"`` the category is skipped and listed as retained on the
+        receipt. Any state but ``PURGED``; who may is ``permissions.place_hold``.
+
+        An unknown or protected category, or a blank *reason*, is a ``ValueError``; a category
+        already held or already erased is an ``InvalidTransition``."""
+        self._check_category(category)
+        text = _check_reason(reason)
+
+        def plan(record: AccountRecord, dest: State, now: datetime) -> _Plan:
+            held = record.holds.get(category)
+            if held is not None:
+                raise InvalidTransition(
+                    state=record.state,
+                    action=Action.PLACE_HOLD,
+                    reason=f"{category!r} is already held since {held.at.isoformat()} by {held.by}",
+                )
+            progress = record.purge.get(category)
+            if progress is not None and progress.status is PurgeStatus.DONE:
+                raise InvalidTransition(
+                    state=record.state,
+                    action=Action.PLACE_HOLD,
+                    reason=f"{category!r} was erased already; there is nothing left to hold",
+                )
+            mode = self.policy.purge.on_hold or "wait"
+            hold = Hold(at=now, by=str(actor), reason=text, mode=mode)
+            return _Plan(
+                changes={"holds": {**record.holds, category: hold}},
+                details={"category": category, "reason": text, "mode": mode},
+                event="hold_placed",
+            )
+
+        return self._command(account_id, actor, Action.PLACE_HOLD, plan, idempotency_key=idempotency_key)
+
+    def release_hold(
+        self, account_id: str, actor: Actor, category: str, *, idempotency_key: str | None = None
+    ) -> AccountRecord:
+        """Lift the legal hold on *category*. Its erasure is due again: the next sweep resumes
+        it by itself (and moves the account on once nothing else holds it back). Any state but
+        ``PURGED``; who may is ``permissions.release_hold``. ``InvalidTransition`` if the
+        category is not held."""
+        self._check_category(category)
+
+        def plan(record: AccountRecord, dest: State, now: datetime) -> _Plan:
+            held = record.holds.get(category)
+            if held is None:
+                raise InvalidTransition(
+                    state=record.state, action=Action.RELEASE_HOLD, reason=f"{category!r} is not held"
+                )
+            changes: dict[str, Any] = {"holds": {k: v for k, v in record.holds.items() if k != category}}
+            progress = record.purge.get(category)
+            if (
+                record.state is State.RESTORABLE
+                and category in self.policy.purge.at("cancel")
+                and progress is not None
+                and progress.status is not PurgeStatus.DONE
+                and progress.retry_at is None
+            ):
+                # Retained at cancel, its phase is over: due at once, not when the window ends.
+                changes["purge"] = {**record.purge, category: attrs.evolve(progress, retry_at=now)}
+            return _Plan(
+                changes=changes, details={"category": category, "held_since": held.at}, event="hold_released"
+            )
+
+        return self._command(account_id, actor, Action.RELEASE_HOLD, plan, idempotency_key=idempotency_key)
+
+    def _check_category(self, category: str) -> None:
+        if category in self.policy.purge.protected:
+            raise ValueError(
+                f"{category!r} is protected: it is never erased, so there is nothing for a hold to stop"
+            )
+        names = [c.name for c in self.policy.purge.categories]
+        if category not in names:
+            raise ValueError(
+                f"unknown category {category!r}; this policy erases {', '.join(names) or 'none'}"
+            )
+
+    def _check_identifiers(self, identifiers: Mapping[str, str] | None) -> dict[str, HeldIdentifier]:
+        if identifiers is None:
+            return {}
+        if not isinstance(identifiers, Mapping):
+            raise TypeError(
+                f"identifiers must be a mapping of kind to value, got {type(identifiers).__name__}"
+            )
+        kinds = tuple(self.policy.identity)
+        held = {}
+        for kind, value in identifiers.items():
+            if kind not in kinds:
+                raise ValueError(
+                    f"unknown kind of identifier {kind!r}; the policy's [identity] table lists "
+                    f"{', '.join(kinds) or 'none'} (the single identity is open(identity=...))"
+                )
+            held[kind] = HeldIdentifier(validate_id(value, f"identifier {kind!r}"))
+        return held
+
     def sweep(self, limit: int | None = None) -> SweepReport:
         """Finish unfinished purges and purge every account whose window has ended.
 
@@ -593,12 +741,30 @@ class Lifecycle:
             raise TypeError(f"account_id must be a str, got {type(account_id).__name__}")
         return self.store.get(account_id)
 
+    def preview(
+        self, account_id: str, *, at: datetime | None = None, window: Duration | str | None = None
+    ) -> Timeline:
+        """What will happen to the account, and when: each category erased with its moment,
+        what is kept and why, until when it can be restored and by whom in each phase, the
+        window choices, and what cancelling does at once. Writes nothing.
+
+        *at* defaults to the lifecycle's clock. Before the account is confirmed the moments
+        assume a confirm at *at* (with the *window* the owner would pick, by default the first
+        choice); once confirmed they are the account's own."""
+        record = self._own(self.get(account_id))
+        moment = self._now() if at is None else require_aware(at, "at")
+        return build_timeline(self.policy, record, moment, window)
+
     def allowed_actions(self, account_id: str, actor: Actor) -> frozenset[Action]:
         """What a UI may offer this actor now, from the state, the relation and the permissions
         (and the window). Inputs such as the token are not guessed."""
         record = self._own(self.get(account_id))
         attempt = self._attempt(record, actor, self._now())
-        return frozenset(a for a in _USER_ACTIONS if self.machine.possible(a, attempt))
+        return frozenset(
+            a
+            for a in _USER_ACTIONS
+            if self.machine.possible(a, attempt) and (a is not Action.RELEASE_HOLD or record.holds)
+        )
 
     def history(self, account_id: str) -> tuple[AuditEvent, ...]:
         """The account's audit events, oldest first."""
@@ -619,3 +785,27 @@ class Lifecycle:
                 reason="a receipt exists only once the account is purged",
             )
         return receipt_for(record, self.policy)
+
+
+_MAX_REASON = 500
+
+
+def _check_reason(reason: object) -> str:
+    if not isinstance(reason, str):
+        raise TypeError(f"reason must be a str, got {type(reason).__name__}")
+    if not reason.strip() or len(reason) > _MAX_REASON or not reason.isprintable():
+        raise ValueError(
+            f"reason must be one line of 1 to {_MAX_REASON} printable characters (a case or "
+            f"ticket reference; no personal data: it is audited), got {reason!r}"
+        )
+    return reason
+
+
+def _released_at_cancel(policy: Policy, record: AccountRecord, now: datetime) -> dict[str, HeldIdentifier]:
+    """The account's identifiers at confirm: those whose rule is ``at_once`` are free from now."""
+    out = dict(record.identifiers)
+    for kind, held in record.identifiers.items():
+        rule = policy.identity.get(kind)
+        if rule is not None and rule.when == "at_once":
+            out[kind] = attrs.evolve(held, free_at=now)
+    return out

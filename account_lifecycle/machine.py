@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import attrs
@@ -21,6 +21,7 @@ from account_lifecycle.errors import (
     MissingAcknowledgements,
     NotPermitted,
     PrerequisitesPending,
+    ReauthenticationRequired,
     RecoveryWindowExpired,
     StaleConfirmation,
     WrongConfirmationToken,
@@ -34,14 +35,18 @@ from account_lifecycle.model import (
     State,
     SurveyOutcome,
 )
-from account_lifecycle.policy import Policy
+from account_lifecycle.policy import ACCOUNT_ID_PLACEHOLDER, Policy, RecoveryPhase, phase_bounds
+from account_lifecycle.ports import PendingItem
 
-__all__ = ["EXPIRE", "SETTLE", "Attempt", "Guard", "PolicyMachine"]
+__all__ = ["CLOCK_SKEW", "EXPIRE", "SETTLE", "Attempt", "Guard", "PolicyMachine"]
 
 #: Internal events that move an account on by itself once purge work is done.
 SETTLE: Final = "settle"  # CANCELLED -> RESTORABLE or PURGED
 EXPIRE: Final = "expire"  # RESTORABLE -> PURGED
 _RETURNS: Final = (SurveyOutcome.KEEP_ACCOUNT, SurveyOutcome.BOOK_MEETING)
+#: How far in the future a login time may lie and still count: the host's clock and the
+#: lifecycle's may disagree by this much.
+CLOCK_SKEW: Final = timedelta(minutes=1)
 
 
 @attrs.define(slots=True)
@@ -58,7 +63,8 @@ class Attempt:
     service: str | None = None
     new_owner: str | None = None
     request_id: str | None = None
-    prerequisites: Mapping[str, Callable[[str], Sequence[str]]] = attrs.field(factory=dict)
+    authenticated_at: datetime | None = None  # when the actor last logged in, as the host says
+    prerequisites: Mapping[str, Callable[[str], Sequence[str | PendingItem]]] = attrs.field(factory=dict)
     refusal: Exception | None = None
     state: str = ""  # the cursor ``transitions`` reads and writes
 
@@ -117,10 +123,17 @@ def _outcome_offered(policy: Policy) -> Guard:
     return Guard("outcome_offered", check, needs_input=True)
 
 
-def _token_matches(expected: str) -> Guard:
-    expected_bytes = expected.encode("utf-8")
+def _token_matches(template: str) -> Guard:
+    """The typed token equals the policy's, with ``{account_id}`` rendered for the account;
+    compared in constant time, byte for byte."""
+    per_account = ACCOUNT_ID_PLACEHOLDER in template
+    template_bytes = template.encode("utf-8")
 
     def check(attempt: Attempt) -> Exception | None:
+        expected = (
+            template.replace(ACCOUNT_ID_PLACEHOLDER, attempt.record.account_id) if per_account else template
+        )
+        expected_bytes = expected.encode("utf-8") if per_account else template_bytes
         given = attempt.token
         if isinstance(given, str):
             given_bytes = given.encode("utf-8", "surrogatepass")
@@ -138,6 +151,31 @@ def _answers_open_request(attempt: Attempt) -> Exception | None:
     if given is None or given == current:
         return None
     return StaleConfirmation(state=attempt.record.state, given=given, current=current)
+
+
+def _fresh_login(max_age: timedelta) -> Guard:
+    """Step-up: the actor logged in at most *max_age* ago by the lifecycle's clock (a login up to
+    ``CLOCK_SKEW`` in the future counts as now)."""
+
+    def check(attempt: Attempt) -> Exception | None:
+        at, now = attempt.authenticated_at, attempt.now
+        if at is not None and at > now + CLOCK_SKEW:
+            reason = (
+                f"the login time {_moment(at)} lies in the future (it is now {_moment(now)}, "
+                f"and clocks may differ by at most {int(CLOCK_SKEW.total_seconds())} seconds)"
+            )
+            return ReauthenticationRequired(authenticated_at=at, max_age=max_age, now=now, reason=reason)
+        if at is None or now - at > max_age:
+            return ReauthenticationRequired(authenticated_at=at, max_age=max_age, now=now)
+        return None
+
+    return Guard("fresh_login", check, needs_input=True)
+
+
+def _moment(moment: datetime | None) -> str:
+    return (
+        "-" if moment is None else moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    )
 
 
 def _acknowledged(policy: Policy) -> Guard:
@@ -158,19 +196,38 @@ def _acknowledged(policy: Policy) -> Guard:
 
 def _prerequisites_clear(policy: Policy) -> Guard:
     def check(attempt: Attempt) -> Exception | None:
-        pending: dict[str, tuple[str, ...]] = {}
+        pending: dict[str, tuple[str | PendingItem, ...]] = {}
         for name in policy.prerequisites:
             items = attempt.prerequisites[name](attempt.record.account_id)
             if isinstance(items, str | bytes) or not isinstance(items, Iterable):
                 return TypeError(
                     f"prerequisite check {name!r} must return a sequence of strings, got {items!r}"
                 )
-            items = tuple(str(item) for item in items)
-            if items:
-                pending[name] = items
+            checked: list[str | PendingItem] = []
+            for item in items:
+                if isinstance(item, PendingItem):
+                    problem = _bad_pending_item(name, item)
+                    if problem is not None:
+                        return problem
+                    checked.append(item)
+                else:
+                    checked.append(str(item))
+            if checked:
+                pending[name] = tuple(checked)
         return PrerequisitesPending(pending=pending) if pending else None
 
     return Guard("prerequisites_clear", check, needs_input=True)
+
+
+def _bad_pending_item(check: str, item: PendingItem) -> TypeError | None:
+    for field in ("what", "why", "fix"):
+        value = getattr(item, field)
+        if not isinstance(value, str):
+            return TypeError(
+                f"prerequisite check {check!r} returned a PendingItem whose {field} is "
+                f"{type(value).__name__} {value!r}; expected a string"
+            )
+    return None
 
 
 def _within_window(attempt: Attempt) -> Exception | None:
@@ -180,6 +237,55 @@ def _within_window(attempt: Attempt) -> Exception | None:
     return RecoveryWindowExpired(
         account_id=attempt.record.account_id, restorable_until=until, now=attempt.now
     )
+
+
+def _phase_allows(phases: tuple[RecoveryPhase, ...]) -> Guard:
+    """The actor's relation may restore in the phase of the recovery window the clock is in.
+    Past the last phase ``within_window`` refuses; this guard lets that through."""
+
+    def check(attempt: Attempt) -> Exception | None:
+        cancelled_at = attempt.record.cancelled_at
+        if cancelled_at is None:
+            return None
+        bounds = phase_bounds(phases, cancelled_at)
+        current = next((i for i, (_, end) in enumerate(bounds) if attempt.now < end), None)
+        if current is None or attempt.relation in phases[current].restore:
+            return None
+        reason = _phase_refusal(phases, bounds, current, attempt.relation)
+        return NotPermitted(
+            actor=attempt.actor, action=Action.RESTORE, relation=attempt.relation, reason=reason
+        )
+
+    return Guard("phase_allows", check)
+
+
+def _relations(relations: Iterable[Relation]) -> str:
+    names = [r.value for r in relations]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def _phase_refusal(
+    phases: tuple[RecoveryPhase, ...],
+    bounds: tuple[tuple[datetime, datetime], ...],
+    current: int,
+    relation: Relation | None,
+) -> str:
+    start, end = bounds[current]
+    text = (
+        f"recovery phase {current + 1} of {len(phases)} runs from {_moment(start)} until {_moment(end)}, "
+        f"and only {_relations(phases[current].restore)} may restore in it"
+    )
+    earlier = [i for i in range(current) if relation in phases[i].restore]
+    later = [i for i in range(current + 1, len(phases)) if relation in phases[i].restore]
+    if earlier:
+        last = earlier[-1]
+        text += f"; {relation} could restore in phase {last + 1}, which ended at {_moment(bounds[last][1])}"
+    elif later:
+        first = later[0]
+        text += (
+            f"; {relation} may restore from phase {first + 1}, which starts at {_moment(bounds[first][0])}"
+        )
+    return text
 
 
 def _service_active(policy: Policy) -> Guard:
@@ -207,13 +313,27 @@ def _new_owner_is_member(attempt: Attempt) -> Exception | None:
     )
 
 
+def _reached(transitions: Sequence[Mapping[str, Any]]) -> list[State]:
+    """The states the transitions (as given to ``Machine``) reach from ``ACTIVE``, in order."""
+    seen = {State.ACTIVE}
+    frontier = [State.ACTIVE]
+    while frontier:
+        state = frontier.pop()
+        for t in transitions:
+            dest = State(t["dest"]) if t["dest"] is not None else state
+            if state.value in t["source"] and dest not in seen:
+                seen.add(dest)
+                frontier.append(dest)
+    return [s for s in State if s in seen]
+
+
 class PolicyMachine:
     """The machine of one policy: states, transitions and guards, and decisions over them."""
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         survey_mode = policy.survey.mode
-        has_window = policy.recovery.window is not None
+        has_window = policy.recovery.has_window
         may = {
             action: _permitted(policy, action)
             for action in Action
@@ -258,10 +378,11 @@ class PolicyMachine:
             [State.PENDING_CONFIRM] if survey_mode == "off" else [State.SURVEYED, State.PENDING_CONFIRM]
         )
         add(Action.WITHDRAW, withdraw_from, State.ACTIVE, may[Action.WITHDRAW])
-        confirm_guards = [
-            may[Action.CONFIRM],
-            Guard("answers_open_request", _answers_open_request, needs_input=True),
-        ]
+        confirm_guards = [may[Action.CONFIRM]]
+        fresh_login = policy.confirmation.fresh_login
+        if fresh_login is not None and fresh_login.fixed is not None:
+            confirm_guards.append(_fresh_login(fresh_login.fixed))
+        confirm_guards.append(Guard("answers_open_request", _answers_open_request, needs_input=True))
         if policy.confirmation.token is not None:
             confirm_guards.append(_token_matches(policy.confirmation.token))
         confirm_guards.append(_acknowledged(policy))
@@ -270,13 +391,10 @@ class PolicyMachine:
         add(Action.CONFIRM, State.PENDING_CONFIRM, State.CANCELLED, *confirm_guards)
         add(SETTLE, State.CANCELLED, State.RESTORABLE if has_window else State.PURGED)
         if has_window:
-            add(
-                Action.RESTORE,
-                State.RESTORABLE,
-                State.ACTIVE,
-                may[Action.RESTORE],
-                Guard("within_window", _within_window),
-            )
+            restore_guards = [may[Action.RESTORE], Guard("within_window", _within_window)]
+            if policy.recovery.phases:
+                restore_guards.append(_phase_allows(policy.recovery.phases))
+            add(Action.RESTORE, State.RESTORABLE, State.ACTIVE, *restore_guards)
             add(EXPIRE, State.RESTORABLE, State.PURGED)
         add(
             Action.TRANSFER_OWNERSHIP,
@@ -293,6 +411,11 @@ class PolicyMachine:
                 may[Action.CANCEL_SERVICE],
                 _service_active(policy),
             )
+        if policy.purge.on_hold is not None:
+            # Legal holds change no state; they can be placed and released until the purge.
+            unpurged: list[State] = [s for s in _reached(transitions) if s is not State.PURGED]
+            add(Action.PLACE_HOLD, unpurged, None, may[Action.PLACE_HOLD])
+            add(Action.RELEASE_HOLD, unpurged, None, may[Action.RELEASE_HOLD])
 
         self.machine = Machine(
             model=None,

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta
 from os import PathLike
 from pathlib import Path
 from types import MappingProxyType
@@ -17,12 +18,15 @@ from typing import Any, Final, cast
 
 import attrs
 
+from account_lifecycle.closure import DEFAULT_IDENTITY_KIND, HOLD_MODES, IdentityReuse, longest, shortest
 from account_lifecycle.duration import Duration
 from account_lifecycle.errors import PolicyError
 from account_lifecycle.model import Action, Relation, SurveyOutcome
 
 __all__ = [
+    "ACCOUNT_ID_PLACEHOLDER",
     "ACTIONS_WITH_PERMISSIONS",
+    "HOLD_ACTIONS",
     "INVARIANTS",
     "ON_CANCEL_EFFECTS",
     "Acknowledgement",
@@ -30,8 +34,10 @@ __all__ = [
     "Policy",
     "PurgeCategory",
     "PurgePolicy",
+    "RecoveryPhase",
     "RecoveryPolicy",
     "SurveyPolicy",
+    "phase_bounds",
 ]
 
 SURVEY_MODES: Final = ("required", "optional", "off")
@@ -58,6 +64,13 @@ ACTIONS_WITH_PERMISSIONS: Final = (
 )
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,63}", re.ASCII)
 _MAX_TEXT = 2000
+#: The one placeholder a confirmation token may hold, replaced by the account's id.
+ACCOUNT_ID_PLACEHOLDER: Final = "{account_id}"
+# What reads as a placeholder: a name in braces. Other braces ("{}", "{!}") are literal text.
+_PLACEHOLDER = re.compile(r"\{ *[A-Za-z_][A-Za-z0-9_ .-]*\}", re.ASCII)
+#: The longest ``confirmation.fresh_login``: a login older than a day is no step-up.
+MAX_FRESH_LOGIN: Final = timedelta(hours=24)
+_WINDOW_UNITS: Final = ("days", "weeks", "months", "years")
 
 
 def _tuple(value: Iterable[Any]) -> tuple[Any, ...]:
@@ -101,11 +114,79 @@ class SurveyPolicy:
 class ConfirmationPolicy:
     token: str | None = None
     acknowledgements: tuple[Acknowledgement, ...] = attrs.field(default=(), converter=_tuple)
+    #: How recent the actor's last login must be to confirm (step-up), or None.
+    fresh_login: Duration | None = None
+
+    def token_for(self, account_id: str) -> str | None:
+        """The exact text to type for *account_id*: the token with ``{account_id}`` replaced by
+        the id (``"DELETE {account_id}"`` -> ``"DELETE acc-1"``), or None for a plain confirm."""
+        if self.token is None:
+            return None
+        return self.token.replace(ACCOUNT_ID_PLACEHOLDER, account_id)
+
+
+def _convert_relations(value: Iterable[Any]) -> tuple[Any, ...]:
+    """Relation names become ``Relation``s; anything else is left for validation to name."""
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        return cast(tuple[Any, ...], value)
+    known = {r.value for r in Relation}
+    return tuple(Relation(v) if isinstance(v, str) and v in known else v for v in value)
+
+
+@attrs.frozen
+class RecoveryPhase:
+    """One stretch of a phased recovery window, and the relations that may restore during it."""
+
+    length: Duration
+    restore: tuple[Relation, ...] = attrs.field(converter=_convert_relations)
 
 
 @attrs.frozen
 class RecoveryPolicy:
+    """How a cancelled account can be restored: no window, a ``window`` (restored by
+    ``permissions.restore``), ``phases`` (each with who may restore in it), or ``choices``
+    (the owner picks the window's length when confirming; the first when none is picked)."""
+
     window: Duration | None = None
+    phases: tuple[RecoveryPhase, ...] = attrs.field(default=(), converter=_tuple)
+    choices: tuple[Duration, ...] = attrs.field(default=(), converter=_tuple)
+    #: How long before the window ends a reminder goes out (``"7 days"``, ``"1 day"``).
+    reminders: tuple[Duration, ...] = attrs.field(default=(), converter=_tuple, kw_only=True)
+
+    @property
+    def has_window(self) -> bool:
+        """Whether a cancelled account can be restored for a while (any of the three forms)."""
+        return self.window is not None or bool(self.phases) or bool(self.choices)
+
+    def choose(self, window: Duration | str | None) -> Duration | None:
+        """The window picked at confirm time: *window* if it is one of ``choices`` (a
+        ``Duration`` or its text, ``"60 days"``), the first choice if None. Without choices only
+        None is accepted (and None returned). Anything else is a ``ValueError``."""
+        if window is None:
+            return self.choices[0] if self.choices else None
+        if not self.choices:
+            raise ValueError(
+                f"this policy offers no choice of recovery window, got window={str(window)!r}; "
+                "leave it out (recovery.choices lists the lengths an owner may pick)"
+            )
+        picked = Duration.parse(window) if isinstance(window, str) else window
+        if not isinstance(picked, Duration):
+            raise TypeError(f"window must be a duration text like '30 days', got {type(window).__name__}")
+        if picked not in self.choices:
+            offered = ", ".join(f"'{c}'" for c in self.choices)
+            raise ValueError(f"window '{picked}' is not offered; choose one of {offered}")
+        return picked
+
+
+def phase_bounds(phases: Iterable[RecoveryPhase], start: datetime) -> tuple[tuple[datetime, datetime], ...]:
+    """``(starts, ends)`` of each phase of a window opened at *start*: each phase starts when the
+    previous one ends (calendar months clamped at each step); the last end is ``restorable_until``."""
+    bounds = []
+    for phase in phases:
+        end = phase.length.add_to(start)
+        bounds.append((start, end))
+        start = end
+    return tuple(bounds)
 
 
 @attrs.frozen
@@ -120,14 +201,27 @@ class PurgeCategory:
 class PurgePolicy:
     categories: tuple[PurgeCategory, ...] = attrs.field(default=(), converter=_tuple)
     protected: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    #: What a legal hold does to its category's purge: ``"wait"``, ``"retain"``, or None when
+    #: the policy takes no legal holds.
+    on_hold: str | None = attrs.field(default=None, kw_only=True)
 
     def at(self, moment: str) -> tuple[str, ...]:
         """Names of the categories erased at ``"cancel"`` or at ``"expiry"``."""
         return tuple(c.name for c in self.categories if c.at == moment)
 
 
+#: Legal holds: granted to ``permissions.place_hold`` and ``permissions.release_hold``,
+#: support and the system by default (also when a written ``[permissions]`` table leaves
+#: them out, so files from before holds keep their meaning).
+HOLD_ACTIONS: Final = (Action.PLACE_HOLD, Action.RELEASE_HOLD)
+HOLD_PERMISSIONS: Final = frozenset({Relation.SUPPORT, Relation.SYSTEM})
+
+
 def _default_permissions() -> Mapping[Action, frozenset[Relation]]:
-    return {action: frozenset({Relation.OWNER}) for action in ACTIONS_WITH_PERMISSIONS}
+    return {
+        **{action: frozenset({Relation.OWNER}) for action in ACTIONS_WITH_PERMISSIONS},
+        **dict.fromkeys(HOLD_ACTIONS, HOLD_PERMISSIONS),
+    }
 
 
 def _convert_permissions(
@@ -136,7 +230,7 @@ def _convert_permissions(
     if not isinstance(value, Mapping):
         raise PolicyError(key="permissions", message=f"expected a table, got {value!r}")
     out: dict[Action, frozenset[Relation]] = {}
-    allowed = {a.value for a in ACTIONS_WITH_PERMISSIONS}
+    allowed = {a.value for a in (*ACTIONS_WITH_PERMISSIONS, *HOLD_ACTIONS)}
     for raw_action, raw_relations in value.items():
         if raw_action not in allowed:
             raise PolicyError(
@@ -161,6 +255,23 @@ def _convert_permissions(
         out[Action(raw_action)] = frozenset(relations)
     for action in ACTIONS_WITH_PERMISSIONS:
         out.setdefault(action, frozenset())
+    for action in HOLD_ACTIONS:
+        out.setdefault(action, HOLD_PERMISSIONS)
+    return MappingProxyType(out)
+
+
+def _convert_identity(value: Mapping[Any, Any]) -> Mapping[str, IdentityReuse]:
+    """Kind -> rule; a rule may be given as its text (``"after 30 days"``)."""
+    if not isinstance(value, Mapping):
+        raise PolicyError(key="identity", message=f"expected a table, got {value!r}")
+    out: dict[str, IdentityReuse] = {}
+    for kind, rule in value.items():
+        if isinstance(rule, str):
+            try:
+                rule = IdentityReuse.parse(rule)
+            except ValueError as exc:
+                raise PolicyError(key=f"identity.{kind}", message=str(exc)) from None
+        out[kind] = rule
     return MappingProxyType(out)
 
 
@@ -183,6 +294,8 @@ class Policy:
     services: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     waivers: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     description: str = ""
+    #: When each kind of identifier (``email``, ``phone``, ...) may open another account.
+    identity: Mapping[str, IdentityReuse] = attrs.field(factory=dict, converter=_convert_identity)
 
     def __attrs_post_init__(self) -> None:
         _validate(self)
@@ -194,6 +307,30 @@ class Policy:
 
     def may(self, action: Action, relation: Relation | None) -> bool:
         return relation is not None and relation in self.permissions.get(action, frozenset())
+
+    def identity_rule(self, kind: str) -> IdentityReuse:
+        """The reuse rule of identifiers of *kind*; the single ``identity`` follows
+        ``identity_reuse`` (``"after_cancel"`` is ``"at_once"``). ``KeyError`` for a kind the
+        policy does not list."""
+        if kind == DEFAULT_IDENTITY_KIND:
+            when = self.identity_reuse
+            return IdentityReuse("at_once" if when == "after_cancel" else when)
+        return self.identity[kind]
+
+    def recovery_phases(self, window: Duration | None = None) -> tuple[RecoveryPhase, ...]:
+        """The phases of the recovery window: ``recovery.phases``, or for the simple forms one
+        phase of ``recovery.window`` (or of the chosen *window*, by default the first of
+        ``recovery.choices``) in which ``permissions.restore`` may restore. Empty without one."""
+        recovery = self.recovery
+        if recovery.phases:
+            return recovery.phases
+        length = recovery.window
+        if recovery.choices:
+            length = window if window is not None else recovery.choices[0]
+        if length is None:
+            return ()
+        granted = self.permissions.get(Action.RESTORE, frozenset())
+        return (RecoveryPhase(length, tuple(r for r in Relation if r in granted)),)
 
     # -- TOML ---------------------------------------------------------------------------
 
@@ -265,6 +402,73 @@ def _check_list(key: str, value: object) -> None:
         raise _fail(key, f"expected a list, got {value!r}")
 
 
+def _check_window_length(key: str, value: object) -> Duration:
+    if not isinstance(value, Duration):
+        raise _fail(key, f"expected a Duration, got {value!r}")
+    if value.unit not in _WINDOW_UNITS:
+        raise _fail(key, f"expected a duration in days, weeks, months or years like '90 days', got '{value}'")
+    return value
+
+
+def _check_recovery(policy: Policy, recovery: RecoveryPolicy) -> None:
+    """The three forms of a window (``window``, ``phases``, ``choices``) exclude each other."""
+    if recovery.window is not None:
+        _check_window_length("recovery.window", recovery.window)
+    _check_list("recovery.phases", recovery.phases)
+    _check_list("recovery.choices", recovery.choices)
+    if recovery.phases and recovery.window is not None:
+        raise _fail(
+            "recovery.phases",
+            "give recovery.window or recovery.phases, not both: a window is one phase in which "
+            "permissions.restore may restore",
+        )
+    if recovery.choices and (recovery.window is not None or recovery.phases):
+        other = "recovery.window" if recovery.window is not None else "recovery.phases"
+        raise _fail(
+            "recovery.choices",
+            f"the window is chosen from recovery.choices at confirm time; drop {other}",
+        )
+    granted = policy.permissions.get(Action.RESTORE, frozenset())
+    total = 0.0
+    for index, phase in enumerate(recovery.phases):
+        key = f"recovery.phases[{index}]"
+        if not isinstance(phase, RecoveryPhase):
+            raise _fail(key, f"expected a RecoveryPhase, got {phase!r}")
+        total += _check_window_length(f"{key}.length", phase.length).approx_days
+        if not isinstance(phase.restore, tuple):
+            raise _fail(f"{key}.restore", f"expected a list of relations, got {phase.restore!r}")
+        if not phase.restore:
+            raise _fail(
+                f"{key}.restore",
+                "must name at least one relation; a phase in which nobody may restore is no recovery",
+            )
+        seen: set[Relation] = set()
+        for relation in phase.restore:
+            if not isinstance(relation, Relation):
+                raise _fail(
+                    f"{key}.restore",
+                    f"unknown relation {relation!r}; expected owner, member, support or system",
+                )
+            if relation in seen:
+                raise _fail(f"{key}.restore", f"{relation.value!r} is listed twice")
+            seen.add(relation)
+            if relation not in granted:
+                raise _fail(
+                    f"{key}.restore",
+                    f"{relation.value!r} may restore in this phase, but permissions.restore does not "
+                    f"grant it; add {relation.value!r} to permissions.restore (who may ever restore)",
+                )
+    if total > 36_600:
+        raise _fail("recovery.phases", "the phases may last at most 100 years together")
+    lengths: set[Duration] = set()
+    for index, choice in enumerate(recovery.choices):
+        key = f"recovery.choices[{index}]"
+        _check_window_length(key, choice)
+        if choice in lengths:
+            raise _fail(key, f"'{choice}' is listed twice")
+        lengths.add(choice)
+
+
 def _validate(policy: Policy) -> None:
     _check_text("name", policy.name)
     if policy.name != policy.name.strip() or not policy.name.isprintable() or len(policy.name) > 100:
@@ -308,6 +512,23 @@ def _validate(policy: Policy) -> None:
             )
         if len(token) > 200:
             raise _fail("confirmation.token", "must be at most 200 characters")
+        for placeholder in _PLACEHOLDER.findall(token):
+            if placeholder != ACCOUNT_ID_PLACEHOLDER:
+                raise _fail(
+                    "confirmation.token",
+                    f"unknown placeholder {placeholder!r} in {token!r}; the only placeholder is "
+                    f"{ACCOUNT_ID_PLACEHOLDER!r}, replaced by the account's id",
+                )
+    fresh_login = confirmation.fresh_login
+    if fresh_login is not None:
+        if not isinstance(fresh_login, Duration):
+            raise _fail("confirmation.fresh_login", f"expected a Duration or none, got {fresh_login!r}")
+        fixed = fresh_login.fixed
+        if fixed is None or fixed > MAX_FRESH_LOGIN:
+            raise _fail(
+                "confirmation.fresh_login",
+                f"expected at most 24 hours, like '15 minutes' or '2 hours', got '{fresh_login}'",
+            )
     _check_list("confirmation.acknowledgements", confirmation.acknowledgements)
     ack_ids: set[str] = set()
     for index, ack in enumerate(confirmation.acknowledgements):
@@ -324,7 +545,8 @@ def _validate(policy: Policy) -> None:
         raise _fail("recovery", f"expected a RecoveryPolicy, got {recovery!r}")
     if recovery.window is not None and not isinstance(recovery.window, Duration):
         raise _fail("recovery.window", f"expected a Duration or none, got {recovery.window!r}")
-    has_window = recovery.window is not None
+    _check_recovery(policy, recovery)
+    has_window = recovery.has_window
 
     purge = policy.purge
     if not isinstance(purge, PurgePolicy):
@@ -381,3 +603,93 @@ def _validate(policy: Policy) -> None:
                 f"waivers[{index}]",
                 f"unknown invariant {waiver!r}; expected one of {', '.join(INVARIANTS)}",
             )
+    _check_closure(policy, has_window)
+
+
+# -- legal holds, reminders, identity quarantine (docs/closure-features.md) -----------------
+
+_IDENTITY_WHEN: Final = ("never", "at_once", "after_purge", "after")
+_MAX_KINDS: Final = 32
+
+
+def _window_ends(recovery: RecoveryPolicy) -> list[Callable[[datetime], datetime]]:
+    """Each way the recovery window can end, as a function of the moment it opens."""
+    if recovery.window is not None:
+        return [recovery.window.add_to]
+    if recovery.phases:
+        lengths = [phase.length for phase in recovery.phases]
+
+        def end(start: datetime) -> datetime:
+            for length in lengths:
+                start = length.add_to(start)
+            return start
+
+        return [end]
+    return [choice.add_to for choice in recovery.choices]
+
+
+def _check_reminders(recovery: RecoveryPolicy, has_window: bool) -> None:
+    reminders = recovery.reminders
+    _check_list("recovery.reminders", reminders)
+    if not reminders:
+        return
+    if not has_window:
+        raise _fail(
+            "recovery.reminders",
+            "reminders go out before the recovery window ends, but the policy has no recovery window",
+        )
+    window = min(shortest(end) for end in _window_ends(recovery))
+    seen: set[Duration] = set()
+    for index, reminder in enumerate(reminders):
+        key = f"recovery.reminders[{index}]"
+        if not isinstance(reminder, Duration):
+            raise _fail(key, f"expected a Duration, got {reminder!r}")
+        if reminder in seen:
+            raise _fail(key, f"'{reminder}' is listed twice")
+        seen.add(reminder)
+        if longest(reminder) >= window:
+            raise _fail(
+                key,
+                f"'{reminder}' before the end is not shorter than the recovery window, which can "
+                f"be as short as {window.days} days; a reminder must fall inside the window",
+            )
+
+
+def _check_identity(policy: Policy, has_window: bool) -> None:
+    if len(policy.identity) > _MAX_KINDS:
+        raise _fail("identity", f"at most {_MAX_KINDS} kinds of identifier, got {len(policy.identity)}")
+    for kind, rule in policy.identity.items():
+        key = f"identity.{kind}"
+        if not isinstance(kind, str) or not _NAME.fullmatch(kind):
+            raise _fail(
+                key, f"expected a lower-case kind of identifier like 'email' or 'phone', got {kind!r}"
+            )
+        if kind == DEFAULT_IDENTITY_KIND:
+            raise _fail(
+                key,
+                "the single identity of open(identity=...) follows the top-level identity_reuse; "
+                "name this kind of identifier otherwise, e.g. 'email'",
+            )
+        if (
+            not isinstance(rule, IdentityReuse)
+            or rule.when not in _IDENTITY_WHEN
+            or (rule.when == "after") != isinstance(rule.delay, Duration)
+        ):
+            raise _fail(
+                key,
+                f"expected 'never', 'at_once', 'after_purge' or 'after <duration>', got {rule!r}",
+            )
+        if rule.when == "at_once" and has_window:
+            raise _fail(
+                key,
+                "'at_once' would let another account take the identifier of an account that can "
+                "still be restored; use 'after_purge' or 'after <duration>' with a recovery window",
+            )
+
+
+def _check_closure(policy: Policy, has_window: bool) -> None:
+    on_hold = policy.purge.on_hold
+    if on_hold is not None and on_hold not in HOLD_MODES:
+        raise _fail("purge.on_hold", f"expected 'wait' or 'retain', got {on_hold!r}")
+    _check_reminders(policy.recovery, has_window)
+    _check_identity(policy, has_window)

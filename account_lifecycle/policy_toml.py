@@ -19,11 +19,14 @@ from account_lifecycle.duration import Duration
 from account_lifecycle.errors import PolicyError
 from account_lifecycle.policy import (
     ACTIONS_WITH_PERMISSIONS,
+    HOLD_ACTIONS,
+    HOLD_PERMISSIONS,
     Acknowledgement,
     ConfirmationPolicy,
     Policy,
     PurgeCategory,
     PurgePolicy,
+    RecoveryPhase,
     RecoveryPolicy,
     SurveyPolicy,
 )
@@ -44,24 +47,29 @@ _TOP: Final = (
     "permissions",
     "recovery",
     "purge",
+    "identity",
 )
 _TABLES: Final[dict[str, tuple[str, ...]]] = {
     "survey": ("mode", "outcomes"),
-    "confirmation": ("token", "acknowledgements"),
-    "recovery": ("window",),
-    "purge": ("protected", "categories"),
+    "confirmation": ("token", "acknowledgements", "fresh_login"),
+    "recovery": ("window", "phases", "choices", "reminders"),
+    "purge": ("protected", "categories", "on_hold"),
 }
 _ACKNOWLEDGEMENT: Final = ("id", "text")
 _CATEGORY: Final = ("name", "at")
+_PHASE: Final = ("length", "restore")
 
 #: Every key a policy file may hold, as dotted paths (``[]`` marks an item of a list of
 #: tables). ``docs/policy-files.md`` documents each one; a test keeps the two in step.
 KEYS: Final[tuple[str, ...]] = (
-    *(key for key in _TOP if key not in _TABLES and key != "permissions"),
+    *(key for key in _TOP if key not in _TABLES and key not in ("permissions", "identity")),
     *(f"{table}.{key}" for table, keys in _TABLES.items() for key in keys),
     *(f"confirmation.acknowledgements[].{key}" for key in _ACKNOWLEDGEMENT),
     *(f"purge.categories[].{key}" for key in _CATEGORY),
+    *(f"recovery.phases[].{key}" for key in _PHASE),
     *(f"permissions.{action.value}" for action in ACTIONS_WITH_PERMISSIONS),
+    *(f"permissions.{action.value}" for action in HOLD_ACTIONS),
+    "identity.<kind>",
 )
 
 _TYPE_NAMES: Final[dict[type, str]] = {
@@ -280,7 +288,13 @@ def policy_from_toml(text: str) -> Policy:
             Acknowledgement(item.get("id", str, "a string"), item.get("text", str, "a string"))
             for item in confirmation.items("acknowledgements", _ACKNOWLEDGEMENT)
         )
-        kwargs["confirmation"] = ConfirmationPolicy(token, acks)
+        fresh_login = confirmation.get("fresh_login", str, "a duration like '15 minutes' or '2 hours'")
+        fresh = (
+            None
+            if fresh_login is None
+            else _guard("confirmation.fresh_login", lambda: Duration.parse(fresh_login))
+        )
+        kwargs["confirmation"] = ConfirmationPolicy(token, acks, fresh)
 
     permissions = top.get("permissions", dict, "a table")
     if permissions is not None:
@@ -294,7 +308,9 @@ def policy_from_toml(text: str) -> Policy:
     if recovery is not None:
         window = recovery.get("window", str, "a duration like '90 days' or '3 months'")
         parsed = None if window is None else _guard("recovery.window", lambda: Duration.parse(window))
-        kwargs["recovery"] = RecoveryPolicy(parsed)
+        kwargs["recovery"] = RecoveryPolicy(
+            parsed, _phases(recovery), _choices(recovery), reminders=_reminders(recovery)
+        )
 
     purge = top.table("purge")
     if purge is not None:
@@ -302,9 +318,42 @@ def policy_from_toml(text: str) -> Policy:
             PurgeCategory(item.get("name", str, "a string"), item.get("at", str, "a string"))
             for item in purge.items("categories", _CATEGORY)
         )
-        kwargs["purge"] = PurgePolicy(categories, purge.strings("protected") or ())
+        on_hold = purge.get("on_hold", str, "'wait' or 'retain'")
+        kwargs["purge"] = PurgePolicy(categories, purge.strings("protected") or (), on_hold=on_hold)
+
+    identity = top.get("identity", dict, "a table")
+    if identity is not None:
+        # Which kinds and rules are valid is the policy's own check (it names the key).
+        kinds = _Table(identity, "identity.", tuple(identity))
+        for kind in identity:
+            kinds.get(kind, str, "a rule like 'after_purge' or 'after 30 days'")
+        kwargs["identity"] = identity
 
     return Policy(**kwargs)
+
+
+def _reminders(recovery: _Table) -> tuple[Duration, ...]:
+    texts = recovery.strings("reminders", "a list of durations like ['7 days', '1 day']") or ()
+    return tuple(_duration(f"{recovery.key('reminders')}[{i}]", text) for i, text in enumerate(texts))
+
+
+def _duration(key: str, text: str) -> Duration:
+    parsed: Duration = _guard(key, lambda: Duration.parse(text))
+    return parsed
+
+
+def _phases(recovery: _Table) -> tuple[RecoveryPhase, ...]:
+    phases = []
+    for item in recovery.items("phases", _PHASE):
+        length = item.get("length", str, "a duration like '30 days'")
+        restore = item.strings("restore", "a list of relations like ['owner', 'support']")
+        phases.append(RecoveryPhase(_duration(item.key("length"), length), restore or ()))
+    return tuple(phases)
+
+
+def _choices(recovery: _Table) -> tuple[Duration, ...]:
+    texts = recovery.strings("choices", "a list of durations like ['30 days', '60 days']") or ()
+    return tuple(_duration(f"{recovery.key('choices')}[{i}]", text) for i, text in enumerate(texts))
 
 
 # -- writing ------------------------------------------------------------------------------
@@ -342,6 +391,8 @@ def policy_to_toml(policy: Policy) -> str:
     ]
     if policy.confirmation.token is not None:
         lines.append(f"token = {_s(policy.confirmation.token)}")
+    if policy.confirmation.fresh_login is not None:
+        lines.append(f"fresh_login = {_s(str(policy.confirmation.fresh_login))}")
     lines.append("acknowledgements = [")
     for ack in policy.confirmation.acknowledgements:
         lines.append(f"  {{ id = {_s(ack.id)}, text = {_s(ack.text)} }},")
@@ -349,11 +400,31 @@ def policy_to_toml(policy: Policy) -> str:
     for action in ACTIONS_WITH_PERMISSIONS:
         relations = sorted(r.value for r in policy.permissions.get(action, frozenset()))
         lines.append(f"{action.value} = {_list(relations)}")
+    for action in HOLD_ACTIONS:
+        granted = policy.permissions.get(action, HOLD_PERMISSIONS)
+        if policy.purge.on_hold is not None or granted != HOLD_PERMISSIONS:
+            lines.append(f"{action.value} = {_list(sorted(r.value for r in granted))}")
     lines += ["", "[recovery]"]
     if policy.recovery.window is not None:
         lines.append(f"window = {_s(str(policy.recovery.window))}")
-    lines += ["", "[purge]", f"protected = {_list(policy.purge.protected)}", "categories = ["]
+    if policy.recovery.phases:
+        lines.append("phases = [")
+        for phase in policy.recovery.phases:
+            restore = _list([r.value for r in phase.restore])
+            lines.append(f"  {{ length = {_s(str(phase.length))}, restore = {restore} }},")
+        lines.append("]")
+    if policy.recovery.choices:
+        lines.append(f"choices = {_list([str(c) for c in policy.recovery.choices])}")
+    if policy.recovery.reminders:
+        lines.append(f"reminders = {_list([str(r) for r in policy.recovery.reminders])}")
+    lines += ["", "[purge]", f"protected = {_list(policy.purge.protected)}"]
+    if policy.purge.on_hold is not None:
+        lines.append(f"on_hold = {_s(policy.purge.on_hold)}")
+    lines.append("categories = [")
     for category in policy.purge.categories:
         lines.append(f"  {{ name = {_s(category.name)}, at = {_s(category.at)} }},")
     lines.append("]")
+    if policy.identity:
+        lines += ["", "[identity]"]
+        lines += [f"{kind} = {_s(str(rule))}" for kind, rule in policy.identity.items()]
     return "\n".join(lines) + "\n"

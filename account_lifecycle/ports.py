@@ -19,6 +19,7 @@ __all__ = [
     "Clock",
     "Lease",
     "Listener",
+    "PendingItem",
     "PrerequisiteCheck",
     "PurgeContext",
     "PurgeResult",
@@ -49,6 +50,17 @@ class PurgeResult:
 
 
 @attrs.frozen
+class PendingItem:
+    """One thing a prerequisite check still waits for: *what* (shown as today's plain string),
+    *why* it blocks the cancellation, and how to *fix* it. A check may return these or plain
+    strings; ``PrerequisitesPending.items`` holds them, the message shows why and fix."""
+
+    what: str
+    why: str = ""
+    fix: str = ""
+
+
+@attrs.frozen
 class PurgeContext:
     """Handed to a purger: which account, which category, which attempt, and when."""
 
@@ -76,8 +88,9 @@ class Clock(Protocol):
         ...
 
 
-#: ``(account_id) -> what is still pending``; an empty sequence means the prerequisite is met.
-PrerequisiteCheck = Callable[[str], Sequence[str]]
+#: ``(account_id) -> what is still pending``, as strings or ``PendingItem``s; an empty
+#: sequence means the prerequisite is met.
+PrerequisiteCheck = Callable[[str], Sequence[str | PendingItem]]
 #: Receives each committed audit event (notifications, revoking team access, ...).
 Listener = Callable[[AuditEvent], None]
 
@@ -89,8 +102,13 @@ class AccountStore(Protocol):
     still ``expected_version``, together with its audit events, or nothing is written.
     """
 
-    def create(self, record: AccountRecord, events: Sequence[AuditEvent]) -> None:
-        """Insert a new account; ``AccountExists`` if the id or its live identity is taken."""
+    def create(
+        self, record: AccountRecord, events: Sequence[AuditEvent], *, now: datetime | None = None
+    ) -> None:
+        """Insert a new account; ``AccountExists`` if the id or its live identity is taken, or
+        one of its ``identifiers`` is held by another account (``.identity`` names the value).
+        An identifier whose holder's ``free_at`` is at or before *now* (the lifecycle's clock)
+        is given up to the new account in the same transaction; without *now*, none is."""
         ...
 
     def get(self, account_id: str) -> AccountRecord:
@@ -104,11 +122,14 @@ class AccountStore(Protocol):
         expected_version: int,
         events: Sequence[AuditEvent],
         lease: Lease | None = None,
+        now: datetime | None = None,
     ) -> None:
         """Compare-and-set: write *record* and append *events* if the stored version is
         *expected_version*, else raise ``ConcurrentUpdate`` and write nothing. The account's
         claim becomes *lease* (``None`` releases it). ``AccountExists`` if the record takes
-        a live identity another account holds."""
+        a live identity another account holds, or an identifier another account holds (one
+        whose ``free_at`` is at or before *now* is given up, as in ``create``). The
+        ``free_at`` of each identifier the account holds is written with the record."""
         ...
 
     def history(self, account_id: str) -> tuple[AuditEvent, ...]:

@@ -5,19 +5,24 @@ driving the policy's own ``PolicyMachine.decide`` with constructed ``Attempt`` o
 what is proven is what the engine runs, not a second copy of the rules. A situation is the
 account's state plus the facts that matter to the guards and the invariants:
 
-- whether the recovery window is still open or has ended (in ``RESTORABLE``),
+- whether the recovery window is still open or has ended (in ``RESTORABLE``); with
+  ``recovery.phases``, which phase the clock is in ("phase 1", "phase 2", ...: each is
+  entered at its very first moment) or that the window has ended,
+- which of ``recovery.choices`` the owner picked at confirm,
 - which relation confirmed the cancellation under way (``owner``, ``member``, ...),
 - whether purge work is pending or has failed (in ``CANCELLED``, and once the window ended).
 
 From each situation every command is tried by every relation (``owner``, ``member``,
 ``support``, ``system`` and a ``stranger``), with the token right or wrong, the
-acknowledgements complete or not, the prerequisites pending or clear, and every survey
-outcome; the system's purge steps either succeed or fail, and time may end the window.
+acknowledgements complete or not, the prerequisites pending or clear, each window choice
+(and none), and every survey outcome; the system's purge steps either succeed or fail, and
+time may end a phase or the window.
 
 The invariants, by id (``policy.INVARIANTS``):
 
 ``owner_confirms``           nothing is purged unless the owner confirmed
-``no_restore_after_window``  restore is accepted only while the window is open
+``no_restore_after_window``  restore is accepted only while the window is open (and, in a
+                             phased window, only from a relation the current phase allows)
 ``purged_terminal``          nothing is accepted from ``PURGED``
 ``all_states_reachable``     every state the policy's machine can be in is reachable
 ``no_dead_end``              from every reachable situation, ``ACTIVE`` or ``PURGED`` still is
@@ -39,7 +44,7 @@ import attrs
 from account_lifecycle.errors import LifecycleError
 from account_lifecycle.machine import EXPIRE, SETTLE, Attempt, PolicyMachine
 from account_lifecycle.model import AccountRecord, Action, Actor, ServiceState, State, SurveyOutcome
-from account_lifecycle.policy import ACTIONS_WITH_PERMISSIONS, INVARIANTS, Policy
+from account_lifecycle.policy import ACTIONS_WITH_PERMISSIONS, INVARIANTS, Policy, phase_bounds
 
 __all__ = [
     "RELATIONS",
@@ -69,6 +74,7 @@ _CANCELLED_AT: Final = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)  # a month's end
 _NOW: Final = _CANCELLED_AT + timedelta(hours=1)
 _REFUSALS: Final = (LifecycleError, ValueError)
 _NO_WINDOW: Final = "-"
+_ACCOUNT: Final = "account"  # the id of the account explored
 _DESCRIPTIONS: Final = {
     "owner_confirms": "nothing is purged unless the owner confirmed",
     "no_restore_after_window": "restore is accepted only while the recovery window is open",
@@ -89,11 +95,17 @@ class Situation:
     window: str = _NO_WINDOW  # "open" or "ended" while RESTORABLE
     confirmed_by: str = _NO_WINDOW  # relation whose confirm started the cancellation under way
     purge: str = _NO_WINDOW  # "pending" or "failed" while purge work is due
+    choice: str = _NO_WINDOW  # the window picked from recovery.choices at confirm
+    held: str = _NO_WINDOW  # "yes" while a category is under a legal hold
 
     def __str__(self) -> str:
         facts = []
+        if self.held != _NO_WINDOW:
+            facts.append("on hold")
         if self.window != _NO_WINDOW:
-            facts.append(f"window {self.window}")
+            facts.append(self.window if self.window.startswith("phase") else f"window {self.window}")
+        if self.choice != _NO_WINDOW:
+            facts.append(f"{self.choice} chosen")
         if self.confirmed_by != _NO_WINDOW:
             facts.append(f"confirmed by {self.confirmed_by}")
         if self.purge != _NO_WINDOW:
@@ -111,6 +123,8 @@ class Step:
 
     def __str__(self) -> str:
         if self.actor == "clock":
+            if self.action == "phase_ends":
+                return f"time passes: recovery phase {dict(self.inputs)['phase']} ends"
             return "time passes: the recovery window ends"
         if self.action == "purge":
             facts = dict(self.inputs)
@@ -244,6 +258,8 @@ class _Probe:
     trigger: str
     inputs: Mapping[str, Any] = attrs.Factory(dict)
     pending: bool = False  # prerequisite checks report pending work
+    window: str | None = None  # the window picked at confirm, as the owner would type it
+    logged_in: bool = True  # the host passes a login time of the moment (else none)
 
 
 def _wrong(token: str | None) -> str:
@@ -265,6 +281,9 @@ class _Alphabet:
     acknowledgements: bool
     prerequisites: bool
     services: tuple[str, ...]
+    windows: tuple[str, ...] = ()  # every recovery choice of the policies compared
+    logins: bool = False  # a policy asks for a fresh login: try with one and without
+    holds: bool = False  # a policy takes legal holds: place and release one
 
     @classmethod
     def of(cls, *policies: Policy) -> _Alphabet:
@@ -274,30 +293,41 @@ class _Alphabet:
             acknowledgements=any(p.confirmation.acknowledgements for p in policies),
             prerequisites=any(p.prerequisites for p in policies),
             services=tuple(services),
+            windows=tuple(dict.fromkeys(str(c) for p in policies for c in p.recovery.choices)),
+            logins=any(p.confirmation.fresh_login is not None for p in policies),
+            holds=any(p.purge.on_hold is not None and p.purge.categories for p in policies),
         )
 
 
 def _confirm_inputs(
     policy: Policy, alphabet: _Alphabet
-) -> Iterator[tuple[tuple[tuple[str, str], ...], dict[str, Any], bool]]:
-    token = policy.confirmation.token
+) -> Iterator[tuple[tuple[tuple[str, str], ...], dict[str, Any], bool, str | None, bool]]:
+    token = policy.confirmation.token_for(_ACCOUNT)
     tokens = [("right", token), ("wrong", _wrong(token))] if alphabet.tokens else [("", token)]
     every = frozenset(a.id for a in policy.confirmation.acknowledgements)
     acks = [("all", every), ("none", frozenset())] if alphabet.acknowledgements else [("", every)]
     checks = [("clear", False), ("pending", True)] if alphabet.prerequisites else [("", False)]
-    for token_label, token_value in tokens:
-        for ack_label, ack_value in acks:
-            for check_label, pending in checks:
-                labels = (
-                    ("token", token_label),
-                    ("acknowledgements", ack_label),
-                    ("prerequisites", check_label),
-                )
-                yield (
-                    tuple((k, v) for k, v in labels if v),
-                    {"token": token_value, "acknowledgements": ack_value},
-                    pending,
-                )
+    windows: list[str | None] = [None, *alphabet.windows]
+    logins = [("fresh", True), ("none", False)] if alphabet.logins else [("", True)]
+    for login_label, logged_in in logins:
+        for token_label, token_value in tokens:
+            for ack_label, ack_value in acks:
+                for check_label, pending in checks:
+                    for window in windows:
+                        labels = (
+                            ("login", login_label),
+                            ("token", token_label),
+                            ("acknowledgements", ack_label),
+                            ("prerequisites", check_label),
+                            ("window", window or ""),
+                        )
+                        yield (
+                            tuple((k, v) for k, v in labels if v),
+                            {"token": token_value, "acknowledgements": ack_value},
+                            pending,
+                            window,
+                            logged_in,
+                        )
 
 
 def _probes(policy: Policy, alphabet: _Alphabet) -> tuple[_Probe, ...]:
@@ -311,8 +341,9 @@ def _probes(policy: Policy, alphabet: _Alphabet) -> tuple[_Probe, ...]:
                     step = Step(relation, action, (("outcome", outcome.value),))
                     out.append(_Probe(step, action, {"outcome": outcome}))
             elif action is Action.CONFIRM:
-                for labels, inputs, pending in _confirm_inputs(policy, alphabet):
-                    out.append(_Probe(Step(relation, action, labels), action, inputs, pending))
+                for labels, inputs, pending, window, login in _confirm_inputs(policy, alphabet):
+                    step = Step(relation, action, labels)
+                    out.append(_Probe(step, action, inputs, pending, window, login))
             elif action is Action.CANCEL_SERVICE:
                 for service in alphabet.services:
                     step = Step(relation, action, (("service", service),))
@@ -322,6 +353,8 @@ def _probes(policy: Policy, alphabet: _Alphabet) -> tuple[_Probe, ...]:
                 out.append(_Probe(step, action, {"new_owner": "member"}))
             else:
                 out.append(_Probe(Step(relation, action), action))
+    if alphabet.holds:
+        out += [_Probe(Step(r, a), a) for r in RELATIONS for a in (Action.PLACE_HOLD, Action.RELEASE_HOLD)]
     return tuple(out)
 
 
@@ -359,40 +392,64 @@ class _Model:
         self.policy = machine.policy
         self._checks = {pending: _pending_checks(prerequisite_names, pending) for pending in (False, True)}
         self._records: dict[Situation, AccountRecord] = {}
-        window = self.policy.recovery.window
-        self._until = None if window is None else window.add_to(_CANCELLED_AT)
+        self.phased = bool(self.policy.recovery.phases)
+        self._bounds: dict[str, tuple[tuple[datetime, datetime], ...]] = {}
+
+    def bounds(self, choice: str) -> tuple[tuple[datetime, datetime], ...]:
+        """``(starts, ends)`` of each phase of the window (of *choice*), opened at ``_CANCELLED_AT``."""
+        bounds = self._bounds.get(choice)
+        if bounds is None:
+            picked = None if choice == _NO_WINDOW else self.policy.recovery.choose(choice)
+            bounds = phase_bounds(self.policy.recovery_phases(picked), _CANCELLED_AT)
+            self._bounds[choice] = bounds
+        return bounds
 
     def record(self, situation: Situation) -> AccountRecord:
         record = self._records.get(situation)
         if record is None:
             cancelled = situation.state in (State.CANCELLED, State.RESTORABLE, State.PURGED)
+            bounds = self.bounds(situation.choice)
             record = AccountRecord(
-                account_id="account",
+                account_id=_ACCOUNT,
                 state=situation.state,
                 owner="owner",
                 members=frozenset({"member"}),
                 cancelled_at=_CANCELLED_AT if cancelled else None,
-                restorable_until=self._until if cancelled else None,
+                restorable_until=bounds[-1][1] if cancelled and bounds else None,
                 services=dict.fromkeys(self.policy.services, ServiceState.ACTIVE),
             )
             self._records[situation] = record
         return record
 
     def now(self, situation: Situation) -> datetime:
-        if situation.window == "ended" and self._until is not None:
-            return self._until  # the very moment the window ends: restore must already be refused
+        bounds = self.bounds(situation.choice)
+        if situation.window == "ended" and bounds:
+            return bounds[-1][1]  # the very moment the window ends: restore must already be refused
+        if situation.window.startswith("phase ") and bounds:
+            number = int(situation.window.split()[1])
+            if number > 1:
+                return bounds[number - 1][0]  # the very moment the phase begins
         return _NOW
+
+    def choice(self, probe: _Probe) -> str:
+        """The window a confirm probe picks, as the situation records it (``ValueError`` if the
+        policy refuses it, exactly as ``Lifecycle.confirm`` does before deciding)."""
+        if not self.policy.recovery.choices and probe.window is None:
+            return _NO_WINDOW
+        return str(self.policy.recovery.choose(probe.window))
 
     def decide(self, situation: Situation, trigger: str, actor: str, probe: _Probe | None) -> State | str:
         """The new state, or the refusal as ``"ErrorName: message"``."""
         record = self.record(situation)
         who = _ACTORS[actor]
+        now = self.now(situation)
         attempt = Attempt(
             record=record,
             actor=who,
             relation=None if probe is None else record.relation_of(who),
-            now=self.now(situation),
+            now=now,
             prerequisites=self._checks[probe is not None and probe.pending],
+            authenticated_at=now if probe is not None and probe.logged_in else None,
             **({} if probe is None else probe.inputs),
         )
         try:
@@ -401,15 +458,32 @@ class _Model:
             return f"{type(exc).__name__}: {exc}"
 
     def command(self, situation: Situation, probe: _Probe) -> _Outcome:
+        if probe.trigger in (Action.PLACE_HOLD, Action.RELEASE_HOLD):
+            return self._hold(situation, probe)
+        choice = situation.choice
+        if probe.trigger == Action.CONFIRM:
+            try:
+                choice = self.choice(probe)
+            except _REFUSALS as exc:
+                return _Outcome(None, f"{type(exc).__name__}: {exc}")
         result = self.decide(situation, probe.trigger, probe.step.actor, probe)
         if not isinstance(result, State):
             return _Outcome(None, result)
-        return _Outcome(_after(situation, result, probe.step))
+        return _Outcome(_after(situation, result, probe.step, phased=self.phased, choice=choice))
 
     def system_steps(self, situation: Situation) -> Iterator[tuple[Step, _Outcome]]:
         """What the sweeper and the clock do from *situation*."""
         state = situation.state
-        if state is State.RESTORABLE and situation.window == "open":
+        in_phase = situation.window.startswith("phase ")
+        if state is State.RESTORABLE and in_phase:
+            number = int(situation.window.split()[1])
+            if number < len(self.bounds(situation.choice)):
+                yield (
+                    Step("clock", "phase_ends", (("phase", str(number)),)),
+                    _Outcome(attrs.evolve(situation, window=f"phase {number + 1}")),
+                )
+                return
+        if state is State.RESTORABLE and (situation.window == "open" or in_phase):  # the last phase
             yield (
                 Step("clock", "window_ends"),
                 _Outcome(attrs.evolve(situation, window="ended", purge="pending")),
@@ -425,36 +499,71 @@ class _Model:
                     if event in self.machine.events():
                         yield self._internal(situation, event)
             return
+        if (
+            situation.held != _NO_WINDOW
+            and self.policy.purge.on_hold == "wait"
+            and self.policy.purge.at(phase)
+        ):
+            # The held category is not erased and the account waits in its state: only
+            # releasing the hold leads on.
+            waits = Step(
+                "system", "purge", (("categories", f"{phase}-time"), ("result", "waits for the hold"))
+            )
+            yield waits, _Outcome(situation)
+            return
         step = Step("system", "purge", (("categories", f"{phase}-time"), ("result", "done")))
         result = self.decide(situation, trigger, "system", None)
         if not isinstance(result, State):
             yield step, _Outcome(None, result)
         else:
-            yield step, _Outcome(_after(situation, result, step))
+            yield step, _Outcome(_after(situation, result, step, phased=self.phased))
         if self.policy.purge.at(phase):
             failed = Step("system", "purge", (("categories", f"{phase}-time"), ("result", "failed")))
             yield failed, _Outcome(attrs.evolve(situation, purge="failed"))
+
+    def _hold(self, situation: Situation, probe: _Probe) -> _Outcome:
+        """Placing a legal hold (on some category: one more changes nothing abstract) or
+        releasing it; the state stays, the ``held`` fact changes."""
+        if probe.trigger == Action.RELEASE_HOLD and situation.held == _NO_WINDOW:
+            return _Outcome(None, "InvalidTransition: no category is held")
+        result = self.decide(situation, probe.trigger, probe.step.actor, probe)
+        if not isinstance(result, State):
+            return _Outcome(None, result)
+        held = "yes" if probe.trigger == Action.PLACE_HOLD else _NO_WINDOW
+        return _Outcome(attrs.evolve(situation, held=held))
 
     def _internal(self, situation: Situation, event: str) -> tuple[Step, _Outcome]:
         step = Step("system", event)
         result = self.decide(situation, event, "system", None)
         if not isinstance(result, State):
             return step, _Outcome(None, result)
-        return step, _Outcome(_after(situation, result, step))
+        return step, _Outcome(_after(situation, result, step, phased=self.phased))
 
 
-def _after(situation: Situation, dest: State, step: Step) -> Situation:
-    """The situation after an accepted step moved the account to *dest*."""
+def _after(situation: Situation, dest: State, step: Step, **facts: Any) -> Situation:
+    """The situation after an accepted step moved the account to *dest*; legal holds stay
+    through every move."""
+    after = _moved(situation, dest, step, **facts)
+    return after if after.held == situation.held else attrs.evolve(after, held=situation.held)
+
+
+def _moved(
+    situation: Situation, dest: State, step: Step, *, phased: bool = False, choice: str | None = None
+) -> Situation:
+    """The situation after an accepted step moved the account to *dest*; a confirm records the
+    window *choice* it made."""
     if dest is situation.state:
         return situation
     if dest in (State.ACTIVE, State.SURVEYED, State.PENDING_CONFIRM):
         return Situation(dest)
     confirmed_by = step.actor if step.action == Action.CONFIRM else situation.confirmed_by
+    chosen = situation.choice if choice is None else choice
     if dest is State.CANCELLED:
-        return Situation(dest, confirmed_by=confirmed_by, purge="pending")
+        return Situation(dest, confirmed_by=confirmed_by, purge="pending", choice=chosen)
     if dest is State.RESTORABLE:
-        return Situation(dest, window="open", confirmed_by=confirmed_by)
-    return Situation(dest, confirmed_by=confirmed_by)
+        window = "phase 1" if phased else "open"
+        return Situation(dest, window=window, confirmed_by=confirmed_by, choice=chosen)
+    return Situation(dest, confirmed_by=confirmed_by, choice=chosen)
 
 
 # -- exploration ----------------------------------------------------------------------------
@@ -546,14 +655,30 @@ def _owner_confirms(edge: _Edge) -> str | None:
     return f"data is purged, but the cancellation was confirmed by {who}, not by the owner"
 
 
-def _no_restore_after_window(edge: _Edge) -> str | None:
-    if edge.step.action != Action.RESTORE or not edge.outcome.accepted:
-        return None
-    if edge.source.window == "open":
-        return None
-    if edge.source.window == "ended":
-        return "restore was accepted after the recovery window had ended"
-    return f"restore was accepted from {edge.source.state.value}, where no recovery window is open"
+def _no_restore_after_window(policy: Policy) -> Callable[[_Edge], str | None]:
+    phases = policy.recovery.phases
+
+    def broken(edge: _Edge) -> str | None:
+        if edge.step.action != Action.RESTORE or not edge.outcome.accepted:
+            return None
+        window = edge.source.window
+        if window == "open":
+            return None
+        if window.startswith("phase ") and phases:
+            number = int(window.split()[1])
+            allowed = phases[number - 1].restore
+            if edge.step.actor in allowed:
+                return None
+            who = ", ".join(r.value for r in allowed)
+            return (
+                f"restore by {edge.step.actor} was accepted in recovery phase {number}, "
+                f"where only {who} may restore"
+            )
+        if window == "ended":
+            return "restore was accepted after the recovery window had ended"
+        return f"restore was accepted from {edge.source.state.value}, where no recovery window is open"
+
+    return broken
 
 
 def _purged_terminal(edge: _Edge) -> str | None:
@@ -622,6 +747,9 @@ def _no_dead_end(graph: _Graph, machine: PolicyMachine) -> Counterexample | None
                 relevant = sorted(
                     (e for e in leaving if e.step.action in ways_out), key=lambda e: e.step.actor != "owner"
                 )
+                if situation.held != _NO_WINDOW and machine.policy.purge.on_hold == "wait":
+                    releases = [e for e in leaving if e.step.action == Action.RELEASE_HOLD]
+                    relevant = [*releases, *relevant]  # the way out of a legal hold comes first
                 conclusion += f"; every step is refused: {_refusals(relevant or leaving, limit=4)}"
             return Counterexample(tuple(graph.path_to(situation)), conclusion)
     return None
@@ -641,6 +769,15 @@ def _notes(policy: Policy, machine: PolicyMachine) -> tuple[str, ...]:
                 Action.CANCEL_SERVICE: "the policy lists no services",
             }.get(action, "the machine has no such step")
             notes.append(f"permissions.{action.value} grants {who}, but {why}: it can never happen")
+    if policy.recovery.phases:
+        granted = policy.permissions.get(Action.RESTORE, frozenset())
+        in_phases = {r for phase in policy.recovery.phases for r in phase.restore}
+        idle = sorted(r.value for r in granted - in_phases)
+        if idle:
+            notes.append(
+                f"permissions.restore grants {', '.join(idle)}, but no recovery phase lets "
+                f"{'it' if len(idle) == 1 else 'them'} restore: it can never happen"
+            )
     return tuple(notes)
 
 
@@ -656,7 +793,7 @@ def verify_policy(policy: Policy, *, machine: PolicyMachine | None = None) -> Ve
     graph = _Graph(_Model(machine, policy.prerequisites), probes)
     found = {
         "owner_confirms": _first(graph, _owner_confirms),
-        "no_restore_after_window": _first(graph, _no_restore_after_window),
+        "no_restore_after_window": _first(graph, _no_restore_after_window(policy)),
         "purged_terminal": _first(graph, _purged_terminal),
         "all_states_reachable": _all_states_reachable(graph, machine),
         "no_dead_end": _no_dead_end(graph, machine),
@@ -764,7 +901,9 @@ def diff_policies(a: Policy, b: Policy) -> DiffReport:
             if kind in kinds:
                 continue
             kinds.add(kind)
-            differences.append(
-                Difference(path_to(situation), step, situation.state, _describe(one), _describe(other))
-            )
+            described = (_describe(one), _describe(other))
+            if one.target is not None and other.target is not None and described[0] == described[1]:
+                # the same state, other facts (say, the window chosen): show the facts
+                described = (f"allows it: {one.target}", f"allows it: {other.target}")
+            differences.append(Difference(path_to(situation), step, situation.state, *described))
     return DiffReport(a.label, b.label, tuple(differences))

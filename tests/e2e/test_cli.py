@@ -782,6 +782,131 @@ class TestApp:
         assert refused(result, 2) == "error: --app builds its own lifecycle; drop --policy and --now"
 
 
+# -- closure features: phases, token templates, fresh logins, previews, pending reasons ----------
+
+PHASED_TOML = """
+name = "phased"
+[survey]
+mode = "off"
+[permissions]
+request_cancellation = ["owner"]
+withdraw = ["owner"]
+confirm = ["owner"]
+restore = ["owner", "support"]
+[confirmation]
+token = "DELETE {account_id}"
+fresh_login = "15 minutes"
+[recovery]
+phases = [
+  { length = "30 days", restore = ["owner", "support"] },
+  { length = "30 days", restore = ["support"] },
+]
+[purge]
+protected = ["crm"]
+categories = [{ name = "contacts", at = "cancel" }, { name = "backups", at = "expiry" }]
+"""
+
+PENDING_APP = """
+from account_lifecycle import Lifecycle, PendingItem, policies
+
+
+class Purger:
+    def __init__(self, category):
+        self.category = category
+
+    def purge(self, account_id, context):
+        from account_lifecycle import PurgeResult
+
+        return PurgeResult()
+
+
+def port_outs(account_id):
+    return [PendingItem("+15550100", why="it would be lost", fix="port it out in Settings > Numbers")]
+
+
+def make(store):
+    policy = policies.SMRTPHONE
+    purgers = [Purger(c.name) for c in policy.purge.categories]
+    return Lifecycle(policy, store=store, purgers=purgers, prerequisites={"port_outs": port_outs})
+"""
+
+
+class TestClosureFeatures:
+    def console(
+        self, tmp_path: Path, *args: str, now: str = CONFIRMED_AT
+    ) -> subprocess.CompletedProcess[str]:
+        return cli(*args, "--db", "c.db", "--policy", "policy.toml", "--now", now, cwd=tmp_path)
+
+    def test_show_explains_phases_templates_and_fresh_logins(self, tmp_path: Path) -> None:
+        """show says who restores in each phase, what to type, and how fresh the login must be."""
+        out = ok(cli("show", policy_file(tmp_path, PHASED_TOML), cwd=tmp_path))
+        assert '  They type exactly "DELETE {account_id}": letters, case and spaces must match.\n' in out
+        assert "  They must have logged in within the last 15 minutes.\n" in out
+        assert (
+            "  Restorable after cancellation in phases, one after the other:\n"
+            "    1. for 30 days, by the owner or support staff\n"
+            "    2. for 30 days, by support staff\n"
+        ) in out
+
+    def test_preview_confirm_and_a_refused_restore(self, tmp_path: Path) -> None:
+        """The preview tells the dates; confirm needs the login and the rendered token; the owner
+        is refused in the support-only phase with the phase named."""
+        policy_file(tmp_path, PHASED_TOML)
+        ok(self.console(tmp_path, "open", "acc-1", "--owner", "ann"))
+        ok(self.console(tmp_path, "request", "acc-1", "--as", "user:ann"))
+        preview = ok(self.console(tmp_path, "status", "acc-1", "--preview"))
+        assert preview.splitlines() == [
+            "acc-1: pending_confirm; if confirmed at 2026-01-31T12:00:00.000000Z:",
+            '  type exactly "DELETE acc-1" to confirm',
+            "  a login within the last 15 minutes is needed to confirm",
+            "  at cancellation: access ends",
+            "  contacts: to be erased 2026-01-31T12:00:00.000000Z (at confirm)",
+            "  backups: to be erased 2026-04-01T12:00:00.000000Z (when the window ends)",
+            "  crm: kept (protected)",
+            "  restore phase 1: 2026-01-31T12:00:00.000000Z until 2026-03-02T12:00:00.000000Z, "
+            "by owner, support",
+            "  restore phase 2: 2026-03-02T12:00:00.000000Z until 2026-04-01T12:00:00.000000Z, by support",
+            "  last moment to restore: before 2026-04-01T12:00:00.000000Z",
+        ]
+        data = json.loads(ok(self.console(tmp_path, "status", "acc-1", "--preview", "--json")))
+        assert (data["hypothetical"], data["token"]) == (True, "DELETE acc-1")
+        stale = self.console(
+            tmp_path, "confirm", "acc-1", "--as", "user:ann", "--token", "DELETE acc-1",
+            "--authenticated-at", "2026-01-31T11:00:00Z",
+        )  # fmt: skip
+        assert refused(stale).startswith("refused: confirming needs a login within the last 15 minutes")
+        ok(
+            self.console(
+                tmp_path, "confirm", "acc-1", "--as", "user:ann", "--token", "DELETE acc-1",
+                "--authenticated-at", "2026-01-31T11:50:00Z",
+            )
+        )  # fmt: skip
+        late = self.console(tmp_path, "restore", "acc-1", "--as", "user:ann", now="2026-03-10T00:00:00Z")
+        assert refused(late).startswith(
+            "refused: user:ann (owner) may not restore: recovery phase 2 of 2 runs from 2026-03-02T12:00:00Z"
+        )
+        out = ok(
+            self.console(tmp_path, "restore", "acc-1", "--as", "support:desk", now="2026-03-10T00:00:00Z")
+        )
+        assert out.startswith("acc-1: active")
+
+    def test_pending_items_show_why_and_fix(self, tmp_path: Path) -> None:
+        """A host check's reasons reach the operator in the refusal."""
+        (tmp_path / "pending_app.py").write_text(PENDING_APP, encoding="utf-8")
+
+        def app(*args: str) -> subprocess.CompletedProcess[str]:
+            return cli(*args, "--db", "p.db", "--app", "pending_app:make", cwd=tmp_path)
+
+        ok(app("open", "sp-1", "--owner", "u1"))
+        ok(app("request", "sp-1", "--as", "user:u1"))
+        ok(app("survey", "sp-1", "--as", "user:u1", "--outcome", "cancel"))
+        result = app("confirm", "sp-1", "--as", "user:u1", "--token", "CONFIRM", *SP_ACKS)
+        assert refused(result) == (
+            "refused: prerequisites still pending, complete them before confirming: port_outs: +15550100 "
+            "(why: it would be lost; fix: port it out in Settings > Numbers)"
+        )
+
+
 # -- PostgreSQL ---------------------------------------------------------------------------------
 
 

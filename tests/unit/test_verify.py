@@ -27,6 +27,7 @@ from account_lifecycle import (
     PurgeContext,
     PurgePolicy,
     PurgeResult,
+    RecoveryPhase,
     RecoveryPolicy,
     Relation,
     State,
@@ -36,7 +37,7 @@ from account_lifecycle import (
 )
 from account_lifecycle.diagram import draw, to_dot, to_mermaid
 from account_lifecycle.machine import PolicyMachine
-from account_lifecycle.policy import ACTIONS_WITH_PERMISSIONS, INVARIANTS
+from account_lifecycle.policy import ACTIONS_WITH_PERMISSIONS, INVARIANTS, phase_bounds
 from account_lifecycle.verify import Counterexample, Step, diff_policies, verify_policy
 
 SMRTPHONE, ALLCLIENTS = policies.SMRTPHONE, policies.ALLCLIENTS
@@ -125,7 +126,11 @@ def attempt(
     inputs = dict(step.inputs)
     actor = ACTORS.get(step.actor, Actor.system())
     try:
-        if step.actor == "clock":
+        if step.actor == "clock" and step.action == "phase_ends":
+            cancelled_at = lc.get("account").cancelled_at
+            assert cancelled_at is not None
+            clock.set(phase_bounds(policy.recovery.phases, cancelled_at)[int(inputs["phase"]) - 1][1])
+        elif step.actor == "clock":
             until = lc.get("account").restorable_until
             assert until is not None
             clock.set(until)
@@ -134,7 +139,9 @@ def attempt(
                 purger.fail = inputs["result"] == "failed"
             lc.sweep()
         elif step.action == "confirm":
-            token = "not the token" if inputs.get("token") == "wrong" else policy.confirmation.token
+            right = policy.confirmation.token_for("account")
+            token = "not the token" if inputs.get("token") == "wrong" else right
+            logged_in = None if inputs.get("login") == "none" else clock.now()
             acks = (
                 []
                 if inputs.get("acknowledgements") == "none"
@@ -143,7 +150,7 @@ def attempt(
             pending.items = ("+15550100",) if inputs.get("prerequisites") == "pending" else ()
             for purger in purgers:
                 purger.fail = True  # the account waits in CANCELLED for the purge step
-            lc.confirm("account", actor, token, acks)
+            lc.confirm("account", actor, token, acks, window=inputs.get("window"), authenticated_at=logged_in)
         elif step.action == "submit_survey":
             lc.submit_survey("account", actor, inputs["outcome"])
         elif step.action == "cancel_service":
@@ -377,23 +384,37 @@ class TestWaivers:
 def policies_to_verify(draw: st.DrawFn) -> Policy:
     """Valid policies with arbitrary permissions, surveys, tokens, checks and windows."""
     mode = draw(st.sampled_from(["required", "optional", "off"]))
+    permissions = {
+        action: draw(st.frozensets(st.sampled_from(list(Relation)))) for action in ACTIONS_WITH_PERMISSIONS
+    }
     window = draw(st.sampled_from([None, Duration(3, "months"), Duration(10, "days")]))
+    recovery = RecoveryPolicy(window)
+    form = draw(st.sampled_from(["window", "phases", "choices"]))
+    granted = sorted(permissions[Action.RESTORE])
+    if form == "phases" and granted:
+        relations = st.lists(st.sampled_from(granted), min_size=1, unique=True).map(tuple)
+        lengths = st.sampled_from([Duration(1, "months"), Duration(10, "days")])
+        phases = draw(st.lists(st.builds(RecoveryPhase, lengths, relations), min_size=1, max_size=3))
+        recovery = RecoveryPolicy(phases=tuple(phases))
+    elif form == "choices":
+        choices = draw(
+            st.sampled_from([(Duration(10, "days"),), (Duration(3, "months"), Duration(10, "days"))])
+        )
+        recovery = RecoveryPolicy(choices=choices)
     categories = [PurgeCategory("data", "cancel")]
-    if window is not None and draw(st.booleans()):
+    if recovery.has_window and draw(st.booleans()):
         categories.append(PurgeCategory("backups", "expiry"))
     return Policy(
         name="random",
         survey=SurveyPolicy(mode),
         confirmation=ConfirmationPolicy(
-            draw(st.sampled_from([None, "CONFIRM", "delete"])),
+            draw(st.sampled_from([None, "CONFIRM", "delete", "DELETE {account_id}"])),
             tuple(Acknowledgement(i, "text") for i in draw(st.sampled_from([(), ("a",), ("a", "b")]))),
+            draw(st.sampled_from([None, Duration(15, "minutes")])),
         ),
         prerequisites=draw(st.sampled_from([(), ("port_outs",)])),
-        permissions={
-            action: draw(st.frozensets(st.sampled_from(list(Relation))))
-            for action in ACTIONS_WITH_PERMISSIONS
-        },
-        recovery=RecoveryPolicy(window),
+        permissions=permissions,
+        recovery=recovery,
         purge=PurgePolicy(tuple(categories)),
         services=draw(st.sampled_from([(), ("messages",)])),
     )
@@ -483,6 +504,138 @@ class TestDiff:
             "request_cancellation",
             "submit_survey",
         ]
+
+
+# -- phased windows and window choices ------------------------------------------------------
+
+PHASED = Policy.from_toml(
+    """
+name = "phased"
+[permissions]
+request_cancellation = ["owner"]
+submit_survey = ["owner"]
+withdraw = ["owner"]
+confirm = ["owner"]
+restore = ["owner", "support"]
+[recovery]
+phases = [
+  { length = "1 month", restore = ["owner", "support"] },
+  { length = "30 days", restore = ["support"] },
+]
+[purge]
+categories = [{ name = "data", at = "cancel" }, { name = "backups", at = "expiry" }]
+"""
+)
+CHOOSING = attrs.evolve(
+    ALLCLIENTS, recovery=RecoveryPolicy(choices=(Duration(30, "days"), Duration(60, "days")))
+)
+
+
+def without_guard(policy: Policy, name: str) -> PolicyMachine:
+    machine = PolicyMachine(policy)
+    for transition in machine.machine.get_transitions():
+        transition.conditions = [c for c in transition.conditions if getattr(c.func, "name", "") != name]
+    return machine
+
+
+class TestPhasesAndChoices:
+    def test_phased_policy_proves_every_invariant_in_every_phase(self) -> None:
+        """Each phase is a situation of its own, then the time past the window."""
+        report = verify_policy(PHASED)
+        assert report.ok is True
+        assert [(r.id, r.status) for r in report.results] == [(i, "holds") for i in INVARIANTS]
+        model_states = {str(s) for s in _situations(PHASED)}
+        assert {
+            "restorable (phase 1, confirmed by owner)",
+            "restorable (phase 2, confirmed by owner)",
+            "restorable (window ended, confirmed by owner, purge pending)",
+        } <= model_states
+
+    def test_a_restore_the_phase_does_not_allow_is_caught(self) -> None:
+        """Without its phase guard the machine lets the owner restore in the support-only
+        phase; the counterexample replays on the real service, phase boundary included."""
+        report = verify_policy(PHASED, machine=without_guard(PHASED, "phase_allows"))
+        assert [r.id for r in report.failures] == ["no_restore_after_window"]
+        counterexample = report.result("no_restore_after_window").counterexample
+        assert lines(counterexample)[-3:] == [
+            "5. time passes: recovery phase 1 ends  [restorable -> restorable]",
+            "6. owner: restore  [restorable -> active]",
+            "restore by owner was accepted in recovery phase 2, where only support may restore",
+        ]
+        assert counterexample is not None
+        # the real service keeps its guard: the same path ends in a refusal there
+        with pytest.raises(AssertionError, match=r"refused for real: .*recovery phase 2 of 2"):
+            replay(PHASED, counterexample)
+
+    def test_a_relation_granted_restore_but_in_no_phase_is_noted(self) -> None:
+        """permissions.restore grants member, no phase lets a member restore: a note says so."""
+        policy = granting(PHASED, restore=["owner", "support", "member"])
+        assert verify_policy(policy).notes[-1] == (
+            "permissions.restore grants member, but no recovery phase lets it restore: it can never happen"
+        )
+
+    def test_each_window_choice_is_explored(self) -> None:
+        """A confirm per choice (and one picking none), each with its own window to end."""
+        report = verify_policy(CHOOSING)
+        assert report.ok is True
+        situations = {str(s) for s in _situations(CHOOSING)}
+        for choice in ("30 days", "60 days"):
+            assert f"restorable (window open, {choice} chosen, confirmed by owner)" in situations
+            assert (
+                f"restorable (window ended, {choice} chosen, confirmed by owner, purge pending)" in situations
+            )
+
+    def test_restore_past_a_chosen_window_is_caught(self) -> None:
+        """Without the window guard, a restore after the chosen window ended is accepted."""
+        report = verify_policy(CHOOSING, machine=without_guard(CHOOSING, "within_window"))
+        assert [r.id for r in report.failures] == ["no_restore_after_window"]
+        assert lines(report.result("no_restore_after_window").counterexample)[-1] == (
+            "restore was accepted after the recovery window had ended"
+        )
+
+    def test_diff_names_the_choice(self) -> None:
+        """A fixed window against choices: the confirm picking a window is refused by one."""
+        report = diff_policies(ALLCLIENTS, CHOOSING)
+        steps = [(str(d.step), d.a, d.b) for d in report.differences]
+        assert (
+            "owner: confirm window=30 days",
+            "refuses it: ValueError: this policy offers no choice of recovery window, got "
+            "window='30 days'; leave it out (recovery.choices lists the lengths an owner may pick)",
+            "allows it: cancelled",
+        ) in steps
+        assert (
+            "owner: confirm",
+            "allows it: cancelled (confirmed by owner, purge pending)",
+            "allows it: cancelled (30 days chosen, confirmed by owner, purge pending)",
+        ) in steps
+
+    def test_fresh_login_and_token_template_are_explored(self) -> None:
+        """A confirm with and without a login, with the token rendered for the account."""
+        policy = attrs.evolve(
+            SMRTPHONE,
+            confirmation=ConfirmationPolicy(
+                "DELETE {account_id}", SMRTPHONE.confirmation.acknowledgements, Duration(15, "minutes")
+            ),
+        )
+        report = verify_policy(policy)
+        assert report.ok is True
+        assert report.reachable == ALL_STATES - {State.RESTORABLE}
+
+    def test_builtins_verify_in_under_a_second(self) -> None:
+        """The exploration stays fast enough for a pre-commit hook."""
+        import time
+
+        for policy in (SMRTPHONE, ALLCLIENTS, PHASED, CHOOSING):
+            started = time.perf_counter()
+            verify_policy(policy)
+            assert time.perf_counter() - started < 1.0
+
+
+def _situations(policy: Policy) -> list[object]:
+    from account_lifecycle.verify import _Alphabet, _Graph, _Model, _probes
+
+    graph = _Graph(_Model(PolicyMachine(policy), policy.prerequisites), _probes(policy, _Alphabet.of(policy)))
+    return list(graph.order)
 
 
 # -- diagrams -------------------------------------------------------------------------------
