@@ -7,7 +7,16 @@ from datetime import datetime
 from typing import Any
 
 from account_lifecycle.audit import AuditEvent, format_time
-from account_lifecycle.model import AccountRecord, PurgeProgress, PurgeStatus, ServiceState, State
+from account_lifecycle.model import (
+    AccountRecord,
+    HeldIdentifier,
+    Hold,
+    PurgeProgress,
+    PurgeStatus,
+    Reminder,
+    ServiceState,
+    State,
+)
 
 __all__ = [
     "dumps",
@@ -63,6 +72,45 @@ def _progress_from_dict(data: dict[str, Any]) -> PurgeProgress:
     )
 
 
+def _closure_to_dict(record: AccountRecord) -> dict[str, Any]:
+    """Holds, reminders and identifiers, each written only when there is one: records without
+    them keep the exact bytes they had before these fields existed."""
+    data: dict[str, Any] = {}
+    if record.holds:
+        data["holds"] = {
+            name: {"at": time_or_none(h.at), "by": h.by, "reason": h.reason, "mode": h.mode}
+            for name, h in record.holds.items()
+        }
+    if record.reminders:
+        data["reminders"] = [
+            {"before": r.before, "at": time_or_none(r.at), "sent_at": time_or_none(r.sent_at)}
+            for r in record.reminders
+        ]
+    if record.identifiers:
+        data["identifiers"] = {
+            kind: {"value": i.value, "free_at": time_or_none(i.free_at)}
+            for kind, i in record.identifiers.items()
+        }
+    return data
+
+
+def _closure_from_dict(data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "holds": {
+            name: Hold(at=datetime.fromisoformat(h["at"]), by=h["by"], reason=h["reason"], mode=h["mode"])
+            for name, h in data.get("holds", {}).items()
+        },
+        "reminders": tuple(
+            Reminder(r["before"], datetime.fromisoformat(r["at"]), parse_time(r["sent_at"]))
+            for r in data.get("reminders", ())
+        ),
+        "identifiers": {
+            kind: HeldIdentifier(i["value"], parse_time(i["free_at"]))
+            for kind, i in data.get("identifiers", {}).items()
+        },
+    }
+
+
 def record_to_dict(record: AccountRecord) -> dict[str, Any]:
     return {
         "account_id": record.account_id,
@@ -81,6 +129,7 @@ def record_to_dict(record: AccountRecord) -> dict[str, Any]:
         "cancellation_id": record.cancellation_id,
         "recent_keys": [list(pair) for pair in record.recent_keys],
         "identity_released_at": time_or_none(record.identity_released_at),
+        **_closure_to_dict(record),
     }
 
 
@@ -102,6 +151,7 @@ def record_from_dict(data: dict[str, Any]) -> AccountRecord:
         cancellation_id=data.get("cancellation_id"),
         recent_keys=tuple((key, action) for key, action in data.get("recent_keys", ())),
         identity_released_at=parse_time(data["identity_released_at"]),
+        **_closure_from_dict(data),
     )
 
 

@@ -14,9 +14,12 @@ __all__ = [
     "AccountRecord",
     "Action",
     "Actor",
+    "HeldIdentifier",
+    "Hold",
     "PurgeProgress",
     "PurgeStatus",
     "Relation",
+    "Reminder",
     "ServiceState",
     "State",
     "SurveyOutcome",
@@ -46,6 +49,8 @@ class Action(enum.StrEnum):
     TRANSFER_OWNERSHIP = "transfer_ownership"
     CANCEL_SERVICE = "cancel_service"
     PURGE = "purge"
+    PLACE_HOLD = "place_hold"
+    RELEASE_HOLD = "release_hold"
 
 
 class SurveyOutcome(enum.StrEnum):
@@ -141,8 +146,52 @@ class PurgeProgress:
     purger: str | None = None  # name of the purger that erased it
 
 
+@attrs.frozen
+class Hold:
+    """A legal hold on one data category: the category is not erased while the hold stands.
+
+    ``by`` is the actor who placed it (``str(actor)``, an id such as ``"support:ann"``);
+    ``mode`` is what the hold does to the purge, the policy's ``purge.on_hold`` when it was
+    placed: ``"wait"`` (the account waits) or ``"retain"`` (the category is kept, the account
+    moves on)."""
+
+    at: datetime
+    by: str
+    reason: str
+    mode: str = "wait"
+
+
+@attrs.frozen
+class Reminder:
+    """A reminder that the recovery window ends soon: ``before`` the end (``"7 days"``), due
+    ``at``, and ``sent_at`` once its audit event was committed (sent exactly once)."""
+
+    before: str
+    at: datetime
+    sent_at: datetime | None = None
+
+
+@attrs.frozen
+class HeldIdentifier:
+    """An identifier (an e-mail address, a phone number, ...) an account holds: no other account
+    may open with it until ``free_at`` (None: held until further notice)."""
+
+    value: str
+    free_at: datetime | None = None
+
+
 def _frozen_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(value))
+
+
+def _held_identifiers(value: Mapping[str, HeldIdentifier | str]) -> Mapping[str, HeldIdentifier]:
+    """Kind -> ``HeldIdentifier``; a plain string value is an identifier held until further notice."""
+    return MappingProxyType(
+        {
+            kind: held if isinstance(held, HeldIdentifier) else HeldIdentifier(held)
+            for kind, held in value.items()
+        }
+    )
 
 
 def _pairs(value: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
@@ -184,6 +233,12 @@ class AccountRecord:
         return None
 
     identity_released_at: datetime | None = None  # the identity may open a fresh account since
+    holds: Mapping[str, Hold] = attrs.field(converter=_frozen_mapping, factory=dict)
+    # ^ legal holds by data category
+    reminders: tuple[Reminder, ...] = attrs.field(default=(), converter=tuple)
+    # ^ the reminders of the recovery window under way, sent or not
+    identifiers: Mapping[str, HeldIdentifier] = attrs.field(converter=_held_identifiers, factory=dict)
+    # ^ identifiers by kind ("email", "phone"), kept apart from the single ``identity``
 
     @property
     def live_identity(self) -> str | None:

@@ -25,9 +25,10 @@ import attrs
 
 from account_lifecycle.audit import ChainWriter, format_time
 from account_lifecycle.clock import require_aware
+from account_lifecycle.closure import IdentityReuse, reminder_schedule
 from account_lifecycle.errors import ConcurrentUpdate, LifecycleError
 from account_lifecycle.machine import EXPIRE, SETTLE, Attempt, PolicyMachine
-from account_lifecycle.model import AccountRecord, Actor, PurgeProgress, PurgeStatus, State
+from account_lifecycle.model import AccountRecord, Actor, HeldIdentifier, PurgeProgress, PurgeStatus, State
 from account_lifecycle.policy import Policy
 from account_lifecycle.ports import AccountStore, Clock, Lease, PurgeContext, Purger, PurgeResult
 
@@ -39,6 +40,7 @@ __all__ = [
     "ErasedCategory",
     "ErasureReceipt",
     "PurgeRunner",
+    "RetainedCategory",
     "SweepReport",
     "backoff_delay",
     "due_at",
@@ -82,17 +84,49 @@ def backoff_delay(attempt: int, base: timedelta, cap: timedelta) -> timedelta:
 
 
 def due_at(record: AccountRecord) -> datetime | None:
-    """When purge work on *record* is next due, or None. Stores index this value."""
-    unfinished = [p for p in record.purge.values() if p.status is not PurgeStatus.DONE]
+    """When work on *record* is next due, or None. Stores index this value.
+
+    The work is the purge steps of the phase under way and the move on once they are done,
+    plus, while the account is restorable, its next unsent reminder. A category under a legal
+    hold is not due; under a ``"wait"`` hold the account does not move on either, so an account
+    whose only pending steps wait for holds is not due at all until one is released."""
     if record.state is State.CANCELLED:
         assert record.cancelled_at is not None
-        moments = [p.retry_at or record.cancelled_at for p in unfinished]
-        return min(moments, default=record.cancelled_at)
+        return _steps_due(record, record.cancelled_at)
     if record.state is State.RESTORABLE:
-        assert record.restorable_until is not None
-        moments = [p.retry_at or record.restorable_until for p in unfinished]
-        return min(moments, default=record.restorable_until)
+        until = record.restorable_until
+        assert until is not None
+        moments = [r.at for r in record.reminders if r.sent_at is None and r.at < until]
+        work = _steps_due(record, until)
+        return min(moments if work is None else [*moments, work], default=None)
     return None
+
+
+def _steps_due(record: AccountRecord, start: datetime) -> datetime | None:
+    """When the next step of the ledger is due (a step not failed is due from *start*), or
+    *start* when none is left but the move on; None when all that is left waits for holds."""
+    moments = []
+    waiting = False
+    for key, progress in record.purge.items():
+        if progress.status is PurgeStatus.DONE:
+            continue
+        hold = record.holds.get(key)
+        if hold is not None:
+            waiting = waiting or hold.mode == "wait"
+            continue
+        moments.append(progress.retry_at or start)
+    if moments:
+        return min(moments)
+    return None if waiting else start
+
+
+def _settled(record: AccountRecord, key: str) -> bool:
+    """Whether the ledger step *key* lets the account move on: done, or kept under a
+    ``"retain"`` hold."""
+    if record.purge.get(key, PurgeProgress()).status is PurgeStatus.DONE:
+        return True
+    hold = record.holds.get(key)
+    return hold is not None and hold.mode == "retain"
 
 
 # -- values handed out ------------------------------------------------------------------------
@@ -144,14 +178,26 @@ class ErasedCategory:
 
 
 @attrs.frozen
+class RetainedCategory:
+    """A category a receipt lists as retained under a legal hold: not erased, and why."""
+
+    category: str
+    reason: str
+    since: datetime
+    by: str
+
+
+@attrs.frozen
 class ErasureReceipt:
-    """Proof of erasure for a compliance file: what was erased, what was kept, the chain head."""
+    """Proof of erasure for a compliance file: what was erased, what was kept (protected), what
+    was retained under a legal hold, the chain head."""
 
     account_id: str
     policy: str
     erased: tuple[ErasedCategory, ...]
     kept: tuple[str, ...]
     chain_head: str
+    retained: tuple[RetainedCategory, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -168,6 +214,17 @@ class ErasureReceipt:
             ],
             "kept": list(self.kept),
             "chain_head": self.chain_head,
+            # Written only when something was retained: receipts without holds keep their bytes.
+            **({"retained": [self._retained(r) for r in self.retained]} if self.retained else {}),
+        }
+
+    @staticmethod
+    def _retained(retained: RetainedCategory) -> dict[str, Any]:
+        return {
+            "category": retained.category,
+            "reason": retained.reason,
+            "since": format_time(retained.since),
+            "by": retained.by,
         }
 
     def to_json(self) -> str:
@@ -178,16 +235,20 @@ class ErasureReceipt:
 def receipt_for(record: AccountRecord, policy: Policy) -> ErasureReceipt:
     """The receipt of a purged *record*: its erased categories in the policy's order."""
     erased = []
+    retained = []
     for category in policy.purge.categories:
         progress = record.purge.get(category.name)
         if progress is not None and progress.status is PurgeStatus.DONE and progress.at is not None:
             erased.append(ErasedCategory(category.name, progress.items, progress.at, progress.purger))
+        elif (hold := record.holds.get(category.name)) is not None:
+            retained.append(RetainedCategory(category.name, hold.reason, hold.at, hold.by))
     return ErasureReceipt(
         account_id=record.account_id,
         policy=policy.label,
         erased=tuple(erased),
         kept=policy.purge.protected,
         chain_head=record.chain_head,
+        retained=tuple(retained),
     )
 
 
@@ -345,6 +406,9 @@ class PurgeRunner:
                 self.policy.name,
             )
             return record
+        if record.state is State.RESTORABLE:
+            # Cancel-time categories kept under a "retain" hold that was released since.
+            record, _ = self._run_phase(record, lease, "cancel", listed_only=True)
         # A phase that finishes moves the account on; if the next phase is already due (a
         # cancel-time retry that ends after the window did), it runs under the same claim.
         while (phase := self.phase(record, self._now())) is not None:
@@ -352,15 +416,56 @@ class PurgeRunner:
             if not finished:
                 break
             record = self._move_on(record, phase, lease)
+        if record.state is State.RESTORABLE:
+            record = self._remind(record, lease)
         return record
 
-    def _run_phase(self, record: AccountRecord, lease: Lease, phase: str) -> tuple[AccountRecord, bool]:
-        """Run each step of *phase* that is due; return the record and whether all are done."""
+    def _remind(self, record: AccountRecord, lease: Lease) -> AccountRecord:
+        """Send every reminder whose moment has come, each once: its ``reminder`` event is
+        committed with the record that marks it sent, under the claim. A reminder still unsent
+        when the window has ended is skipped."""
+        now = self._now()
+        until = record.restorable_until
+        if (
+            until is None
+            or now >= until
+            or not any(r.sent_at is None and r.at <= now for r in record.reminders)
+        ):
+            return record
+        writer = self.writer_for(record)
+        reminders = []
+        for reminder in record.reminders:
+            if reminder.sent_at is None and reminder.at <= now:
+                writer.append(
+                    at=now,
+                    actor=Actor.system(),
+                    action="reminder",
+                    from_state=record.state,
+                    to_state=record.state,
+                    details={
+                        "before": reminder.before,
+                        "restorable_until": until,
+                        "scheduled_for": reminder.at,
+                    },
+                )
+                reminder = attrs.evolve(reminder, sent_at=now)
+            reminders.append(reminder)
+        renewed = Lease(lease.owner, now + self.lease_duration)
+        return self.commit(record, writer, lease=renewed, reminders=tuple(reminders))
+
+    def _run_phase(
+        self, record: AccountRecord, lease: Lease, phase: str, *, listed_only: bool = False
+    ) -> tuple[AccountRecord, bool]:
+        """Run each step of *phase* that is due (with *listed_only*, only steps already in the
+        ledger); return the record and whether the account may move on: every step of the
+        phase, and every step left in the ledger, done or kept under a "retain" hold."""
         now = self._now()
         steps = self.steps(record, phase)
         for key in steps:
             progress = record.purge.get(key, PurgeProgress())
-            if progress.status is PurgeStatus.DONE:
+            if progress.status is PurgeStatus.DONE or key in record.holds:
+                continue  # a category under a legal hold is never handed to its purger
+            if listed_only and key not in record.purge:
                 continue
             if progress.retry_at is not None and progress.retry_at > now:
                 continue
@@ -380,7 +485,7 @@ class PurgeRunner:
             )
             renewed = Lease(lease.owner, now + self.lease_duration)
             record = self.commit(record, writer, lease=renewed, purge={**record.purge, key: outcome.progress})
-        finished = all(record.purge.get(k, PurgeProgress()).status is PurgeStatus.DONE for k in steps)
+        finished = all(_settled(record, k) for k in (*steps, *record.purge))
         return record, finished
 
     def _failed(self, progress: PurgeProgress, attempt: int, error: str, by: str | None) -> PurgeProgress:
@@ -496,6 +601,9 @@ class PurgeRunner:
             ):
                 changes["identity_released_at"] = now
                 details["identity_released"] = True
+            if record.identifiers:
+                changes["identifiers"] = self._quarantine(record, now)
+                details["identifiers_free_at"] = {k: i.free_at for k, i in changes["identifiers"].items()}
         else:
             action = "recovery_window_opened"
             details["restorable_until"] = record.restorable_until
@@ -504,6 +612,15 @@ class PurgeRunner:
                 **record.purge,
                 **{c: PurgeProgress() for c in self.policy.purge.at("expiry") if c not in record.purge},
             }
+            if self.policy.recovery.reminders and record.restorable_until is not None:
+                changes["reminders"] = reminder_schedule(
+                    self.policy.recovery.reminders, record.restorable_until
+                )
+        retained = sorted(
+            k for k in record.purge if k in record.holds and record.purge[k].status is not PurgeStatus.DONE
+        )
+        if retained:
+            details["retained"] = retained
         writer.append(
             at=now,
             actor=system,
@@ -515,6 +632,15 @@ class PurgeRunner:
         # The claim is kept (renewed) until ``run`` ends: the next phase may be due already.
         renewed = Lease(lease.owner, now + self.lease_duration)
         return self.commit(record, writer, lease=renewed, state=dest, **changes)
+
+    def _quarantine(self, record: AccountRecord, purged_at: datetime) -> dict[str, HeldIdentifier]:
+        """The account's identifiers with the moment each becomes free, now it is purged."""
+        out = {}
+        for kind, held in record.identifiers.items():
+            rule = self.policy.identity.get(kind, IdentityReuse("after_purge"))
+            free_at = held.free_at or rule.free_at(cancelled_at=record.cancelled_at, purged_at=purged_at)
+            out[kind] = attrs.evolve(held, free_at=free_at)
+        return out
 
     def _now(self) -> datetime:
         return require_aware(self.clock.now(), "clock.now()")
