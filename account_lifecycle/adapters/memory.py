@@ -24,6 +24,8 @@ class MemoryStore:
         self._records: dict[str, AccountRecord] = {}
         self._events: dict[str, list[AuditEvent]] = {}
         self._identities: dict[str, str] = {}  # live identity -> account id
+        # (kind, value) -> (account id, free_at): identifiers, held until free_at (None: for good)
+        self._identifiers: dict[tuple[str, str], tuple[str, datetime | None]] = {}
         self._due: dict[str, datetime] = {}
         self._claims: dict[str, Lease] = {}
 
@@ -34,6 +36,23 @@ class MemoryStore:
         identity = record.live_identity
         if identity is not None and self._identities.get(identity, record.account_id) != record.account_id:
             raise AccountExists(account_id=record.account_id, identity=identity)
+
+    def _identifier_rows(
+        self, record: AccountRecord, now: datetime | None
+    ) -> dict[tuple[str, str], tuple[str, datetime | None]]:
+        """The identifier rows *record* writes; ``AccountExists`` if another account holds one.
+        Checked before anything is written, so a refused write changes nothing."""
+        rows: dict[tuple[str, str], tuple[str, datetime | None]] = {}
+        for kind, held in record.identifiers.items():
+            key = (kind, held.value)
+            holder = self._identifiers.get(key)
+            if holder is None or holder[0] != record.account_id:
+                if _free(held.free_at, now):
+                    continue  # given up already: nothing left to hold
+                if holder is not None and not _free(holder[1], now):
+                    raise AccountExists(account_id=record.account_id, identity=held.value, kind=kind)
+            rows[key] = (record.account_id, held.free_at)
+        return rows
 
     def _index(self, record: AccountRecord, previous: AccountRecord | None) -> None:
         if previous is not None and previous.live_identity is not None:
@@ -46,11 +65,15 @@ class MemoryStore:
         else:
             self._due[record.account_id] = due
 
-    def create(self, record: AccountRecord, events: Sequence[AuditEvent]) -> None:
+    def create(
+        self, record: AccountRecord, events: Sequence[AuditEvent], *, now: datetime | None = None
+    ) -> None:
         with self._lock:
             if record.account_id in self._records:
                 raise AccountExists(account_id=record.account_id)
             self._check_identity(record)
+            identifiers = self._identifier_rows(record, now)
+            self._identifiers.update(identifiers)
             self._records[record.account_id] = record
             self._events[record.account_id] = list(events)
             self._index(record, None)
@@ -69,6 +92,7 @@ class MemoryStore:
         expected_version: int,
         events: Sequence[AuditEvent],
         lease: Lease | None = None,
+        now: datetime | None = None,
     ) -> None:
         with self._lock:
             current = self._records.get(record.account_id)
@@ -77,6 +101,8 @@ class MemoryStore:
             if current.version != expected_version:
                 raise ConcurrentUpdate(account_id=record.account_id, expected_version=expected_version)
             self._check_identity(record)
+            identifiers = self._identifier_rows(record, now)
+            self._identifiers.update(identifiers)
             self._records[record.account_id] = record
             self._events[record.account_id].extend(events)
             self._index(record, current)
@@ -124,3 +150,8 @@ class MemoryStore:
         """Every stored account id (for tests and tools)."""
         with self._lock:
             return tuple(self._records)
+
+
+def _free(free_at: datetime | None, now: datetime | None) -> bool:
+    """Whether an identifier held until *free_at* is free at *now* (never, without a *now*)."""
+    return free_at is not None and now is not None and free_at <= now

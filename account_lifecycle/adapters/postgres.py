@@ -3,7 +3,8 @@
 Each method is one short transaction on a pooled connection; none is held open across
 calls. The record update is filtered by the version that was read (zero rows updated means
 someone else won), the audit events are inserted in the same transaction, the database
-enforces that a live identity belongs to one account (a partial unique index), and
+enforces that a live identity belongs to one account (a partial unique index) and that an
+identifier belongs to one account (the primary key of ``identities``), and
 ``claim_due`` takes accounts with ``FOR UPDATE SKIP LOCKED`` so that parallel sweepers
 never get the same one.
 
@@ -84,6 +85,23 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[LiteralString, ...]], ...]] = (
                 PRIMARY KEY (account_id, seq)
             )
             """,
+        ),
+    ),
+    (
+        2,
+        "identities: identifiers by kind and value, held by one account until free_at",
+        (
+            # The primary key makes a concurrent duplicate fail: one account per identifier.
+            """
+            CREATE TABLE {schema}.identities (
+                kind       text NOT NULL,
+                value      text NOT NULL,
+                account_id text NOT NULL REFERENCES {schema}.accounts (account_id),
+                free_at    timestamptz,
+                PRIMARY KEY (kind, value)
+            )
+            """,
+            "CREATE INDEX identities_account_idx ON {schema}.identities (account_id)",
         ),
     ),
 )
@@ -323,7 +341,27 @@ class PostgresStore:
             return AccountExists(account_id=record.account_id, identity=record.live_identity)
         return AccountExists(account_id=record.account_id)
 
-    def create(self, record: AccountRecord, events: Sequence[AuditEvent]) -> None:
+    def _write_identifiers(self, cursor: _Cursor, record: AccountRecord, now: datetime | None) -> None:
+        """Write the account's identifiers in the record's transaction: update the release
+        moment of those it holds, take the others (deleting an expired holder's row first);
+        ``AccountExists`` if one is held by another account (the primary key says so)."""
+        for kind, held in record.identifiers.items():
+            free_at = None if held.free_at is None else require_aware(held.free_at)
+            cursor.execute(self._sql.update_identifier, (free_at, kind, held.value, record.account_id))
+            if cursor.rowcount == 1:
+                continue
+            if held.free_at is not None and (now is None or held.free_at <= now):
+                continue  # given up already: nothing left to hold
+            if now is not None:
+                cursor.execute(self._sql.free_identifier, (kind, held.value, require_aware(now)))
+            try:
+                cursor.execute(self._sql.insert_identifier, (kind, held.value, record.account_id, free_at))
+            except errors.UniqueViolation:
+                raise AccountExists(account_id=record.account_id, identity=held.value, kind=kind) from None
+
+    def create(
+        self, record: AccountRecord, events: Sequence[AuditEvent], *, now: datetime | None = None
+    ) -> None:
         columns = self._columns(record)
         with self._transaction(f"creating account {record.account_id!r}") as cursor:
             try:
@@ -332,6 +370,8 @@ class PostgresStore:
                 raise self._taken(exc, record) from None
             if cursor.rowcount != 1:
                 raise AccountExists(account_id=record.account_id)
+            if record.identifiers:
+                self._write_identifiers(cursor, record, now)
             self._append(cursor, events)
 
     def get(self, account_id: str) -> AccountRecord:
@@ -349,6 +389,7 @@ class PostgresStore:
         expected_version: int,
         events: Sequence[AuditEvent],
         lease: Lease | None = None,
+        now: datetime | None = None,
     ) -> None:
         params = {
             **self._columns(record),
@@ -370,6 +411,8 @@ class PostgresStore:
                 if cursor.fetchone() is None:
                     raise AccountNotFound(account_id=record.account_id)
                 raise conflict()
+            if record.identifiers:
+                self._write_identifiers(cursor, record, now)
             self._append(cursor, events)
 
     def history(self, account_id: str) -> tuple[AuditEvent, ...]:
@@ -467,6 +510,15 @@ class _Statements:
             " WHERE account_id = %s AND claim_owner = %s"
         )
         self.account_ids = self.format("SELECT account_id FROM {schema}.accounts ORDER BY account_id")
+        self.update_identifier = self.format(
+            "UPDATE {schema}.identities SET free_at = %s WHERE kind = %s AND value = %s AND account_id = %s"
+        )
+        self.free_identifier = self.format(
+            "DELETE FROM {schema}.identities WHERE kind = %s AND value = %s AND free_at <= %s"
+        )
+        self.insert_identifier = self.format(
+            "INSERT INTO {schema}.identities (kind, value, account_id, free_at) VALUES (%s, %s, %s, %s)"
+        )
 
     def format(self, statement: LiteralString) -> sql.Composed:
         return sql.SQL(statement).format(schema=self.schema)

@@ -24,7 +24,8 @@ from account_lifecycle.purge import due_at
 
 __all__ = ["SQLiteStore"]
 
-SCHEMA_VERSION: Final = 1
+#: 1: accounts, events, meta. 2: identities (identifiers by kind, held until free_at).
+SCHEMA_VERSION: Final = 2
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS accounts (
     account_id    TEXT PRIMARY KEY,
@@ -44,6 +45,14 @@ CREATE TABLE IF NOT EXISTS events (
     PRIMARY KEY (account_id, seq)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS identities (
+    kind       TEXT NOT NULL,
+    value      TEXT NOT NULL,
+    account_id TEXT NOT NULL REFERENCES accounts (account_id),
+    free_at    TEXT,
+    PRIMARY KEY (kind, value)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS identities_account ON identities (account_id);
 """
 
 
@@ -120,7 +129,8 @@ class SQLiteStore:
             raise StoreError(f"commit to {self.path!r} failed; nothing was written: {exc}") from None
 
     def migrate(self) -> None:
-        """Create the schema if it is missing. Safe to call from several processes."""
+        """Create the schema if it is missing, or bring an older one up to date (every statement
+        is ``IF NOT EXISTS``). Idempotent; safe to call from several processes."""
         with self._write() as conn:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
@@ -132,6 +142,13 @@ class SQLiteStore:
                 raise StoreError(
                     f"{self.path!r} has schema version {row[0]}, newer than this library's {SCHEMA_VERSION}"
                 )
+            elif int(row[0]) < SCHEMA_VERSION:
+                conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+
+    def schema_version(self) -> int:
+        """The schema version recorded in the file."""
+        row = self._conn().execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return 0 if row is None else int(row[0])
 
     def close(self) -> None:
         """Close every connection this store opened."""
@@ -161,12 +178,42 @@ class SQLiteStore:
             [(e.account_id, e.seq, event_to_json(e)) for e in events],
         )
 
+    @staticmethod
+    def _write_identifiers(conn: sqlite3.Connection, record: AccountRecord, now: datetime | None) -> None:
+        """Write the account's identifiers: update the release moment of those it holds, take
+        the others (an expired holder's row is deleted first); ``AccountExists`` if one is held
+        by another account. Runs inside the write transaction of the record."""
+        for kind, held in record.identifiers.items():
+            free_at = None if held.free_at is None else format_time(held.free_at)
+            cursor = conn.execute(
+                "UPDATE identities SET free_at = ? WHERE kind = ? AND value = ? AND account_id = ?",
+                (free_at, kind, held.value, record.account_id),
+            )
+            if cursor.rowcount == 1:
+                continue
+            if held.free_at is not None and (now is None or held.free_at <= now):
+                continue  # given up already: nothing left to hold
+            if now is not None:
+                conn.execute(
+                    "DELETE FROM identities WHERE kind = ? AND value = ? AND free_at <= ?",
+                    (kind, held.value, format_time(now)),
+                )
+            try:
+                conn.execute(
+                    "INSERT INTO identities (kind, value, account_id, free_at) VALUES (?, ?, ?, ?)",
+                    (kind, held.value, record.account_id, free_at),
+                )
+            except sqlite3.IntegrityError:
+                raise AccountExists(account_id=record.account_id, identity=held.value, kind=kind) from None
+
     def _exists(self, conn: sqlite3.Connection, account_id: str) -> bool:
         return (
             conn.execute("SELECT 1 FROM accounts WHERE account_id = ?", (account_id,)).fetchone() is not None
         )
 
-    def create(self, record: AccountRecord, events: Sequence[AuditEvent]) -> None:
+    def create(
+        self, record: AccountRecord, events: Sequence[AuditEvent], *, now: datetime | None = None
+    ) -> None:
         version, state, identity, due, body = self._columns(record)
         with self._write() as conn:
             if self._exists(conn, record.account_id):
@@ -179,6 +226,8 @@ class SQLiteStore:
                 )
             except sqlite3.IntegrityError:
                 raise AccountExists(account_id=record.account_id, identity=identity) from None
+            if record.identifiers:
+                self._write_identifiers(conn, record, now)
             self._append(conn, events)
 
     def get(self, account_id: str) -> AccountRecord:
@@ -201,6 +250,7 @@ class SQLiteStore:
         expected_version: int,
         events: Sequence[AuditEvent],
         lease: Lease | None = None,
+        now: datetime | None = None,
     ) -> None:
         version, state, identity, due, body = self._columns(record)
         claim_owner = None if lease is None else lease.owner
@@ -229,6 +279,8 @@ class SQLiteStore:
                 if not self._exists(conn, record.account_id):
                     raise AccountNotFound(account_id=record.account_id)
                 raise ConcurrentUpdate(account_id=record.account_id, expected_version=expected_version)
+            if record.identifiers:
+                self._write_identifiers(conn, record, now)
             self._append(conn, events)
 
     def history(self, account_id: str) -> tuple[AuditEvent, ...]:

@@ -37,8 +37,11 @@ from account_lifecycle.errors import AccountExists, AccountNotFound, ConcurrentU
 from account_lifecycle.model import (
     AccountRecord,
     Actor,
+    HeldIdentifier,
+    Hold,
     PurgeProgress,
     PurgeStatus,
+    Reminder,
     ServiceState,
     State,
 )
@@ -576,3 +579,205 @@ class StoreContract:
 
         assert store.get("acc-1") == record
         assert store.claim_due(now=NOW, lease=Lease("sweeper-2", NOW + _LEASE), limit=10) == [record]
+
+    # -- holds, reminders, identifiers -----------------------------------------------------
+
+    def test_holds_reminders_and_identifiers_round_trip(self, store: AccountStore) -> None:
+        """get() returns legal holds, reminders and identifiers exactly as created and saved."""
+        record, events = new_account(
+            "acc-1",
+            state=State.RESTORABLE,
+            cancelled_at=NOW - timedelta(days=60),
+            restorable_until=NOW + timedelta(days=30),
+            holds={"contacts": Hold(at=NOW - timedelta(days=61), by="support:ann", reason="case 7 \u00e9")},
+            reminders=(Reminder("7 days", NOW + timedelta(days=23), sent_at=None),),
+            identifiers={"email": "ann@example.com", "phone": HeldIdentifier("+15550100", NOW)},
+        )
+        store.create(record, events, now=NOW)
+        sent, more = advance(
+            record,
+            reminders=(Reminder("7 days", NOW + timedelta(days=23), sent_at=NOW + timedelta(days=23)),),
+            holds={},
+        )
+        store.save(sent, expected_version=1, events=more, now=NOW)
+
+        assert store.get("acc-1") == sent
+        assert store.get("acc-1").identifiers["phone"] == HeldIdentifier("+15550100", NOW)
+
+    def test_create_rejects_an_identifier_another_account_holds(self, store: AccountStore) -> None:
+        """create() with an identifier (kind and value) another account holds raises AccountExists
+        naming the value and the kind, and stores nothing of the new account."""
+        store.create(*new_account("acc-1", identifiers={"email": "ann@example.com"}), now=NOW)
+        second, events = new_account("acc-2", identifiers={"phone": "+15550100", "email": "ann@example.com"})
+
+        with pytest.raises(AccountExists) as info:
+            store.create(second, events, now=NOW)
+
+        assert (info.value.account_id, info.value.identity, info.value.kind) == (
+            "acc-2",
+            "ann@example.com",
+            "email",
+        )
+        with pytest.raises(AccountNotFound):
+            store.get("acc-2")
+        store.create(*new_account("acc-3", identifiers={"phone": "+15550100"}), now=NOW)  # not taken
+
+    def test_identifiers_are_unique_per_kind(self, store: AccountStore) -> None:
+        """The same value under two kinds, or two values of one kind, never conflict; nor does an
+        identifier with the single identity of the same text."""
+        store.create(*new_account("acc-1", identity="ann", identifiers={"email": "ann", "username": "ann"}))
+        store.create(*new_account("acc-2", identifiers={"email": "bob", "username": "bob"}))
+
+        assert store.get("acc-1").identifiers["username"].value == "ann"
+        assert store.get("acc-2").identifiers["email"].value == "bob"
+
+    @pytest.mark.parametrize(
+        ("free_at", "now", "taken"),
+        [
+            (NOW - _TICK, NOW, True),
+            (NOW, NOW, True),
+            (NOW + _TICK, NOW, False),
+            (None, NOW, False),
+            (NOW - timedelta(days=1), None, False),
+        ],
+    )
+    def test_an_identifier_may_be_taken_once_its_holder_frees_it(
+        self, store: AccountStore, free_at: datetime | None, now: datetime | None, taken: bool
+    ) -> None:
+        """create(now=...) takes an identifier whose holder's free_at is at or before now; one
+        held until further notice (None), or later, or compared with no now, is refused."""
+        holder = {"email": HeldIdentifier("ann@example.com", free_at)}
+        store.create(*new_account("acc-old", identifiers=holder), now=NOW - timedelta(days=2))
+        record, events = new_account("acc-new", identifiers={"email": "ann@example.com"})
+
+        if taken:
+            store.create(record, events, now=now)
+            assert store.get("acc-new") == record
+        else:
+            with pytest.raises(AccountExists):
+                store.create(record, events, now=now)
+
+    def test_save_frees_an_identifier_and_the_holder_keeps_saving_after_it_is_taken(
+        self, store: AccountStore
+    ) -> None:
+        """save() writes each identifier's free_at; once it has passed another account may take
+        the identifier, and the former holder's later saves neither fail nor take it back."""
+        old, events = new_account("acc-old", identifiers={"email": "ann@example.com"})
+        store.create(old, events, now=NOW)
+        freed, more = advance(
+            old, state=State.PURGED, identifiers={"email": HeldIdentifier("ann@example.com", NOW)}
+        )
+        store.save(freed, expected_version=1, events=more, now=NOW)
+        early, early_events = new_account("acc-early", identifiers={"email": "ann@example.com"})
+        with pytest.raises(AccountExists):
+            store.create(early, early_events, now=NOW - _TICK)
+        store.create(*new_account("acc-new", identifiers={"email": "ann@example.com"}), now=NOW)
+        later, last = advance(freed, members=frozenset({"member-1"}))
+
+        store.save(later, expected_version=2, events=last, now=NOW + _TICK)
+
+        assert store.get("acc-old") == later
+        rival, rival_events = new_account("acc-rival", identifiers={"email": "ann@example.com"})
+        with pytest.raises(AccountExists):
+            store.create(rival, rival_events, now=NOW + timedelta(days=365))
+
+    def test_save_rejects_taking_an_identifier_another_account_holds(self, store: AccountStore) -> None:
+        """save() giving an account an identifier another account holds raises AccountExists
+        and writes nothing."""
+        store.create(*new_account("acc-1", identifiers={"phone": "+15550100"}), now=NOW)
+        other, other_events = new_account("acc-2")
+        store.create(other, other_events)
+        taking, events = advance(other, identifiers={"phone": "+15550100"})
+
+        with pytest.raises(AccountExists) as info:
+            store.save(taking, expected_version=1, events=events, now=NOW)
+
+        assert (info.value.identity, info.value.kind) == ("+15550100", "phone")
+        assert store.get("acc-2") == other
+        assert store.history("acc-2") == other_events
+
+    @pytest.mark.parametrize("quarantine_over", [True, False])
+    def test_concurrent_opens_of_one_quarantined_identifier_have_at_most_one_winner(
+        self, store: AccountStore, quarantine_over: bool
+    ) -> None:
+        """Accounts created at once in parallel threads with the identifier a purged account
+        held: exactly one wins once its quarantine is over, none while it lasts; the others get
+        AccountExists."""
+        free_at = NOW - timedelta(days=1) if quarantine_over else NOW + timedelta(days=1)
+        held = {"email": HeldIdentifier("ann@example.com", free_at)}
+        store.create(
+            *new_account("acc-old", state=State.PURGED, identifiers=held), now=NOW - timedelta(days=40)
+        )
+        workers = 6
+        barrier = threading.Barrier(workers)
+        outcomes: list[str] = []
+        failures: list[BaseException] = []
+
+        def work(index: int) -> None:
+            record, events = new_account(f"acc-{index}", identifiers={"email": "ann@example.com"})
+            try:
+                barrier.wait(timeout=30)
+                store.create(record, events, now=NOW)
+                outcomes.append(record.account_id)
+            except AccountExists:
+                outcomes.append("refused")
+            except BaseException as exc:  # reported below
+                failures.append(exc)
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(workers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+
+        assert failures == []
+        winners = [o for o in outcomes if o != "refused"]
+        assert len(outcomes) == workers
+        assert len(winners) == (1 if quarantine_over else 0)
+        for winner in winners:
+            assert store.get(winner).identifiers["email"].value == "ann@example.com"
+
+    def test_claim_due_skips_work_that_waits_for_a_legal_hold(self, store: AccountStore) -> None:
+        """A cancelled account whose only pending category is under a "wait" hold is not due; a
+        "retain" hold lets it move on, so it is due; once the hold is gone it is due again."""
+        hour = timedelta(hours=1)
+        waiting = due_record(
+            "waiting", NOW - hour, holds={"contacts": Hold(NOW - 2 * hour, "support:ann", "case 1")}
+        )
+        retained = due_record(
+            "retained",
+            NOW - hour,
+            holds={"contacts": Hold(NOW - 2 * hour, "support:ann", "case 2", "retain")},
+        )
+        store.create(waiting, ())
+        store.create(retained, ())
+
+        claimed = store.claim_due(now=NOW, lease=Lease("sweeper", NOW + _LEASE), limit=10)
+        released, events = advance(waiting, holds={})
+        store.save(released, expected_version=1, events=events)
+
+        assert [r.account_id for r in claimed] == ["retained"]
+        assert store.claim_due(now=NOW, lease=Lease("sweeper-2", NOW + _LEASE), limit=10) == [released]
+
+    def test_claim_due_follows_the_next_unsent_reminder(self, store: AccountStore) -> None:
+        """A restorable account is due at its earliest unsent reminder, before its window ends."""
+        until = NOW + timedelta(days=7)
+        record, events = new_account(
+            "acc-1",
+            state=State.RESTORABLE,
+            cancelled_at=NOW - timedelta(days=23),
+            restorable_until=until,
+            reminders=(
+                Reminder("7 days", NOW, sent_at=NOW),
+                Reminder("1 day", until - timedelta(days=1)),
+            ),
+        )
+        store.create(record, events)
+
+        early = store.claim_due(
+            now=until - timedelta(days=1) - _TICK, lease=Lease("s", NOW + _LEASE), limit=9
+        )
+        on_time = store.claim_due(now=until - timedelta(days=1), lease=Lease("s", until), limit=9)
+
+        assert early == []
+        assert on_time == [record]

@@ -40,9 +40,34 @@ def test_migrate_applies_each_version_once(unmigrated: PostgresStore) -> None:
     """The first migrate() applies every migration; later calls apply nothing."""
     assert unmigrated.schema_version() == 0
 
-    assert unmigrated.migrate() == (1,)
+    assert unmigrated.migrate() == (1, 2)
     assert unmigrated.migrate() == ()
-    assert unmigrated.schema_version() == SCHEMA_VERSION == 1
+    assert unmigrated.schema_version() == SCHEMA_VERSION == 2
+
+
+@pytest.mark.postgres
+def test_a_schema_at_version_1_is_upgraded_and_keeps_its_accounts(
+    unmigrated: PostgresStore, pg_schema: tuple[str, str]
+) -> None:
+    """migrate() on a schema an older release left at version 1 applies only version 2 (the
+    identities table); the accounts stay, and identifiers work afterwards."""
+    unmigrated.migrate()
+    unmigrated.create(*new_account("acc-old", identity="ann@example.com"))
+    schema = pg_schema[1]
+    query(pg_schema[0], f'DROP TABLE "{schema}".identities')
+    query(pg_schema[0], f'DELETE FROM "{schema}".schema_migrations WHERE version = 2')
+    older = PostgresStore(pg_schema[0], schema=schema)
+    try:
+        assert older.schema_version() == 1
+
+        assert older.migrate() == (2,)
+
+        assert older.get("acc-old").identity == "ann@example.com"
+        older.create(*new_account("acc-new", identifiers={"email": "bob@example.com"}), now=NOW)
+        with pytest.raises(AccountExists):
+            older.create(*new_account("acc-other", identifiers={"email": "bob@example.com"}), now=NOW)
+    finally:
+        older.close()
 
 
 @pytest.mark.postgres
@@ -69,8 +94,11 @@ def test_concurrent_migrations_apply_the_schema_exactly_once(pg_schema: tuple[st
         store.close()
 
     assert failures == []
-    assert sorted(applied) == [(), (), (), (1,)]
-    assert query(pg_schema[0], f'SELECT version FROM "{pg_schema[1]}".schema_migrations') == [(1,)]
+    assert sorted(applied) == [(), (), (), (1, 2)]
+    assert query(pg_schema[0], f'SELECT version FROM "{pg_schema[1]}".schema_migrations ORDER BY 1') == [
+        (1,),
+        (2,),
+    ]
 
 
 @pytest.mark.postgres
@@ -108,9 +136,9 @@ def test_a_newer_schema_is_refused(unmigrated: PostgresStore, pg_schema: tuple[s
     )
     fresh = PostgresStore(pg_schema[0], schema=pg_schema[1])
     try:
-        with pytest.raises(StoreError, match="has version 99, newer than this library's 1"):
+        with pytest.raises(StoreError, match="has version 99, newer than this library's 2"):
             fresh.get("acc-1")
-        with pytest.raises(StoreError, match="has version 99, newer than this library's 1"):
+        with pytest.raises(StoreError, match="has version 99, newer than this library's 2"):
             fresh.migrate()
     finally:
         fresh.close()

@@ -61,7 +61,7 @@ def test_the_postgres_examples_run(pg_schema: tuple[str, str]) -> None:
     finally:
         namespace["pool"].close()
 
-    assert migrated == 1
+    assert migrated == 2
     assert again == ()
 
 
@@ -79,4 +79,4 @@ def test_the_contract_suite_example_runs(tmp_path: Path) -> None:
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.splitlines()[-1].startswith("60 passed")
+    assert result.stdout.splitlines()[-1].startswith("88 passed")
