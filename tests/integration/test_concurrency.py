@@ -26,11 +26,11 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from backends import Backend
 
 from account_lifecycle import (
     AccountExists,
@@ -45,7 +45,6 @@ from account_lifecycle import (
     Lifecycle,
     ManualClock,
     RecoveryWindowExpired,
-    SQLiteStore,
     State,
     policies,
 )
@@ -72,20 +71,6 @@ LOSSES = {
 
 
 # -- what the workers share and report ----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Backend:
-    kind: str  # "sqlite" or "postgres"
-    location: str  # a file path or a DSN
-    schema: str = ""
-
-    def build(self, connections: int = 2) -> Any:
-        if self.kind == "sqlite":
-            return SQLiteStore(self.location)
-        from account_lifecycle import PostgresStore
-
-        return PostgresStore(self.location, schema=self.schema, max_connections=connections)
 
 
 @dataclass(frozen=True)
@@ -428,26 +413,6 @@ def verify(store: AccountStore, plan: Plan, setup: Report, reports: list[Any]) -
 
 
 # -- the tests ----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def sqlite_backend(tmp_path: Path) -> Backend:
-    return Backend("sqlite", str(tmp_path / "race.db"))
-
-
-@pytest.fixture
-def postgres_backend(pg_schema: tuple[str, str]) -> Backend:
-    import pg
-
-    pg.migrated_store(*pg_schema).close()
-    return Backend("postgres", pg_schema[0], pg_schema[1])
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def backend(request: pytest.FixtureRequest) -> Backend:
-    name = "sqlite_backend" if request.param == "sqlite" else "postgres_backend"
-    found: Backend = request.getfixturevalue(name)
-    return found
 
 
 @pytest.mark.slow

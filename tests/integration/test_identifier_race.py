@@ -9,11 +9,9 @@ from __future__ import annotations
 import multiprocessing
 import traceback
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import attrs
-import pytest
+from backends import Backend
 
 from account_lifecycle import (
     AccountExists,
@@ -23,7 +21,6 @@ from account_lifecycle import (
     Lifecycle,
     ManualClock,
     Policy,
-    SQLiteStore,
     State,
 )
 
@@ -35,20 +32,6 @@ WORKERS = 4
 ROUNDS = 6
 SETUP_AT = datetime(2031, 1, 10, 9, 0, tzinfo=UTC)
 RACE_AT = SETUP_AT + timedelta(days=31)
-
-
-@attrs.frozen
-class Backend:
-    kind: str
-    target: str
-    schema: str = ""
-
-    def build(self) -> AccountStore:
-        if self.kind == "sqlite":
-            return SQLiteStore(self.target)
-        from account_lifecycle.adapters.postgres import PostgresStore
-
-        return PostgresStore(self.target, schema=self.schema, max_connections=2)
 
 
 def set_up(store: AccountStore) -> tuple[list[str], list[str]]:
@@ -109,26 +92,6 @@ def race(backend: Backend, emails: list[str]) -> dict[str, list[tuple[str, str |
         for email, outcome, kind in outcomes:
             by_email[email].append((outcome, kind))
     return by_email
-
-
-@pytest.fixture
-def sqlite_backend(tmp_path: Path) -> Backend:
-    return Backend("sqlite", str(tmp_path / "race.db"))
-
-
-@pytest.fixture
-def postgres_backend(pg_schema: tuple[str, str]) -> Backend:
-    import pg
-
-    pg.migrated_store(*pg_schema).close()
-    return Backend("postgres", pg_schema[0], pg_schema[1])
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def backend(request: pytest.FixtureRequest) -> Backend:
-    name = "sqlite_backend" if request.param == "sqlite" else "postgres_backend"
-    found: Backend = request.getfixturevalue(name)
-    return found
 
 
 def test_processes_opening_one_identifier_get_exactly_one_winner(backend: Backend) -> None:
