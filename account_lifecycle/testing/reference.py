@@ -7,10 +7,11 @@ every step, so a bug in the machine, the guards or a store shows up as a disagre
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
 import attrs
 
+from account_lifecycle.duration import Duration
 from account_lifecycle.errors import (
     AccountExists,
     InvalidTransition,
@@ -23,7 +24,7 @@ from account_lifecycle.errors import (
 from account_lifecycle.model import Action, Relation, ServiceState, State, SurveyOutcome
 from account_lifecycle.policy import Policy
 
-__all__ = ["Outcome", "RefAccount", "expected_outcome", "identity_held"]
+__all__ = ["Outcome", "RefAccount", "expected_outcome", "identity_held", "open_outcome", "window_end"]
 
 #: What the reference expects: the next state, or the type of error.
 Outcome = State | type[Exception]
@@ -47,6 +48,26 @@ class RefAccount:
         if user == self.owner:
             return Relation.OWNER
         return Relation.MEMBER if user in self.members else None
+
+
+def window_end(window: Duration, start: datetime) -> datetime:
+    """When a window of *window* opened at *start* ends, computed apart from ``Duration``.
+
+    Days and weeks are exact lengths of time. Months and years are calendar months: the same
+    day of the month that many months on, or the last day of that month when it is shorter
+    (30 November + 3 months is 28 or 29 February). Counted here by walking to the first day
+    of the target month and back one day from the first of the month after it.
+    """
+    if window.unit == "days":
+        return start + timedelta(days=window.amount)
+    if window.unit == "weeks":
+        return start + timedelta(days=7 * window.amount)
+    months = window.amount * (12 if window.unit == "years" else 1)
+    first = date(start.year, start.month, 1)
+    for _ in range(months):
+        first = (first + timedelta(days=31)).replace(day=1)
+    last_day = ((first + timedelta(days=31)).replace(day=1) - timedelta(days=1)).day
+    return start.replace(year=first.year, month=first.month, day=min(start.day, last_day))
 
 
 def identity_held(policy: Policy, state: State) -> bool:
