@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
+# pytester runs the toolkit's contract suites on planted faults (tests/toolkit)
+pytest_plugins = ("pytester",)
+
 settings.register_profile(
     "ci",
     max_examples=60,

@@ -1,0 +1,279 @@
+"""The toolkit finds real bugs: each test plants one fault in a port or in the engine, runs the
+toolkit's suite or machine on it, and checks the failure names the fault with a short
+counterexample."""
+
+from __future__ import annotations
+
+import logging
+import textwrap
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import pytest
+from hypothesis import Phase, settings
+from hypothesis.stateful import run_state_machine_as_test
+
+from account_lifecycle import (
+    AccountRecord,
+    AccountStore,
+    Actor,
+    Lifecycle,
+    MemoryStore,
+    policies,
+)
+from account_lifecycle import machine as machine_module
+from account_lifecycle.errors import RecoveryWindowExpired
+from account_lifecycle.machine import Attempt
+from account_lifecycle.testing.stateful import LifecycleStateMachine
+
+#: Bounded, deterministic runs; one bug reported, shrunk, not explained.
+FIND = settings(
+    max_examples=200,
+    stateful_step_count=10,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    report_multiple_bugs=False,
+    phases=(Phase.generate, Phase.shrink),
+)
+
+
+@pytest.fixture(autouse=True)
+def _quiet_purge_failures() -> Iterator[None]:
+    """Planted faults make purges fail on purpose; their warnings are noise here."""
+    logging.disable(logging.WARNING)
+    yield
+    logging.disable(logging.NOTSET)
+
+
+def steps_of(error: BaseException) -> list[str]:
+    """The steps of the shrunk counterexample Hypothesis attached to *error* (rules only:
+    no invariant checks, no teardown)."""
+    notes = getattr(error, "__notes__", [])
+    assert "Failing test case: <state machine>" in notes, notes
+    return [
+        note
+        for note in notes
+        if note.startswith(("state.", "accounts_"))
+        and not note.startswith(("state.lifecycle_invariants()", "state.teardown()"))
+    ]
+
+
+def failures(result: pytest.RunResult) -> dict[str, str]:
+    """Failed test name -> the first line of its error, from an inline pytester run."""
+    reports = result.reprec.getfailures()  # type: ignore[attr-defined]
+    return {r.nodeid.split("::")[-1]: r.longrepr.reprcrash.message.splitlines()[0] for r in reports}
+
+
+# -- a purger that is not idempotent -------------------------------------------------------------
+
+NOT_IDEMPOTENT = textwrap.dedent(
+    '''
+    from account_lifecycle import PurgeResult
+    from account_lifecycle.testing.purger_contract import PurgerContract
+
+
+    class ContactsApi:
+        """Like a REST API whose DELETE answers 404 once the data is gone."""
+
+        def __init__(self):
+            self.rows = {}
+
+        def delete_all(self, account_id):
+            count = len(self.rows.pop(account_id))  # KeyError when nothing is left
+            return count
+
+
+    class ContactsPurger:
+        category = "contacts"
+
+        def __init__(self, api):
+            self.api = api
+
+        def purge(self, account_id, context):
+            return PurgeResult(items=self.api.delete_all(account_id))
+
+
+    class TestContactsPurger(PurgerContract):
+        def make_purger(self):
+            self.api = ContactsApi()
+            return ContactsPurger(self.api)
+
+        def seed(self, account_id, items):
+            self.api.rows.setdefault(account_id, []).extend(range(items))
+
+        def remaining(self, account_id):
+            return len(self.api.rows.get(account_id, []))
+    '''
+)
+
+
+def test_purger_contract_reports_a_purger_that_fails_when_called_again(pytester: pytest.Pytester) -> None:
+    """A purger that raises once the data is gone fails the idempotency, empty-account and
+    sequence checks, each naming the call; the sequence check shrinks to purging one account twice."""
+    pytester.makepyfile(test_contacts=NOT_IDEMPOTENT)
+
+    result = pytester.runpytest("-p", "no:cacheprovider", "-rf")
+
+    result.assert_outcomes(passed=5, failed=3)
+    assert failures(result) == {
+        "test_a_second_purge_erases_nothing_more_and_does_not_fail": (
+            "AssertionError: a second purge of 'acct-1' by purger 'contacts' raised KeyError: 'acct-1'"
+        ),
+        "test_an_account_with_nothing_to_erase_purges_cleanly": (
+            "AssertionError: a purge of an empty account of 'acct-empty' by purger 'contacts' raised "
+            "KeyError: 'acct-empty'"
+        ),
+        "test_any_sequence_of_purges_erases_exactly_the_purged_accounts": (
+            "AssertionError: a repeated purge of 'acct-0' by purger 'contacts' raised KeyError: 'acct-0'"
+        ),
+    }
+    # shrunk: one account, seeded with nothing, purged twice
+    result.stdout.re_match_lines(
+        [r"E +Failing test case: check\($", r"E +seeded=\[0\],.*", r"E +order=\[0, 0\],$"]
+    )
+
+
+# -- a store that loses the version check ------------------------------------------------------
+
+
+class LostVersionStore(MemoryStore):
+    """Saves whatever it is given: it compares the expected version with itself."""
+
+    def save(self, record: AccountRecord, *, expected_version: int, **rest: Any) -> None:
+        super().save(record, expected_version=self.get(record.account_id).version, **rest)
+
+
+LOST_VERSION = textwrap.dedent(
+    """
+    from account_lifecycle import MemoryStore
+    from account_lifecycle.testing.store_contract import StoreContract
+
+
+    class LostVersionStore(MemoryStore):
+        def save(self, record, *, expected_version, **rest):
+            super().save(record, expected_version=self.get(record.account_id).version, **rest)
+
+
+    class TestLostVersionStore(StoreContract):
+        def make_store(self):
+            return LostVersionStore()
+    """
+)
+
+
+def test_store_contract_reports_a_store_that_ignores_the_expected_version(pytester: pytest.Pytester) -> None:
+    """Exactly the contract's compare-and-set tests fail, each with "DID NOT RAISE ConcurrentUpdate"."""
+    pytester.makepyfile(test_store=LOST_VERSION)
+
+    result = pytester.runpytest("-p", "no:cacheprovider", "-rf")
+
+    did_not_raise = "Failed: DID NOT RAISE ConcurrentUpdate"
+    assert failures(result) == {
+        "test_save_with_another_version_raises_concurrent_update_and_writes_nothing[1]": did_not_raise,
+        "test_save_with_another_version_raises_concurrent_update_and_writes_nothing[3]": did_not_raise,
+        "test_a_rejected_save_leaves_the_claim_in_place": did_not_raise,
+    }
+
+
+def test_state_machine_reports_a_lost_update_from_a_stale_read() -> None:
+    """On the same store, the machine's stale_writes_rejected check reports a write decided on
+    an outdated read that the store accepted; shrunk to one race on the first account."""
+
+    class OnLostVersionStore(LifecycleStateMachine):
+        policy = policies.ALLCLIENTS
+
+        def make_store(self) -> AccountStore:
+            return LostVersionStore()
+
+    with pytest.raises(AssertionError) as info:
+        run_state_machine_as_test(OnLostVersionStore, settings=FIND)
+
+    assert str(info.value).splitlines()[0] == "expected ConcurrentUpdate, the command was accepted"
+    steps = steps_of(info.value)
+    assert steps == ["accounts_0 = state.first_account()", "state.race(account=accounts_0)"]
+
+
+# -- a guard that trims the token ----------------------------------------------------------------
+
+
+class TrimmingLifecycle(Lifecycle):
+    """Forgives surrounding spaces in the typed token, which the contract forbids."""
+
+    def confirm(
+        self, account_id: str, actor: Actor, token: str | None = None, acknowledgements: Iterable[str] = ()
+    ) -> AccountRecord:
+        return super().confirm(account_id, actor, token.strip() if token else token, acknowledgements)
+
+
+class SmrtPhoneTrimming(LifecycleStateMachine):
+    policy = policies.SMRTPHONE
+
+    def make_lifecycle(self, **options: Any) -> Lifecycle:
+        return TrimmingLifecycle(self.policy, **options)
+
+
+def test_state_machine_reports_a_token_guard_that_trims() -> None:
+    """A padded ' CONFIRM' is accepted by the trimming guard; the reference expected a refusal.
+    Shrunk to opening the account and confirming with the padded token."""
+    with pytest.raises(AssertionError) as info:
+        run_state_machine_as_test(SmrtPhoneTrimming, settings=FIND)
+
+    # the padded token gets past the token guard: either the confirmation is accepted, or it
+    # stops at the next guard, which the reference says is never reached with a wrong token
+    assert str(info.value).splitlines()[0] in {
+        "expected WrongConfirmationToken, the command was accepted",
+        "expected WrongConfirmationToken, got MissingAcknowledgements: these acknowledgements are "
+        "required first: unported_numbers_lost, data_permanently_deleted, no_credit_refund",
+    }
+    steps = steps_of(info.value)
+    assert len(steps) <= 3, steps
+    assert steps[0] == "accounts_0 = state.first_account()"
+    assert "token='padded'" in steps[-1], steps
+
+
+def test_invariants_are_selected_by_name() -> None:
+    """The trimming guard goes unnoticed when matches_reference, the invariant that catches it,
+    is not among the checked ones: each invariant is selected on its own."""
+
+    class OnlyChainAndVersions(SmrtPhoneTrimming):
+        checked_invariants = ("chain_verifies", "versions_grow_by_one")
+
+    run_state_machine_as_test(OnlyChainAndVersions, settings=settings(FIND, max_examples=30))
+
+    with pytest.raises(ValueError, match=r"unknown invariants \['owner_confirms'\]"):
+        type("Misspelt", (LifecycleStateMachine,), {"checked_invariants": ("owner_confirms",)})()
+
+
+# -- a recovery window off by one ----------------------------------------------------------------
+
+
+def _within_window_inclusive(attempt: Attempt) -> Exception | None:
+    """The planted fault: ``<=`` where the contract says strictly before ``restorable_until``."""
+    until = attempt.record.restorable_until
+    if until is not None and attempt.now <= until:
+        return None
+    return RecoveryWindowExpired(
+        account_id=attempt.record.account_id, restorable_until=until, now=attempt.now
+    )
+
+
+def test_state_machine_reports_a_restore_accepted_at_the_end_of_the_window(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Support restores exactly at restorable_until and the off-by-one guard lets it; shrunk to
+    the one step that cancels and restores at the window's end."""
+    monkeypatch.setattr(machine_module, "_within_window", _within_window_inclusive)
+
+    class AllClientsOffByOne(LifecycleStateMachine):
+        policy = policies.ALLCLIENTS
+
+    with pytest.raises(AssertionError) as info:
+        run_state_machine_as_test(AllClientsOffByOne, settings=FIND)
+
+    assert str(info.value).splitlines()[0] == "expected RecoveryWindowExpired, the command was accepted"
+    steps = steps_of(info.value)
+    assert steps == [
+        "accounts_0 = state.first_account()",
+        "state.restore_at_window_end(account=accounts_0, offset=0)",
+    ]
