@@ -1,2 +1,72 @@
 """Testing helpers shipped with account_lifecycle: fakes, contract suites and more, for the
-library's own tests and for host applications that plug in their own ports."""
+library's own tests and for host applications that plug in their own ports.
+
+Install the extra ``testing`` (Hypothesis and pytest). The modules:
+
+- ``strategies``: Hypothesis strategies for policies, actors, tokens, acknowledgements,
+  clock timelines and command sequences;
+- ``stateful``: ``LifecycleStateMachine``, a rule-based test of a lifecycle against the
+  independent ``reference`` model, with named, selectable invariants;
+- ``store_contract``: ``StoreContract``, the suite every ``AccountStore`` must pass;
+- ``purger_contract``: ``PurgerContract``, the suite every ``Purger`` must pass;
+- ``fakes``: ``RecordingPurger``, ``PendingItems``;
+- ``plugin``: the pytest plugin (fixtures ``manual_clock``, ``memory_lifecycle``,
+  ``sqlite_lifecycle``; the Hypothesis profile ``account_lifecycle-ci``), loaded by pytest
+  through its entry point.
+
+The names below are importable from here too; each module is imported on first use, so
+``import account_lifecycle.testing`` needs neither Hypothesis nor pytest.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from account_lifecycle.testing.fakes import PendingItems, RecordingPurger, recording_purgers
+    from account_lifecycle.testing.purger_contract import PurgerContract
+    from account_lifecycle.testing.stateful import (
+        INVARIANT_TABLE,
+        INVARIANTS,
+        GeneratedPolicyMachine,
+        Invariant,
+        LifecycleStateMachine,
+        machine_for,
+    )
+    from account_lifecycle.testing.store_contract import StoreContract
+
+__all__ = [
+    "INVARIANTS",
+    "INVARIANT_TABLE",
+    "GeneratedPolicyMachine",
+    "Invariant",
+    "LifecycleStateMachine",
+    "PendingItems",
+    "PurgerContract",
+    "RecordingPurger",
+    "StoreContract",
+    "machine_for",
+    "recording_purgers",
+]
+
+_HOMES = {
+    "INVARIANTS": "stateful",
+    "INVARIANT_TABLE": "stateful",
+    "GeneratedPolicyMachine": "stateful",
+    "Invariant": "stateful",
+    "LifecycleStateMachine": "stateful",
+    "PendingItems": "fakes",
+    "PurgerContract": "purger_contract",
+    "RecordingPurger": "fakes",
+    "StoreContract": "store_contract",
+    "machine_for": "stateful",
+    "recording_purgers": "fakes",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'account_lifecycle.testing' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"account_lifecycle.testing.{home}"), name)
