@@ -1,0 +1,1 @@
+"""Acme Notes: a tiny host application of account_lifecycle (its policy, purgers and store)."""

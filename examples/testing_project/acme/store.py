@@ -1,0 +1,51 @@
+"""Acme's store: the shipped SQLiteStore, wrapped to feed Acme's change log."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from account_lifecycle import AccountRecord, AuditEvent, Lease, SQLiteStore
+
+
+class ChangeLogStore:
+    """An ``AccountStore`` that delegates to a ``SQLiteStore`` and, after each committed
+    write, appends ``(account id, version, state)`` to a change log for Acme's search index."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.inner = SQLiteStore(path)
+        self.changes: list[tuple[str, int, str]] = []
+
+    def create(
+        self, record: AccountRecord, events: Sequence[AuditEvent], *, now: datetime | None = None
+    ) -> None:
+        self.inner.create(record, events, now=now)
+        self.changes.append((record.account_id, record.version, record.state.value))
+
+    def get(self, account_id: str) -> AccountRecord:
+        return self.inner.get(account_id)
+
+    def save(
+        self,
+        record: AccountRecord,
+        *,
+        expected_version: int,
+        events: Sequence[AuditEvent],
+        lease: Lease | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        self.inner.save(record, expected_version=expected_version, events=events, lease=lease, now=now)
+        self.changes.append((record.account_id, record.version, record.state.value))
+
+    def history(self, account_id: str) -> tuple[AuditEvent, ...]:
+        return self.inner.history(account_id)
+
+    def claim_due(self, *, now: datetime, lease: Lease, limit: int) -> list[AccountRecord]:
+        return self.inner.claim_due(now=now, lease=lease, limit=limit)
+
+    def release(self, account_id: str, owner: str) -> None:
+        self.inner.release(account_id, owner)
+
+    def close(self) -> None:
+        self.inner.close()
