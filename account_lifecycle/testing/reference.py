@@ -40,7 +40,9 @@ class RefAccount:
     identity: str | None
     services: dict[str, ServiceState]
     restorable_until: datetime | None = None
+    cancelled_at: datetime | None = None
     purged: set[str] = attrs.Factory(set)  # categories erased since the last confirm
+    failed_at: dict[str, datetime] = attrs.Factory(dict)  # category -> its last failed attempt
     broken: dict[str, int] = attrs.Factory(dict)  # category -> failures still to come
     pending_prerequisites: tuple[str, ...] = ()
 

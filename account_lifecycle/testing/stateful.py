@@ -408,35 +408,35 @@ class LifecycleStateMachine(RuleBasedStateMachine):
             assert record.last_seq == len(history)
         return record
 
-    def _purge_outcome(self, account_id: str, phase: str) -> bool:
-        """Mirror one purge run of *phase* on the reference; True if every category is done."""
+    def _run_phase(
+        self, account_id: str, phase: str, failures: dict[tuple[str, str], int], now: datetime
+    ) -> bool:
+        """Mirror one run of *phase*'s purge at *now* on the reference; True if every category
+        is done. A category that failed is retried only once its retry is due (at the moment it
+        failed: the machine's lifecycles have no backoff), which matters when the clock has
+        been set back since."""
         ref = self.model[account_id]
         done = True
         for category in self.policy.purge.at(phase):
             if category in ref.purged:
                 continue
-            key = (account_id, category)
-            if self.broken.get(key, 0) > 0:
-                done = False  # the real purger decrements its own counter
+            if ref.failed_at.get(category, now) > now:
+                done = False
+            elif failures.get((account_id, category), 0) > 0:
+                ref.failed_at[category] = now
+                done = False
             else:
                 ref.purged.add(category)
+                ref.failed_at.pop(category, None)
         return done
 
     def _broken_snapshot(self) -> dict[tuple[str, str], int]:
         return dict(self.broken)
 
-    def _settle_reference(self, account_id: str, failures: dict[tuple[str, str], int]) -> None:
+    def _settle_reference(self, account_id: str, failures: dict[tuple[str, str], int], now: datetime) -> None:
         """After a run of the cancel phase: CANCELLED stays, or moves to RESTORABLE / PURGED."""
-        ref = self.model[account_id]
-        all_done = True
-        for category in self.policy.purge.at("cancel"):
-            if category in ref.purged:
-                continue
-            if failures.get((account_id, category), 0) > 0:
-                all_done = False
-            else:
-                ref.purged.add(category)
-        if all_done:
+        if self._run_phase(account_id, "cancel", failures, now):
+            ref = self.model[account_id]
             ref.state = State.RESTORABLE if self.policy.recovery.window is not None else State.PURGED
 
     # -- rules ----------------------------------------------------------------------------------
@@ -607,9 +607,11 @@ class LifecycleStateMachine(RuleBasedStateMachine):
         until = None if window is None else window_end(window, now)
         self.windows.setdefault(account, []).append((now, until))
         ref.restorable_until = until
+        ref.cancelled_at = now
         ref.purged = set()
+        ref.failed_at = {}
         ref.state = State.CANCELLED
-        self._settle_reference(account, failures)
+        self._settle_reference(account, failures, now)
 
     @rule(account=accounts, relation=ACTORS)
     def restore(self, account: str, relation: str) -> None:
@@ -622,7 +624,9 @@ class LifecycleStateMachine(RuleBasedStateMachine):
         if record is not None:
             ref.state = State.ACTIVE
             ref.restorable_until = None
+            ref.cancelled_at = None
             ref.purged = set()
+            ref.failed_at = {}
 
     @rule(account=accounts, relation=ACTORS, member=st.booleans())
     def transfer_ownership(self, account: str, relation: str, member: bool) -> None:
@@ -755,35 +759,33 @@ class LifecycleStateMachine(RuleBasedStateMachine):
         for account_id in due:
             ref = self.model[account_id]
             if ref.state is State.CANCELLED:
-                self._settle_reference(account_id, failures)
+                self._settle_reference(account_id, failures, now)
             # a cancel-time purge finished after the window ended: the expiry purge runs at once
             if (
                 ref.state is State.RESTORABLE
                 and ref.restorable_until is not None
                 and now >= ref.restorable_until
+                and self._run_phase(account_id, "expiry", failures, now)
             ):
-                all_done = True
-                for category in self.policy.purge.at("expiry"):
-                    if category in ref.purged:
-                        continue
-                    if failures.get((account_id, category), 0) > 0:
-                        all_done = False
-                    else:
-                        ref.purged.add(category)
-                if all_done:
-                    ref.state = State.PURGED
+                ref.state = State.PURGED
         if compare:
             expected = {a for a in due if self.model[a].state is State.PURGED}
             purged = set(report.purged)
             assert purged == expected, f"sweep purged {sorted(purged)}, expected {sorted(expected)}"
 
     def _due(self, now: datetime) -> Iterable[str]:
+        """Accounts a sweep at *now* works on: purge work of their phase is due (its start, or
+        the retry of a failed category)."""
         for account_id, ref in self.model.items():
-            if ref.state is State.CANCELLED or (
-                ref.state is State.RESTORABLE
-                and ref.restorable_until is not None
-                and now >= ref.restorable_until
-            ):
+            if ref.state is State.CANCELLED:
+                start, phase = ref.cancelled_at, "cancel"
+            elif ref.state is State.RESTORABLE:
+                start, phase = ref.restorable_until, "expiry"
+            else:
+                continue
+            assert start is not None
+            unfinished = [c for c in self.policy.purge.at(phase) if c not in ref.purged]
+            if min((ref.failed_at.get(c, start) for c in unfinished), default=start) <= now:
                 yield account_id
 
     @precondition(lambda self: len(self.bundle("accounts")) > 1)
