@@ -415,10 +415,10 @@ def token_variant(expected: str, kind: str) -> str | None:
 def tokens(expected: str | None) -> SearchStrategy[str | None]:
     """What an actor might type at the confirmation step of a policy asking for *expected*.
 
-    The exact token (a quarter of the draws), no token at all, its case variants, leading,
-    trailing and inner whitespace, look-alikes (fullwidth forms, Cyrillic and Greek
-    homoglyphs, zero-width characters), its NFC/NFD/NFKC/NFKD forms, the empty string, a
-    truncation and very long strings. Only the exact token may be accepted: decide with
+    The exact token (often), no token at all, its case variants, leading, trailing and
+    inner whitespace, look-alikes (fullwidth forms, Cyrillic and Greek homoglyphs, zero-width
+    characters), its NFC/NFD/NFKC/NFKD forms, the empty string, a truncation and very long
+    strings. Only the exact token may be accepted: decide with
     ``typed == expected``, since a variant can coincide with the token (the lower case of
     ``"123"``, the NFC form of an NFC token). With ``expected=None`` (a plain confirm) any
     token, or none, is drawn.
@@ -437,7 +437,7 @@ def tokens(expected: str | None) -> SearchStrategy[str | None]:
 
 
 def acknowledgement_sets(policy: Policy) -> SearchStrategy[frozenset[str]]:
-    """Sets of acknowledgement ids for *policy*: all of them (half of the draws), any subset,
+    """Sets of acknowledgement ids for *policy*: all of them (about a third of the draws), any subset,
     and sometimes an id the policy does not know (a ``ValueError`` for the lifecycle)."""
     required = [a.id for a in policy.confirmation.acknowledgements]
     every = st.just(frozenset(required))
