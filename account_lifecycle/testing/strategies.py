@@ -522,18 +522,7 @@ _STRANGER = Actor.user("stranger-1")
 
 
 #: What a ``Command`` may do: the user actions of the lifecycle, a sweep, or a clock move.
-COMMAND_ACTIONS: Final[tuple[str, ...]] = (
-    Action.REQUEST_CANCELLATION,
-    Action.SUBMIT_SURVEY,
-    Action.SKIP_SURVEY,
-    Action.WITHDRAW,
-    Action.CONFIRM,
-    Action.RESTORE,
-    Action.TRANSFER_OWNERSHIP,
-    Action.CANCEL_SERVICE,
-    "sweep",
-    "advance_clock",
-)
+COMMAND_ACTIONS: Final[tuple[str, ...]] = (*ACTIONS_WITH_PERMISSIONS, "sweep", "advance_clock")
 
 
 @attrs.frozen
