@@ -389,11 +389,15 @@ class PurgeRunner:
     # -- running -----------------------------------------------------------------------------
 
     def run(self, record: AccountRecord, lease: Lease) -> AccountRecord:
-        """Do what is due; return the latest record. The claim is released when this ends."""
+        """Do what is due; return the latest record. The claim is released when this ends:
+        by the commit that purges the account, else by a release of its own."""
+        result: AccountRecord | None = None
         try:
-            return self._run(record, lease)
+            result = self._run(record, lease)
+            return result
         finally:
-            self.store.release(record.account_id, lease.owner)
+            if result is None or result.state is not State.PURGED:
+                self.store.release(record.account_id, lease.owner)
 
     def _run(self, record: AccountRecord, lease: Lease) -> AccountRecord:
         if record.policy and record.policy != self.policy.name:
@@ -629,8 +633,9 @@ class PurgeRunner:
             to_state=dest,
             details=details,
         )
-        # The claim is kept (renewed) until ``run`` ends: the next phase may be due already.
-        renewed = Lease(lease.owner, now + self.lease_duration)
+        # The claim is kept (renewed) until ``run`` ends, as the next phase may be due already;
+        # a purged account has nothing left to do, so that commit releases it too.
+        renewed = None if dest is State.PURGED else Lease(lease.owner, now + self.lease_duration)
         return self.commit(record, writer, lease=renewed, state=dest, **changes)
 
     def _quarantine(self, record: AccountRecord, purged_at: datetime) -> dict[str, HeldIdentifier]:
