@@ -7,8 +7,10 @@ from datetime import datetime
 from typing import Any
 
 from account_lifecycle.audit import AuditEvent, format_time
+from account_lifecycle.errors import HistoryTampered, RecordCorrupt
 from account_lifecycle.model import (
     AccountRecord,
+    Erasure,
     HeldIdentifier,
     Hold,
     PurgeProgress,
@@ -91,6 +93,14 @@ def _closure_to_dict(record: AccountRecord) -> dict[str, Any]:
             kind: {"value": i.value, "free_at": time_or_none(i.free_at)}
             for kind, i in record.identifiers.items()
         }
+    if record.erasure is not None:
+        e = record.erasure
+        data["erasure"] = {
+            "owner": e.owner,
+            "phase": e.phase,
+            "steps": list(e.steps),
+            "started_at": format_time(e.started_at),
+        }
     return data
 
 
@@ -108,7 +118,19 @@ def _closure_from_dict(data: dict[str, Any]) -> dict[str, Any]:
             kind: HeldIdentifier(i["value"], parse_time(i["free_at"]))
             for kind, i in data.get("identifiers", {}).items()
         },
+        "erasure": _erasure_from_dict(data.get("erasure")),
     }
+
+
+def _erasure_from_dict(data: dict[str, Any] | None) -> Erasure | None:
+    if data is None:
+        return None
+    return Erasure(
+        owner=data["owner"],
+        phase=data["phase"],
+        steps=tuple(data["steps"]),
+        started_at=datetime.fromisoformat(data["started_at"]),
+    )
 
 
 def record_to_dict(record: AccountRecord) -> dict[str, Any]:
@@ -159,13 +181,54 @@ def record_to_json(record: AccountRecord) -> str:
     return dumps(record_to_dict(record))
 
 
-def record_from_json(text: str) -> AccountRecord:
-    return record_from_dict(json.loads(text))
+def _what_failed(exc: Exception) -> str:
+    """Why decoding failed, without quoting the stored content (it may hold personal data)."""
+    if isinstance(exc, KeyError):
+        return f"the field {exc.args[0]!r} is missing" if exc.args else "a field is missing"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"it is not valid JSON ({exc.msg} at character {exc.pos})"
+    return f"a field has the wrong type or value ({type(exc).__name__})"
+
+
+_DECODE_ERRORS = (ValueError, KeyError, TypeError, AttributeError, IndexError, OverflowError)
+
+
+def record_from_json(text: str | bytes, account_id: str) -> AccountRecord:
+    """Decode the stored record of *account_id*; ``RecordCorrupt`` if it cannot be decoded or is
+    another account's."""
+    try:
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise TypeError("not an object")
+        record = record_from_dict(data)
+    except RecordCorrupt:
+        raise
+    except _DECODE_ERRORS as exc:
+        raise RecordCorrupt(account_id=account_id, reason=_what_failed(exc)) from None
+    except RecursionError:
+        raise RecordCorrupt(account_id=account_id, reason="it is nested too deeply") from None
+    if record.account_id != account_id:
+        raise RecordCorrupt(account_id=account_id, reason="it names another account")
+    return record
 
 
 def event_to_json(event: AuditEvent) -> str:
     return dumps(event.to_dict())
 
 
-def event_from_json(text: str) -> AuditEvent:
-    return AuditEvent.from_dict(json.loads(text))
+def event_from_json(text: str | bytes, account_id: str, position: int) -> AuditEvent:
+    """Decode event number *position* (1, 2, ...) of *account_id*'s history;
+    ``HistoryTampered`` at that position if it cannot be decoded."""
+    try:
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise TypeError("not an object")
+        return AuditEvent.from_dict(data)
+    except _DECODE_ERRORS as exc:
+        raise HistoryTampered(
+            account_id=account_id, seq=position, reason=f"cannot be decoded: {_what_failed(exc)}"
+        ) from None
+    except RecursionError:
+        raise HistoryTampered(
+            account_id=account_id, seq=position, reason="cannot be decoded: it is nested too deeply"
+        ) from None

@@ -14,11 +14,13 @@ Every error a caller can act on derives from one root::
     ├── ReauthenticationRequired   confirming needs a fresher login (step-up)
     ├── RecoveryWindowExpired      restore at or after restorable_until
     ├── ConcurrentUpdate           the stored version moved on; nothing written
+    ├── ErasureInProgress          a purge step the command would change is running (retryable)
     ├── HistoryTampered            the audit chain does not verify
     ├── PolicyError                an invalid policy, naming the key
     ├── ConfigurationError         a lifecycle missing a purger or a check
     ├── PolicyMismatch             an account of another policy handed to this lifecycle
     └── StoreError                 the store failed; nothing was written
+        └── RecordCorrupt          a stored record cannot be decoded
 
 Misuse of the API by the programmer (an outcome the policy does not offer, an
 unknown acknowledgement id, a naive datetime) raises the builtin ``ValueError``
@@ -36,13 +38,14 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from account_lifecycle.model import Action, Actor, State
-    from account_lifecycle.ports import PendingItem
+    from account_lifecycle.values import PendingItem
 
 __all__ = [
     "AccountExists",
     "AccountNotFound",
     "ConcurrentUpdate",
     "ConfigurationError",
+    "ErasureInProgress",
     "HistoryTampered",
     "InvalidTransition",
     "LifecycleError",
@@ -52,6 +55,7 @@ __all__ = [
     "PolicyMismatch",
     "PrerequisitesPending",
     "ReauthenticationRequired",
+    "RecordCorrupt",
     "RecoveryWindowExpired",
     "StaleConfirmation",
     "StoreError",
@@ -147,7 +151,7 @@ class PrerequisitesPending(LifecycleError):
     ``.items`` to the ``PendingItem``s themselves, with why each blocks and how to fix it."""
 
     def __init__(self, *, pending: Mapping[str, Sequence[str | PendingItem]]) -> None:
-        from account_lifecycle.ports import PendingItem  # a value type; ports imports this module
+        from account_lifecycle.values import PendingItem
 
         self.items = {
             name: tuple(item if isinstance(item, PendingItem) else PendingItem(str(item)) for item in items)
@@ -259,3 +263,42 @@ class StoreError(LifecycleError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
+
+
+class RecordCorrupt(StoreError):
+    """A stored account record cannot be decoded (damaged by hand, by a bug, or by a disk).
+    The message names the account and what is wrong, never the record's content."""
+
+    def __init__(self, *, account_id: str, reason: str) -> None:
+        self.account_id = account_id
+        self.reason = reason
+        super().__init__(f"the stored record of {account_id!r} cannot be decoded: {reason}")
+
+
+class ErasureInProgress(LifecycleError):
+    """A purge step that the command would change is running now: its purger may be erasing
+    the data the command wants kept (a restore, a legal hold on that category). Nothing was
+    written; retry once the step has ended (``retry_after`` is when its claim lapses at the
+    latest)."""
+
+    retryable = True
+
+    def __init__(
+        self,
+        *,
+        account_id: str,
+        action: Action | str,
+        steps: Sequence[str],
+        since: datetime,
+        retry_after: datetime | None = None,
+    ) -> None:
+        self.account_id = account_id
+        self.action = action
+        self.steps = tuple(steps)
+        self.since = since
+        self.retry_after = retry_after
+        later = "" if retry_after is None else f" (at the latest after {_when(retry_after)})"
+        super().__init__(
+            f"{action} on {account_id!r} waits: erasure of {', '.join(self.steps)} is under way since "
+            f"{_when(since)}; nothing was written, retry once it has ended{later}"
+        )

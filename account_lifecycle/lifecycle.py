@@ -219,16 +219,9 @@ class Lifecycle:
             last_seq=writer.seq,
             **changes,
         )
-        if new.identifiers:  # the store compares release moments with the lifecycle's clock
-            self.store.save(
-                new,
-                expected_version=record.version,
-                events=tuple(writer.events),
-                lease=lease,
-                now=self._now(),
-            )
-        else:
-            self.store.save(new, expected_version=record.version, events=tuple(writer.events), lease=lease)
+        self.store.save(
+            new, expected_version=record.version, events=tuple(writer.events), lease=lease, now=self._now()
+        )
         self._notify(writer.events)
         return new
 

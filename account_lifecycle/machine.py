@@ -36,7 +36,7 @@ from account_lifecycle.model import (
     SurveyOutcome,
 )
 from account_lifecycle.policy import ACCOUNT_ID_PLACEHOLDER, Policy, RecoveryPhase, phase_bounds
-from account_lifecycle.ports import PendingItem
+from account_lifecycle.values import PendingItem
 
 __all__ = ["CLOCK_SKEW", "EXPIRE", "SETTLE", "Attempt", "Guard", "PolicyMachine"]
 

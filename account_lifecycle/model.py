@@ -14,6 +14,7 @@ __all__ = [
     "AccountRecord",
     "Action",
     "Actor",
+    "Erasure",
     "HeldIdentifier",
     "Hold",
     "PurgeProgress",
@@ -180,6 +181,22 @@ class HeldIdentifier:
     free_at: datetime | None = None
 
 
+@attrs.frozen
+class Erasure:
+    """Purge steps in flight: a runner (the claim's ``owner``) committed that it starts the
+    ``steps`` (ledger keys, in the order they run) of ``phase`` (``"cancel"`` or ``"expiry"``) at
+    ``started_at``, and calls their purgers and hooks only after that commit. Until the commit that
+    records their outcome clears it, a command that would change what these steps depend on (a
+    restore, a hold on one of them) is refused with ``ErasureInProgress``. A runner that died
+    leaves it in place: the next runner to claim the account runs the steps again (purgers are
+    idempotent) and clears it."""
+
+    owner: str
+    phase: str
+    steps: tuple[str, ...] = attrs.field(converter=tuple)
+    started_at: datetime
+
+
 def _frozen_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(value))
 
@@ -239,6 +256,8 @@ class AccountRecord:
     # ^ the reminders of the recovery window under way, sent or not
     identifiers: Mapping[str, HeldIdentifier] = attrs.field(converter=_held_identifiers, factory=dict)
     # ^ identifiers by kind ("email", "phone"), kept apart from the single ``identity``
+    erasure: Erasure | None = None
+    # ^ purge steps started and not yet recorded (the fence commands respect)
 
     @property
     def live_identity(self) -> str | None:

@@ -1,6 +1,7 @@
-"""The ports a host application implements or chooses an adapter for.
+"""The ports a host application implements or chooses an adapter for: protocols only.
 
-Values handed to the host (``PurgeContext``, ``AuditEvent``, records) are frozen.
+The values that cross them (``Lease``, ``PurgeContext``, ``PurgeResult``, ``PendingItem``,
+``CorruptRecord``) live in ``account_lifecycle.values`` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -9,14 +10,14 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-import attrs
-
 from account_lifecycle.audit import AuditEvent
 from account_lifecycle.model import AccountRecord
+from account_lifecycle.values import CorruptRecord, Lease, PendingItem, PurgeContext, PurgeResult
 
 __all__ = [
     "AccountStore",
     "Clock",
+    "CorruptRecord",
     "Lease",
     "Listener",
     "PendingItem",
@@ -25,51 +26,6 @@ __all__ = [
     "PurgeResult",
     "Purger",
 ]
-
-
-@attrs.frozen
-class Lease:
-    """A claim on an account: who works on it, and until when the claim holds."""
-
-    owner: str
-    until: datetime
-
-
-@attrs.frozen
-class PurgeResult:
-    """What a purger reports: how many items it erased, and anything worth keeping in the audit."""
-
-    items: int = 0
-    detail: str = ""
-
-    def __attrs_post_init__(self) -> None:
-        if isinstance(self.items, bool) or not isinstance(self.items, int) or self.items < 0:
-            raise ValueError(f"PurgeResult.items must be a whole number >= 0, got {self.items!r}")
-        if not isinstance(self.detail, str):
-            raise TypeError(f"PurgeResult.detail must be a str, got {type(self.detail).__name__}")
-
-
-@attrs.frozen
-class PendingItem:
-    """One thing a prerequisite check still waits for: *what* (shown as today's plain string),
-    *why* it blocks the cancellation, and how to *fix* it. A check may return these or plain
-    strings; ``PrerequisitesPending.items`` holds them, the message shows why and fix."""
-
-    what: str
-    why: str = ""
-    fix: str = ""
-
-
-@attrs.frozen
-class PurgeContext:
-    """Handed to a purger: which account, which category, which attempt, and when."""
-
-    account_id: str
-    category: str
-    policy: str
-    attempt: int
-    cancelled_at: datetime | None
-    now: datetime
 
 
 @runtime_checkable
@@ -100,6 +56,12 @@ class AccountStore(Protocol):
 
     Every write is one atomic step: the record is saved only if the stored version is
     still ``expected_version``, together with its audit events, or nothing is written.
+    Reads raise ``RecordCorrupt`` for a record and ``HistoryTampered`` for an event that
+    cannot be decoded; a failure of the storage itself is a ``StoreError``.
+
+    Claims are owned: a claim (``claim_due``, or a ``save`` with a *lease*) belongs to its
+    lease's owner until it lapses; only that owner drops it (``release``, or ``save`` with
+    *release*), and a write without a lease leaves it as it is.
     """
 
     def create(
@@ -122,25 +84,36 @@ class AccountStore(Protocol):
         expected_version: int,
         events: Sequence[AuditEvent],
         lease: Lease | None = None,
+        release: str | None = None,
         now: datetime | None = None,
     ) -> None:
         """Compare-and-set: write *record* and append *events* if the stored version is
-        *expected_version*, else raise ``ConcurrentUpdate`` and write nothing. The account's
-        claim becomes *lease* (``None`` releases it). ``AccountExists`` if the record takes
-        a live identity another account holds, or an identifier another account holds (one
-        whose ``free_at`` is at or before *now* is given up, as in ``create``). The
-        ``free_at`` of each identifier the account holds is written with the record."""
+        *expected_version*, else raise ``ConcurrentUpdate`` and write nothing.
+
+        The account's claim is left as it is unless: *lease* is given, and the write takes or
+        renews the claim for ``lease.owner`` (``ConcurrentUpdate``, nothing written, if another
+        owner's claim is still live at *now*, which is then required); or *release* names the
+        claim's owner, and the claim is dropped with the write (another owner's is kept).
+
+        ``AccountExists`` if the record takes a live identity another account holds, or an
+        identifier another account holds (one whose ``free_at`` is at or before *now* is given
+        up, as in ``create``). The ``free_at`` of each identifier the account holds is written
+        with the record."""
         ...
 
     def history(self, account_id: str) -> tuple[AuditEvent, ...]:
         """The account's audit events in order; ``AccountNotFound`` for an unknown id."""
         ...
 
-    def claim_due(self, *, now: datetime, lease: Lease, limit: int) -> list[AccountRecord]:
+    def claim_due(
+        self, *, now: datetime, lease: Lease, limit: int
+    ) -> Sequence[AccountRecord | CorruptRecord]:
         """Atomically claim up to *limit* accounts whose purge work is due at *now* and that
-        nobody holds a live claim on; return them. Parallel callers never get the same one."""
+        nobody holds a live claim on; return them, as read in the claiming transaction.
+        Parallel callers never get the same one. A claimed row whose record cannot be decoded
+        comes back as a ``CorruptRecord``, so one bad row never stops the batch."""
         ...
 
     def release(self, account_id: str, owner: str) -> None:
-        """Drop *owner*'s claim on the account, if it still holds it."""
+        """Drop *owner*'s claim on the account, if it still holds it; another owner's claim is kept."""
         ...

@@ -19,7 +19,7 @@ import logging
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, Final, Protocol
+from typing import Any, Protocol
 
 import attrs
 
@@ -31,6 +31,14 @@ from account_lifecycle.machine import EXPIRE, SETTLE, Attempt, PolicyMachine
 from account_lifecycle.model import AccountRecord, Actor, HeldIdentifier, PurgeProgress, PurgeStatus, State
 from account_lifecycle.policy import Policy
 from account_lifecycle.ports import AccountStore, Clock, Lease, PurgeContext, Purger, PurgeResult
+from account_lifecycle.schedule import (
+    EFFECT_EVENTS,
+    EFFECT_PREFIX,
+    backoff_delay,
+    due_at,
+    effect_key,
+)
+from account_lifecycle.schedule import settled as _settled
 
 __all__ = [
     "EFFECT_EVENTS",
@@ -52,81 +60,12 @@ __all__ = [
 log = logging.getLogger("account_lifecycle.purge")
 _MAX_ERROR = 500
 
-#: Ledger keys of durable effects start with this; category names cannot contain ``:``.
-EFFECT_PREFIX: Final = "effect:"
-#: The audit event that says an ``on_cancel`` effect happened, by effect name, in the order
-#: effects run: team access ends first.
-EFFECT_EVENTS: Final[Mapping[str, str]] = {
-    "revoke_team_access": "team_access_revoked",
-    "forfeit_credit": "credit_forfeited",
-}
-
-
-def effect_key(effect: str) -> str:
-    """The ledger key of a durable effect: ``"effect:revoke_team_access"``."""
-    return f"{EFFECT_PREFIX}{effect}"
-
 
 def effect_event_details(effect: str, record: AccountRecord) -> dict[str, Any]:
     """What the effect's audit event records about the account (ids only)."""
     if effect == "revoke_team_access":
         return {"members": sorted(record.members)}
     return {}
-
-
-def backoff_delay(attempt: int, base: timedelta, cap: timedelta) -> timedelta:
-    """The wait after failed attempt number *attempt* (1, 2, ...): ``base * 2**(attempt-1)``,
-    never more than *cap*."""
-    if attempt < 1:
-        raise ValueError(f"attempt numbers start at 1, got {attempt}")
-    delay: timedelta = base * (2 ** min(attempt - 1, 40))
-    return min(delay, cap)
-
-
-def due_at(record: AccountRecord) -> datetime | None:
-    """When work on *record* is next due, or None. Stores index this value.
-
-    The work is the purge steps of the phase under way and the move on once they are done,
-    plus, while the account is restorable, its next unsent reminder. A category under a legal
-    hold is not due; under a ``"wait"`` hold the account does not move on either, so an account
-    whose only pending steps wait for holds is not due at all until one is released."""
-    if record.state is State.CANCELLED:
-        assert record.cancelled_at is not None
-        return _steps_due(record, record.cancelled_at)
-    if record.state is State.RESTORABLE:
-        until = record.restorable_until
-        assert until is not None
-        moments = [r.at for r in record.reminders if r.sent_at is None and r.at < until]
-        work = _steps_due(record, until)
-        return min(moments if work is None else [*moments, work], default=None)
-    return None
-
-
-def _steps_due(record: AccountRecord, start: datetime) -> datetime | None:
-    """When the next step of the ledger is due (a step not failed is due from *start*), or
-    *start* when none is left but the move on; None when all that is left waits for holds."""
-    moments = []
-    waiting = False
-    for key, progress in record.purge.items():
-        if progress.status is PurgeStatus.DONE:
-            continue
-        hold = record.holds.get(key)
-        if hold is not None:
-            waiting = waiting or hold.mode == "wait"
-            continue
-        moments.append(progress.retry_at or start)
-    if moments:
-        return min(moments)
-    return None if waiting else start
-
-
-def _settled(record: AccountRecord, key: str) -> bool:
-    """Whether the ledger step *key* lets the account move on: done, or kept under a
-    ``"retain"`` hold."""
-    if record.purge.get(key, PurgeProgress()).status is PurgeStatus.DONE:
-        return True
-    hold = record.holds.get(key)
-    return hold is not None and hold.mode == "retain"
 
 
 # -- values handed out ------------------------------------------------------------------------
@@ -327,7 +266,8 @@ class PurgeRunner:
     def claim(self, owner: str, limit: int) -> tuple[list[AccountRecord], Lease]:
         """Claim up to *limit* accounts whose work is due, for *owner*."""
         lease = self.new_lease(owner)
-        return self.store.claim_due(now=self._now(), lease=lease, limit=limit), lease
+        claimed = self.store.claim_due(now=self._now(), lease=lease, limit=limit)
+        return [r for r in claimed if isinstance(r, AccountRecord)], lease
 
     def run_claimed(self, account_id: str, lease: Lease) -> AccountRecord | None:
         """Run the due work of *account_id* under a claim taken earlier by *lease*'s owner
@@ -396,8 +336,7 @@ class PurgeRunner:
             result = self._run(record, lease)
             return result
         finally:
-            if result is None or result.state is not State.PURGED:
-                self.store.release(record.account_id, lease.owner)
+            self.store.release(record.account_id, lease.owner)
 
     def _run(self, record: AccountRecord, lease: Lease) -> AccountRecord:
         if record.policy and record.policy != self.policy.name:

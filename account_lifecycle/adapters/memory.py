@@ -10,8 +10,8 @@ from account_lifecycle.audit import AuditEvent
 from account_lifecycle.clock import require_aware
 from account_lifecycle.errors import AccountExists, AccountNotFound, ConcurrentUpdate
 from account_lifecycle.model import AccountRecord
-from account_lifecycle.ports import Lease
-from account_lifecycle.purge import due_at
+from account_lifecycle.schedule import due_at
+from account_lifecycle.values import CorruptRecord, Lease, require_now
 
 __all__ = ["MemoryStore"]
 
@@ -92,6 +92,7 @@ class MemoryStore:
         expected_version: int,
         events: Sequence[AuditEvent],
         lease: Lease | None = None,
+        release: str | None = None,
         now: datetime | None = None,
     ) -> None:
         with self._lock:
@@ -100,16 +101,22 @@ class MemoryStore:
                 raise AccountNotFound(account_id=record.account_id)
             if current.version != expected_version:
                 raise ConcurrentUpdate(account_id=record.account_id, expected_version=expected_version)
+            if lease is not None:
+                claim = self._claims.get(record.account_id)
+                if claim is not None and claim.owner != lease.owner and claim.until > require_now(now):
+                    raise ConcurrentUpdate(account_id=record.account_id, expected_version=expected_version)
             self._check_identity(record)
             identifiers = self._identifier_rows(record, now)
             self._identifiers.update(identifiers)
             self._records[record.account_id] = record
             self._events[record.account_id].extend(events)
             self._index(record, current)
-            if lease is None:
-                self._claims.pop(record.account_id, None)
-            else:
+            if lease is not None:
                 self._claims[record.account_id] = lease
+            elif release is not None:
+                claim = self._claims.get(record.account_id)
+                if claim is not None and claim.owner == release:
+                    del self._claims[record.account_id]
 
     def history(self, account_id: str) -> tuple[AuditEvent, ...]:
         with self._lock:
@@ -118,7 +125,7 @@ class MemoryStore:
             except KeyError:
                 raise AccountNotFound(account_id=account_id) from None
 
-    def claim_due(self, *, now: datetime, lease: Lease, limit: int) -> list[AccountRecord]:
+    def claim_due(self, *, now: datetime, lease: Lease, limit: int) -> list[AccountRecord | CorruptRecord]:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise ValueError(f"limit must be a whole number >= 0, got {limit!r}")
         if limit == 0:
@@ -130,7 +137,7 @@ class MemoryStore:
                 for account_id, due in self._due.items()
                 if due <= now and self._claim_free(account_id, now)
             )[:limit]
-            claimed = []
+            claimed: list[AccountRecord | CorruptRecord] = []
             for _, account_id in candidates:
                 self._claims[account_id] = lease
                 claimed.append(self._records[account_id])

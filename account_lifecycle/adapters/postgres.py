@@ -35,11 +35,12 @@ from account_lifecycle.errors import (
     AccountNotFound,
     ConcurrentUpdate,
     LifecycleError,
+    RecordCorrupt,
     StoreError,
 )
 from account_lifecycle.model import AccountRecord
-from account_lifecycle.ports import Lease
-from account_lifecycle.purge import due_at
+from account_lifecycle.schedule import due_at
+from account_lifecycle.values import CorruptRecord, Lease, require_now
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "PostgresStore"]
 
@@ -380,7 +381,7 @@ class PostgresStore:
             row = cursor.fetchone()
         if row is None:
             raise AccountNotFound(account_id=account_id)
-        return record_from_json(row[0])
+        return record_from_json(row[0], account_id)
 
     def save(
         self,
@@ -389,21 +390,27 @@ class PostgresStore:
         expected_version: int,
         events: Sequence[AuditEvent],
         lease: Lease | None = None,
+        release: str | None = None,
         now: datetime | None = None,
     ) -> None:
-        params = {
-            **self._columns(record),
-            "claim_owner": None if lease is None else lease.owner,
-            "claim_until": None if lease is None else require_aware(lease.until),
-            "expected_version": expected_version,
-        }
+        params: dict[str, Any] = {**self._columns(record), "expected_version": expected_version}
+        if lease is not None:
+            statement = self._sql.update_account_taking_claim
+            params.update(
+                claim_owner=lease.owner, claim_until=require_aware(lease.until), now=require_now(now)
+            )
+        elif release is not None:
+            statement = self._sql.update_account_releasing_claim
+            params["release"] = release
+        else:
+            statement = self._sql.update_account
 
         def conflict() -> ConcurrentUpdate:
             return ConcurrentUpdate(account_id=record.account_id, expected_version=expected_version)
 
         with self._transaction(f"saving account {record.account_id!r}", conflict=conflict) as cursor:
             try:
-                cursor.execute(self._sql.update_account, params)
+                cursor.execute(statement, params)
             except errors.UniqueViolation as exc:
                 raise self._taken(exc, record) from None
             if cursor.rowcount != 1:
@@ -421,9 +428,11 @@ class PostgresStore:
             rows = cursor.fetchall()
         if not rows:
             raise AccountNotFound(account_id=account_id)
-        return tuple(event_from_json(row[0]) for row in rows if row[0] is not None)
+        return tuple(
+            event_from_json(row[0], account_id, i) for i, row in enumerate(rows, 1) if row[0] is not None
+        )
 
-    def claim_due(self, *, now: datetime, lease: Lease, limit: int) -> list[AccountRecord]:
+    def claim_due(self, *, now: datetime, lease: Lease, limit: int) -> list[AccountRecord | CorruptRecord]:
         now = require_aware(now)
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise ValueError(f"limit must be a whole number >= 0, got {limit!r}")
@@ -440,7 +449,7 @@ class PostgresStore:
             rows = cursor.fetchall()
         # RETURNING has no defined order: put the claimed accounts back in due order.
         rows.sort(key=lambda row: (row[0], row[1]))
-        return [record_from_json(row[2]) for row in rows]
+        return [_decode_claimed(row[1], row[2]) for row in rows]
 
     def release(self, account_id: str, owner: str) -> None:
         with self._transaction(f"releasing the claim on {account_id!r}") as cursor:
@@ -476,11 +485,26 @@ class _Statements:
             " VALUES (%(account_id)s, %(version)s, %(state)s, %(live_identity)s, %(due_at)s, %(body)s)"
             " ON CONFLICT (account_id) DO NOTHING"
         )
-        self.update_account = self.format(
+        update: LiteralString = (
             "UPDATE {schema}.accounts SET version = %(version)s, state = %(state)s,"
-            " live_identity = %(live_identity)s, due_at = %(due_at)s, claim_owner = %(claim_owner)s,"
-            " claim_until = %(claim_until)s, body = %(body)s"
-            " WHERE account_id = %(account_id)s AND version = %(expected_version)s"
+            " live_identity = %(live_identity)s, due_at = %(due_at)s, body = %(body)s"
+        )
+        where: LiteralString = " WHERE account_id = %(account_id)s AND version = %(expected_version)s"
+        # A user command's write leaves the claim as it is.
+        self.update_account = self.format(update + where)
+        # A runner's write takes or renews its claim; refused while another owner's is live.
+        self.update_account_taking_claim = self.format(
+            update
+            + ", claim_owner = %(claim_owner)s, claim_until = %(claim_until)s"
+            + where
+            + " AND (claim_owner IS NULL OR claim_owner = %(claim_owner)s OR claim_until <= %(now)s)"
+        )
+        # The last write of a runner drops its own claim, never another owner's.
+        self.update_account_releasing_claim = self.format(
+            update
+            + ", claim_owner = CASE WHEN claim_owner = %(release)s THEN NULL ELSE claim_owner END"
+            + ", claim_until = CASE WHEN claim_owner = %(release)s THEN NULL ELSE claim_until END"
+            + where
         )
         self.account_exists = self.format("SELECT 1 FROM {schema}.accounts WHERE account_id = %s")
         self.select_account = self.format("SELECT body FROM {schema}.accounts WHERE account_id = %s")
@@ -522,3 +546,10 @@ class _Statements:
 
     def format(self, statement: LiteralString) -> sql.Composed:
         return sql.SQL(statement).format(schema=self.schema)
+
+
+def _decode_claimed(account_id: str, body: str) -> AccountRecord | CorruptRecord:
+    try:
+        return record_from_json(body, account_id)
+    except RecordCorrupt as exc:
+        return CorruptRecord(account_id, exc.reason)

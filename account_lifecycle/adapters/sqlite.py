@@ -17,10 +17,16 @@ from typing import Final
 
 from account_lifecycle.audit import AuditEvent, format_time
 from account_lifecycle.codec import event_from_json, event_to_json, record_from_json, record_to_json
-from account_lifecycle.errors import AccountExists, AccountNotFound, ConcurrentUpdate, StoreError
+from account_lifecycle.errors import (
+    AccountExists,
+    AccountNotFound,
+    ConcurrentUpdate,
+    RecordCorrupt,
+    StoreError,
+)
 from account_lifecycle.model import AccountRecord
-from account_lifecycle.ports import Lease
-from account_lifecycle.purge import due_at
+from account_lifecycle.schedule import due_at
+from account_lifecycle.values import CorruptRecord, Lease, require_now
 
 __all__ = ["SQLiteStore"]
 
@@ -54,6 +60,26 @@ CREATE TABLE IF NOT EXISTS identities (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS identities_account ON identities (account_id);
 """
+
+
+_SET = "UPDATE accounts SET version = ?, state = ?, live_identity = ?, due_at = ?, body = ?"
+_WHERE = " WHERE account_id = ? AND version = ?"
+#: A write that leaves the claim as it is (a user command).
+_SAVE: Final = _SET + _WHERE
+#: A write that takes or renews the claim: refused while another owner's claim is live.
+_SAVE_TAKING_CLAIM: Final = (
+    _SET
+    + ", claim_owner = ?, claim_until = ?"
+    + _WHERE
+    + " AND (claim_owner IS NULL OR claim_owner = ? OR claim_until <= ?)"
+)
+#: A write that drops the claim if (and only if) the named owner holds it.
+_SAVE_RELEASING_CLAIM: Final = (
+    _SET
+    + ", claim_owner = CASE WHEN claim_owner = ? THEN NULL ELSE claim_owner END"
+    + ", claim_until = CASE WHEN claim_owner = ? THEN NULL ELSE claim_until END"
+    + _WHERE
+)
 
 
 class SQLiteStore:
@@ -241,7 +267,7 @@ class SQLiteStore:
             raise StoreError(f"reading {account_id!r} from {self.path!r} failed: {exc}") from None
         if row is None:
             raise AccountNotFound(account_id=account_id)
-        return record_from_json(row[0])
+        return record_from_json(row[0], account_id)
 
     def save(
         self,
@@ -250,29 +276,25 @@ class SQLiteStore:
         expected_version: int,
         events: Sequence[AuditEvent],
         lease: Lease | None = None,
+        release: str | None = None,
         now: datetime | None = None,
     ) -> None:
         version, state, identity, due, body = self._columns(record)
-        claim_owner = None if lease is None else lease.owner
-        claim_until = None if lease is None else format_time(lease.until)
+        values: tuple[object, ...] = (version, state, identity, due, body)
+        where: tuple[object, ...] = (record.account_id, expected_version)
+        if lease is not None:
+            statement = _SAVE_TAKING_CLAIM
+            moment = format_time(require_now(now))
+            values += (lease.owner, format_time(lease.until))
+            where += (lease.owner, moment)
+        elif release is not None:
+            statement = _SAVE_RELEASING_CLAIM
+            values += (release, release)
+        else:
+            statement = _SAVE
         with self._write() as conn:
             try:
-                cursor = conn.execute(
-                    "UPDATE accounts SET version = ?, state = ?, live_identity = ?, due_at = ?,"
-                    " claim_owner = ?, claim_until = ?, body = ?"
-                    " WHERE account_id = ? AND version = ?",
-                    (
-                        version,
-                        state,
-                        identity,
-                        due,
-                        claim_owner,
-                        claim_until,
-                        body,
-                        record.account_id,
-                        expected_version,
-                    ),
-                )
+                cursor = conn.execute(statement, values + where)
             except sqlite3.IntegrityError:
                 raise AccountExists(account_id=record.account_id, identity=identity) from None
             if cursor.rowcount != 1:
@@ -293,9 +315,9 @@ class SQLiteStore:
                 raise AccountNotFound(account_id=account_id)
         except sqlite3.Error as exc:
             raise StoreError(f"reading the history of {account_id!r} failed: {exc}") from None
-        return tuple(event_from_json(row[0]) for row in rows)
+        return tuple(event_from_json(row[0], account_id, i) for i, row in enumerate(rows, 1))
 
-    def claim_due(self, *, now: datetime, lease: Lease, limit: int) -> list[AccountRecord]:
+    def claim_due(self, *, now: datetime, lease: Lease, limit: int) -> list[AccountRecord | CorruptRecord]:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise ValueError(f"limit must be a whole number >= 0, got {limit!r}")
         if limit == 0:
@@ -312,7 +334,7 @@ class SQLiteStore:
                 "UPDATE accounts SET claim_owner = ?, claim_until = ? WHERE account_id = ?",
                 [(lease.owner, format_time(lease.until), row[0]) for row in rows],
             )
-        return [record_from_json(row[1]) for row in rows]
+        return [_decode_claimed(row[0], row[1]) for row in rows]
 
     def release(self, account_id: str, owner: str) -> None:
         with self._write() as conn:
@@ -326,3 +348,10 @@ class SQLiteStore:
         """Every stored account id (for tests and tools)."""
         rows = self._conn().execute("SELECT account_id FROM accounts ORDER BY account_id").fetchall()
         return tuple(row[0] for row in rows)
+
+
+def _decode_claimed(account_id: str, body: str) -> AccountRecord | CorruptRecord:
+    try:
+        return record_from_json(body, account_id)
+    except RecordCorrupt as exc:
+        return CorruptRecord(account_id, exc.reason)

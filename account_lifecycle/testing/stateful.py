@@ -64,7 +64,15 @@ from account_lifecycle.model import (
 )
 from account_lifecycle.policies import ALLCLIENTS
 from account_lifecycle.policy import Policy
-from account_lifecycle.ports import AccountStore, Lease, PrerequisiteCheck, PurgeContext, Purger, PurgeResult
+from account_lifecycle.ports import (
+    AccountStore,
+    CorruptRecord,
+    Lease,
+    PrerequisiteCheck,
+    PurgeContext,
+    Purger,
+    PurgeResult,
+)
 from account_lifecycle.purge import EFFECT_PREFIX
 from account_lifecycle.testing.fakes import RecordingPurger
 from account_lifecycle.testing.reference import (
@@ -233,14 +241,19 @@ class _StaleReads:
         expected_version: int,
         events: Sequence[AuditEvent],
         lease: Lease | None = None,
+        release: str | None = None,
         now: datetime | None = None,
     ) -> None:
-        self.store.save(record, expected_version=expected_version, events=events, lease=lease, now=now)
+        self.store.save(
+            record, expected_version=expected_version, events=events, lease=lease, release=release, now=now
+        )
 
     def history(self, account_id: str) -> tuple[AuditEvent, ...]:
         return self.store.history(account_id)
 
-    def claim_due(self, *, now: datetime, lease: Lease, limit: int) -> list[AccountRecord]:
+    def claim_due(
+        self, *, now: datetime, lease: Lease, limit: int
+    ) -> Sequence[AccountRecord | CorruptRecord]:
         return self.store.claim_due(now=now, lease=lease, limit=limit)
 
     def release(self, account_id: str, owner: str) -> None:

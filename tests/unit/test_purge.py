@@ -420,7 +420,7 @@ class TestMisbehavingPurgers:
 
     def test_a_negative_item_count_is_refused_by_the_result_itself(self) -> None:
         """PurgeResult validates what a purger reports."""
-        with pytest.raises(ValueError, match="whole number >= 0, got -1"):
+        with pytest.raises(ValueError, match="whole number from 0 to 9223372036854775807, got -1"):
             PurgeResult(items=-1)
 
 

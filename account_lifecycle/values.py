@@ -1,0 +1,102 @@
+"""Values exchanged through the ports: claims, what a purger is handed and reports, what a
+prerequisite check reports, and what a store hands back for a row it cannot decode."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Final
+
+import attrs
+
+__all__ = [
+    "MAX_ITEMS",
+    "CorruptRecord",
+    "Lease",
+    "PendingItem",
+    "PurgeContext",
+    "PurgeResult",
+    "purge_result_problem",
+    "require_now",
+]
+
+#: The largest item count a purger may report (what a signed 64-bit column holds).
+MAX_ITEMS: Final = 2**63 - 1
+_MAX_DETAIL: Final = 1_000
+
+
+@attrs.frozen
+class Lease:
+    """A claim on an account: who works on it, and until when the claim holds."""
+
+    owner: str
+    until: datetime
+
+
+def require_now(now: datetime | None) -> datetime:
+    """*now*, which a store needs to tell whether another owner's claim is still live."""
+    if now is None:
+        raise ValueError("a save that takes a claim (lease=...) needs now=, the lifecycle's clock")
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError(f"now must be timezone-aware, got {now!r}")
+    return now
+
+
+@attrs.frozen
+class CorruptRecord:
+    """A due account whose stored record a store could not decode while claiming it. The claim
+    is taken like any other (so the row does not block the batch again before the lease lapses);
+    the sweep reports it in ``SweepReport.failed`` with *reason* and works on the others."""
+
+    account_id: str
+    reason: str
+
+
+@attrs.frozen
+class PurgeResult:
+    """What a purger reports: how many items it erased, and anything worth keeping in the audit."""
+
+    items: int = 0
+    detail: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        problem = purge_result_problem(self.items, self.detail)
+        if problem is not None:
+            raise (TypeError if "must be a str" in problem else ValueError)(problem)
+
+
+def purge_result_problem(items: object, detail: object) -> str | None:
+    """What is wrong with a purger's report, or None: ``items`` a whole number from 0 to
+    ``MAX_ITEMS``, ``detail`` text of at most 1,000 characters."""
+    if isinstance(items, bool) or not isinstance(items, int) or not 0 <= items <= MAX_ITEMS:
+        shown = repr(items) if isinstance(items, int) and abs(items) < 10**30 else type(items).__name__
+        if isinstance(items, int) and not isinstance(items, bool) and abs(items) >= 10**30:
+            shown = "a number too large to store"
+        return f"PurgeResult.items must be a whole number from 0 to {MAX_ITEMS}, got {shown}"
+    if not isinstance(detail, str):
+        return f"PurgeResult.detail must be a str, got {type(detail).__name__}"
+    if len(detail) > _MAX_DETAIL:
+        return f"PurgeResult.detail must be at most {_MAX_DETAIL} characters, got {len(detail)}"
+    return None
+
+
+@attrs.frozen
+class PendingItem:
+    """One thing a prerequisite check still waits for: *what* (shown as today's plain string),
+    *why* it blocks the cancellation, and how to *fix* it. A check may return these or plain
+    strings; ``PrerequisitesPending.items`` holds them, the message shows why and fix."""
+
+    what: str
+    why: str = ""
+    fix: str = ""
+
+
+@attrs.frozen
+class PurgeContext:
+    """Handed to a purger: which account, which category, which attempt, and when."""
+
+    account_id: str
+    category: str
+    policy: str
+    attempt: int
+    cancelled_at: datetime | None
+    now: datetime
