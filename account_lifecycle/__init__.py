@@ -17,6 +17,7 @@ from account_lifecycle.errors import (
     AccountNotFound,
     ConcurrentUpdate,
     ConfigurationError,
+    ErasureInProgress,
     HistoryTampered,
     InvalidTransition,
     LifecycleError,
@@ -26,6 +27,7 @@ from account_lifecycle.errors import (
     PolicyMismatch,
     PrerequisitesPending,
     ReauthenticationRequired,
+    RecordCorrupt,
     RecoveryWindowExpired,
     StaleConfirmation,
     StoreError,
@@ -36,6 +38,7 @@ from account_lifecycle.model import (
     AccountRecord,
     Action,
     Actor,
+    Erasure,
     HeldIdentifier,
     Hold,
     PurgeProgress,
@@ -56,26 +59,18 @@ from account_lifecycle.policy import (
     RecoveryPolicy,
     SurveyPolicy,
 )
-from account_lifecycle.ports import (
-    AccountStore,
-    Clock,
+from account_lifecycle.ports import AccountStore, Clock, EffectHook, Listener, PrerequisiteCheck, Purger
+from account_lifecycle.purge import Claim, SweepReport
+from account_lifecycle.receipts import ErasedCategory, ErasureReceipt, RetainedCategory
+from account_lifecycle.timeline import KeptCategory, ScheduledErasure, Timeline, TimelinePhase
+from account_lifecycle.values import (
+    CorruptRecord,
+    EffectContext,
     Lease,
-    Listener,
     PendingItem,
-    PrerequisiteCheck,
     PurgeContext,
-    Purger,
     PurgeResult,
 )
-from account_lifecycle.purge import (
-    EffectContext,
-    EffectHook,
-    ErasedCategory,
-    ErasureReceipt,
-    RetainedCategory,
-    SweepReport,
-)
-from account_lifecycle.timeline import KeptCategory, ScheduledErasure, Timeline, TimelinePhase
 
 if TYPE_CHECKING:  # imported lazily by __getattr__ below: it needs the postgres extra
     from account_lifecycle.adapters.postgres import PostgresStore
@@ -91,14 +86,18 @@ __all__ = [
     "Action",
     "Actor",
     "AuditEvent",
+    "Claim",
     "Clock",
     "ConcurrentUpdate",
     "ConfigurationError",
     "ConfirmationPolicy",
+    "CorruptRecord",
     "Duration",
     "EffectContext",
     "EffectHook",
     "ErasedCategory",
+    "Erasure",
+    "ErasureInProgress",
     "ErasureReceipt",
     "HeldIdentifier",
     "HistoryTampered",
@@ -129,6 +128,7 @@ __all__ = [
     "PurgeStatus",
     "Purger",
     "ReauthenticationRequired",
+    "RecordCorrupt",
     "RecoveryPhase",
     "RecoveryPolicy",
     "RecoveryWindowExpired",

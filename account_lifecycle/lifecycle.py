@@ -5,14 +5,23 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
 
-import attrs
-
-from account_lifecycle.audit import GENESIS, AuditEvent, ChainWriter, verify_chain
+from account_lifecycle.audit import AuditEvent, verify_chain
 from account_lifecycle.clock import SystemClock, require_aware
+from account_lifecycle.decide import (
+    Command,
+    Decision,
+    NeedsPrerequisites,
+    Rules,
+    apply,
+    decide_command,
+    decide_open,
+    fenced,
+    permitted_replay,
+    start_work,
+)
 from account_lifecycle.duration import Duration
 from account_lifecycle.errors import (
     AccountExists,
@@ -22,33 +31,29 @@ from account_lifecycle.errors import (
     LifecycleError,
     PolicyMismatch,
 )
+from account_lifecycle.journal import Journal
 from account_lifecycle.machine import Attempt, PolicyMachine
 from account_lifecycle.model import (
     AccountRecord,
     Action,
     Actor,
     HeldIdentifier,
-    Hold,
-    PurgeProgress,
-    PurgeStatus,
-    ServiceState,
     State,
     SurveyOutcome,
     validate_id,
 )
-from account_lifecycle.policy import ON_CANCEL_EFFECTS, Policy, phase_bounds
-from account_lifecycle.ports import AccountStore, Clock, Lease, Listener, PrerequisiteCheck, Purger
-from account_lifecycle.purge import (
-    EFFECT_EVENTS,
+from account_lifecycle.policy import ON_CANCEL_EFFECTS, Policy
+from account_lifecycle.ports import (
+    AccountStore,
+    Clock,
     EffectHook,
-    ErasureReceipt,
-    PurgeRunner,
-    SweepReport,
-    backoff_delay,
-    effect_event_details,
-    effect_key,
-    receipt_for,
+    Lease,
+    Listener,
+    PrerequisiteCheck,
+    Purger,
 )
+from account_lifecycle.purge import Claim, PurgeRunner, SweepReport
+from account_lifecycle.receipts import ErasureReceipt, receipt_for
 from account_lifecycle.timeline import Timeline, build_timeline
 
 __all__ = ["Lifecycle"]
@@ -58,7 +63,6 @@ log = logging.getLogger("account_lifecycle")
 _MAX_ANSWERS = 50
 _MAX_ANSWER_LENGTH = 10_000
 _USER_ACTIONS = tuple(a for a in Action if a not in (Action.OPEN, Action.PURGE))
-_KEPT_KEYS = 32  # idempotency keys remembered per account
 
 
 def _check_answers(answers: Mapping[str, str] | None) -> dict[str, str]:
@@ -77,17 +81,6 @@ def _check_answers(answers: Mapping[str, str] | None) -> dict[str, str]:
             raise ValueError(f"survey answer {key!r} is longer than {_MAX_ANSWER_LENGTH} characters")
         out[key] = value
     return out
-
-
-@attrs.frozen
-class _Plan:
-    """What an accepted command writes besides the new state: field changes, the command
-    event's details, and its effect events."""
-
-    changes: Mapping[str, Any] = attrs.Factory(dict)
-    details: Mapping[str, Any] = attrs.Factory(dict)
-    effects: tuple[tuple[str, Mapping[str, Any]], ...] = ()
-    event: str | None = None  # the command event's action, when not the command's name
 
 
 class Lifecycle:
@@ -146,15 +139,20 @@ class Lifecycle:
                 "pass prerequisites={name: check}"
             )
         self.machine = PolicyMachine(policy)
-        self._runner = PurgeRunner(
+        self.rules = Rules(
             policy=policy,
             machine=self.machine,
+            hooked_effects=frozenset(self.effects),
+            retry_backoff=retry_backoff,
+            max_retry_backoff=max_retry_backoff,
+        )
+        self.journal = Journal(store, policy.label, self.listeners)
+        self.runner = PurgeRunner(
+            rules=self.rules,
             store=store,
+            journal=self.journal,
             purgers=self.purgers,
             clock=self.clock,
-            commit=self._commit,
-            writer_for=self._writer,
-            backoff=self._backoff,
             lease_duration=lease,
             effects=self.effects,
         )
@@ -200,39 +198,6 @@ class Lifecycle:
     def _now(self) -> datetime:
         return require_aware(self.clock.now(), "clock.now()")
 
-    def _backoff(self, attempts: int) -> timedelta:
-        return backoff_delay(attempts, self.retry_backoff, self.max_retry_backoff)
-
-    def _writer(self, record: AccountRecord) -> ChainWriter:
-        """A chain writer for the next write of *record* (version + 1)."""
-        head = record.chain_head or GENESIS
-        return ChainWriter(record.account_id, self.policy.label, head, record.last_seq, record.version + 1)
-
-    def _commit(
-        self, record: AccountRecord, writer: ChainWriter, *, lease: Lease | None, **changes: Any
-    ) -> AccountRecord:
-        """Save ``record`` with *changes* and the writer's events as version + 1, then notify."""
-        new = attrs.evolve(
-            record,
-            version=record.version + 1,
-            chain_head=writer.head,
-            last_seq=writer.seq,
-            **changes,
-        )
-        self.store.save(
-            new, expected_version=record.version, events=tuple(writer.events), lease=lease, now=self._now()
-        )
-        self._notify(writer.events)
-        return new
-
-    def _notify(self, events: Iterable[AuditEvent]) -> None:
-        for event in events:
-            for listener in self.listeners:
-                try:
-                    listener(event)
-                except Exception:  # the change is committed; a listener's failure must not undo it
-                    log.exception("listener %r failed on event %s #%d", listener, event.account_id, event.seq)
-
     def _own(self, record: AccountRecord) -> AccountRecord:
         """*record*, if it follows this lifecycle's policy (records from before the policy was
         stored have none and are taken as they are)."""
@@ -242,93 +207,47 @@ class Lifecycle:
             )
         return record
 
-    def _attempt(self, record: AccountRecord, actor: Actor, now: datetime, **inputs: Any) -> Attempt:
-        if not isinstance(actor, Actor):
-            raise TypeError(f"actor must be an Actor, got {type(actor).__name__}")
-        return Attempt(record=record, actor=actor, relation=record.relation_of(actor), now=now, **inputs)
-
-    def _command(
-        self,
-        account_id: str,
-        actor: Actor,
-        action: Action,
-        plan: Callable[[AccountRecord, State, datetime], _Plan] | None = None,
-        *,
-        lease: Lease | None = None,
-        idempotency_key: str | None = None,
-        **inputs: Any,
-    ) -> AccountRecord:
-        return self._apply(
-            account_id, actor, action, plan, lease=lease, idempotency_key=idempotency_key, **inputs
-        )[0]
+    def _decide(self, record: AccountRecord, command: Command, now: datetime) -> Decision:
+        """The decision core's answer; the prerequisite checks (host code) run only when the
+        decision reaches their guard."""
+        try:
+            return decide_command(self.rules, record, command, now)
+        except NeedsPrerequisites:
+            pending = {
+                name: self.prerequisites[name](record.account_id) for name in self.policy.prerequisites
+            }
+            return decide_command(self.rules, record, command, now, pending)
 
     def _apply(
-        self,
-        account_id: str,
-        actor: Actor,
-        action: Action,
-        plan: Callable[[AccountRecord, State, datetime], _Plan] | None = None,
-        *,
-        lease: Lease | None = None,
-        idempotency_key: str | None = None,
-        **inputs: Any,
+        self, account_id: str, command: Command, *, lease: Lease | None = None
     ) -> tuple[AccountRecord, bool]:
-        """Load, decide, and save the new state with its events as one compare-and-set.
+        """Load, decide, and commit the decision as one compare-and-set. With *lease* (confirm),
+        the purge steps that are due at once start in the same write, under that claim.
 
         Returns the new record and whether it is a replay: a command carrying an idempotency
-        key that was already applied writes nothing and returns the current record."""
-        if idempotency_key is not None:
-            validate_id(idempotency_key, "idempotency_key")
+        key that was already applied writes nothing and returns the current record (to an
+        actor permitted that command now; ``NotPermitted`` to anyone else)."""
+        if not isinstance(command.actor, Actor):
+            raise TypeError(f"actor must be an Actor, got {type(command.actor).__name__}")
+        if command.idempotency_key is not None:
+            validate_id(command.idempotency_key, "idempotency_key")
         record = self._own(self.get(account_id))
-        if self._replayed(record, idempotency_key, action):
+        if permitted_replay(self.rules, record, command):
             return record, True
         now = self._now()
-        attempt = self._attempt(record, actor, now, prerequisites=self.prerequisites, **inputs)
-        dest = self.machine.decide(action, attempt)
-        planned = plan(record, dest, now) if plan is not None else _Plan()
-        writer = self._writer(record)
-        writer.append(
-            at=now,
-            actor=actor,
-            action=planned.event or action,
-            from_state=record.state,
-            to_state=dest,
-            details=planned.details,
-        )
-        for name, effect_details in planned.effects:
-            writer.append(
-                at=now,
-                actor=actor,
-                action=name,
-                from_state=dest,
-                to_state=dest,
-                details=effect_details,
-            )
-        changes = dict(planned.changes)
-        if idempotency_key is not None:
-            changes["recent_keys"] = (*record.recent_keys, (idempotency_key, str(action)))[-_KEPT_KEYS:]
+        decision = self._decide(record, command, now)
+        if lease is not None:
+            started = start_work(self.rules, _applied(record, decision), now, lease.owner)
+            if started is not None:
+                decision = decision.then(record, started)
         try:
-            return self._commit(record, writer, lease=lease, state=dest, **changes), False
+            return self.journal.commit(record, decision, now=now, lease=lease), False
         except ConcurrentUpdate:
-            if idempotency_key is not None:  # a retry of the same request may have won the race
+            if command.idempotency_key is not None:  # a retry of the same request may have won the race
                 current = self.get(account_id)
-                if self._replayed(current, idempotency_key, action):
+                if permitted_replay(self.rules, current, command):
                     return current, True
             raise
-
-    @staticmethod
-    def _replayed(record: AccountRecord, key: str | None, action: Action) -> bool:
-        if key is None:
-            return False
-        applied = record.applied(key)
-        if applied is None:
-            return False
-        if applied != action:
-            raise ValueError(
-                f"idempotency key {key!r} was already used for {applied} on {record.account_id!r}; "
-                f"a {action} needs a key of its own"
-            )
-        return True
 
     # -- commands --------------------------------------------------------------------------
 
@@ -361,58 +280,37 @@ class Lifecycle:
         if identity is not None:
             validate_id(identity, "identity")
         held = self._check_identifiers(identifiers)
-        now = self._now()
-        record = AccountRecord(
+        record, event = decide_open(
+            self.rules,
             account_id=account_id,
-            state=State.ACTIVE,
             owner=owner,
             members=member_set,
             identity=identity,
-            version=1,
-            services=dict.fromkeys(self.policy.services, ServiceState.ACTIVE),
-            policy=self.policy.name,
-            recent_keys=() if idempotency_key is None else ((idempotency_key, str(Action.OPEN)),),
             identifiers=held,
+            idempotency_key=idempotency_key,
         )
-        writer = ChainWriter(account_id, self.policy.label, GENESIS, 0, 1)
-        writer.append(
-            at=now,
-            actor=Actor.system(),
-            action=Action.OPEN,
-            from_state=None,
-            to_state=State.ACTIVE,
-            details={"owner": owner, "members": sorted(member_set)},
-        )
-        record = attrs.evolve(record, chain_head=writer.head, last_seq=writer.seq)
         try:
-            if held:
-                self.store.create(record, tuple(writer.events), now=now)
-            else:
-                self.store.create(record, tuple(writer.events))
+            return self.journal.create(record, event, now=self._now())
         except AccountExists as taken:
             if idempotency_key is not None:
                 try:
                     existing = self.store.get(account_id)
                 except LifecycleError:
                     raise taken from None
-                if self._replayed(existing, idempotency_key, Action.OPEN):
+                if existing.applied(idempotency_key) == Action.OPEN:
                     return existing
             raise
-        self._notify(writer.events)
-        return record
+
+    def _command(self, account_id: str, command: Command) -> AccountRecord:
+        return self._apply(account_id, command)[0]
 
     def request_cancellation(
         self, account_id: str, actor: Actor, *, idempotency_key: str | None = None
     ) -> AccountRecord:
         """Start cancelling: to the survey, or straight to confirmation if the policy has none.
         The record's ``cancellation_id`` names this request; pass it to ``confirm``."""
-
-        def plan(record: AccountRecord, dest: State, now: datetime) -> _Plan:
-            request = f"cr-{record.version + 1}"
-            return _Plan(changes={"cancellation_id": request}, details={"cancellation_id": request})
-
         return self._command(
-            account_id, actor, Action.REQUEST_CANCELLATION, plan, idempotency_key=idempotency_key
+            account_id, Command(Action.REQUEST_CANCELLATION, actor, idempotency_key=idempotency_key)
         )
 
     def submit_survey(
@@ -431,37 +329,25 @@ class Lifecycle:
         except ValueError:
             offered = ", ".join(o.value for o in self.policy.survey.outcomes)
             raise ValueError(f"unknown survey outcome {outcome!r}; expected one of {offered}") from None
-        clean = _check_answers(answers)
-        effects: tuple[tuple[str, Mapping[str, Any]], ...] = ()
-        if chosen is SurveyOutcome.BOOK_MEETING:
-            effects = (("meeting_requested", {"requested_by": str(actor)}),)
-
-        def plan(record: AccountRecord, dest: State, now: datetime) -> _Plan:
-            changes = {"cancellation_id": None} if dest is State.ACTIVE else {}
-            return _Plan(
-                changes=changes, details={"outcome": chosen.value, "answers": clean}, effects=effects
-            )
-
-        return self._command(
-            account_id, actor, Action.SUBMIT_SURVEY, plan, idempotency_key=idempotency_key, outcome=chosen
+        command = Command(
+            Action.SUBMIT_SURVEY,
+            actor,
+            outcome=chosen,
+            answers=_check_answers(answers),
+            idempotency_key=idempotency_key,
         )
+        return self._command(account_id, command)
 
     def skip_survey(
         self, account_id: str, actor: Actor, *, idempotency_key: str | None = None
     ) -> AccountRecord:
         """Skip an optional survey and go on to confirmation."""
-        return self._command(account_id, actor, Action.SKIP_SURVEY, idempotency_key=idempotency_key)
+        return self._command(account_id, Command(Action.SKIP_SURVEY, actor, idempotency_key=idempotency_key))
 
     def withdraw(self, account_id: str, actor: Actor, *, idempotency_key: str | None = None) -> AccountRecord:
         """Change one's mind before confirming: back to ``ACTIVE``. The open cancellation request
         ends with it, so a stale confirm naming it is refused later."""
-
-        def plan(record: AccountRecord, dest: State, now: datetime) -> _Plan:
-            return _Plan(
-                changes={"cancellation_id": None}, details={"cancellation_id": record.cancellation_id}
-            )
-
-        return self._command(account_id, actor, Action.WITHDRAW, plan, idempotency_key=idempotency_key)
+        return self._command(account_id, Command(Action.WITHDRAW, actor, idempotency_key=idempotency_key))
 
     def confirm(
         self,
@@ -479,6 +365,9 @@ class Lifecycle:
         resulting record comes back: ``RESTORABLE`` or ``PURGED``, or ``CANCELLED`` with the
         failure recorded if a purger failed (``sweep`` retries it).
 
+        The confirmation and the start of its purge steps are one write, which also claims the
+        account until the inline purge ends; the steps' outcomes are a second write.
+
         *request_id* binds the confirm to the request it answers (the ``cancellation_id`` the
         page was rendered with): a confirm for an earlier, withdrawn request raises
         ``StaleConfirmation``. A retry with the same *idempotency_key* writes nothing and
@@ -494,59 +383,24 @@ class Lifecycle:
         for ack in acks:
             if not isinstance(ack, str):
                 raise TypeError(f"acknowledgement ids are strings, got {ack!r}")
-        chosen = self.policy.recovery.choose(window)
-        logged_in = None if authenticated_at is None else require_aware(authenticated_at, "authenticated_at")
-        lease = Lease(f"confirm:{uuid.uuid4().hex}", self._now() + self.lease)
-        policy = self.policy
-        hooks = self.effects
-
-        def plan(record: AccountRecord, dest: State, now: datetime) -> _Plan:
-            phases = phase_bounds(policy.recovery_phases(chosen), now)
-            ledger = {name: PurgeProgress() for name in policy.purge.at("cancel")}
-            effects: list[tuple[str, Mapping[str, Any]]] = []
-            for effect in ON_CANCEL_EFFECTS:
-                if effect not in policy.on_cancel:
-                    continue
-                if effect in hooks:  # run durably by the purge runner, like a category
-                    ledger[effect_key(effect)] = PurgeProgress()
-                else:  # recorded now, for listeners to act on
-                    effects.append((EFFECT_EVENTS[effect], effect_event_details(effect, record)))
-            changes: dict[str, Any] = {
-                "cancelled_at": now,
-                "restorable_until": phases[-1][1] if phases else None,
-                "purge": ledger,
-            }
-            if policy.identity_reuse == "after_cancel" and record.identity is not None:
-                changes["identity_released_at"] = now
-            if record.identifiers:
-                changes["identifiers"] = _released_at_cancel(policy, record, now)
-            details = {
-                "acknowledged": sorted(acks),
-                "token_typed": policy.confirmation.token is not None,
-                "cancellation_id": record.cancellation_id,
-            }
-            if policy.recovery.choices:
-                details["window"] = str(chosen)
-            if policy.confirmation.fresh_login is not None:
-                details["authenticated_at"] = logged_in
-            return _Plan(changes=changes, details=details, effects=tuple(effects))
-
-        cancelled, replayed = self._apply(
-            account_id,
-            actor,
+        command = Command(
             Action.CONFIRM,
-            plan,
-            lease=lease,
-            idempotency_key=idempotency_key,
+            actor,
             token=token,
             acknowledgements=acks,
             request_id=request_id,
-            authenticated_at=logged_in,
+            authenticated_at=None
+            if authenticated_at is None
+            else require_aware(authenticated_at, "authenticated_at"),
+            window=self.policy.recovery.choose(window),
+            idempotency_key=idempotency_key,
         )
+        lease = Lease(f"confirm:{uuid.uuid4().hex}", self._now() + self.lease)
+        cancelled, replayed = self._apply(account_id, command, lease=lease)
         if replayed:
             return cancelled
         try:
-            done = self._runner.run_quietly(cancelled, lease)
+            done = self.runner.run(cancelled, lease)
         except LifecycleError as exc:
             # The confirmation is committed; the store failed during the purge. Its progress so
             # far is stored and the claim lapses, so a later sweep finishes the work.
@@ -556,60 +410,28 @@ class Lifecycle:
 
     def restore(self, account_id: str, actor: Actor, *, idempotency_key: str | None = None) -> AccountRecord:
         """Bring a ``RESTORABLE`` account back to ``ACTIVE`` strictly before ``restorable_until``.
-        The host's listener brings the data back from its backups; purge progress starts afresh."""
+        The host's listener brings the data back from its backups; purge progress starts afresh.
 
-        def plan(record: AccountRecord, dest: State, now: datetime) -> _Plan:
-            return _Plan(
-                changes={
-                    "cancelled_at": None,
-                    "restorable_until": None,
-                    "purge": {},
-                    "cancellation_id": None,
-                    "reminders": (),
-                },
-                details={"on_behalf_of": record.owner, "restorable_until": record.restorable_until},
-            )
-
-        return self._command(account_id, actor, Action.RESTORE, plan, idempotency_key=idempotency_key)
+        ``ErasureInProgress`` (retryable) while a purge step of the account runs, and
+        ``InvalidTransition`` once the erasure at the window's end has begun."""
+        return self._command(account_id, Command(Action.RESTORE, actor, idempotency_key=idempotency_key))
 
     def transfer_ownership(
         self, account_id: str, actor: Actor, new_owner: str, *, idempotency_key: str | None = None
     ) -> AccountRecord:
         """Hand the account to a member; the old owner stays on as a member."""
         validate_id(new_owner, "new_owner")
-
-        def plan(record: AccountRecord, dest: State, now: datetime) -> _Plan:
-            return _Plan(
-                changes={
-                    "owner": new_owner,
-                    "members": (record.members - {new_owner}) | {record.owner},
-                },
-                details={"from_owner": record.owner, "to_owner": new_owner},
-            )
-
-        return self._command(
-            account_id,
-            actor,
-            Action.TRANSFER_OWNERSHIP,
-            plan,
-            idempotency_key=idempotency_key,
-            new_owner=new_owner,
+        command = Command(
+            Action.TRANSFER_OWNERSHIP, actor, new_owner=new_owner, idempotency_key=idempotency_key
         )
+        return self._command(account_id, command)
 
     def cancel_service(
         self, account_id: str, actor: Actor, service: str, *, idempotency_key: str | None = None
     ) -> AccountRecord:
         """Cancel one product of the account; the account itself stays ``ACTIVE``."""
-
-        def plan(record: AccountRecord, dest: State, now: datetime) -> _Plan:
-            return _Plan(
-                changes={"services": {**record.services, service: ServiceState.CANCELLED}},
-                details={"service": service},
-            )
-
-        return self._command(
-            account_id, actor, Action.CANCEL_SERVICE, plan, idempotency_key=idempotency_key, service=service
-        )
+        command = Command(Action.CANCEL_SERVICE, actor, service=service, idempotency_key=idempotency_key)
+        return self._command(account_id, command)
 
     def place_hold(
         self,
@@ -626,34 +448,17 @@ class Lifecycle:
         receipt. Any state but ``PURGED``; who may is ``permissions.place_hold``.
 
         An unknown or protected category, or a blank *reason*, is a ``ValueError``; a category
-        already held or already erased is an ``InvalidTransition``."""
+        already held or already erased is an ``InvalidTransition``; a category whose purger is
+        running now is ``ErasureInProgress`` (retryable)."""
         self._check_category(category)
-        text = _check_reason(reason)
-
-        def plan(record: AccountRecord, dest: State, now: datetime) -> _Plan:
-            held = record.holds.get(category)
-            if held is not None:
-                raise InvalidTransition(
-                    state=record.state,
-                    action=Action.PLACE_HOLD,
-                    reason=f"{category!r} is already held since {held.at.isoformat()} by {held.by}",
-                )
-            progress = record.purge.get(category)
-            if progress is not None and progress.status is PurgeStatus.DONE:
-                raise InvalidTransition(
-                    state=record.state,
-                    action=Action.PLACE_HOLD,
-                    reason=f"{category!r} was erased already; there is nothing left to hold",
-                )
-            mode = self.policy.purge.on_hold or "wait"
-            hold = Hold(at=now, by=str(actor), reason=text, mode=mode)
-            return _Plan(
-                changes={"holds": {**record.holds, category: hold}},
-                details={"category": category, "reason": text, "mode": mode},
-                event="hold_placed",
-            )
-
-        return self._command(account_id, actor, Action.PLACE_HOLD, plan, idempotency_key=idempotency_key)
+        command = Command(
+            Action.PLACE_HOLD,
+            actor,
+            category=category,
+            reason=_check_reason(reason),
+            idempotency_key=idempotency_key,
+        )
+        return self._command(account_id, command)
 
     def release_hold(
         self, account_id: str, actor: Actor, category: str, *, idempotency_key: str | None = None
@@ -663,29 +468,8 @@ class Lifecycle:
         ``PURGED``; who may is ``permissions.release_hold``. ``InvalidTransition`` if the
         category is not held."""
         self._check_category(category)
-
-        def plan(record: AccountRecord, dest: State, now: datetime) -> _Plan:
-            held = record.holds.get(category)
-            if held is None:
-                raise InvalidTransition(
-                    state=record.state, action=Action.RELEASE_HOLD, reason=f"{category!r} is not held"
-                )
-            changes: dict[str, Any] = {"holds": {k: v for k, v in record.holds.items() if k != category}}
-            progress = record.purge.get(category)
-            if (
-                record.state is State.RESTORABLE
-                and category in self.policy.purge.at("cancel")
-                and progress is not None
-                and progress.status is not PurgeStatus.DONE
-                and progress.retry_at is None
-            ):
-                # Retained at cancel, its phase is over: due at once, not when the window ends.
-                changes["purge"] = {**record.purge, category: attrs.evolve(progress, retry_at=now)}
-            return _Plan(
-                changes=changes, details={"category": category, "held_since": held.at}, event="hold_released"
-            )
-
-        return self._command(account_id, actor, Action.RELEASE_HOLD, plan, idempotency_key=idempotency_key)
+        command = Command(Action.RELEASE_HOLD, actor, category=category, idempotency_key=idempotency_key)
+        return self._command(account_id, command)
 
     def _check_category(self, category: str) -> None:
         if category in self.policy.purge.protected:
@@ -724,7 +508,21 @@ class Lifecycle:
         handled."""
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
             raise ValueError(f"limit must be a whole number >= 0 or None, got {limit!r}")
-        return self._runner.sweep(limit=limit, batch=self.sweep_batch)
+        return self.runner.sweep(limit=limit, batch=self.sweep_batch)
+
+    def claim_due(self, limit: int | None = None, *, owner: str | None = None) -> Claim:
+        """Claim up to *limit* (default ``sweep_batch``) accounts whose purge work is due, for
+        *owner* (default a fresh ``"claim:<uuid>"``), to hand to workers that call
+        ``run_claimed`` with the claim's lease. Nobody else works on them until the lease ends."""
+        size = self.sweep_batch if limit is None else limit
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise ValueError(f"limit must be a whole number >= 0 or None, got {limit!r}")
+        return self.runner.claim(owner or f"claim:{uuid.uuid4().hex}", size)
+
+    def run_claimed(self, account_id: str, lease: Lease) -> AccountRecord | None:
+        """Run the due purge work of *account_id* under a claim taken with ``claim_due``; None
+        if the claim lapsed or another worker took the account over."""
+        return self.runner.run_claimed(account_id, lease)
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -751,12 +549,16 @@ class Lifecycle:
     def allowed_actions(self, account_id: str, actor: Actor) -> frozenset[Action]:
         """What a UI may offer this actor now, from the state, the relation and the permissions
         (and the window). Inputs such as the token are not guessed."""
+        if not isinstance(actor, Actor):
+            raise TypeError(f"actor must be an Actor, got {type(actor).__name__}")
         record = self._own(self.get(account_id))
-        attempt = self._attempt(record, actor, self._now())
+        attempt = Attempt(record=record, actor=actor, relation=record.relation_of(actor), now=self._now())
         return frozenset(
             a
             for a in _USER_ACTIONS
-            if self.machine.possible(a, attempt) and (a is not Action.RELEASE_HOLD or record.holds)
+            if self.machine.possible(a, attempt)
+            and (a is not Action.RELEASE_HOLD or record.holds)
+            and not fenced(self.policy, record, Command(a, actor))
         )
 
     def history(self, account_id: str) -> tuple[AuditEvent, ...]:
@@ -794,11 +596,5 @@ def _check_reason(reason: object) -> str:
     return reason
 
 
-def _released_at_cancel(policy: Policy, record: AccountRecord, now: datetime) -> dict[str, HeldIdentifier]:
-    """The account's identifiers at confirm: those whose rule is ``at_once`` are free from now."""
-    out = dict(record.identifiers)
-    for kind, held in record.identifiers.items():
-        rule = policy.identity.get(kind)
-        if rule is not None and rule.when == "at_once":
-            out[kind] = attrs.evolve(held, free_at=now)
-    return out
+def _applied(record: AccountRecord, decision: Decision) -> AccountRecord:
+    return apply(record, decision)

@@ -38,7 +38,7 @@ from account_lifecycle.model import (
 from account_lifecycle.policy import ACCOUNT_ID_PLACEHOLDER, Policy, RecoveryPhase, phase_bounds
 from account_lifecycle.values import PendingItem
 
-__all__ = ["CLOCK_SKEW", "EXPIRE", "SETTLE", "Attempt", "Guard", "PolicyMachine"]
+__all__ = ["CLOCK_SKEW", "EXPIRE", "SETTLE", "Attempt", "Guard", "NeedsPrerequisites", "PolicyMachine"]
 
 #: Internal events that move an account on by itself once purge work is done.
 SETTLE: Final = "settle"  # CANCELLED -> RESTORABLE or PURGED
@@ -65,6 +65,7 @@ class Attempt:
     request_id: str | None = None
     authenticated_at: datetime | None = None  # when the actor last logged in, as the host says
     prerequisites: Mapping[str, Callable[[str], Sequence[str | PendingItem]]] = attrs.field(factory=dict)
+    pending: Mapping[str, object] | None = None  # what each check reported, gathered beforehand
     refusal: Exception | None = None
     state: str = ""  # the cursor ``transitions`` reads and writes
 
@@ -194,11 +195,21 @@ def _acknowledged(policy: Policy) -> Guard:
     return Guard("acknowledged", check, needs_input=True)
 
 
+class NeedsPrerequisites(Exception):
+    """Raised by a decision that reached the prerequisite guard without the checks' answers:
+    the caller runs the checks (host code, I/O) and decides again with ``pending``."""
+
+
 def _prerequisites_clear(policy: Policy) -> Guard:
     def check(attempt: Attempt) -> Exception | None:
         pending: dict[str, tuple[str | PendingItem, ...]] = {}
         for name in policy.prerequisites:
-            items = attempt.prerequisites[name](attempt.record.account_id)
+            if attempt.pending is not None:
+                items = attempt.pending[name]
+            elif name in attempt.prerequisites:
+                items = attempt.prerequisites[name](attempt.record.account_id)
+            else:
+                raise NeedsPrerequisites(name)
             if isinstance(items, str | bytes) or not isinstance(items, Iterable):
                 return TypeError(
                     f"prerequisite check {name!r} must return a sequence of strings, got {items!r}"

@@ -181,6 +181,10 @@ class HeldIdentifier:
     free_at: datetime | None = None
 
 
+def _strings(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
 @attrs.frozen
 class Erasure:
     """Purge steps in flight: a runner (the claim's ``owner``) committed that it starts the
@@ -193,7 +197,7 @@ class Erasure:
 
     owner: str
     phase: str
-    steps: tuple[str, ...] = attrs.field(converter=tuple)
+    steps: tuple[str, ...] = attrs.field(converter=_strings)
     started_at: datetime
 
 

@@ -12,12 +12,21 @@ from typing import Protocol, runtime_checkable
 
 from account_lifecycle.audit import AuditEvent
 from account_lifecycle.model import AccountRecord
-from account_lifecycle.values import CorruptRecord, Lease, PendingItem, PurgeContext, PurgeResult
+from account_lifecycle.values import (
+    CorruptRecord,
+    EffectContext,
+    Lease,
+    PendingItem,
+    PurgeContext,
+    PurgeResult,
+)
 
 __all__ = [
     "AccountStore",
     "Clock",
     "CorruptRecord",
+    "EffectContext",
+    "EffectHook",
     "Lease",
     "Listener",
     "PendingItem",
@@ -36,6 +45,14 @@ class Purger(Protocol):
     def category(self) -> str: ...
 
     def purge(self, account_id: str, context: PurgeContext) -> PurgeResult: ...
+
+
+class EffectHook(Protocol):
+    """Carries out one ``on_cancel`` effect for one account (revoke team access, forfeit
+    credit). Must be idempotent: it may run again after a crash. Raise to report a failure;
+    the return value is ignored."""
+
+    def __call__(self, account_id: str, context: EffectContext, /) -> object: ...
 
 
 class Clock(Protocol):

@@ -11,6 +11,7 @@ import attrs
 __all__ = [
     "MAX_ITEMS",
     "CorruptRecord",
+    "EffectContext",
     "Lease",
     "PendingItem",
     "PurgeContext",
@@ -100,3 +101,20 @@ class PurgeContext:
     attempt: int
     cancelled_at: datetime | None
     now: datetime
+
+
+@attrs.frozen
+class EffectContext:
+    """Handed to an effect hook: which account, which effect, which attempt, and when.
+
+    ``owner`` and ``members`` are the user ids on record when the hook runs (the team
+    whose access ``revoke_team_access`` ends)."""
+
+    account_id: str
+    effect: str
+    policy: str
+    attempt: int
+    cancelled_at: datetime | None
+    now: datetime
+    owner: str
+    members: frozenset[str]

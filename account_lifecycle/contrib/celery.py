@@ -45,7 +45,6 @@ import attrs
 from account_lifecycle.lifecycle import Lifecycle
 from account_lifecycle.model import PurgeStatus
 from account_lifecycle.ports import Lease
-from account_lifecycle.purge import PurgeRunner
 
 __all__ = ["DEFAULT_PREFIX", "LifecycleTasks", "beat_schedule", "register_tasks", "resolve_factory"]
 
@@ -90,11 +89,6 @@ class _PerProcess:
             return self._lifecycle
 
 
-def _runner(lifecycle: Lifecycle) -> PurgeRunner:
-    # The claim-and-hand-over steps are internal to the package; contrib is part of it.
-    return lifecycle._runner
-
-
 def _check_limit(limit: object) -> int | None:
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
         raise ValueError(f"limit must be a whole number >= 0 or None, got {limit!r}")
@@ -124,18 +118,19 @@ def register_tasks(
     options: dict[str, Any] = {"acks_late": True, "bind": False}
 
     @app.task(name=f"{prefix}.sweep", **options)  # type: ignore[untyped-decorator]
-    def sweep(limit: int | None = None) -> dict[str, list[str]]:
+    def sweep(limit: int | None = None) -> dict[str, Any]:
         report = lifecycles.get().sweep(limit=_check_limit(limit))
         return {
             "purged": list(report.purged),
             "failed": list(report.failed),
             "restorable": list(report.restorable),
+            "errors": dict(report.errors),
         }
 
     @app.task(name=f"{prefix}.purge_account", **options)  # type: ignore[untyped-decorator]
     def purge_account(account_id: str, lease_owner: str, lease_until: str) -> dict[str, Any]:
         lease = Lease(lease_owner, datetime.fromisoformat(lease_until))
-        record = _runner(lifecycles.get()).run_claimed(account_id, lease)
+        record = lifecycles.get().run_claimed(account_id, lease)
         if record is None:
             return {"account_id": account_id, "state": None, "failed": [], "skipped": True}
         failed = sorted(k for k, p in record.purge.items() if p.status is PurgeStatus.FAILED)
@@ -146,26 +141,31 @@ def register_tasks(
         lifecycle = lifecycles.get()
         size = _check_limit(limit)
         owner = f"celery:{uuid.uuid4().hex}"
-        claimed, lease = _runner(lifecycle).claim(owner, lifecycle.sweep_batch if size is None else size)
+        claim = lifecycle.claim_due(size, owner=owner)
+        claimed = claim.account_ids
         dispatched: list[str] = []
         task_ids: list[str] = []
         try:
-            for record in claimed:
+            for account_id in claimed:
                 result = purge_account.apply_async(
                     kwargs={
-                        "account_id": record.account_id,
+                        "account_id": account_id,
                         "lease_owner": owner,
-                        "lease_until": lease.until.isoformat(),
+                        "lease_until": claim.lease.until.isoformat(),
                     },
                     # A message older than the claim is pointless: drop it unread.
                     expires=lifecycle.lease.total_seconds(),
                 )
-                dispatched.append(record.account_id)
+                dispatched.append(account_id)
                 task_ids.append(str(result.id))
         finally:
-            for record in claimed[len(dispatched) :]:  # not handed over (the broker failed): free them
-                lifecycle.store.release(record.account_id, owner)
-        return {"dispatched": dispatched, "tasks": task_ids}
+            for account_id in claimed[len(dispatched) :]:  # not handed over (the broker failed): free them
+                lifecycle.store.release(account_id, owner)
+        return {
+            "dispatched": dispatched,
+            "tasks": task_ids,
+            "corrupt": [bad.account_id for bad in claim.corrupt],
+        }
 
     return LifecycleTasks(sweep=sweep, dispatch=dispatch, purge_account=purge_account, prefix=prefix)
 

@@ -36,7 +36,7 @@ from account_lifecycle import (
 )
 from account_lifecycle.audit import format_time
 from account_lifecycle.closure import before, longest, reminder_schedule
-from account_lifecycle.purge import due_at
+from account_lifecycle.schedule import due_at
 from account_lifecycle.verify import verify_policy
 
 START = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)

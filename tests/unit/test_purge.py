@@ -37,7 +37,8 @@ from account_lifecycle import (
     SweepReport,
     policies,
 )
-from account_lifecycle.purge import EffectContext, backoff_delay, due_at
+from account_lifecycle.schedule import backoff_delay, due_at
+from account_lifecycle.values import EffectContext
 
 START = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 OWNER = Actor.user("owner")
@@ -155,10 +156,14 @@ class FailingSaves(MemoryStore):
         expected_version: int,
         events: Sequence[AuditEvent],
         lease: Lease | None = None,
+        release: str | None = None,
+        now: datetime | None = None,
     ) -> None:
         if self.broken and any(e.action == "category_purged" for e in events):
             raise StoreError("disk full; nothing was written")
-        super().save(record, expected_version=expected_version, events=events, lease=lease)
+        super().save(
+            record, expected_version=expected_version, events=events, lease=lease, release=release, now=now
+        )
 
 
 def purgers_for(policy: Policy, **overrides: FakePurger) -> dict[str, FakePurger]:

@@ -1,0 +1,101 @@
+"""Erasure receipts: proof, for a compliance file, of what was erased from a purged account,
+what was kept (protected) and what was retained under a legal hold."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from account_lifecycle.audit import format_time
+from account_lifecycle.model import AccountRecord, PurgeStatus
+from account_lifecycle.policy import Policy
+
+__all__ = ["ErasedCategory", "ErasureReceipt", "RetainedCategory", "receipt_for"]
+
+
+@attrs.frozen
+class ErasedCategory:
+    """One erased category in a receipt: how many items, when, and by which purger."""
+
+    category: str
+    items: int
+    at: datetime
+    purger: str | None = None
+
+
+@attrs.frozen
+class RetainedCategory:
+    """A category a receipt lists as retained under a legal hold: not erased, and why."""
+
+    category: str
+    reason: str
+    since: datetime
+    by: str
+
+
+@attrs.frozen
+class ErasureReceipt:
+    """Proof of erasure for a compliance file: what was erased, what was kept (protected), what
+    was retained under a legal hold, the chain head."""
+
+    account_id: str
+    policy: str
+    erased: tuple[ErasedCategory, ...]
+    kept: tuple[str, ...]
+    chain_head: str
+    retained: tuple[RetainedCategory, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "account_id": self.account_id,
+            "policy": self.policy,
+            "erased": [
+                {
+                    "category": e.category,
+                    "items": e.items,
+                    "at": format_time(e.at),
+                    "purger": e.purger,
+                }
+                for e in self.erased
+            ],
+            "kept": list(self.kept),
+            "chain_head": self.chain_head,
+            # Written only when something was retained: receipts without holds keep their bytes.
+            **({"retained": [self._retained(r) for r in self.retained]} if self.retained else {}),
+        }
+
+    @staticmethod
+    def _retained(retained: RetainedCategory) -> dict[str, Any]:
+        return {
+            "category": retained.category,
+            "reason": retained.reason,
+            "since": format_time(retained.since),
+            "by": retained.by,
+        }
+
+    def to_json(self) -> str:
+        """One JSON object with sorted keys: the same history gives the same bytes on every run."""
+        return json.dumps(self.to_dict(), sort_keys=True, indent=2, ensure_ascii=True)
+
+
+def receipt_for(record: AccountRecord, policy: Policy) -> ErasureReceipt:
+    """The receipt of a purged *record*: its erased categories in the policy's order."""
+    erased = []
+    retained = []
+    for category in policy.purge.categories:
+        progress = record.purge.get(category.name)
+        if progress is not None and progress.status is PurgeStatus.DONE and progress.at is not None:
+            erased.append(ErasedCategory(category.name, progress.items, progress.at, progress.purger))
+        elif (hold := record.holds.get(category.name)) is not None:
+            retained.append(RetainedCategory(category.name, hold.reason, hold.at, hold.by))
+    return ErasureReceipt(
+        account_id=record.account_id,
+        policy=policy.label,
+        erased=tuple(erased),
+        kept=policy.purge.protected,
+        chain_head=record.chain_head,
+        retained=tuple(retained),
+    )
