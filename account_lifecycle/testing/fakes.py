@@ -96,7 +96,8 @@ class _Fake(Generic[C]):
             with self._lock:
                 self.failed.append(context)
             error = self.fail_with
-            raise error if isinstance(error, BaseException) else error()
+            # a shared instance starts each raise with a fresh traceback
+            raise error.with_traceback(None) if isinstance(error, BaseException) else error()
 
 
 class FakePurger(_Fake[PurgeContext]):
