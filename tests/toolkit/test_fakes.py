@@ -1,7 +1,8 @@
 """The configurable fakes of account_lifecycle.testing: FakePurger, FakeEffectHook, fake_purgers.
 
 They stand in for dozens of hand-written doubles, so each switch is pinned here: recording,
-fake data erased for real, failures on demand, the ``before`` hook, arbitrary results."""
+fake data erased for real, failures on demand, the ``before`` hook, arbitrary results. That a
+seeded FakePurger keeps the purger contract is shown in test_purger_contract.py."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ from account_lifecycle.testing.fakes import (
     fake_purgers,
     recording_purgers,
 )
-from account_lifecycle.testing.purger_contract import PurgerContract, purge_context
+from account_lifecycle.testing.purger_contract import purge_context
 
 START = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 OWNER = Actor.user("owner")
@@ -62,21 +63,6 @@ def effect_context(account_id: str = "acct-1", attempt: int = 1) -> EffectContex
         owner="owner",
         members=frozenset(),
     )
-
-
-class TestFakePurgerHonoursThePurgerContract(PurgerContract):
-    """With ``items=0`` (nothing to report for an unseeded account) the fake is a purger the
-    contract accepts: it erases what was seeded, counts it, and is idempotent."""
-
-    def make_purger(self) -> FakePurger:
-        self.fake = FakePurger("contacts", items=0)
-        return self.fake
-
-    def seed(self, account_id: str, items: int) -> None:
-        self.fake.seed(account_id, items)
-
-    def remaining(self, account_id: str) -> int:
-        return self.fake.remaining(account_id)
 
 
 class TestRecording:
