@@ -19,30 +19,17 @@ from account_lifecycle.lifecycle import Lifecycle
 from account_lifecycle.model import AccountRecord, Actor, SurveyOutcome
 from account_lifecycle.policies import ALLCLIENTS, SMRTPHONE
 from account_lifecycle.policy import Policy
-from account_lifecycle.ports import PurgeContext, PurgeResult
+from account_lifecycle.testing.fakes import FakePurger
 
-__all__ = ["CountingPurger", "run_demo"]
-
-
-class CountingPurger:
-    """A stand-in purger that pretends to erase a fixed number of items per category."""
-
-    def __init__(self, category: str, items: int = 3) -> None:
-        self.category = category
-        self.items = items
-        self.calls: list[str] = []
-
-    @property
-    def name(self) -> str:
-        return f"demo:{self.category}"
-
-    def purge(self, account_id: str, context: PurgeContext) -> PurgeResult:
-        self.calls.append(account_id)
-        return PurgeResult(items=self.items, detail=f"demo erased {self.category}")
+__all__ = ["run_demo"]
 
 
-def demo_purgers(policy: Policy) -> list[CountingPurger]:
-    return [CountingPurger(c.name) for c in policy.purge.categories]
+def demo_purgers(policy: Policy) -> list[FakePurger]:
+    """Stand-ins that only say they erased three items of their category."""
+    return [
+        FakePurger(c.name, items=3, detail=f"demo erased {c.name}", name=f"demo:{c.name}")
+        for c in policy.purge.categories
+    ]
 
 
 class _Narrator:

@@ -29,28 +29,21 @@ from account_lifecycle import (
     Lifecycle,
     MemoryStore,
     Policy,
-    PurgeResult,
     State,
     SystemClock,
     policies,
 )
 from account_lifecycle.machine import Attempt, PolicyMachine
+from account_lifecycle.testing.fakes import FakePurger, fake_purgers
 from bench._common import Result, interleaved, median_ns_per_op, quick_mode, report
 
 POLICY = policies.ALLCLIENTS
 STATES = ["active", "surveyed", "pending_confirm", "cancelled", "restorable", "purged"]
 
 
-class NoopPurger:
-    def __init__(self, category: str) -> None:
-        self.category = category
-
-    def purge(self, account_id: str, context: Any) -> PurgeResult:
-        return PurgeResult()
-
-
-def noop_purgers(policy: Policy) -> list[NoopPurger]:
-    return [NoopPurger(c.name) for c in policy.purge.categories]
+def noop_purgers(policy: Policy) -> list[FakePurger]:
+    """A purger per category that erases nothing and reports nothing: the library's own cost."""
+    return list(fake_purgers(policy, items=0, detail="").values())
 
 
 class Plain:

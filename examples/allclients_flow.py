@@ -15,22 +15,13 @@ from account_lifecycle import (
     Lifecycle,
     ManualClock,
     NotPermitted,
-    PurgeContext,
-    PurgeResult,
     RecoveryWindowExpired,
     SQLiteStore,
     policies,
 )
+from account_lifecycle.testing import fake_purgers
 
 POLICY = policies.ALLCLIENTS
-
-
-class DeleteRows:
-    def __init__(self, category: str) -> None:
-        self.category = category
-
-    def purge(self, account_id: str, context: PurgeContext) -> PurgeResult:
-        return PurgeResult(items=10, detail=f"deleted {self.category} rows")
 
 
 def notify(event: AuditEvent) -> None:
@@ -47,7 +38,8 @@ def main() -> None:
         lc = Lifecycle(
             POLICY,
             store=SQLiteStore(Path(tmp) / "allclients.db"),
-            purgers=[DeleteRows(c.name) for c in POLICY.purge.categories],
+            # stand-ins for the host's deletion code (docs/embedding.md shows a real purger)
+            purgers=fake_purgers(POLICY, items=10).values(),
             listeners=[notify],
             clock=clock,
         )

@@ -15,25 +15,18 @@ from account_lifecycle import (
     ManualClock,
     PrerequisitesPending,
     PurgeContext,
-    PurgeResult,
     SQLiteStore,
     SurveyOutcome,
     WrongConfirmationToken,
     policies,
 )
+from account_lifecycle.testing import fake_purgers
 
 POLICY = policies.SMRTPHONE
 
 
-class ErasePhoneData:
-    """Stands in for the host's own deletion code, one instance per data category."""
-
-    def __init__(self, category: str) -> None:
-        self.category = category
-
-    def purge(self, account_id: str, context: PurgeContext) -> PurgeResult:
-        print(f"    erasing {self.category} of {account_id}")
-        return PurgeResult(items=1)
+def say_erasing(account_id: str, context: PurgeContext) -> None:
+    print(f"    erasing {context.category} of {account_id}")
 
 
 numbers_not_ported = ["+1 555 0100"]
@@ -49,7 +42,8 @@ def main() -> None:
         lc = Lifecycle(
             POLICY,
             store=SQLiteStore(Path(tmp) / "smrtphone.db"),
-            purgers=[ErasePhoneData(c.name) for c in POLICY.purge.categories],
+            # stand-ins for the host's deletion code (docs/embedding.md shows a real purger)
+            purgers=fake_purgers(POLICY, before=say_erasing).values(),
             prerequisites={"port_outs": port_outs},
             clock=ManualClock(datetime(2026, 11, 30, 9, 0, tzinfo=UTC)),
         )

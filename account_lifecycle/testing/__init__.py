@@ -9,7 +9,8 @@ Install the extra ``testing`` (Hypothesis and pytest). The modules:
   independent ``reference`` model, with named, selectable invariants;
 - ``store_contract``: ``StoreContract``, the suite every ``AccountStore`` must pass;
 - ``purger_contract``: ``PurgerContract``, the suite every ``Purger`` must pass;
-- ``fakes``: ``RecordingPurger``, ``PendingItems``;
+- ``fakes``: ``FakePurger`` (``RecordingPurger``, its first name), ``FakeEffectHook``,
+  ``fake_purgers``, ``recording_purgers``, ``PendingItems``;
 - ``plugin``: the pytest plugin (fixtures ``manual_clock``, ``memory_lifecycle``,
   ``sqlite_lifecycle``; the Hypothesis profile ``account_lifecycle-ci``), loaded by pytest
   through its entry point.
@@ -24,7 +25,14 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from account_lifecycle.testing.fakes import PendingItems, RecordingPurger, recording_purgers
+    from account_lifecycle.testing.fakes import (
+        FakeEffectHook,
+        FakePurger,
+        PendingItems,
+        RecordingPurger,
+        fake_purgers,
+        recording_purgers,
+    )
     from account_lifecycle.testing.purger_contract import PurgerContract
     from account_lifecycle.testing.stateful import (
         INVARIANT_TABLE,
@@ -39,6 +47,8 @@ if TYPE_CHECKING:
 __all__ = [
     "INVARIANTS",
     "INVARIANT_TABLE",
+    "FakeEffectHook",
+    "FakePurger",
     "GeneratedPolicyMachine",
     "Invariant",
     "LifecycleStateMachine",
@@ -46,6 +56,7 @@ __all__ = [
     "PurgerContract",
     "RecordingPurger",
     "StoreContract",
+    "fake_purgers",
     "machine_for",
     "recording_purgers",
 ]
@@ -53,6 +64,8 @@ __all__ = [
 _HOMES = {
     "INVARIANTS": "stateful",
     "INVARIANT_TABLE": "stateful",
+    "FakeEffectHook": "fakes",
+    "FakePurger": "fakes",
     "GeneratedPolicyMachine": "stateful",
     "Invariant": "stateful",
     "LifecycleStateMachine": "stateful",
@@ -60,6 +73,7 @@ _HOMES = {
     "PurgerContract": "purger_contract",
     "RecordingPurger": "fakes",
     "StoreContract": "store_contract",
+    "fake_purgers": "fakes",
     "machine_for": "stateful",
     "recording_purgers": "fakes",
 }

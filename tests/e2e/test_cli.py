@@ -682,23 +682,22 @@ class TestConsoleUsageErrors:
 HOST_APP = """
 from datetime import timedelta
 
-from account_lifecycle import Lifecycle, PurgeResult, policies
-
-
-class Purger:
-    def __init__(self, category, fail=False):
-        self.category = category
-        self.fail = fail
-
-    def purge(self, account_id, context):
-        if self.fail:
-            raise RuntimeError("backups server unreachable")
-        return PurgeResult(items=7, detail="erased by the host")
+from account_lifecycle import Lifecycle, policies
+from account_lifecycle.testing import FakePurger, fake_purgers
 
 
 def make(store):
     policy = policies.ALLCLIENTS
-    purgers = [Purger(c.name, fail=c.name == "contacts") for c in policy.purge.categories]
+    purgers = [
+        FakePurger(
+            c.name,
+            items=7,
+            detail="erased by the host",
+            fail_when=c.name == "contacts",
+            fail_with=lambda: RuntimeError("backups server unreachable"),
+        )
+        for c in policy.purge.categories
+    ]
     return Lifecycle(policy, store=store, purgers=purgers, retry_backoff=timedelta(0))
 
 
@@ -706,7 +705,7 @@ def make_without_store():
     from account_lifecycle import MemoryStore
 
     policy = policies.ALLCLIENTS
-    return Lifecycle(policy, store=MemoryStore(), purgers=[Purger(c.name) for c in policy.purge.categories])
+    return Lifecycle(policy, store=MemoryStore(), purgers=fake_purgers(policy).values())
 
 
 def missing_purgers(store):
@@ -808,16 +807,7 @@ categories = [{ name = "contacts", at = "cancel" }, { name = "backups", at = "ex
 
 PENDING_APP = """
 from account_lifecycle import Lifecycle, PendingItem, policies
-
-
-class Purger:
-    def __init__(self, category):
-        self.category = category
-
-    def purge(self, account_id, context):
-        from account_lifecycle import PurgeResult
-
-        return PurgeResult()
+from account_lifecycle.testing import fake_purgers
 
 
 def port_outs(account_id):
@@ -826,7 +816,7 @@ def port_outs(account_id):
 
 def make(store):
     policy = policies.SMRTPHONE
-    purgers = [Purger(c.name) for c in policy.purge.categories]
+    purgers = fake_purgers(policy, items=0).values()
     return Lifecycle(policy, store=store, purgers=purgers, prerequisites={"port_outs": port_outs})
 """
 

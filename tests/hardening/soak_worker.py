@@ -10,6 +10,7 @@ import logging
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,10 @@ from account_lifecycle import (
     Lifecycle,
     LifecycleError,
     PurgeContext,
-    PurgeResult,
     SQLiteStore,
     policies,
 )
+from account_lifecycle.testing.fakes import fake_purgers
 
 START = datetime(2026, 11, 30, tzinfo=UTC)
 SPEED = 30 * 24 * 3600  # one real second is thirty days
@@ -37,21 +38,16 @@ class ScaledClock:
         return START + timedelta(seconds=(time.time() - self.t0) * SPEED)
 
 
-class LoggingPurger:
-    """Appends one line per call: account, category, now, cancelled_at (for the checks)."""
+def log_call(log: Path) -> Callable[[str, PurgeContext], None]:
+    """Appends one line per purge call: account, category, now, cancelled_at (for the checks)."""
 
-    def __init__(self, category: str, log: Path, flaky: random.Random, failure_rate: float) -> None:
-        self.category = category
-        self.log = log
-        self.flaky = flaky
-        self.failure_rate = failure_rate
+    def write(account_id: str, context: PurgeContext) -> None:
+        with log.open("a") as out:
+            out.write(
+                f"{account_id}\t{context.category}\t{context.now.isoformat()}\t{context.cancelled_at}\n"
+            )
 
-    def purge(self, account_id: str, context: PurgeContext) -> PurgeResult:
-        with self.log.open("a") as out:
-            out.write(f"{account_id}\t{self.category}\t{context.now.isoformat()}\t{context.cancelled_at}\n")
-        if self.flaky.random() < self.failure_rate:
-            raise ConnectionError("backend hiccup")
-        return PurgeResult(items=1)
+    return write
 
 
 def make_store(spec: dict[str, Any]) -> Any:
@@ -69,7 +65,12 @@ def make_lifecycle(store: Any, clock: Any, log: Path, seed: int, failure_rate: f
         policy,
         store=store,
         clock=clock,
-        purgers=[LoggingPurger(c.name, log, flaky, failure_rate) for c in policy.purge.categories],
+        purgers=fake_purgers(
+            policy,
+            before=log_call(log),
+            fail_when=lambda account_id, context: flaky.random() < failure_rate,
+            fail_with=lambda: ConnectionError("backend hiccup"),
+        ).values(),
         lease=timedelta(days=20),
         retry_backoff=timedelta(days=1),
         max_retry_backoff=timedelta(days=4),

@@ -23,6 +23,7 @@ from account_lifecycle import (
     StoreError,
     policies,
 )
+from account_lifecycle.testing.fakes import FakePurger
 
 
 class FailingStore:
@@ -136,19 +137,8 @@ def test_purger_timing_out_is_recorded_and_retried(store, clock: ManualClock) ->
     finishes it and every attempt is in the audit chain."""
     world = World(policies.ALLCLIENTS, store, clock)
 
-    class Timeout:
-        category = "todos"
-        calls = 0
-
-        def purge(self, account_id: str, context: object) -> object:
-            Timeout.calls += 1
-            if Timeout.calls == 1:
-                raise TimeoutError("todo service did not answer in 30 s")
-            from account_lifecycle import PurgeResult
-
-            return PurgeResult(items=4)
-
-    world.lc.purgers["todos"] = Timeout()  # type: ignore[assignment]
+    timeout = TimeoutError("todo service did not answer in 30 s")
+    world.lc.purgers["todos"] = FakePurger("todos", items=4, fail_times=1, fail_with=timeout)
     world.open()
     record = world.cancel()
     assert record.state is State.CANCELLED

@@ -27,12 +27,11 @@ from account_lifecycle import (
     EffectContext,
     Lifecycle,
     ManualClock,
-    PurgeContext,
-    PurgeResult,
     SQLiteStore,
     State,
     policies,
 )
+from account_lifecycle.testing.fakes import FakePurger, fake_purgers
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = policies.ALLCLIENTS
@@ -87,26 +86,13 @@ def broker(request: pytest.FixtureRequest) -> tuple[str, str]:
     pytest.skip(f"{reason}; start Redis on 127.0.0.1:6379 or RabbitMQ on 127.0.0.1:5672")
 
 
-class Purger:
-    def __init__(self, category: str, failing: bool = False) -> None:
-        self.category = category
-        self.failing = failing
-
-    def purge(self, account_id: str, context: PurgeContext) -> PurgeResult:
-        if self.failing:
-            raise RuntimeError("contacts service down")
-        return PurgeResult(items=1)
-
-
 def populate(db: Path, now: datetime) -> None:
     """exp-1..4: window ended a month ago; ret-1, ret-2: cancel purge (contacts, and the team
     access hook) failed yesterday, due again; in-1: cancelled yesterday, restorable for three
     more months."""
     store = SQLiteStore(db)
     clock = ManualClock(now - timedelta(days=125))
-    good = Lifecycle(
-        POLICY, store=store, clock=clock, purgers=[Purger(c.name) for c in POLICY.purge.categories]
-    )
+    good = Lifecycle(POLICY, store=store, clock=clock, purgers=fake_purgers(POLICY).values())
 
     def unreachable_sso(account_id: str, context: EffectContext) -> None:
         raise ConnectionError("SSO unreachable")
@@ -115,7 +101,12 @@ def populate(db: Path, now: datetime) -> None:
         POLICY,
         store=store,
         clock=clock,
-        purgers=[Purger(c.name, failing=c.name == "contacts") for c in POLICY.purge.categories],
+        purgers=[
+            FakePurger(
+                c.name, fail_when=c.name == "contacts", fail_with=RuntimeError("contacts service down")
+            )
+            for c in POLICY.purge.categories
+        ],
         effects={"revoke_team_access": unreachable_sso},  # the worker's own hook finishes it
     )
 
@@ -230,7 +221,7 @@ def test_worker_purges_dispatched_and_swept_accounts(worker: dict[str, Any]) -> 
     }
 
     store = SQLiteStore(worker["db"])
-    lc = Lifecycle(POLICY, store=store, purgers=[Purger(c.name) for c in POLICY.purge.categories])
+    lc = Lifecycle(POLICY, store=store, purgers=fake_purgers(POLICY).values())
     try:
         expected = {
             **{f"exp-{n}": State.PURGED for n in range(1, 5)},

@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,21 +39,19 @@ from account_lifecycle import (
     Actor,
     AuditEvent,
     Duration,
-    EffectContext,
     Lease,
     Lifecycle,
     ManualClock,
     Policy,
     PurgeCategory,
-    PurgeContext,
     PurgePolicy,
-    PurgeResult,
     PurgeStatus,
     RecoveryPolicy,
     SQLiteStore,
     State,
     SurveyPolicy,
 )
+from account_lifecycle.testing.fakes import FakeEffectHook, FakePurger
 
 POLICY = Policy(
     name="crashtest",
@@ -116,29 +114,15 @@ def append(ledger: Path, account_id: str, step: str) -> None:
         os.close(fd)
 
 
-class LedgerPurger:
-    def __init__(self, category: str, ledger: Path, switch: KillSwitch) -> None:
-        self.category = category
-        self.ledger = ledger
-        self.switch = switch
+def ledger_step(ledger: Path, switch: KillSwitch, step: str) -> Callable[[str, object], None]:
+    """What a purger or hook does: a crash point, one ledger line, a crash point."""
 
-    def purge(self, account_id: str, context: PurgeContext) -> PurgeResult:
-        self.switch.tick()  # killed before the erasure
-        append(self.ledger, account_id, self.category)
-        self.switch.tick()  # killed after the erasure, before its commit
-        return PurgeResult(items=1)
+    def run(account_id: str, context: object) -> None:
+        switch.tick()  # killed before the erasure
+        append(ledger, account_id, step)
+        switch.tick()  # killed after the erasure, before its commit
 
-
-class LedgerHook:
-    def __init__(self, effect: str, ledger: Path, switch: KillSwitch) -> None:
-        self.effect = effect
-        self.ledger = ledger
-        self.switch = switch
-
-    def __call__(self, account_id: str, context: EffectContext) -> None:
-        self.switch.tick()
-        append(self.ledger, account_id, f"effect:{self.effect}")
-        self.switch.tick()
+    return run
 
 
 class CrashingStore(SQLiteStore):
@@ -167,8 +151,10 @@ def lifecycle(store: SQLiteStore, clock: ManualClock, ledger: Path, switch: Kill
         POLICY,
         store=store,
         clock=clock,
-        purgers=[LedgerPurger(name, ledger, switch) for name in names],
-        effects={e: LedgerHook(e, ledger, switch) for e in POLICY.on_cancel},
+        purgers=[FakePurger(name, before=ledger_step(ledger, switch, name)) for name in names],
+        effects={
+            e: FakeEffectHook(e, before=ledger_step(ledger, switch, f"effect:{e}")) for e in POLICY.on_cancel
+        },
         lease=LEASE,
     )
 

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,6 @@ from account_lifecycle import (
     PurgeCategory,
     PurgeContext,
     PurgePolicy,
-    PurgeResult,
     PurgeStatus,
     RecoveryPolicy,
     SQLiteStore,
@@ -39,6 +38,7 @@ from account_lifecycle import (
     SurveyPolicy,
     SweepReport,
 )
+from account_lifecycle.testing.fakes import FakePurger, fake_purgers
 
 POLICY = Policy(
     name="sweeptest",
@@ -62,26 +62,19 @@ RETRY = tuple(f"ret-{n:02d}" for n in range(8))  # CANCELLED, files failed: retr
 SWEEPERS = 4
 
 
-class LedgerPurger:
-    """Appends ``account category pid`` to a ledger per call; can fail for some accounts."""
+def ledger_line(ledger: Path | None, pause: float) -> Callable[[str, PurgeContext], None]:
+    """What each purger does: append ``account category pid`` to a ledger, then take a moment."""
 
-    def __init__(self, category: str, ledger: Path | None, *, pause: float = 0.0) -> None:
-        self.category = category
-        self.ledger = ledger
-        self.pause = pause
-        self.fail_for: frozenset[str] = frozenset()
-
-    def purge(self, account_id: str, context: PurgeContext) -> PurgeResult:
-        if account_id in self.fail_for:
-            raise RuntimeError("file server down")
-        if self.ledger is not None:
-            fd = os.open(self.ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    def run(account_id: str, context: PurgeContext) -> None:
+        if ledger is not None:
+            fd = os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
-                os.write(fd, f"{account_id} {self.category} {os.getpid()}\n".encode())
+                os.write(fd, f"{account_id} {context.category} {os.getpid()}\n".encode())
             finally:
                 os.close(fd)
-        time.sleep(self.pause)  # a purge takes a moment, so sweepers overlap
-        return PurgeResult(items=1)
+        time.sleep(pause)  # a purge takes a moment, so sweepers overlap
+
+    return run
 
 
 def open_store(spec: dict[str, str]) -> Any:
@@ -93,7 +86,7 @@ def open_store(spec: dict[str, str]) -> Any:
 
 
 def lifecycle(store: AccountStore, clock: ManualClock, ledger: Path | None, **kwargs: Any) -> Lifecycle:
-    purgers = [LedgerPurger(c.name, ledger, pause=0.002) for c in POLICY.purge.categories]
+    purgers = fake_purgers(POLICY, before=ledger_line(ledger, pause=0.002)).values()
     return Lifecycle(POLICY, store=store, clock=clock, purgers=purgers, **kwargs)
 
 
@@ -114,8 +107,8 @@ def populate(store: AccountStore) -> None:
     clock = ManualClock(CANCELLED_AT)
     lc = lifecycle(store, clock, None)
     files = lc.purgers["files"]
-    assert isinstance(files, LedgerPurger)
-    files.fail_for = frozenset(RETRY)
+    assert isinstance(files, FakePurger)
+    files.fail_when = lambda account_id, _: account_id in RETRY
     for account_id in EXPIRED + RETRY:
         if account_id == RETRY[0]:
             clock.set(RETRY_CANCELLED_AT)
@@ -255,22 +248,20 @@ def test_purgers_run_outside_any_store_transaction(tmp_path: Path) -> None:
     )
     observed: list[tuple[str, dict[str, str]]] = []
 
-    class Observer:
-        def __init__(self, category: str) -> None:
-            self.category = category
-
-        def purge(self, account_id: str, context: PurgeContext) -> PurgeResult:
-            other = SQLiteStore(db, timeout=0.2)  # its own connection; waits 0.2 s at most for a lock
-            try:
-                other.release(account_id, "nobody")  # a write transaction: fails if one is held
-                statuses = {k: p.status.value for k, p in other.get(account_id).purge.items()}
-                observed.append((self.category, statuses))
-            finally:
-                other.close()
-            return PurgeResult(items=1)
+    def observe(account_id: str, context: PurgeContext) -> None:
+        other = SQLiteStore(db, timeout=0.2)  # its own connection; waits 0.2 s at most for a lock
+        try:
+            other.release(account_id, "nobody")  # a write transaction: fails if one is held
+            statuses = {k: p.status.value for k, p in other.get(account_id).purge.items()}
+            observed.append((context.category, statuses))
+        finally:
+            other.close()
 
     lc = Lifecycle(
-        policy, store=store, clock=ManualClock(SWEEP_AT), purgers=[Observer("files"), Observer("mail")]
+        policy,
+        store=store,
+        clock=ManualClock(SWEEP_AT),
+        purgers=fake_purgers(policy, before=observe).values(),
     )
     lc.open("acct-1", owner="owner")
     lc.request_cancellation("acct-1", OWNER)

@@ -16,13 +16,12 @@ from account_lifecycle import (
     AuditEvent,
     Lifecycle,
     PrerequisiteCheck,
-    PurgeContext,
     Purger,
-    PurgeResult,
     State,
     policies,
 )
 from account_lifecycle.testing import INVARIANT_TABLE, INVARIANTS, GeneratedPolicyMachine, machine_for
+from account_lifecycle.testing.fakes import fake_purgers
 from account_lifecycle.testing.stateful import LifecycleStateMachine
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "testing.md"
@@ -47,26 +46,6 @@ TestAnyPolicy.settings = settings(
 # -- a host's own purgers, checks and lifecycle ---------------------------------------------------
 
 
-class Database:
-    """A stand-in for a host's database: category -> account id -> rows."""
-
-    def __init__(self, categories: Iterable[str]) -> None:
-        self.rows: dict[str, dict[str, list[str]]] = {c: {} for c in categories}
-
-    def seed(self, account_id: str, items: int) -> None:
-        for table in self.rows.values():
-            table[account_id] = [f"row {n}" for n in range(items)]
-
-
-class TablePurger:
-    def __init__(self, category: str, db: Database) -> None:
-        self.category = category
-        self.db = db
-
-    def purge(self, account_id: str, context: PurgeContext) -> PurgeResult:
-        return PurgeResult(items=len(self.db.rows[self.category].pop(account_id, [])))
-
-
 class Carrier:
     """A stand-in for the carrier API answering which numbers are still to be ported out."""
 
@@ -81,9 +60,10 @@ class SmrtPhoneHost(LifecycleStateMachine):
     policy = policies.SMRTPHONE
 
     def make_purgers(self) -> Iterable[Purger]:
-        self.db = Database(c.name for c in self.policy.purge.categories)
-        self.db.seed("acct-1", 2)
-        return [TablePurger(name, self.db) for name in self.db.rows]
+        self.fakes = fake_purgers(self.policy, items=0)  # the host's tables, two rows of acct-1 each
+        for fake in self.fakes.values():
+            fake.seed("acct-1", 2)
+        return self.fakes.values()
 
     def make_prerequisites(self, pending: Mapping[str, Sequence[str]]) -> Mapping[str, PrerequisiteCheck]:
         return {"port_outs": Carrier(pending).port_outs}
@@ -111,7 +91,9 @@ def test_a_host_machine_steps_through_its_own_ports_by_hand() -> None:
     machine.teardown()
 
     assert machine.lc.get(account).state is State.PURGED
-    assert machine.db.rows == {name: {} for name in machine.db.rows}
+    assert {name: fake.remaining("acct-1") for name, fake in machine.fakes.items()} == dict.fromkeys(
+        machine.fakes, 0
+    )
     assert [c.account_id for c in machine.purgers["agents"].calls] == ["acct-1"]
     assert machine.purgers["crm_contacts"].calls == []
     heard = [e.action for e in machine.heard][:4]

@@ -30,9 +30,7 @@ from account_lifecycle import (
     PolicyError,
     PrerequisitesPending,
     PurgeCategory,
-    PurgeContext,
     PurgePolicy,
-    PurgeResult,
     ReauthenticationRequired,
     RecoveryPhase,
     RecoveryPolicy,
@@ -46,20 +44,13 @@ from account_lifecycle import (
 )
 from account_lifecycle.diagram import draw
 from account_lifecycle.machine import CLOCK_SKEW
+from account_lifecycle.testing.fakes import fake_purgers
 from account_lifecycle.verify import verify_policy
 
 START = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
 OWNER, MEMBER, SUPPORT = Actor.user("ann"), Actor.user("bob"), Actor.support("desk")
 ACTORS = {Relation.OWNER: OWNER, Relation.MEMBER: MEMBER, Relation.SUPPORT: SUPPORT}
 EVERYONE = (Relation.OWNER, Relation.MEMBER, Relation.SUPPORT)
-
-
-class Purger:
-    def __init__(self, category: str) -> None:
-        self.category = category
-
-    def purge(self, account_id: str, context: PurgeContext) -> PurgeResult:
-        return PurgeResult(items=2)
 
 
 def base(**changes: object) -> Policy:
@@ -80,7 +71,7 @@ def base(**changes: object) -> Policy:
 
 def service(policy: Policy, **kwargs: object) -> tuple[Lifecycle, ManualClock]:
     clock = ManualClock(START)
-    purgers = [Purger(c.name) for c in policy.purge.categories]
+    purgers = list(fake_purgers(policy, items=2).values())
     lc = Lifecycle(policy, store=MemoryStore(), purgers=purgers, clock=clock, **kwargs)  # type: ignore[arg-type]
     return lc, clock
 

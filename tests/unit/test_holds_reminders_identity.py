@@ -29,7 +29,6 @@ from account_lifecycle import (
     Policy,
     PolicyError,
     PurgeContext,
-    PurgeResult,
     PurgeStatus,
     State,
     policies,
@@ -37,6 +36,7 @@ from account_lifecycle import (
 from account_lifecycle.audit import format_time
 from account_lifecycle.closure import before, longest, reminder_schedule
 from account_lifecycle.schedule import due_at
+from account_lifecycle.testing.fakes import FakePurger, fake_purgers
 from account_lifecycle.verify import verify_policy
 
 START = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
@@ -88,23 +88,6 @@ def make_policy(
     )
 
 
-class Eraser:
-    """A purger that records its calls and refuses to erase a category under a legal hold."""
-
-    def __init__(self, category: str, store: MemoryStore, calls: list[tuple[str, str]]) -> None:
-        self.category = category
-        self.store = store
-        self.calls = calls
-        self.broken = False
-
-    def purge(self, account_id: str, context: PurgeContext) -> PurgeResult:
-        assert self.category not in self.store.get(account_id).holds, "a held category reached its purger"
-        if self.broken:
-            raise ConnectionError("unreachable")
-        self.calls.append((account_id, self.category))
-        return PurgeResult(items=2)
-
-
 @attrs.define
 class World:
     policy: Policy
@@ -112,10 +95,22 @@ class World:
     clock: ManualClock = attrs.Factory(lambda: ManualClock(START))
     calls: list[tuple[str, str]] = attrs.Factory(list)
     events: list[AuditEvent] = attrs.Factory(list)
-    purgers: dict[str, Eraser] = attrs.Factory(dict)
+    purgers: dict[str, FakePurger] = attrs.Factory(dict)
 
     def __attrs_post_init__(self) -> None:
-        self.purgers = {c.name: Eraser(c.name, self.store, self.calls) for c in self.policy.purge.categories}
+        def refuse_held(account_id: str, context: PurgeContext) -> None:
+            assert context.category not in self.store.get(account_id).holds, (
+                "a held category reached its purger"
+            )
+
+        # each successful purge appends (account, category) to calls; a broken one raises
+        self.purgers = fake_purgers(
+            self.policy,
+            items=2,
+            before=refuse_held,
+            journal=self.calls,
+            fail_with=ConnectionError("unreachable"),
+        )
 
     def lifecycle(self) -> Lifecycle:
         """A lifecycle on the shared store: several of them are several workers."""
@@ -495,7 +490,7 @@ class TestHolds:
             elif action == "sweep":
                 world.lifecycle().sweep() if arg else lc.sweep()
             else:
-                world.purgers[arg].broken = not world.purgers[arg].broken
+                world.purgers[arg].fail_when = not world.purgers[arg].fail_when
             record = world.store.get("acc-1")
             if mode == "wait" and record.state is State.CANCELLED:
                 held = [c for c in record.holds if c in record.purge]
@@ -504,7 +499,7 @@ class TestHolds:
                 ):
                     assert due_at(record) is None
         for purger in world.purgers.values():
-            purger.broken = False
+            purger.fail_when = False
         record = world.store.get("acc-1")
         if record.state is not State.PURGED:
             for category in list(record.holds):
@@ -577,9 +572,9 @@ class TestReminders:
         late, when the account becomes restorable; once the window has ended, it is skipped."""
         world = World(make_policy(reminders=("7 days",)))
         lc = opened(world)
-        world.purgers["files"].broken = True
+        world.purgers["files"].fail_when = True
         world.cancel(lc)
-        world.purgers["files"].broken = False
+        world.purgers["files"].fail_when = False
         world.clock.advance(retry_after)
 
         lc.sweep()
@@ -673,7 +668,7 @@ class TestIdentity:
         )
         world = World(policy)
         lc = opened(world, email="e")
-        world.purgers["files"].broken = True
+        world.purgers["files"].fail_when = True
         record = world.cancel(lc)
         assert record.state is State.CANCELLED
         assert record.identifiers["email"].free_at == START

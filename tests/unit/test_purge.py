@@ -1,10 +1,10 @@
 """Purge orchestration: the stored ledger, retries with backoff, sweeps, claims and leases,
-durable effect hooks and erasure receipts. Hand-written fakes and a ManualClock; no I/O."""
+durable effect hooks and erasure receipts. The toolkit's fakes and a ManualClock; no I/O."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -38,6 +38,7 @@ from account_lifecycle import (
     policies,
 )
 from account_lifecycle.schedule import backoff_delay, due_at
+from account_lifecycle.testing.fakes import FakeEffectHook, FakePurger
 from account_lifecycle.values import EffectContext
 
 START = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -70,71 +71,7 @@ WINDOWED = Policy(
 WINDOW_END = datetime(2027, 2, 28, 12, 0, tzinfo=UTC)
 
 
-# -- hand-written fakes ----------------------------------------------------------------------
-
-
-class FakePurger:
-    """Records each call; can fail the first N calls, return something that is not a
-    PurgeResult, take time (moving the clock), and run something while it works."""
-
-    def __init__(
-        self,
-        category: str,
-        *,
-        items: int = 1,
-        fail_times: int = 0,
-        error: Callable[[], Exception] = lambda: RuntimeError("backend unavailable"),
-        returns: object = None,
-        clock: ManualClock | None = None,
-        takes: timedelta = timedelta(0),
-        during: Callable[[str], None] | None = None,
-    ) -> None:
-        self.category = category
-        self.items = items
-        self.fail_times = fail_times
-        self.error = error
-        self.returns = returns
-        self.clock = clock
-        self.takes = takes
-        self.during = during
-        self.fail_for: set[str] = set()  # accounts for which every call fails
-        self.calls: list[PurgeContext] = []
-
-    @property
-    def name(self) -> str:
-        return f"fake:{self.category}"
-
-    def purge(self, account_id: str, context: PurgeContext) -> PurgeResult:
-        self.calls.append(context)
-        if self.clock is not None and self.takes:
-            self.clock.advance(self.takes)
-        if self.during is not None:
-            during, self.during = self.during, None  # once: the concurrent worker's own call is plain
-            during(account_id)
-        if self.fail_times > 0 or account_id in self.fail_for:
-            self.fail_times = max(0, self.fail_times - 1)
-            raise self.error()
-        if self.returns is not None:
-            return self.returns  # type: ignore[return-value]  # a host bug, on purpose
-        return PurgeResult(items=self.items, detail=f"erased {self.category}")
-
-    def accounts(self) -> list[str]:
-        return [c.account_id for c in self.calls]
-
-
-class FakeHook:
-    """An effect hook that records each call and can fail the first N."""
-
-    def __init__(self, effect: str, *, fail_times: int = 0) -> None:
-        self.name = f"hook:{effect}"
-        self.fail_times = fail_times
-        self.calls: list[EffectContext] = []
-
-    def __call__(self, account_id: str, context: EffectContext) -> None:
-        self.calls.append(context)
-        if self.fail_times > 0:
-            self.fail_times -= 1
-            raise ConnectionError("billing service unreachable")
+# -- hand-written fakes (purgers and hooks: FakePurger, FakeEffectHook) -----------------------
 
 
 class UnprintableError(Exception):
@@ -228,7 +165,7 @@ class TestLedger:
             "files": PurgeProgress(
                 PurgeStatus.FAILED,
                 attempts=1,
-                error="RuntimeError: backend unavailable",
+                error="RuntimeError: files backend unavailable",
                 at=START,
                 retry_at=START + MINUTE,
                 purger="fake:files",
@@ -250,7 +187,7 @@ class TestLedger:
         assert record.purge["backups"] == PurgeProgress(
             PurgeStatus.FAILED,
             attempts=1,
-            error="RuntimeError: backend unavailable",
+            error="RuntimeError: backups backend unavailable",
             at=WINDOW_END,
             retry_at=WINDOW_END + MINUTE,
             purger="fake:backups",
@@ -263,7 +200,7 @@ class TestLedger:
         def look(account_id: str) -> None:
             seen.append({k: p.status.value for k, p in store.get(account_id).purge.items()})
 
-        purgers = purgers_for(QUICK, mail=FakePurger("mail", during=look))
+        purgers = purgers_for(QUICK, mail=FakePurger("mail", before=lambda account_id, _: look(account_id)))
         cancel(build(QUICK, store, clock, purgers))
         assert seen == [{"files": "done", "mail": "pending"}]
 
@@ -283,7 +220,7 @@ class TestLedger:
                 {
                     "category": "files",
                     "attempt": 1,
-                    "error": "RuntimeError: backend unavailable",
+                    "error": "RuntimeError: files backend unavailable",
                     "purger": "fake:files",
                 },
             ),
@@ -385,7 +322,7 @@ class TestMisbehavingPurgers:
     )
     def test_a_result_that_is_not_a_purge_result_is_a_failure(self, store, clock, returned, kind) -> None:
         """Returning anything but a PurgeResult counts as a failed attempt, never as done."""
-        purgers = purgers_for(QUICK, files=FakePurger("files", returns=returned))
+        purgers = purgers_for(QUICK, files=FakePurger("files", result=lambda *_: returned))
         record = cancel(build(QUICK, store, clock, purgers))
         assert record.state is State.CANCELLED
         assert record.purge["files"].status is PurgeStatus.FAILED
@@ -411,14 +348,14 @@ class TestMisbehavingPurgers:
 
     def test_an_exception_that_cannot_be_printed_is_still_recorded(self, store, clock) -> None:
         """An exception whose str() raises is recorded by its type name."""
-        purgers = purgers_for(QUICK, files=FakePurger("files", fail_times=1, error=UnprintableError))
+        purgers = purgers_for(QUICK, files=FakePurger("files", fail_times=1, fail_with=UnprintableError))
         record = cancel(build(QUICK, store, clock, purgers))
         assert record.purge["files"].error == "UnprintableError"
 
     def test_a_long_error_is_cut_to_500_characters(self, store, clock) -> None:
         """The stored error is bounded, whatever the purger raised."""
         purgers = purgers_for(
-            QUICK, files=FakePurger("files", fail_times=1, error=lambda: ValueError("x" * 5000))
+            QUICK, files=FakePurger("files", fail_times=1, fail_with=lambda: ValueError("x" * 5000))
         )
         record = cancel(build(QUICK, store, clock, purgers))
         assert record.purge["files"].error == "ValueError: " + "x" * 488
@@ -440,7 +377,7 @@ class TestConfirm:
         record = cancel(lc)
         assert (record.state, record.cancelled_at) == (State.CANCELLED, START)
         assert record.purge["mail"].status is PurgeStatus.FAILED
-        assert record.purge["mail"].error == "RuntimeError: backend unavailable"
+        assert record.purge["mail"].error == "RuntimeError: mail backend unavailable"
         assert actions(lc) == ["open", "request_cancellation", "confirm", "category_purged", "purge_failed"]
 
     def test_sweep_finishes_what_confirm_left(self, store, clock) -> None:
@@ -478,7 +415,8 @@ class TestConfirm:
         purgers = purgers_for(QUICK)
         lc = build(QUICK, store, clock, purgers)
         other = build(QUICK, store, clock, purgers_for(QUICK))
-        purgers["files"].during = lambda account_id: reports.append(other.sweep())
+        purgers["files"].before = lambda *_: reports.append(other.sweep())
+        purgers["files"].before_times = 1  # once: the other sweeper's own call is plain
         cancel(lc)
         assert reports == [SweepReport()]
         assert store.get("acct-1").state is State.PURGED
@@ -569,10 +507,11 @@ class TestSweep:
         lc = build(WINDOWED, store, clock, purgers)
         cancel(lc, "a-expired")
         clock.set(WINDOW_END - timedelta(days=1))
-        purgers["files"].fail_for = {"b-retried", "c-failing"}
+        failing = {"b-retried", "c-failing"}
+        purgers["files"].fail_when = lambda account_id, _: account_id in failing
         for name in ("b-retried", "c-failing", "d-inside"):
             cancel(lc, name)
-        purgers["files"].fail_for = {"c-failing"}
+        failing.remove("b-retried")
         clock.set(WINDOW_END)
         assert lc.sweep() == SweepReport(
             purged=("a-expired",), failed=("c-failing",), restorable=("b-retried",)
@@ -707,9 +646,8 @@ class TestLeases:
         other = build(QUICK, store, clock, other_purgers)
         slow = FakePurger(
             "files",
-            clock=clock,
-            takes=timedelta(minutes=6),
-            during=lambda account_id: reports.append(other.sweep()),
+            before=lambda *_: (clock.advance(timedelta(minutes=6)), reports.append(other.sweep())),
+            before_times=1,  # once: the other sweeper's own call is plain
         )
         lc = build(QUICK, store, clock, purgers_for(QUICK, files=slow))
         record = cancel(lc)
@@ -736,7 +674,9 @@ class TestLeases:
         reports: list[SweepReport] = []
         slow = {
             name: FakePurger(
-                name, clock=clock, takes=timedelta(minutes=4), during=lambda _: reports.append(other.sweep())
+                name,
+                before=lambda *_: (clock.advance(timedelta(minutes=4)), reports.append(other.sweep())),
+                before_times=1,
             )
             for name in "abc"
         }
@@ -753,12 +693,11 @@ class TestLeases:
         self._failed_once(store, clock, ["a", "b", "c"])
         clock.advance(MINUTE)
         purgers = purgers_for(QUICK)
-        purgers["files"].clock = clock
-        purgers["files"].takes = timedelta(minutes=6)
+        purgers["files"].before = lambda *_: clock.advance(timedelta(minutes=6))
         lc = build(QUICK, store, clock, purgers, sweep_batch=3)
         assert lc.sweep() == SweepReport(purged=("a",))
         assert purgers["files"].accounts() == ["a"]
-        purgers["files"].takes = timedelta(0)
+        purgers["files"].before = None
         assert lc.sweep() == SweepReport(purged=("b", "c"))
 
     def test_the_claim_is_released_when_the_work_ends(self, store, clock) -> None:
@@ -774,10 +713,14 @@ class TestLeases:
 # -- durable effects --------------------------------------------------------------------------
 
 
-def hooks() -> dict[str, FakeHook]:
+def unreachable() -> ConnectionError:
+    return ConnectionError("billing service unreachable")
+
+
+def hooks() -> dict[str, FakeEffectHook]:
     return {
-        "revoke_team_access": FakeHook("revoke_team_access"),
-        "forfeit_credit": FakeHook("forfeit_credit"),
+        "revoke_team_access": FakeEffectHook("revoke_team_access", fail_with=unreachable),
+        "forfeit_credit": FakeEffectHook("forfeit_credit", fail_with=unreachable),
     }
 
 
@@ -945,7 +888,7 @@ class TestEffects:
     def test_an_unknown_effect_name_is_a_configuration_error(self, store, clock) -> None:
         """A misspelt effect name fails when the lifecycle is built."""
         with pytest.raises(ConfigurationError, match="no on_cancel effect named 'revoke_team_acess'"):
-            build(QUICK, store, clock, purgers_for(QUICK), effects={"revoke_team_acess": FakeHook("x")})
+            build(QUICK, store, clock, purgers_for(QUICK), effects={"revoke_team_acess": FakeEffectHook("x")})
 
     def test_a_hook_that_is_not_callable_is_a_type_error(self, store, clock) -> None:
         with pytest.raises(TypeError, match="the hook for effect 'forfeit_credit' must be callable"):

@@ -24,9 +24,7 @@ from account_lifecycle import (
     Policy,
     PolicyError,
     PurgeCategory,
-    PurgeContext,
     PurgePolicy,
-    PurgeResult,
     RecoveryPhase,
     RecoveryPolicy,
     Relation,
@@ -38,6 +36,7 @@ from account_lifecycle import (
 from account_lifecycle.diagram import draw, to_dot, to_mermaid
 from account_lifecycle.machine import PolicyMachine
 from account_lifecycle.policy import ACTIONS_WITH_PERMISSIONS, INVARIANTS, phase_bounds
+from account_lifecycle.testing.fakes import FakePurger, fake_purgers
 from account_lifecycle.verify import Counterexample, Step, diff_policies, verify_policy
 
 SMRTPHONE, ALLCLIENTS = policies.SMRTPHONE, policies.ALLCLIENTS
@@ -58,17 +57,6 @@ def lines(counterexample: Counterexample | None) -> list[str]:
 
 
 # -- replaying a counterexample on the real service ----------------------------------------
-
-
-class Purger:
-    def __init__(self, category: str) -> None:
-        self.category = category
-        self.fail = False
-
-    def purge(self, account_id: str, context: PurgeContext) -> PurgeResult:
-        if self.fail:
-            raise RuntimeError(f"{self.category} unavailable")
-        return PurgeResult(items=1)
 
 
 class Pending:
@@ -96,7 +84,7 @@ def replay(policy: Policy, counterexample: Counterexample) -> State:
     at confirm fails (so the account waits in ``CANCELLED``) and the purge step is a sweep."""
     assert policy.purge.at("cancel"), "replay needs a cancel-time category to hold the account"
     clock = ManualClock(datetime(2026, 1, 31, 12, 0, tzinfo=UTC))
-    purgers = [Purger(c.name) for c in policy.purge.categories]
+    purgers = list(fake_purgers(policy).values())
     pending = Pending()
     lc = Lifecycle(
         policy,
@@ -120,7 +108,7 @@ def replay(policy: Policy, counterexample: Counterexample) -> State:
 
 
 def attempt(
-    lc: Lifecycle, policy: Policy, step: Step, clock: ManualClock, purgers: list[Purger], pending: Pending
+    lc: Lifecycle, policy: Policy, step: Step, clock: ManualClock, purgers: list[FakePurger], pending: Pending
 ) -> Exception | None:
     """Take one step of a counterexample through the service's public API."""
     inputs = dict(step.inputs)
@@ -136,7 +124,7 @@ def attempt(
             clock.set(until)
         elif step.action == "purge":
             for purger in purgers:
-                purger.fail = inputs["result"] == "failed"
+                purger.fail_when = inputs["result"] == "failed"
             lc.sweep()
         elif step.action == "confirm":
             right = policy.confirmation.token_for("account")
@@ -149,7 +137,7 @@ def attempt(
             )
             pending.items = ("+15550100",) if inputs.get("prerequisites") == "pending" else ()
             for purger in purgers:
-                purger.fail = True  # the account waits in CANCELLED for the purge step
+                purger.fail_when = True  # the account waits in CANCELLED for the purge step
             lc.confirm("account", actor, token, acks, window=inputs.get("window"), authenticated_at=logged_in)
         elif step.action == "submit_survey":
             lc.submit_survey("account", actor, inputs["outcome"])
