@@ -18,7 +18,7 @@ from account_lifecycle.policy import Policy
 from account_lifecycle.ports import PurgeContext, PurgeResult
 
 if TYPE_CHECKING:
-    from account_lifecycle.purge import EffectContext
+    from account_lifecycle.values import EffectContext
 
 __all__ = [
     "FakeEffectHook",
