@@ -11,6 +11,7 @@ from account_lifecycle.adapters.sqlite import SQLiteStore
 from account_lifecycle.audit import AuditEvent
 from account_lifecycle.clock import ManualClock, SystemClock
 from account_lifecycle.closure import IdentityReuse
+from account_lifecycle.describe import describe_policy
 from account_lifecycle.duration import Duration
 from account_lifecycle.errors import (
     AccountExists,
@@ -148,6 +149,7 @@ __all__ = [
     "Timeline",
     "TimelinePhase",
     "WrongConfirmationToken",
+    "describe_policy",
     "policies",
 ]
 

@@ -1,0 +1,118 @@
+"""The policy tools: ``check``, ``show``, ``diagram``, ``verify``, ``diff``."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from account_lifecycle.cli._common import REFUSED, _error, _guarded, _json, _load, _say, _Stop
+from account_lifecycle.describe import describe_policy
+
+
+@click.command()
+@click.argument("policies", nargs=-1, required=True, metavar="POLICY...")
+def check(policies: tuple[str, ...]) -> int:
+    """Validate policy files; name the key of each problem."""
+    worst = 0
+    for source in policies:
+        try:
+            policy = _load(source)
+        except _Stop as stop:
+            _error(stop.message)
+            worst = max(worst, stop.code)
+            continue
+        _say(f"{source}: ok ({policy.label})")
+    return worst
+
+
+@click.command()
+@click.argument("policy", metavar="POLICY")
+@_guarded
+def show(policy: str) -> None:
+    """Explain a policy in plain words."""
+    _say("\n".join(describe_policy(_load(policy))))
+
+
+@click.command()
+@click.argument("policy", metavar="POLICY")
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
+@_guarded
+def diagram(policy: str, fmt: str) -> None:
+    """Draw the policy's state machine (the one the engine runs) as Mermaid or DOT."""
+    from account_lifecycle.diagram import draw
+
+    click.echo(draw(_load(policy), fmt), nl=False)
+
+
+@click.command()
+@click.argument("policy", metavar="POLICY")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@_guarded
+def verify(policy: str, as_json: bool) -> int:
+    """Prove the invariants over every reachable situation; show a counterexample if one fails."""
+    from account_lifecycle.verify import verify_policy
+
+    loaded = _load(policy)
+    started = time.perf_counter()
+    report = verify_policy(loaded)
+    elapsed = time.perf_counter() - started
+    if as_json:
+        _json({**report.to_dict(), "seconds": round(elapsed, 4)})
+    else:
+        _say(
+            f"verify {report.policy}: {report.situations} situations, {report.steps} steps "
+            f"explored in {elapsed * 1000:.0f} ms"
+        )
+        for result in report.results:
+            _say(f"  {result.status.upper():<6} {result.id:<24} {result.description}")
+        for waiver in report.waivers_honoured:
+            counterexample = report.result(waiver).counterexample
+            why = f": {counterexample.conclusion}" if counterexample is not None else ""
+            _say(f"waiver honoured: {waiver} (the policy waives it{why})")
+        for waiver in report.waivers_unused:
+            _say(f"waiver not needed: {waiver} holds anyway")
+        for note in report.notes:
+            _say(f"note: {note}")
+    for failure in report.failures:
+        click.echo(f"verify: {report.policy} breaks {failure.id}: {failure.description}", err=True)
+        if failure.counterexample is not None and not as_json:
+            click.echo("counterexample:", err=True)
+            for line in failure.counterexample.lines():
+                click.echo(f"  {line}", err=True)
+    return 0 if report.ok else REFUSED
+
+
+@click.command()
+@click.argument("a", metavar="POLICY_A")
+@click.argument("b", metavar="POLICY_B")
+@click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
+@_guarded
+def diff(a: str, b: str, as_json: bool) -> int:
+    """List behavioural differences: paths one policy allows and the other refuses.
+
+    Exits 1 when there are differences, like diff(1)."""
+    from account_lifecycle.verify import diff_policies
+
+    first, second = _load(a), _load(b)
+    report = diff_policies(first, second)
+    name_a, name_b = (report.a, report.b) if report.a != report.b else (a, b)
+    if as_json:
+        _json(report.to_dict())
+    elif not report.differences:
+        _say(f"{name_a} and {name_b} behave the same")
+    else:
+        count = len(report.differences)
+        _say(f"{name_a} and {name_b}: {count} behavioural difference{'s' if count != 1 else ''}")
+        for number, difference in enumerate(report.differences, start=1):
+            _say("")
+            if difference.path:
+                _say(f"{number}. after")
+                for move in difference.path:
+                    _say(f"     {move}")
+                _say(f"   then {difference.step}")
+            else:
+                _say(f"{number}. from {difference.source.value}: {difference.step}")
+            _say(f"     {name_a} {difference.a}")
+            _say(f"     {name_b} {difference.b}")
+    return REFUSED if report.differences else 0
