@@ -77,6 +77,7 @@ from account_lifecycle.purge import (
     SweepReport,
 )
 from account_lifecycle.timeline import KeptCategory, ScheduledErasure, Timeline, TimelinePhase
+from account_lifecycle.verify import Change, Difference, DiffReport, diff_policies
 
 if TYPE_CHECKING:  # imported lazily by __getattr__ below: it needs the postgres extra
     from account_lifecycle.adapters.postgres import PostgresStore
@@ -92,10 +93,13 @@ __all__ = [
     "Action",
     "Actor",
     "AuditEvent",
+    "Change",
     "Clock",
     "ConcurrentUpdate",
     "ConfigurationError",
     "ConfirmationPolicy",
+    "DiffReport",
+    "Difference",
     "Duration",
     "EffectContext",
     "EffectHook",
@@ -150,6 +154,7 @@ __all__ = [
     "TimelinePhase",
     "WrongConfirmationToken",
     "describe_policy",
+    "diff_policies",
     "policies",
 ]
 

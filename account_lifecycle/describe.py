@@ -12,7 +12,8 @@ from account_lifecycle.policy import Policy
 
 __all__ = ["describe_policy"]
 
-_WHO = {
+#: A relation in plain words ("support staff"), shared with the semantic diff.
+RELATION_WORDS = {
     Relation.OWNER: "the owner",
     Relation.MEMBER: "team members",
     Relation.SUPPORT: "support staff",
@@ -24,10 +25,10 @@ def _who(policy: Policy, action: Action) -> str:
     relations = policy.permissions.get(action, frozenset())
     if not relations:
         return "nobody"
-    return _join([_WHO[r] for r in Relation if r in relations])
+    return join_words([RELATION_WORDS[r] for r in Relation if r in relations])
 
 
-def _join(words: Sequence[str], last: str = "and") -> str:
+def join_words(words: Sequence[str], last: str = "and") -> str:
     if len(words) <= 1:
         return "".join(words)
     return f"{', '.join(words[:-1])} {last} {words[-1]}"
@@ -52,11 +53,11 @@ def describe_policy(policy: Policy) -> list[str]:
     if survey.mode == "off":
         lines.append("  There is no survey: asking to cancel goes straight to confirmation.")
     else:
-        offered = _join([_OUTCOME_WORDS[o] for o in survey.outcomes], "or")
+        offered = join_words([_OUTCOME_WORDS[o] for o in survey.outcomes], "or")
         lines.append(f"  A survey is {survey.mode}; its answers: {offered}.")
         returns = [o for o in survey.outcomes if o is not SurveyOutcome.CANCEL]
         if returns:
-            answers = _join([f'"{_OUTCOME_WORDS[o]}"' for o in returns], "or")
+            answers = join_words([f'"{_OUTCOME_WORDS[o]}"' for o in returns], "or")
             lines.append(f"  Answering {answers} keeps the account active.")
         lines.append(f"  Who may answer: {_who(policy, Action.SUBMIT_SURVEY)}.")
         if survey.mode == "optional":
@@ -104,10 +105,10 @@ def describe_policy(policy: Policy) -> list[str]:
     elif policy.recovery.phases:
         lines.append("  Restorable after cancellation in phases, one after the other:")
         for number, phase in enumerate(policy.recovery.phases, start=1):
-            who = _join([_WHO[r] for r in phase.restore], "or")
+            who = join_words([RELATION_WORDS[r] for r in phase.restore], "or")
             lines.append(f"    {number}. for {phase.length}, by {who}")
     elif policy.recovery.choices:
-        choices = _join([str(c) for c in policy.recovery.choices], "or")
+        choices = join_words([str(c) for c in policy.recovery.choices], "or")
         lines.append(
             f"  Restorable for {choices} after cancellation, as the owner chooses when confirming "
             f"({policy.recovery.choices[0]} if they do not), by {_who(policy, Action.RESTORE)}."
@@ -150,7 +151,7 @@ def _explain_closure(policy: Policy) -> list[str]:
     """Reminders and legal holds, in plain words (nothing for a policy without them)."""
     lines = []
     if policy.recovery.reminders:
-        when = _join([str(r) for r in policy.recovery.reminders])
+        when = join_words([str(r) for r in policy.recovery.reminders])
         lines.append(f"  Reminders go out {when} before the window ends.")
     if policy.purge.on_hold is not None:
         lines += ["", "Legal holds"]

@@ -8,6 +8,7 @@ import click
 
 from account_lifecycle.cli._common import REFUSED, _error, _guarded, _json, _load, _say, _Stop
 from account_lifecycle.describe import describe_policy
+from account_lifecycle.verify.report import DiffReport
 
 
 @click.command()
@@ -86,12 +87,22 @@ def verify(policy: str, as_json: bool) -> int:
 @click.command()
 @click.argument("a", metavar="POLICY_A")
 @click.argument("b", metavar="POLICY_B")
-@click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--fail-on",
+    type=click.Choice(["any", "risky"]),
+    default="any",
+    show_default=True,
+    help="Exit 1 on any difference, or only on a risky one (erases more or sooner, "
+    "lets fewer people restore, drops a safeguard).",
+)
 @_guarded
-def diff(a: str, b: str, as_json: bool) -> int:
-    """List behavioural differences: paths one policy allows and the other refuses.
+def diff(a: str, b: str, as_json: bool, fail_on: str) -> int:
+    """Everything that changes from POLICY_A to POLICY_B: what customers, support and auditors
+    notice (risky changes marked), then paths on which the two behave differently.
 
-    Exits 1 when there are differences, like diff(1)."""
+    Exits 0 only when the two are the same; 1 on a difference (with --fail-on risky, on a
+    risky one), like diff(1)."""
     from account_lifecycle.verify import diff_policies
 
     first, second = _load(a), _load(b)
@@ -99,20 +110,38 @@ def diff(a: str, b: str, as_json: bool) -> int:
     name_a, name_b = (report.a, report.b) if report.a != report.b else (a, b)
     if as_json:
         _json(report.to_dict())
-    elif not report.differences:
-        _say(f"{name_a} and {name_b} behave the same")
     else:
-        count = len(report.differences)
-        _say(f"{name_a} and {name_b}: {count} behavioural difference{'s' if count != 1 else ''}")
-        for number, difference in enumerate(report.differences, start=1):
-            _say("")
-            if difference.path:
-                _say(f"{number}. after")
-                for move in difference.path:
-                    _say(f"     {move}")
-                _say(f"   then {difference.step}")
-            else:
-                _say(f"{number}. from {difference.source.value}: {difference.step}")
-            _say(f"     {name_a} {difference.a}")
-            _say(f"     {name_b} {difference.b}")
-    return REFUSED if report.differences else 0
+        _say("\n".join(_diff_lines(report, name_a, name_b)))
+    failing = report.risky if fail_on == "risky" else not report.same
+    return REFUSED if failing else 0
+
+
+def _diff_lines(report: DiffReport, name_a: str, name_b: str) -> list[str]:
+    if report.same:
+        return [f"{name_a} and {name_b} are the same: nothing anyone would notice, the same behaviour"]
+    risky = len(report.risky)
+    lines = [
+        f"{name_a} -> {name_b}: {_count(len(report.changes), 'change')} ({risky} risky), "
+        f"{_count(len(report.differences), 'behavioural difference')}"
+    ]
+    for audience, changes in report.by_audience().items():
+        if changes:
+            lines += ["", f"{audience} notices:"]
+            lines += [
+                f"  {'RISKY ' if c.risky else '      '}{c.text}  [{', '.join(c.keys)}]" for c in changes
+            ]
+    if report.differences:
+        lines += ["", "behaviour:"]
+    for number, difference in enumerate(report.differences, start=1):
+        if difference.path:
+            lines.append(f"{number}. after")
+            lines += [f"     {move}" for move in difference.path]
+            lines.append(f"   then {difference.step}")
+        else:
+            lines.append(f"{number}. from {difference.source.value}: {difference.step}")
+        lines += [f"     {name_a} {difference.a}", f"     {name_b} {difference.b}"]
+    return lines
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"

@@ -34,6 +34,7 @@ each waiver it honoured.
 
 from __future__ import annotations
 
+from account_lifecycle.verify.changes import AUDIENCES, Change
 from account_lifecycle.verify.diff import diff_policies
 from account_lifecycle.verify.invariants import verify_policy
 from account_lifecycle.verify.report import (
@@ -47,7 +48,9 @@ from account_lifecycle.verify.report import (
 from account_lifecycle.verify.situation import RELATIONS, Situation, Step
 
 __all__ = [
+    "AUDIENCES",
     "RELATIONS",
+    "Change",
     "Counterexample",
     "DiffReport",
     "Difference",

@@ -7,6 +7,7 @@ from collections import deque
 from account_lifecycle.machine import PolicyMachine
 from account_lifecycle.model import State
 from account_lifecycle.policy import Policy
+from account_lifecycle.verify.changes import policy_changes
 from account_lifecycle.verify.model import _Model, _Outcome
 from account_lifecycle.verify.probes import _Alphabet, _probes
 from account_lifecycle.verify.report import Difference, DiffReport, Move
@@ -20,9 +21,13 @@ def _describe(outcome: _Outcome) -> str:
 
 
 def diff_policies(a: Policy, b: Policy) -> DiffReport:
-    """Behavioural differences between *a* and *b*: for each, a path both allow, then a step
-    one allows and the other refuses (or that leads them to different states). Only the
-    first divergence on each path is reported; the shortest example of each kind is kept."""
+    """Every difference between *a* and *b*, from *a* to *b*.
+
+    Semantic (``DiffReport.changes``): each field of the policies compared, worded for the
+    customer, support agent or auditor who would notice it, risky ones marked. Behavioural
+    (``DiffReport.differences``): a path both allow, then a step one allows and the other
+    refuses (or that leads them to different states); only the first divergence on each path
+    is reported, the shortest example of each kind."""
     names = tuple(dict.fromkeys((*a.prerequisites, *b.prerequisites)))
     models = (_Model(PolicyMachine(a), names), _Model(PolicyMachine(b), names))
     alphabet = _Alphabet.of(a, b)
@@ -67,4 +72,4 @@ def diff_policies(a: Policy, b: Policy) -> DiffReport:
                 # the same state, other facts (say, the window chosen): show the facts
                 described = (f"allows it: {one.target}", f"allows it: {other.target}")
             differences.append(Difference(path_to(situation), step, situation.state, *described))
-    return DiffReport(a.label, b.label, tuple(differences))
+    return DiffReport(a.label, b.label, tuple(differences), policy_changes(a, b))

@@ -7,6 +7,7 @@ from typing import Any
 import attrs
 
 from account_lifecycle.model import State
+from account_lifecycle.verify.changes import AUDIENCES, Change
 from account_lifecycle.verify.situation import Step
 
 
@@ -148,9 +149,40 @@ class Difference:
 
 @attrs.frozen
 class DiffReport:
+    """What ``diff_policies(a, b)`` found, from *a* to *b*.
+
+    ``changes`` are the semantic differences, one ``Change`` per line in plain words (with
+    the policy keys, the audience that notices it, and a ``risky`` mark), customers' first.
+    ``differences`` are the behavioural ones: a path both policies allow, then a step they
+    treat differently. ``same`` only when there are neither."""
+
     a: str
     b: str
     differences: tuple[Difference, ...]
+    changes: tuple[Change, ...] = ()
+
+    @property
+    def same(self) -> bool:
+        """True when the policies behave the same on every abstract path and nothing a
+        customer, support agent or auditor would notice differs."""
+        return not self.differences and not self.changes
+
+    @property
+    def risky(self) -> tuple[Change, ...]:
+        """The changes that erase more or sooner, let fewer people restore, or drop a safeguard."""
+        return tuple(c for c in self.changes if c.risky)
+
+    def by_audience(self) -> dict[str, tuple[Change, ...]]:
+        """The changes grouped by who notices them: ``customer``, ``support``, ``auditor``
+        (each key present, in that order)."""
+        return {who: tuple(c for c in self.changes if c.audience == who) for who in AUDIENCES}
 
     def to_dict(self) -> dict[str, Any]:
-        return {"a": self.a, "b": self.b, "differences": [d.to_dict() for d in self.differences]}
+        return {
+            "a": self.a,
+            "b": self.b,
+            "same": self.same,
+            "risky": bool(self.risky),
+            "changes": [c.to_dict() for c in self.changes],
+            "differences": [d.to_dict() for d in self.differences],
+        }
