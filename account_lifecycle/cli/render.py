@@ -66,7 +66,8 @@ def _timeline_lines(timeline: Timeline) -> list[str]:
     for erasure in timeline.erasures:
         when = "at confirm" if erasure.moment == "cancel" else "when the window ends"
         verb = "erased" if erasure.done else "to be erased"
-        lines.append(f"  {erasure.category}: {verb} {_time(erasure.at)} ({when})")
+        held = ", waits for the legal hold to be released" if erasure.waits_for_hold else ""
+        lines.append(f"  {erasure.category}: {verb} {_time(erasure.at)} ({when}{held})")
     for kept in timeline.kept:
         lines.append(f"  {kept.category}: kept ({kept.reason})")
     if timeline.window_choices:
