@@ -75,8 +75,8 @@ def _load(source: str) -> Policy:
         return BUILTIN[source]
     try:
         return Policy.load(path)
-    except PolicyError as exc:
-        raise _Stop(REFUSED, f"{source}: {exc}") from None
+    except PolicyError as exc:  # every problem of the file, one a line
+        raise _Stop(REFUSED, "\n".join(f"{source}: {error}" for error in exc.errors)) from None
     except OSError as exc:
         builtins = " or ".join(sorted(BUILTIN))
         raise _Stop(

@@ -14,7 +14,7 @@ from account_lifecycle.verify.report import DiffReport
 @click.command()
 @click.argument("policies", nargs=-1, required=True, metavar="POLICY...")
 def check(policies: tuple[str, ...]) -> int:
-    """Validate policy files; name the key of each problem."""
+    """Validate policy files: every problem of each, one a line, with its key."""
     worst = 0
     for source in policies:
         try:

@@ -234,7 +234,7 @@ class TestPolicy:
         assert caught.value.message.startswith(message)
 
     def test_reminders_need_a_window(self) -> None:
-        with pytest.raises(PolicyError, match=r"^recovery.reminders: reminders go out before"):
+        with pytest.raises(PolicyError, match=r"^recovery\.reminders\[0\]: reminders go out before"):
             Policy.from_toml('name = "x"\n[recovery]\nreminders = ["1 day"]\n')
 
     def test_at_once_without_a_window_is_fine(self) -> None:
