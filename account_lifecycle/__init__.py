@@ -11,6 +11,7 @@ from account_lifecycle.adapters.sqlite import SQLiteStore
 from account_lifecycle.audit import AuditEvent
 from account_lifecycle.clock import ManualClock, SystemClock
 from account_lifecycle.closure import IdentityReuse
+from account_lifecycle.describe import describe_policy
 from account_lifecycle.duration import Duration
 from account_lifecycle.errors import (
     AccountExists,
@@ -71,6 +72,7 @@ from account_lifecycle.values import (
     PurgeContext,
     PurgeResult,
 )
+from account_lifecycle.verify import Change, Difference, DiffReport, diff_policies
 
 if TYPE_CHECKING:  # imported lazily by __getattr__ below: it needs the postgres extra
     from account_lifecycle.adapters.postgres import PostgresStore
@@ -86,12 +88,15 @@ __all__ = [
     "Action",
     "Actor",
     "AuditEvent",
+    "Change",
     "Claim",
     "Clock",
     "ConcurrentUpdate",
     "ConfigurationError",
     "ConfirmationPolicy",
     "CorruptRecord",
+    "DiffReport",
+    "Difference",
     "Duration",
     "EffectContext",
     "EffectHook",
@@ -148,6 +153,8 @@ __all__ = [
     "Timeline",
     "TimelinePhase",
     "WrongConfirmationToken",
+    "describe_policy",
+    "diff_policies",
     "policies",
 ]
 

@@ -234,10 +234,25 @@ class HistoryTampered(LifecycleError):
 
 
 class PolicyError(LifecycleError):
-    def __init__(self, *, key: str, message: str) -> None:
+    """An invalid policy: ``key`` names where (``recovery.reminders[0]``), ``message`` what.
+
+    A policy with several problems raises one ``PolicyError`` that reads as the first, whose
+    ``errors`` lists every problem found (each a ``PolicyError``; ``account-lifecycle check``
+    prints them all); for a single problem ``errors`` is ``(self,)``."""
+
+    def __init__(self, *, key: str, message: str, errors: tuple[PolicyError, ...] = ()) -> None:
         self.key = key
         self.message = message
+        self.errors: tuple[PolicyError, ...] = errors or (self,)
         super().__init__(f"{key}: {message}" if key else message)
+
+    @classmethod
+    def of(cls, errors: Sequence[PolicyError]) -> PolicyError:
+        """One error for *errors* (at least one): the first, listing them all in ``errors``."""
+        flat = tuple(e for error in errors for e in error.errors)
+        if len(flat) == 1:
+            return flat[0]
+        return cls(key=flat[0].key, message=flat[0].message, errors=flat)
 
 
 class ConfigurationError(LifecycleError):

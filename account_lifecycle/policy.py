@@ -470,23 +470,58 @@ def _check_recovery(policy: Policy, recovery: RecoveryPolicy) -> None:
 
 
 def _validate(policy: Policy) -> None:
+    """Every problem of *policy*, each check on its own: raise one ``PolicyError`` for the
+    first, listing them all (``PolicyError.errors``)."""
+    errors: list[PolicyError] = []
+    for check in _CHECKS:
+        try:
+            errors += check(policy) or ()
+        except PolicyError as exc:
+            errors.append(exc)
+    if errors:
+        raise PolicyError.of(errors)
+
+
+def _has_window(policy: Policy) -> bool:
+    recovery = policy.recovery
+    return isinstance(recovery, RecoveryPolicy) and recovery.has_window
+
+
+def _check_header(policy: Policy) -> None:
     _check_text("name", policy.name)
     if policy.name != policy.name.strip() or not policy.name.isprintable() or len(policy.name) > 100:
         raise _fail(
             "name",
             f"expected one line of at most 100 characters with no surrounding spaces, got {policy.name!r}",
         )
+
+
+def _check_version(policy: Policy) -> None:
     if isinstance(policy.version, bool) or not isinstance(policy.version, int) or policy.version < 1:
         raise _fail("version", f"expected a whole number >= 1, got {policy.version!r}")
+
+
+def _check_description(policy: Policy) -> None:
     _check_text("description", policy.description, allow_empty=True)
+
+
+def _check_lists(policy: Policy) -> list[PolicyError]:
+    errors = []
     for key, value in (
         ("prerequisites", policy.prerequisites),
         ("on_cancel", policy.on_cancel),
         ("services", policy.services),
         ("waivers", policy.waivers),
     ):
-        _check_list(key, value)
+        try:
+            _check_list(key, value)
+            _check_names(key, value)
+        except PolicyError as exc:
+            errors.append(exc)
+    return errors
 
+
+def _check_survey(policy: Policy) -> None:
     survey = policy.survey
     if not isinstance(survey, SurveyPolicy):
         raise _fail("survey", f"expected a SurveyPolicy, got {survey!r}")
@@ -498,6 +533,8 @@ def _validate(policy: Policy) -> None:
     if survey.mode != "off" and SurveyOutcome.CANCEL not in survey.outcomes:
         raise _fail("survey.outcomes", "must offer 'cancel', or nobody could ever cancel")
 
+
+def _check_token(policy: Policy) -> None:
     confirmation = policy.confirmation
     if not isinstance(confirmation, ConfirmationPolicy):
         raise _fail("confirmation", f"expected a ConfirmationPolicy, got {confirmation!r}")
@@ -519,7 +556,10 @@ def _validate(policy: Policy) -> None:
                     f"unknown placeholder {placeholder!r} in {token!r}; the only placeholder is "
                     f"{ACCOUNT_ID_PLACEHOLDER!r}, replaced by the account's id",
                 )
-    fresh_login = confirmation.fresh_login
+
+
+def _check_fresh_login(policy: Policy) -> None:
+    fresh_login = getattr(policy.confirmation, "fresh_login", None)
     if fresh_login is not None:
         if not isinstance(fresh_login, Duration):
             raise _fail("confirmation.fresh_login", f"expected a Duration or none, got {fresh_login!r}")
@@ -529,81 +569,110 @@ def _validate(policy: Policy) -> None:
                 "confirmation.fresh_login",
                 f"expected at most 24 hours, like '15 minutes' or '2 hours', got '{fresh_login}'",
             )
-    _check_list("confirmation.acknowledgements", confirmation.acknowledgements)
+
+
+def _check_acknowledgements(policy: Policy) -> list[PolicyError]:
+    if not isinstance(policy.confirmation, ConfirmationPolicy):
+        return []  # _check_token names it
+    acknowledgements = policy.confirmation.acknowledgements
+    _check_list("confirmation.acknowledgements", acknowledgements)
+    errors = []
     ack_ids: set[str] = set()
-    for index, ack in enumerate(confirmation.acknowledgements):
+    for index, ack in enumerate(acknowledgements):
         key = f"confirmation.acknowledgements[{index}]"
-        if not isinstance(ack, Acknowledgement):
-            raise _fail(key, f"expected an Acknowledgement, got {ack!r}")
-        _check_name(f"{key}.id", ack.id, ack_ids)
-        _check_text(f"{key}.text", ack.text)
+        try:
+            if not isinstance(ack, Acknowledgement):
+                raise _fail(key, f"expected an Acknowledgement, got {ack!r}")
+            _check_name(f"{key}.id", ack.id, ack_ids)
+            _check_text(f"{key}.text", ack.text)
+        except PolicyError as exc:
+            errors.append(exc)
+    return errors
 
-    _check_names("prerequisites", policy.prerequisites)
 
+def _check_recovery_of(policy: Policy) -> None:
     recovery = policy.recovery
     if not isinstance(recovery, RecoveryPolicy):
         raise _fail("recovery", f"expected a RecoveryPolicy, got {recovery!r}")
     if recovery.window is not None and not isinstance(recovery.window, Duration):
         raise _fail("recovery.window", f"expected a Duration or none, got {recovery.window!r}")
     _check_recovery(policy, recovery)
-    has_window = recovery.has_window
 
+
+def _check_purge(policy: Policy) -> list[PolicyError]:
     purge = policy.purge
     if not isinstance(purge, PurgePolicy):
         raise _fail("purge", f"expected a PurgePolicy, got {purge!r}")
     _check_list("purge.categories", purge.categories)
     _check_list("purge.protected", purge.protected)
+    has_window = _has_window(policy)
+    errors = []
     names: set[str] = set()
     for index, category in enumerate(purge.categories):
         key = f"purge.categories[{index}]"
-        if not isinstance(category, PurgeCategory):
-            raise _fail(key, f"expected a PurgeCategory, got {category!r}")
-        _check_name(f"{key}.name", category.name, names)
-        if category.at not in PURGE_TIMES:
-            raise _fail(f"{key}.at", f"expected 'cancel' or 'expiry', got {category.at!r}")
-        if category.at == "expiry" and not has_window:
-            raise _fail(
-                f"{key}.at",
-                f"{category.name!r} is erased at window expiry, but the policy has no "
-                "recovery.window; use at = 'cancel' or add a window",
-            )
-    _check_names("purge.protected", purge.protected)
+        try:
+            if not isinstance(category, PurgeCategory):
+                raise _fail(key, f"expected a PurgeCategory, got {category!r}")
+            _check_name(f"{key}.name", category.name, names)
+            if category.at not in PURGE_TIMES:
+                raise _fail(f"{key}.at", f"expected 'cancel' or 'expiry', got {category.at!r}")
+            if category.at == "expiry" and not has_window:
+                raise _fail(
+                    f"{key}.at",
+                    f"{category.name!r} is erased at window expiry, but the policy has no "
+                    "recovery.window; use at = 'cancel' or add a window",
+                )
+        except PolicyError as exc:
+            errors.append(exc)
+    try:
+        _check_names("purge.protected", purge.protected)
+    except PolicyError as exc:
+        errors.append(exc)
     for index, name in enumerate(purge.protected):
         if name in names:
-            raise _fail(
-                f"purge.protected[{index}]",
-                f"{name!r} is both purged and protected; a category is one or the other",
+            errors.append(
+                _fail(
+                    f"purge.protected[{index}]",
+                    f"{name!r} is both purged and protected; a category is one or the other",
+                )
             )
+    return errors
 
-    _check_names("on_cancel", policy.on_cancel)
-    for index, effect in enumerate(policy.on_cancel):
-        if effect not in ON_CANCEL_EFFECTS:
-            raise _fail(
-                f"on_cancel[{index}]",
-                f"unknown effect {effect!r}; expected one of {', '.join(ON_CANCEL_EFFECTS)}",
-            )
 
+def _check_on_cancel(policy: Policy) -> list[PolicyError]:
+    return [
+        _fail(
+            f"on_cancel[{index}]",
+            f"unknown effect {effect!r}; expected one of {', '.join(ON_CANCEL_EFFECTS)}",
+        )
+        for index, effect in enumerate(policy.on_cancel)
+        if effect not in ON_CANCEL_EFFECTS
+    ]
+
+
+def _check_identity_reuse(policy: Policy) -> None:
     if policy.identity_reuse not in IDENTITY_REUSE:
         raise _fail(
             "identity_reuse",
             f"expected one of {', '.join(IDENTITY_REUSE)}, got {policy.identity_reuse!r}",
         )
-    if policy.identity_reuse == "after_cancel" and has_window:
+    if policy.identity_reuse == "after_cancel" and _has_window(policy):
         raise _fail(
             "identity_reuse",
             "'after_cancel' would let another account take the identity of an account that "
             "can still be restored; use 'after_purge' with a recovery window",
         )
 
-    _check_names("services", policy.services)
-    _check_names("waivers", policy.waivers)
-    for index, waiver in enumerate(policy.waivers):
-        if waiver not in INVARIANTS:
-            raise _fail(
-                f"waivers[{index}]",
-                f"unknown invariant {waiver!r}; expected one of {', '.join(INVARIANTS)}",
-            )
-    _check_closure(policy, has_window)
+
+def _check_waivers(policy: Policy) -> list[PolicyError]:
+    return [
+        _fail(
+            f"waivers[{index}]",
+            f"unknown invariant {waiver!r}; expected one of {', '.join(INVARIANTS)}",
+        )
+        for index, waiver in enumerate(policy.waivers)
+        if waiver not in INVARIANTS
+    ]
 
 
 # -- legal holds, reminders, identity quarantine (docs/closure-features.md) -----------------
@@ -628,31 +697,42 @@ def _window_ends(recovery: RecoveryPolicy) -> list[Callable[[datetime], datetime
     return [choice.add_to for choice in recovery.choices]
 
 
-def _check_reminders(recovery: RecoveryPolicy, has_window: bool) -> None:
+def _check_reminders(recovery: RecoveryPolicy, has_window: bool) -> list[PolicyError]:
     reminders = recovery.reminders
     _check_list("recovery.reminders", reminders)
-    if not reminders:
-        return
     if not has_window:
-        raise _fail(
-            "recovery.reminders",
-            "reminders go out before the recovery window ends, but the policy has no recovery window",
-        )
-    window = min(shortest(end) for end in _window_ends(recovery))
+        return [
+            _fail(
+                f"recovery.reminders[{index}]",
+                "reminders go out before the recovery window ends, but the policy has no recovery window",
+            )
+            for index in range(len(reminders))
+        ]
+    if not reminders:
+        return []
+    try:
+        window = min(shortest(end) for end in _window_ends(recovery))
+    except (PolicyError, TypeError, AttributeError):
+        return []  # the window itself is wrong: _check_recovery names it
+    errors = []
     seen: set[Duration] = set()
     for index, reminder in enumerate(reminders):
         key = f"recovery.reminders[{index}]"
         if not isinstance(reminder, Duration):
-            raise _fail(key, f"expected a Duration, got {reminder!r}")
-        if reminder in seen:
-            raise _fail(key, f"'{reminder}' is listed twice")
-        seen.add(reminder)
-        if longest(reminder) >= window:
-            raise _fail(
-                key,
-                f"'{reminder}' before the end is not shorter than the recovery window, which can "
-                f"be as short as {window.days} days; a reminder must fall inside the window",
+            errors.append(_fail(key, f"expected a Duration, got {reminder!r}"))
+        elif reminder in seen:
+            errors.append(_fail(key, f"'{reminder}' is listed twice"))
+        elif longest(reminder) >= window:
+            errors.append(
+                _fail(
+                    key,
+                    f"'{reminder}' before the end is not shorter than the recovery window, which can "
+                    f"be as short as {window.days} days; a reminder must fall inside the window",
+                )
             )
+        if isinstance(reminder, Duration):
+            seen.add(reminder)
+    return errors
 
 
 def _check_identity(policy: Policy, has_window: bool) -> None:
@@ -687,9 +767,37 @@ def _check_identity(policy: Policy, has_window: bool) -> None:
             )
 
 
-def _check_closure(policy: Policy, has_window: bool) -> None:
-    on_hold = policy.purge.on_hold
+def _check_on_hold(policy: Policy) -> None:
+    on_hold = getattr(policy.purge, "on_hold", None)
     if on_hold is not None and on_hold not in HOLD_MODES:
         raise _fail("purge.on_hold", f"expected 'wait' or 'retain', got {on_hold!r}")
-    _check_reminders(policy.recovery, has_window)
-    _check_identity(policy, has_window)
+
+
+def _check_reminders_of(policy: Policy) -> list[PolicyError]:
+    if not isinstance(policy.recovery, RecoveryPolicy):
+        return []  # _check_recovery_of names it
+    return _check_reminders(policy.recovery, _has_window(policy))
+
+
+def _check_identity_of(policy: Policy) -> None:
+    _check_identity(policy, _has_window(policy))
+
+
+_CHECKS: Final[tuple[Callable[[Policy], list[PolicyError] | None], ...]] = (
+    _check_header,
+    _check_version,
+    _check_description,
+    _check_lists,
+    _check_survey,
+    _check_token,
+    _check_fresh_login,
+    _check_acknowledgements,
+    _check_recovery_of,
+    _check_purge,
+    _check_on_cancel,
+    _check_identity_reuse,
+    _check_waivers,
+    _check_on_hold,
+    _check_reminders_of,
+    _check_identity_of,
+)

@@ -96,12 +96,23 @@ def _unknown(key: str, allowed: tuple[str, ...]) -> PolicyError:
 class _Table:
     """Typed access to one TOML table, naming the full key in every error."""
 
-    def __init__(self, data: dict[str, Any], prefix: str, allowed: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        data: dict[str, Any],
+        prefix: str,
+        allowed: tuple[str, ...],
+        errors: list[PolicyError] | None = None,
+    ) -> None:
+        """An unknown key is a ``PolicyError``; with *errors*, each is added there and its
+        value left out, so the rest can still be read."""
         self.data = data
         self.prefix = prefix
-        for key in data:
+        for key in list(data):
             if key not in allowed:
-                raise _unknown(self.key(key), allowed)
+                if errors is None:
+                    raise _unknown(self.key(key), allowed)
+                errors.append(_unknown(self.key(key), allowed))
+                self.data = {k: v for k, v in self.data.items() if k != key}
 
     def key(self, name: str) -> str:
         return f"{self.prefix}{name}"
@@ -250,86 +261,132 @@ def _loads(text: str) -> dict[str, Any]:
 
 
 def policy_from_toml(text: str) -> Policy:
-    """Build a policy from TOML text; any problem is a ``PolicyError`` naming the key."""
+    """Build a policy from TOML text; any problem is a ``PolicyError`` naming the key. With
+    several problems, the error reads as the first and lists them all in ``errors``: each
+    table is read on its own, and the policy's own checks run on what could be read."""
     if not isinstance(text, str):
         raise TypeError(f"from_toml() takes the file's text, got {type(text).__name__}")
-    top = _Table(_loads(text), "", _TOP)
-    name = top.get("name", str, "a string")
-    if name is None:
-        raise PolicyError(key="name", message="is required")
-    kwargs: dict[str, Any] = {"name": name}
-    version = top.get("version", int, "a whole number")
-    if version is not None:
-        kwargs["version"] = version
-    for field in ("description", "identity_reuse"):
-        value = top.get(field, str, "a string")
-        if value is not None:
-            kwargs[field] = value
-    for field in ("prerequisites", "on_cancel", "services", "waivers"):
-        values = top.strings(field)
-        if values is not None:
-            kwargs[field] = values
+    errors: list[PolicyError] = []
+    failed: set[str] = set()  # the parts that could not be read, so their checks are moot
+    top = _Table(_loads(text), "", _TOP, errors)
+    kwargs: dict[str, Any] = {"name": "-"}
 
-    survey = top.table("survey")
-    if survey is not None:
-        survey_kwargs: dict[str, Any] = {}
-        mode = survey.get("mode", str, "a string")
-        if mode is not None:
-            survey_kwargs["mode"] = mode
-        outcomes = survey.strings("outcomes")
-        if outcomes is not None:
-            survey_kwargs["outcomes"] = outcomes
-        kwargs["survey"] = SurveyPolicy(**survey_kwargs)
+    def part(name: str, read: Callable[[], None]) -> None:
+        try:
+            read()
+        except PolicyError as exc:
+            errors.append(exc)
+            failed.add(name)
 
-    confirmation = top.table("confirmation")
-    if confirmation is not None:
-        token = confirmation.get("token", str, "a string")
-        acks = tuple(
-            Acknowledgement(item.get("id", str, "a string"), item.get("text", str, "a string"))
-            for item in confirmation.items("acknowledgements", _ACKNOWLEDGEMENT)
-        )
-        fresh_login = confirmation.get("fresh_login", str, "a duration like '15 minutes' or '2 hours'")
-        fresh = (
-            None
-            if fresh_login is None
-            else _guard("confirmation.fresh_login", lambda: Duration.parse(fresh_login))
-        )
-        kwargs["confirmation"] = ConfirmationPolicy(token, acks, fresh)
+    def header() -> None:
+        name = top.get("name", str, "a string")
+        if name is None:
+            raise PolicyError(key="name", message="is required")
+        kwargs["name"] = name
 
-    permissions = top.get("permissions", dict, "a table")
-    if permissions is not None:
-        # Which actions and relations are valid is the policy's own check (it names the key).
-        table = _Table(permissions, "permissions.", tuple(permissions))
-        for action in permissions:
-            table.strings(action, "a list of relations like ['owner']")
-        kwargs["permissions"] = permissions
+    def scalars() -> None:
+        version = top.get("version", int, "a whole number")
+        if version is not None:
+            kwargs["version"] = version
+        for field in ("description", "identity_reuse"):
+            value = top.get(field, str, "a string")
+            if value is not None:
+                kwargs[field] = value
+        for field in ("prerequisites", "on_cancel", "services", "waivers"):
+            values = top.strings(field)
+            if values is not None:
+                kwargs[field] = values
 
-    recovery = top.table("recovery")
-    if recovery is not None:
-        window = recovery.get("window", str, "a duration like '90 days' or '3 months'")
-        parsed = None if window is None else _guard("recovery.window", lambda: Duration.parse(window))
-        kwargs["recovery"] = RecoveryPolicy(
-            parsed, _phases(recovery), _choices(recovery), reminders=_reminders(recovery)
-        )
+    def survey_part() -> None:
+        survey = top.table("survey")
+        if survey is not None:
+            survey_kwargs: dict[str, Any] = {}
+            mode = survey.get("mode", str, "a string")
+            if mode is not None:
+                survey_kwargs["mode"] = mode
+            outcomes = survey.strings("outcomes")
+            if outcomes is not None:
+                survey_kwargs["outcomes"] = outcomes
+            kwargs["survey"] = SurveyPolicy(**survey_kwargs)
 
-    purge = top.table("purge")
-    if purge is not None:
-        categories = tuple(
-            PurgeCategory(item.get("name", str, "a string"), item.get("at", str, "a string"))
-            for item in purge.items("categories", _CATEGORY)
-        )
-        on_hold = purge.get("on_hold", str, "'wait' or 'retain'")
-        kwargs["purge"] = PurgePolicy(categories, purge.strings("protected") or (), on_hold=on_hold)
+    def confirmation_part() -> None:
+        confirmation = top.table("confirmation")
+        if confirmation is not None:
+            token = confirmation.get("token", str, "a string")
+            acks = tuple(
+                Acknowledgement(item.get("id", str, "a string"), item.get("text", str, "a string"))
+                for item in confirmation.items("acknowledgements", _ACKNOWLEDGEMENT)
+            )
+            fresh_login = confirmation.get("fresh_login", str, "a duration like '15 minutes' or '2 hours'")
+            fresh = (
+                None
+                if fresh_login is None
+                else _guard("confirmation.fresh_login", lambda: Duration.parse(fresh_login))
+            )
+            kwargs["confirmation"] = ConfirmationPolicy(token, acks, fresh)
 
-    identity = top.get("identity", dict, "a table")
-    if identity is not None:
-        # Which kinds and rules are valid is the policy's own check (it names the key).
-        kinds = _Table(identity, "identity.", tuple(identity))
-        for kind in identity:
-            kinds.get(kind, str, "a rule like 'after_purge' or 'after 30 days'")
-        kwargs["identity"] = identity
+    def permissions_part() -> None:
+        permissions = top.get("permissions", dict, "a table")
+        if permissions is not None:
+            # Which actions and relations are valid is the policy's own check (it names the key).
+            table = _Table(permissions, "permissions.", tuple(permissions))
+            for action in permissions:
+                table.strings(action, "a list of relations like ['owner']")
+            kwargs["permissions"] = permissions
 
-    return Policy(**kwargs)
+    def recovery_part() -> None:
+        recovery = top.table("recovery")
+        if recovery is not None:
+            window = recovery.get("window", str, "a duration like '90 days' or '3 months'")
+            parsed = None if window is None else _guard("recovery.window", lambda: Duration.parse(window))
+            kwargs["recovery"] = RecoveryPolicy(
+                parsed, _phases(recovery), _choices(recovery), reminders=_reminders(recovery)
+            )
+
+    def purge_part() -> None:
+        purge = top.table("purge")
+        if purge is not None:
+            categories = tuple(
+                PurgeCategory(item.get("name", str, "a string"), item.get("at", str, "a string"))
+                for item in purge.items("categories", _CATEGORY)
+            )
+            on_hold = purge.get("on_hold", str, "'wait' or 'retain'")
+            kwargs["purge"] = PurgePolicy(categories, purge.strings("protected") or (), on_hold=on_hold)
+
+    def identity_part() -> None:
+        identity = top.get("identity", dict, "a table")
+        if identity is not None:
+            # Which kinds and rules are valid is the policy's own check (it names the key).
+            kinds = _Table(identity, "identity.", tuple(identity))
+            for kind in identity:
+                kinds.get(kind, str, "a rule like 'after_purge' or 'after 30 days'")
+            kwargs["identity"] = identity
+
+    part("name", header)
+    part("", scalars)
+    part("survey", survey_part)
+    part("confirmation", confirmation_part)
+    part("permissions", permissions_part)
+    part("recovery", recovery_part)
+    part("purge", purge_part)
+    part("identity", identity_part)
+    try:
+        policy = Policy(**kwargs)
+    except PolicyError as exc:
+        errors += [e for e in exc.errors if not _moot(e, failed)]
+    if errors:
+        raise PolicyError.of(errors)
+    return policy
+
+
+def _moot(error: PolicyError, failed: set[str]) -> bool:
+    """Whether *error* of the policy's own checks is about a part that could not be read (and
+    so was left at its default): it would only repeat, or mislead."""
+    return any(
+        part
+        and (error.key == part or error.key.startswith((f"{part}.", f"{part}[")) or part in error.message)
+        for part in failed
+    )
 
 
 def _reminders(recovery: _Table) -> tuple[Duration, ...]:

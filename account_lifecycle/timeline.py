@@ -29,12 +29,15 @@ _CONFIRMED: Final = (State.CANCELLED, State.RESTORABLE, State.PURGED)
 class ScheduledErasure:
     """A category the policy erases: at ``"cancel"`` (as the cancellation is confirmed) or at
     ``"expiry"`` (when the recovery window ends), at the moment ``at``. ``done`` once erased;
-    ``at`` is then when it was."""
+    ``at`` is then when it was. ``waits_for_hold`` while a legal hold under ``on_hold = "wait"``
+    stands on the category: it is not erased, and the account does not move on, before the
+    hold is released (``at`` is then the earliest moment)."""
 
     category: str
     moment: str
     at: datetime
     done: bool = False
+    waits_for_hold: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -42,12 +45,15 @@ class ScheduledErasure:
             "moment": self.moment,
             "at": format_time(self.at),
             "done": self.done,
+            "waits_for_hold": self.waits_for_hold,
         }
 
 
 @attrs.frozen
 class KeptCategory:
-    """A category that is never erased, and why (``"protected"``: never handed to a purger)."""
+    """A category that is not erased, and why: ``"protected"`` (never handed to a purger), or
+    ``"legal hold"`` (held under ``on_hold = "retain"``: kept while the hold stands, and for
+    good if it still stands when the account is purged; the receipt lists it as retained)."""
 
     category: str
     reason: str = "protected"
@@ -143,6 +149,11 @@ def _chosen(policy: Policy, record: AccountRecord) -> Duration | None:
     return None
 
 
+def _erased(record: AccountRecord, category: str, confirmed: bool) -> bool:
+    progress = record.purge.get(category) if confirmed else None
+    return progress is not None and progress.status is PurgeStatus.DONE
+
+
 def build_timeline(
     policy: Policy, record: AccountRecord, at: datetime, window: Duration | str | None = None
 ) -> Timeline:
@@ -170,6 +181,17 @@ def build_timeline(
     if confirmed and record.state is State.RESTORABLE:
         current = next((p.number for p in phases if p.starts <= at < p.ends), None)
     erasures = []
+    retained = []
+    # Under "wait", a held cancel-time category keeps the account from moving on: the erasures
+    # at the window's end wait with it.
+    waiting = {
+        c.name
+        for c in policy.purge.categories
+        if (hold := record.holds.get(c.name)) is not None
+        and hold.mode == "wait"
+        and not _erased(record, c.name, confirmed)
+    }
+    blocks_expiry = any(c.at == "cancel" and c.name in waiting for c in policy.purge.categories)
     for category in policy.purge.categories:
         moment = cancelled_at if category.at == "cancel" else until
         progress = record.purge.get(category.name) if confirmed else None
@@ -177,7 +199,12 @@ def build_timeline(
         if done and progress is not None and progress.at is not None:
             moment = progress.at
         assert moment is not None  # an expiry category implies a window (the policy says so)
-        erasures.append(ScheduledErasure(category.name, category.at, moment, done))
+        hold = None if done else record.holds.get(category.name)
+        if hold is not None and hold.mode == "retain":
+            retained.append(KeptCategory(category.name, "legal hold"))
+            continue
+        waits = not done and (category.name in waiting or (category.at == "expiry" and blocks_expiry))
+        erasures.append(ScheduledErasure(category.name, category.at, moment, done, waits))
     return Timeline(
         account_id=record.account_id,
         policy=policy.label,
@@ -191,7 +218,7 @@ def build_timeline(
         phases=phases,
         current_phase=current,
         erasures=tuple(erasures),
-        kept=tuple(KeptCategory(name) for name in policy.purge.protected),
+        kept=(*(KeptCategory(name) for name in policy.purge.protected), *retained),
         on_cancel=policy.on_cancel,
         token=policy.confirmation.token_for(record.account_id),
         fresh_login=policy.confirmation.fresh_login,

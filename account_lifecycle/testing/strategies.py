@@ -45,6 +45,7 @@ from account_lifecycle.policy import (
     Policy,
     PurgeCategory,
     PurgePolicy,
+    RecoveryPhase,
     RecoveryPolicy,
     SurveyPolicy,
 )
@@ -60,6 +61,8 @@ __all__ = [
     "Timeline",
     "acknowledgement_sets",
     "actors",
+    "closure_policies",
+    "closure_recoveries",
     "command_sequences",
     "confirmation_policies",
     "identifiers",
@@ -276,6 +279,76 @@ def policies(
         services=draw(services if services is not None else _unique_names(3)),
         waivers=tuple(w for w in INVARIANTS if w in waivers),
         description=draw(_text(min_size=0, max_size=60)),
+    )
+
+
+_SHORT_WINDOWS: Final = st.one_of(
+    st.builds(Duration, st.integers(10, 120), st.just("days")),
+    st.builds(Duration, st.integers(2, 12), st.just("weeks")),
+    st.builds(Duration, st.integers(1, 6), st.just("months")),
+)
+
+
+@st.composite
+def closure_recoveries(draw: st.DrawFn, restore: frozenset[Relation]) -> RecoveryPolicy:
+    """A recovery of any form: none, one window, ``phases`` (each naming some of *restore*,
+    the relations ``permissions.restore`` grants), or ``choices``; with reminders (shorter
+    than the shortest window) whenever there is a window."""
+    forms = ["window", "choices", *(["phases"] if restore else []), "none"]
+    form = draw(st.sampled_from(forms))
+    if form == "none":
+        return RecoveryPolicy()
+    if form == "window":
+        recovery = RecoveryPolicy(draw(_SHORT_WINDOWS))
+    elif form == "choices":
+        recovery = RecoveryPolicy(
+            choices=tuple(draw(st.lists(_SHORT_WINDOWS, min_size=1, max_size=3, unique=True)))
+        )
+    else:
+        granted = sorted(restore, key=list(Relation).index)
+        phase = st.builds(
+            RecoveryPhase,
+            _SHORT_WINDOWS,
+            st.lists(st.sampled_from(granted), min_size=1, unique=True).map(tuple),
+        )
+        recovery = RecoveryPolicy(phases=tuple(draw(st.lists(phase, min_size=1, max_size=3))))
+    reminders = draw(
+        st.lists(
+            st.sampled_from([Duration(1, "days"), Duration(3, "days"), Duration(7, "days")]), unique=True
+        )
+    )
+    return attrs.evolve(recovery, reminders=tuple(reminders))
+
+
+@st.composite
+def closure_policies(draw: st.DrawFn) -> Policy:
+    """Valid policies with every closure feature in play (docs/closure-features.md): a
+    recovery window, ``phases`` or ``choices``; reminders; a token with ``{account_id}``; a
+    fresh login (step-up); legal holds (``on_hold`` "wait" or "retain"); identity rules per
+    kind of identifier. Each feature is drawn on or off, so some examples have none."""
+    base = draw(policies(window=st.none()))
+    restore = base.permissions.get(Action.RESTORE, frozenset())
+    recovery = draw(closure_recoveries(restore))
+    has_window = recovery.has_window
+    token = draw(
+        st.one_of(st.none(), policy_tokens(), st.sampled_from(["DELETE {account_id}", "{account_id}"]))
+    )
+    fresh = draw(st.none() | st.sampled_from([Duration(15, "minutes"), Duration(2, "hours")]))
+    confirmation = attrs.evolve(base.confirmation, token=token, fresh_login=fresh)
+    purge = draw(purge_policies(has_window))
+    purge = attrs.evolve(purge, on_hold=draw(st.sampled_from([None, "wait", "retain"])))
+    rules = ["never", "after_purge", "after 30 days"] + ([] if has_window else ["at_once"])
+    identity = draw(st.dictionaries(st.sampled_from(["email", "phone"]), st.sampled_from(rules), max_size=2))
+    reuse = base.identity_reuse
+    if has_window and reuse == "after_cancel":
+        reuse = "after_purge"
+    return attrs.evolve(
+        base,
+        confirmation=confirmation,
+        recovery=recovery,
+        purge=purge,
+        identity_reuse=reuse,
+        identity=identity,
     )
 
 

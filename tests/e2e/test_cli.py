@@ -271,12 +271,21 @@ class TestVerify:
 
 class TestDiff:
     def test_builtins_differ(self, tmp_path: Path) -> None:
-        """Six behavioural differences, each a concrete path; exit 1 like diff(1)."""
+        """What each audience notices, then six behavioural differences, each a concrete path;
+        exit 1 like diff(1)."""
         result = cli("diff", "smrtphone", "allclients", cwd=tmp_path)
         assert result.returncode == 1
         lines = result.stdout.splitlines()
-        assert lines[0] == "smrtphone@1 and allclients@1: 6 behavioural differences"
-        assert lines[2:5] == [
+        assert lines[0] == "smrtphone@1 -> allclients@1: 27 changes (12 risky), 6 behavioural differences"
+        assert lines[2:4] == [
+            "customer notices:",
+            "        the survey before cancelling: required -> optional  [survey.mode]",
+        ]
+        assert '  RISKY the text typed to confirm: "CONFIRM" -> none  [confirmation.token]' in lines
+        assert "support notices:" in lines
+        assert "auditor notices:" in lines
+        behaviour = lines.index("behaviour:")
+        assert lines[behaviour + 1 : behaviour + 4] == [
             "1. from active: owner: cancel_service service=messages",
             "     smrtphone@1 refuses it: InvalidTransition: cannot cancel_service from state active: "
             "policy smrtphone@1 has no such step",
@@ -293,11 +302,11 @@ class TestDiff:
             "     allclients@1 allows it: restorable",
         ]
 
-    def test_same_behaviour(self, tmp_path: Path) -> None:
-        """A file and the built-in it was copied from behave the same: exit 0."""
+    def test_same_policy(self, tmp_path: Path) -> None:
+        """A file and the built-in it was copied from are the same: exit 0."""
         name = policy_file(tmp_path, SMRTPHONE_TOML)
-        assert (
-            ok(cli("diff", name, "smrtphone", cwd=tmp_path)) == "policy.toml and smrtphone behave the same\n"
+        assert ok(cli("diff", name, "smrtphone", cwd=tmp_path)) == (
+            "policy.toml and smrtphone are the same: nothing anyone would notice, the same behaviour\n"
         )
 
     def test_same_label_uses_file_names(self, tmp_path: Path) -> None:
@@ -309,19 +318,41 @@ class TestDiff:
             "     smrtphone refuses it: NotPermitted: user:member (member) may not confirm",
             "     member.toml allows it: cancelled",
         ]
+        assert "  RISKY who may confirm: the owner -> team members  [permissions.confirm]" in result.stdout
 
     def test_json(self, tmp_path: Path) -> None:
-        """--json lists the differences as data."""
+        """--json lists the changes and the behavioural differences as data."""
         result = cli("diff", "smrtphone", "allclients", "--json", cwd=tmp_path)
         assert result.returncode == 1
         data = json.loads(result.stdout)
         assert (data["a"], data["b"], len(data["differences"])) == ("smrtphone@1", "allclients@1", 6)
+        assert (data["same"], data["risky"], len(data["changes"])) == (False, True, 27)
+        assert data["changes"][1] == {
+            "text": 'the text typed to confirm: "CONFIRM" -> none',
+            "keys": ["confirmation.token"],
+            "audience": "customer",
+            "risky": True,
+        }
 
     def test_one_unreadable_file(self, tmp_path: Path) -> None:
         """An unreadable file is exit 2."""
         assert refused(cli("diff", "smrtphone", "nope.toml", cwd=tmp_path), 2).startswith(
             "cannot read nope.toml"
         )
+
+    def test_fail_on_risky(self, tmp_path: Path) -> None:
+        """--fail-on risky exits 0 for changes that are not risky, 1 for a risky one."""
+        longer = ALLCLIENTS_TOML.replace('window = "3 months"', 'window = "6 months"')
+        shorter = ALLCLIENTS_TOML.replace('window = "3 months"', 'window = "30 days"')
+        policy_file(tmp_path, longer, "longer.toml")
+        policy_file(tmp_path, shorter, "shorter.toml")
+        safe = cli("diff", "allclients", "longer.toml", "--fail-on", "risky", cwd=tmp_path)
+        assert safe.returncode == 0
+        assert "        the recovery window: 3 months -> 6 months  [recovery.window]" in safe.stdout
+        assert cli("diff", "allclients", "longer.toml", cwd=tmp_path).returncode == 1  # any is the default
+        risky = cli("diff", "allclients", "shorter.toml", "--fail-on", "risky", cwd=tmp_path)
+        assert risky.returncode == 1
+        assert "  RISKY the recovery window: 3 months -> 30 days  [recovery.window]" in risky.stdout
 
 
 # -- the group ------------------------------------------------------------------------------------

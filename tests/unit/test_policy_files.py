@@ -572,3 +572,51 @@ def test_documented_example_is_a_valid_policy() -> None:
     assert len(blocks) >= 1
     for block in blocks:
         assert isinstance(Policy.from_toml(block), Policy)
+
+
+class TestEveryError:
+    """A file with several problems: one PolicyError reading as the first, listing them all."""
+
+    BAD = """
+name = "bad"
+colour = 1
+[survey]
+mode = "sometimes"
+[confirmation]
+token = "DELETE {acount}"
+[recovery]
+reminders = ["7 days", "1 day"]
+[purge]
+categories = [{ name = "Contacts", at = "cancel" }, { name = "files", at = "expiry" }]
+on_hold = "forever"
+"""
+
+    def test_every_problem_with_its_key(self) -> None:
+        with pytest.raises(PolicyError) as caught:
+            Policy.from_toml(self.BAD)
+        assert [e.key for e in caught.value.errors] == [
+            "colour",
+            "survey.mode",
+            "confirmation.token",
+            "purge.categories[0].name",
+            "purge.categories[1].at",
+            "purge.on_hold",
+            "recovery.reminders[0]",
+            "recovery.reminders[1]",
+        ]
+        assert str(caught.value) == str(caught.value.errors[0])
+
+    def test_a_part_that_cannot_be_read_brings_no_follow_up_errors(self) -> None:
+        """recovery.window does not parse: the expiry category is not blamed for the missing window."""
+        text = (
+            'name = "x"\n[recovery]\nwindow = "soon"\n'
+            '[purge]\ncategories = [{ name = "files", at = "expiry" }]\n'
+        )
+        with pytest.raises(PolicyError) as caught:
+            Policy.from_toml(text)
+        assert [e.key for e in caught.value.errors] == ["recovery.window"]
+
+    def test_one_problem_is_its_own_list(self) -> None:
+        with pytest.raises(PolicyError) as caught:
+            Policy(name="x", version=0)
+        assert caught.value.errors == (caught.value,)

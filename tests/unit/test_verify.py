@@ -620,7 +620,9 @@ class TestPhasesAndChoices:
 
 
 def _situations(policy: Policy) -> list[object]:
-    from account_lifecycle.verify import _Alphabet, _Graph, _Model, _probes
+    from account_lifecycle.verify.graph import _Graph
+    from account_lifecycle.verify.model import _Model
+    from account_lifecycle.verify.probes import _Alphabet, _probes
 
     graph = _Graph(_Model(PolicyMachine(policy), policy.prerequisites), _probes(policy, _Alphabet.of(policy)))
     return list(graph.order)

@@ -1,0 +1,254 @@
+"""The operator console over a store: ``open``, ``request``, ``survey``, ``confirm``,
+``withdraw``, ``restore``, ``sweep``, ``status``, ``history``, ``receipt``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from account_lifecycle.cli._common import REFUSED, USAGE, _error, _guarded, _json, _say, _Stop
+from account_lifecycle.cli.console_setup import (
+    _AS,
+    _actor,
+    _console,
+    _lifecycle,
+    _parse_time,
+    _same_policy,
+    _split,
+)
+from account_lifecycle.cli.render import _emit_record, _show_event, _show_receipt, _timeline_lines
+from account_lifecycle.lifecycle import Lifecycle
+from account_lifecycle.model import AccountRecord, Actor, SurveyOutcome
+from account_lifecycle.purge import SweepReport
+
+
+def _run(options: dict[str, Any], account_id: str, act: Callable[[Lifecycle], AccountRecord]) -> None:
+    as_json = options.pop("as_json")
+    settings = _split(options)
+    with _lifecycle(settings) as lifecycle:
+        _same_policy(lifecycle, account_id, settings)
+        record = act(lifecycle)
+        _emit_record(record, as_json)
+
+
+@click.command("open")
+@click.argument("account_id")
+@click.option("--owner", required=True, metavar="USER_ID", help="The owner's user id.")
+@click.option("--member", "members", multiple=True, metavar="USER_ID", help="A team member (repeatable).")
+@click.option("--identity", metavar="TEXT", help="The identity (e.g. e-mail) the account holds.")
+@_console
+@_guarded
+def open_(
+    account_id: str, owner: str, members: tuple[str, ...], identity: str | None, **options: Any
+) -> None:
+    """Open an ACTIVE account."""
+    as_json = options.pop("as_json")
+    with _lifecycle(_split(options)) as lifecycle:
+        record = lifecycle.open(account_id, owner=owner, members=members, identity=identity)
+        _emit_record(record, as_json)
+
+
+@click.command()
+@click.argument("account_id")
+@_AS
+@_console
+@_guarded
+def request(account_id: str, actor: Actor, **options: Any) -> None:
+    """Ask to cancel the account."""
+    _run(options, account_id, lambda lc: lc.request_cancellation(account_id, actor))
+
+
+def _answers(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
+    answers = {}
+    for value in values:
+        key, sep, text = value.partition("=")
+        if not sep:
+            raise click.BadParameter(f"expected QUESTION=ANSWER, got {value!r}")
+        answers[key] = text
+    return answers
+
+
+@click.command()
+@click.argument("account_id")
+@_AS
+@click.option("--outcome", type=click.Choice([o.value for o in SurveyOutcome]), help="The survey's outcome.")
+@click.option("--skip", is_flag=True, help="Skip an optional survey instead.")
+@click.option(
+    "--answer", "answers", multiple=True, callback=_answers, metavar="QUESTION=ANSWER", help="Repeatable."
+)
+@_console
+@_guarded
+def survey(
+    account_id: str, actor: Actor, outcome: str | None, skip: bool, answers: dict[str, str], **options: Any
+) -> None:
+    """Answer the survey (--outcome), or skip an optional one (--skip)."""
+    if skip == (outcome is not None):
+        raise _Stop(USAGE, "error: give exactly one of --outcome or --skip")
+    if skip:
+        _run(options, account_id, lambda lc: lc.skip_survey(account_id, actor))
+    else:
+        assert outcome is not None
+        _run(options, account_id, lambda lc: lc.submit_survey(account_id, actor, outcome, answers or None))
+
+
+@click.command()
+@click.argument("account_id")
+@_AS
+@click.option("--token", metavar="TEXT", help="The confirmation text, typed exactly.")
+@click.option("--ack", "acks", multiple=True, metavar="ID", help="An acknowledgement id (repeatable).")
+@click.option(
+    "--request-id",
+    metavar="ID",
+    help="The cancellation request this confirm answers (the record's cancellation_id); "
+    "a confirm for an earlier request is refused.",
+)
+@click.option("--window", metavar="DURATION", help="The recovery window picked, one of the policy's choices.")
+@click.option(
+    "--authenticated-at",
+    "authenticated_at",
+    metavar="TIME",
+    help="When the actor last logged in (ISO time, UTC if no zone), for a policy asking for a fresh login.",
+)
+@_console
+@_guarded
+def confirm(
+    account_id: str,
+    actor: Actor,
+    token: str | None,
+    acks: tuple[str, ...],
+    request_id: str | None,
+    window: str | None,
+    authenticated_at: str | None,
+    **options: Any,
+) -> None:
+    """Confirm the cancellation; the cancel-time purge runs before this returns."""
+    logged_in = None if authenticated_at is None else _parse_time(authenticated_at, "--authenticated-at")
+    _run(
+        options,
+        account_id,
+        lambda lc: lc.confirm(
+            account_id,
+            actor,
+            token,
+            acks,
+            request_id=request_id,
+            window=window,
+            authenticated_at=logged_in,
+        ),
+    )
+
+
+@click.command()
+@click.argument("account_id")
+@_AS
+@_console
+@_guarded
+def withdraw(account_id: str, actor: Actor, **options: Any) -> None:
+    """Withdraw a cancellation before confirming it."""
+    _run(options, account_id, lambda lc: lc.withdraw(account_id, actor))
+
+
+@click.command()
+@click.argument("account_id")
+@_AS
+@_console
+@_guarded
+def restore(account_id: str, actor: Actor, **options: Any) -> None:
+    """Restore a RESTORABLE account while its window is open."""
+    _run(options, account_id, lambda lc: lc.restore(account_id, actor))
+
+
+@click.command()
+@click.option("--limit", type=click.IntRange(min=0), help="Handle at most this many accounts.")
+@_console
+@_guarded
+def sweep(limit: int | None, **options: Any) -> int:
+    """Finish unfinished purges and purge accounts whose window ended. Exits 1 if a purge failed."""
+    as_json = options.pop("as_json")
+    with _lifecycle(_split(options)) as lifecycle:
+        report: SweepReport = lifecycle.sweep(limit)
+    if as_json:
+        _json(
+            {
+                "purged": list(report.purged),
+                "restorable": list(report.restorable),
+                "failed": list(report.failed),
+            }
+        )
+    else:
+        for label, ids in (
+            ("purged", report.purged),
+            ("restorable", report.restorable),
+            ("failed", report.failed),
+        ):
+            _say(f"{label}: {', '.join(ids) if ids else 'none'}")
+    if report.failed:
+        _error(f"sweep: purge failed for {', '.join(report.failed)}; a later sweep retries", as_json=as_json)
+        return REFUSED
+    return 0
+
+
+@click.command()
+@click.argument("account_id")
+@click.option("--as", "actor", callback=_actor, metavar="ACTOR", help="Also list what this actor may do now.")
+@click.option(
+    "--preview", is_flag=True, help="Show the timeline instead: what is erased when, kept, and restorable."
+)
+@click.option("--window", metavar="DURATION", help="With --preview, before confirming: the window to assume.")
+@_console
+@_guarded
+def status(account_id: str, actor: Actor | None, preview: bool, window: str | None, **options: Any) -> None:
+    """Show an account (and, with --as, the actions allowed now), or with --preview its timeline."""
+    as_json = options.pop("as_json")
+    if window is not None and not preview:
+        raise _Stop(USAGE, "error: --window goes with --preview")
+    with _lifecycle(_split(options)) as lifecycle:
+        if preview:
+            timeline = lifecycle.preview(account_id, window=window)
+            if as_json:
+                click.echo(timeline.to_json())
+            else:
+                _say("\n".join(_timeline_lines(timeline)))
+            return
+        record = lifecycle.get(account_id)
+        allowed = None if actor is None else lifecycle.allowed_actions(account_id, actor)
+        _emit_record(record, as_json, allowed)
+
+
+@click.command()
+@click.argument("account_id")
+@_console
+@_guarded
+def history(account_id: str, **options: Any) -> int:
+    """Show the account's audit events and verify their hash chain (exits 1 if tampered)."""
+    as_json = options.pop("as_json")
+    with _lifecycle(_split(options)) as lifecycle:
+        events = lifecycle.history(account_id)
+        if not events:
+            lifecycle.get(account_id)  # AccountNotFound for an unknown id
+        if as_json:
+            _json([event.to_dict() for event in events])
+        else:
+            for event in events:
+                _show_event(event)
+        lifecycle.verify_history(account_id)
+    if not as_json:
+        _say(f"audit chain of {account_id} verifies ({len(events)} events)")
+    return 0
+
+
+@click.command()
+@click.argument("account_id")
+@_console
+@_guarded
+def receipt(account_id: str, **options: Any) -> None:
+    """Show the erasure receipt of a PURGED account."""
+    as_json = options.pop("as_json")
+    with _lifecycle(_split(options)) as lifecycle:
+        proof = lifecycle.receipt(account_id)
+    if as_json:
+        click.echo(proof.to_json())
+    else:
+        _show_receipt(proof)
