@@ -249,6 +249,7 @@ class Simulator:
             actor, action = str(move.get("actor")), str(move.get("action"))
             inputs = move.get("inputs") or {}
             before = self.record().state
+            seen = len(self.lifecycle.history(ACCOUNT))
             if actor == "clock":
                 refused = self._time_passes(action, inputs)
             elif action == "purge":
@@ -260,6 +261,8 @@ class Simulator:
                 refused = None
             after = self.record().state
             expected = move.get("to")
+            # a confirm also runs the cancel-time purge inline: the states it passed through count
+            passed = {e.to_state.value for e in self.lifecycle.history(ACCOUNT)[seen:]} | {after.value}
             out.append(
                 {
                     "number": number,
@@ -269,7 +272,7 @@ class Simulator:
                     "refused": refused,
                     "expected": expected,
                     "agrees": (expected is None) == (refused is not None)
-                    and (expected is None or expected == after.value),
+                    and (expected is None or expected in passed),
                 }
             )
         return out
@@ -279,9 +282,8 @@ class Simulator:
         if action == Action.CONFIRM:
             right = self.policy.confirmation.token_for(ACCOUNT)
             token = right if inputs.get("token") != "wrong" else f"{right or 'CONFIRM'}!"
-            acks = (
-                [] if inputs.get("acknowledgements") == "none" else self.policy.confirmation.acknowledgements
-            )
+            every = [a.id for a in self.policy.confirmation.acknowledgements]
+            acks = [] if inputs.get("acknowledgements") == "none" else every
             pending = inputs.get("prerequisites") == "pending"
             for check in self.checks.values():
                 check.pending = ["sample item"] if pending else []

@@ -34,7 +34,8 @@ _STYLE: Final = (
 
 
 def _who(relations: Iterable[Relation]) -> str:
-    names = [relation.value for relation in relations]
+    given = set(relations)
+    names = [relation.value for relation in Relation if relation in given]  # a stable order
     return "/".join(names) if names else "nobody"
 
 
@@ -94,7 +95,8 @@ def render_svg(policy: Policy) -> str:
     states = _states(machine, edges)
     x_of = {state: 40 + _WIDTH / 2 + index * _STEP for index, state in enumerate(states)}
     width = 80 + _WIDTH + _STEP * (len(states) - 1)
-    notes = {state: _wrap(lines) for state, lines in state_notes(policy).items()}
+    full = state_notes(policy)
+    notes = {state: _wrap(lines) for state, lines in full.items()}
     box = 34 + _LINE * max((len(notes[s]) for s in states), default=0)
     height = _TOP + box + 160
 
@@ -119,6 +121,7 @@ def render_svg(policy: Policy) -> str:
         lines = "".join(_text(x, _TOP + 40 + _LINE * n, line, "note") for n, line in enumerate(notes[state]))
         parts.append(
             f'<g class="state{kind}" data-state="{state.value}">'
+            f"<title>{escape(chr(10).join([state.value, *full[state]]))}</title>"
             f'<rect x="{x - _WIDTH / 2:.0f}" y="{_TOP}" width="{_WIDTH}" height="{box}" rx="12"/>'
             + _text(x, _TOP + 21, state.value, "name")
             + lines
