@@ -45,6 +45,7 @@ def policy_facts(policy: Policy) -> dict[str, Any]:
         "choices": [str(c) for c in policy.recovery.choices],
         "services": list(policy.services),
         "categories": [c.name for c in policy.purge.categories],
+        "reminders": [str(r) for r in policy.recovery.reminders],
         "prerequisites": list(policy.prerequisites),
         "fresh_login": None
         if policy.confirmation.fresh_login is None

@@ -132,3 +132,15 @@ def test_a_refusal_on_the_path_is_replayed_as_a_refusal() -> None:
     )
     assert steps[0]["refused"] is not None
     assert steps[0]["agrees"] is True
+
+
+def test_reminders_are_due_before_the_window_ends_and_sent_by_the_sweep() -> None:
+    text = ALLCLIENTS.replace('window = "3 months"', 'window = "3 months"\nreminders = ["7 days"]')
+    simulator = Simulator(Policy.from_toml(text))
+    simulator.drive_to(State.RESTORABLE)
+    [reminder] = simulator.view()["reminders"]
+    assert reminder == {"before": "7 days", "at": "2026-04-08T09:00:00.000000Z", "sent_at": None}
+    simulator.move_clock(85, "days")
+    [reminder] = simulator.view()["reminders"]
+    assert reminder["sent_at"] == "2026-04-10T09:00:00.000000Z"
+    assert simulator.view()["history"][-1]["action"] == "reminder"

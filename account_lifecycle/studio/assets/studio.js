@@ -272,6 +272,8 @@ function showTimeline(sim) {
   if (t.kept.length) fact("never erased", t.kept.map((k) => `${k.category} (${k.reason})`).join(", "));
   for (const reminder of sim.reminders)
     fact(`reminder ${reminder.before} before`, `${when(reminder.at)}${reminder.sent_at ? " (sent)" : ""}`);
+  if (!sim.reminders.length && state.facts && state.facts.reminders.length)
+    fact("reminders", state.facts.reminders.map((r) => `${r} before the window ends`).join(", "));
   const erasures = el("table", { id: "erasures" },
     el("thead", {}, el("tr", {}, el("th", {}, "category"), el("th", {}, "erased at"), el("th", {}, "when"), el("th", {}, "done"))));
   const body = el("tbody");
