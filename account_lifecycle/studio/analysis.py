@@ -25,14 +25,19 @@ _AT_LINE: Final = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 
 def check_text(text: str) -> tuple[Policy | None, list[dict[str, Any]]]:
-    """The policy of *text*, or None and its errors, each ``{key, message, text, line, column}``."""
+    """The policy of *text*, or None and its errors, each ``{key, message, text, line, column}``
+    (``text`` in ``check``'s words)."""
     try:
         return Policy.from_toml(text), []
     except PolicyError as exc:
-        where = _AT_LINE.search(exc.message)
-        line, column = (int(where[1]), int(where[2])) if where else locate(text, exc.key)
-        error = {"key": exc.key, "message": exc.message, "text": str(exc), "line": line, "column": column}
-        return None, [error]
+        # every problem the reader found (``errors``, where it lists them), else the one
+        return None, [_placed(text, error) for error in getattr(exc, "errors", None) or (exc,)]
+
+
+def _placed(text: str, error: PolicyError) -> dict[str, Any]:
+    where = _AT_LINE.search(error.message)
+    line, column = (int(where[1]), int(where[2])) if where else locate(text, error.key)
+    return {"key": error.key, "message": error.message, "text": str(error), "line": line, "column": column}
 
 
 def policy_facts(policy: Policy) -> dict[str, Any]:

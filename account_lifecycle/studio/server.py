@@ -252,6 +252,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "account-lifecycle-studio"
     sys_version = ""
     protocol_version = "HTTP/1.1"
+    timeout = 30  # seconds a connection may stall (a body promised and never sent) before it is dropped
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # log_request below says what is worth saying, and nothing from the request body

@@ -122,10 +122,11 @@ def test_analyse_an_invalid_text_gives_only_its_errors() -> None:
 
 
 def test_the_difference_adapter_reads_a_semantic_report_as_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
-    """When ``diff_policies`` grows words, keys, audience and risk, they pass through unchanged."""
+    """When ``diff_policies`` reports semantic changes with words, keys, audience and risk,
+    they pass through unchanged, risky ones first, beside the behavioural differences."""
 
     @attrs.frozen
-    class Semantic:
+    class Change:
         text: str
         keys: tuple[str, ...]
         audience: str
@@ -136,16 +137,51 @@ def test_the_difference_adapter_reads_a_semantic_report_as_it_is(monkeypatch: py
         a: str
         b: str
         differences: tuple[Any, ...]
+        changes: tuple[Any, ...]
 
-    found = Semantic("members may now confirm", ("permissions.confirm",), "compliance", True)
-    monkeypatch.setattr(difference, "diff_policies", lambda a, b: Report("a", "b", (found,)))
-    assert difference.differences(policies.ALLCLIENTS, policies.ALLCLIENTS) == [
+    real = difference.diff_policies(policies.ALLCLIENTS, policies.SMRTPHONE).differences[:1]
+    calm = Change("the description changed", ("description",), "auditor", False)
+    risky = Change("members may now confirm", ("permissions.confirm",), "customer", True)
+    monkeypatch.setattr(difference, "diff_policies", lambda a, b: Report("a", "b", real, (calm, risky)))
+    entries = difference.differences(policies.ALLCLIENTS, policies.SMRTPHONE)
+    assert entries[:2] == [
         {
             "text": "members may now confirm",
             "keys": ["permissions.confirm"],
-            "audience": "compliance",
+            "audience": "customer",
             "risky": True,
-        }
+            "kind": "semantic",
+        },
+        {
+            "text": "the description changed",
+            "keys": ["description"],
+            "audience": "auditor",
+            "risky": False,
+            "kind": "semantic",
+        },
+    ]
+    assert entries[2]["kind"] == "behavioural"
+    assert len(entries) == 3
+
+
+def test_every_error_the_reader_lists_is_placed_at_its_own_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ``PolicyError`` listing several problems (``errors``) gives one entry each."""
+    from account_lifecycle import PolicyError
+    from account_lifecycle.studio import analysis
+
+    first = PolicyError(key="recovery.window", message="expected a duration")
+    second = PolicyError(key="permissions.confirm", message="unknown relation")
+    both = PolicyError(key=first.key, message=first.message)
+    both.errors = (first, second)  # type: ignore[attr-defined]
+
+    def refuse(text: str) -> Policy:
+        raise both
+
+    monkeypatch.setattr(analysis.Policy, "from_toml", staticmethod(refuse))
+    _, errors = analysis.check_text(ALLCLIENTS)
+    assert [(e["key"], e["line"]) for e in errors] == [
+        ("recovery.window", line_of(ALLCLIENTS, "window =")),
+        ("permissions.confirm", line_of(ALLCLIENTS, "confirm =")),
     ]
 
 

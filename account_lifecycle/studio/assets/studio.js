@@ -32,7 +32,8 @@ async function call(route, body) {
 
 function drawGutter(errors) {
   const lines = $("#source").value.split("\n").length;
-  const bad = new Map(errors.map((e) => [e.line, e.text]));
+  const bad = new Map();
+  for (const e of errors) bad.set(e.line, bad.has(e.line) ? `${bad.get(e.line)}\n${e.text}` : e.text);
   const gutter = $("#gutter");
   gutter.replaceChildren();
   for (let n = 1; n <= lines; n++) {
@@ -176,7 +177,7 @@ function showDiff(diff) {
   for (const difference of diff.differences) {
     const item = el("li", { class: difference.risky ? "risky" : "" }, difference.text);
     if (difference.risky) item.append(el("span", { class: "tag risky" }, "risky"));
-    item.append(el("span", { class: "tag" }, difference.audience));
+    item.append(el("span", { class: "tag" }, difference.kind), el("span", { class: "tag" }, difference.audience));
     for (const key of difference.keys) item.append(el("span", { class: "tag key" }, key));
     list.append(item);
   }
