@@ -22,7 +22,8 @@ __all__ = ["render_svg", "state_notes"]
 
 _STEP: Final = 200  # horizontal distance between states
 _WIDTH: Final = 160
-_TOP: Final = 130  # y of the top of the row of states
+_MARGIN: Final = 40  # room above the highest label, for the title
+_LOOP_LABEL: Final = 74  # how far above the row a loop's lowest label sits
 _LINE: Final = 14
 _STYLE: Final = (
     "text{font:12px system-ui,sans-serif;fill:#222}.title{font-weight:600;font-size:14px}"
@@ -98,11 +99,13 @@ def render_svg(policy: Policy) -> str:
     full = state_notes(policy)
     notes = {state: _wrap(lines) for state, lines in full.items()}
     box = 34 + _LINE * max((len(notes[s]) for s in states), default=0)
-    height = _TOP + box + 160
 
     grouped: dict[tuple[State, State], list[str]] = {}
     for source, dest, label in edges:
         grouped.setdefault((source, dest), []).append(label)
+    # the row sits low enough for the highest stack of labels, under the title
+    top = _MARGIN + max((_above(pair, len(labels), x_of) for pair, labels in grouped.items()), default=0)
+    height = top + box + 160
 
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="machine" viewBox="0 0 {width:.0f} {height:.0f}" '
@@ -113,41 +116,60 @@ def render_svg(policy: Policy) -> str:
         f"<style>{_STYLE}</style>",
         _text(10, 20, policy.label, "title", "start"),
     ]
-    for (source, dest), labels in grouped.items():
-        parts.append(_edge(source, dest, labels, x_of, box))
+    for pair, labels in grouped.items():
+        parts.append(_edge(pair, labels, x_of, top, box))
     for state in states:
         x = x_of[state]
         kind = " terminal" if state is State.PURGED else ""
-        lines = "".join(_text(x, _TOP + 40 + _LINE * n, line, "note") for n, line in enumerate(notes[state]))
+        lines = "".join(_text(x, top + 40 + _LINE * n, line, "note") for n, line in enumerate(notes[state]))
         parts.append(
             f'<g class="state{kind}" data-state="{state.value}">'
             f"<title>{escape(chr(10).join([state.value, *full[state]]))}</title>"
-            f'<rect x="{x - _WIDTH / 2:.0f}" y="{_TOP}" width="{_WIDTH}" height="{box}" rx="12"/>'
-            + _text(x, _TOP + 21, state.value, "name")
+            f'<rect x="{x - _WIDTH / 2:.0f}" y="{top:.0f}" width="{_WIDTH}" height="{box}" rx="12"/>'
+            + _text(x, top + 21, state.value, "name")
             + lines
             + "</g>"
         )
     start = x_of[State.ACTIVE] - _WIDTH / 2
-    parts.append(f'<circle cx="{start - 18:.0f}" cy="{_TOP + 17}" r="6" class="start"/>')
+    parts.append(f'<circle cx="{start - 18:.0f}" cy="{top + 17:.0f}" r="6" class="start"/>')
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
 
 
-def _edge(source: State, dest: State, labels: list[str], x_of: dict[State, float], box: float) -> str:
+def _rise(x1: float, x2: float) -> float:
+    """How far an arc between two states rises above (or falls below) the row."""
+    return 30 + 24 * abs(x2 - x1) / _STEP
+
+
+def _above(pair: tuple[State, State], count: int, x_of: dict[State, float]) -> float:
+    """How far above the row the first of an edge's *count* labels is (0 for arcs below it)."""
+    source, dest = pair
+    if source is dest:
+        return _LOOP_LABEL + _LINE * count
+    if x_of[dest] > x_of[source]:
+        return _rise(x_of[source], x_of[dest]) + 6 + _LINE * count
+    return 0
+
+
+def _edge(
+    pair: tuple[State, State], labels: list[str], x_of: dict[State, float], top: float, box: float
+) -> str:
+    source, dest = pair
     system = all(" (system, " in label for label in labels)
     cls = "edge system" if system else "edge"
     shown = [label.split(" ", 1)[0] for label in labels]
     tooltip = escape("\n".join(labels))
     x1, x2 = x_of[source], x_of[dest]
     if source is dest:
-        top = _TOP
-        path = f"M{x1 - 30:.0f},{top} C{x1 - 50:.0f},{top - 90} {x1 + 50:.0f},{top - 90} {x1 + 30:.0f},{top}"
-        label_y: float = top - 74 - _LINE * (len(shown) - 1)
+        path = (
+            f"M{x1 - 30:.0f},{top:.0f} C{x1 - 50:.0f},{top - 90:.0f} "
+            f"{x1 + 50:.0f},{top - 90:.0f} {x1 + 30:.0f},{top:.0f}"
+        )
+        label_y = top - _LOOP_LABEL - _LINE * (len(shown) - 1)
     else:
-        span = abs(x2 - x1) / _STEP
-        rise = 30 + 24 * span
+        rise = _rise(x1, x2)
         forward = x2 > x1
-        y = _TOP if forward else _TOP + box
+        y = top if forward else top + box
         control = y - 2 * rise if forward else y + 2 * rise
         path = f"M{x1:.0f},{y:.0f} Q{(x1 + x2) / 2:.0f},{control:.0f} {x2:.0f},{y:.0f}"
         label_y = y - rise - 6 - _LINE * (len(shown) - 1) if forward else y + rise + 14

@@ -196,3 +196,15 @@ def test_the_difference_adapter_defaults_what_todays_report_lacks() -> None:
         assert entry["risky"] is False
         assert "the baseline" in entry["text"]
         assert "this file" in entry["text"]
+
+
+def test_stacked_labels_stay_below_the_title() -> None:
+    """With holds, every state loops with two or more labels: the row moves down to fit them."""
+    import re
+
+    text = ALLCLIENTS.replace("protected = []", 'protected = []\non_hold = "retain"')
+    svg = render_svg(Policy.from_toml(text))
+    label_ys = [float(y) for y in re.findall(r'<text x="[\d.]+" y="(-?[\d.]+)" class="label"', svg)]
+    assert label_ys
+    assert min(label_ys) >= 40  # the title's line is at 20
+    assert "hold by support/system: the category is kept" in svg
