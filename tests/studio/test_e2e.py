@@ -165,6 +165,7 @@ def test_a_product_manager_and_a_reviewer_walk_through_the_studio(
     edit(page, ALLCLIENTS)
     page.wait_for_selector('.proof[data-invariant="owner_confirms"] .status.holds')
     page.wait_for_selector("#diff-summary:text-matches('behaves the same')")
+    assert page.inner_text("#replay") == ""  # the replay was of the policy before
     page.select_option("#actor", "owner")
     for action in ("request_cancellation", "skip_survey", "confirm"):
         page.click(f'#actions button[data-action="{action}"]')

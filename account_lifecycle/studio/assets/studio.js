@@ -104,7 +104,10 @@ async function analyse() {
   showDiff(result.diff);
   fillInputs(result.facts);
   if (result.simulator) showSim(result.simulator);
-  if (result.simulator_restarted) message("the policy changed: the sample account starts afresh");
+  if (result.simulator_restarted) {
+    $("#replay").replaceChildren(); // a replay of the previous policy no longer applies
+    message("the policy changed: the sample account starts afresh");
+  }
 }
 
 // -- proofs ---------------------------------------------------------------------------------
@@ -334,8 +337,10 @@ async function start() {
   $("#source").addEventListener("input", scheduleAnalysis);
   $("#save").addEventListener("click", save);
   $("#actor").addEventListener("change", showActions);
-  $("#reset").addEventListener("click", () =>
-    simulate("/api/sim/reset", { state: $("#start-state").value }, "reset"));
+  $("#reset").addEventListener("click", () => {
+    $("#replay").replaceChildren();
+    return simulate("/api/sim/reset", { state: $("#start-state").value }, "reset");
+  });
   for (const button of document.querySelectorAll("button.clock"))
     button.addEventListener("click", () => moveClock(Number(button.dataset.amount), button.dataset.unit));
   $("#clock-move").addEventListener("click", () => moveClock(Number($("#clock-amount").value), $("#clock-unit").value));
