@@ -1,6 +1,6 @@
 """The ``account-lifecycle`` command line (extra ``cli``): argument parsing and rendering only.
 
-Policy tools: ``check``, ``show``, ``diagram``, ``verify``, ``diff``. The operator console
+Policy tools: ``check``, ``show``, ``diagram``, ``verify``, ``diff``, ``studio``. The operator console
 over a store: ``open``, ``request``, ``survey``, ``confirm``, ``withdraw``, ``restore``,
 ``sweep``, ``status``, ``history``, ``receipt``. And ``demo``. The rules live in the
 library (``Policy``, ``Lifecycle``, ``verify``, ``diagram``, ``describe``); this package only turns
@@ -29,6 +29,7 @@ from account_lifecycle.cli.console import (
 )
 from account_lifecycle.cli.demo import demo
 from account_lifecycle.cli.policy_commands import check, diagram, diff, show, verify
+from account_lifecycle.studio.command import studio
 
 __all__ = ["cli"]
 
@@ -44,7 +45,7 @@ def cli() -> None:
     """
 
 
-for _command in (check, show, diagram, verify, diff, demo):
+for _command in (check, show, diagram, verify, diff, demo, studio):
     cli.add_command(_command)
 for _command in (open_, request, survey, confirm, withdraw, restore, sweep, status, history, receipt):
     cli.add_command(_command)
