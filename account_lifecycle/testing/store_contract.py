@@ -139,26 +139,26 @@ def _event_text(event: AuditEvent, **changes: Any) -> str:
 
 #: Ways a stored record can be damaged: each gives the text to store instead of the record.
 _DAMAGED_RECORDS: dict[str, Callable[[AccountRecord], str]] = {
-    "not json": lambda r: _record_text(r)[:-40] + f' "{_SECRET}',
-    "not an object": lambda r: json.dumps([_SECRET, r.account_id]),
-    "a field missing": lambda r: json.dumps({"account_id": r.account_id, "owner": _SECRET}),
-    "wrong types": lambda r: _record_text(r, members=7, owner=_SECRET),
-    "an unknown state": lambda r: _record_text(r, state=_SECRET),
-    "a time that is no time": lambda r: _record_text(r, cancelled_at=_SECRET),
-    "another account's record": lambda r: _record_text(r, account_id=_SECRET),
-    "nested too deeply": lambda r: "[" * 100_000 + json.dumps(_SECRET) + "]" * 100_000,
+    "not-json": lambda r: _record_text(r)[:-40] + f' "{_SECRET}',
+    "not-an-object": lambda r: json.dumps([_SECRET, r.account_id]),
+    "a-field-missing": lambda r: json.dumps({"account_id": r.account_id, "owner": _SECRET}),
+    "wrong-types": lambda r: _record_text(r, members=7, owner=_SECRET),
+    "an-unknown-state": lambda r: _record_text(r, state=_SECRET),
+    "a-time-that-is-no-time": lambda r: _record_text(r, cancelled_at=_SECRET),
+    "another-accounts-record": lambda r: _record_text(r, account_id=_SECRET),
+    "nested-too-deeply": lambda r: "[" * 100_000 + json.dumps(_SECRET) + "]" * 100_000,
     "empty": lambda r: "",
 }
 
 #: Ways a stored audit event can be damaged.
 _DAMAGED_EVENTS: dict[str, Callable[[AuditEvent], str]] = {
-    "not json": lambda e: _event_text(e)[:-30] + f' "{_SECRET}',
-    "not an object": lambda e: json.dumps([_SECRET]),
-    "a field missing": lambda e: json.dumps({"seq": e.seq, "details": {"note": _SECRET}}),
-    "wrong types": lambda e: _event_text(e, details=[_SECRET], seq="two", to_state=7),
-    "an unknown actor": lambda e: _event_text(e, actor=_SECRET),
-    "a time that is no time": lambda e: _event_text(e, at=_SECRET),
-    "nested too deeply": lambda e: "{" * 50_000 + json.dumps(_SECRET),
+    "not-json": lambda e: _event_text(e)[:-30] + f' "{_SECRET}',
+    "not-an-object": lambda e: json.dumps([_SECRET]),
+    "a-field-missing": lambda e: json.dumps({"seq": e.seq, "details": {"note": _SECRET}}),
+    "wrong-types": lambda e: _event_text(e, details=[_SECRET], seq="two", to_state=7),
+    "an-unknown-actor": lambda e: _event_text(e, actor=_SECRET),
+    "a-time-that-is-no-time": lambda e: _event_text(e, at=_SECRET),
+    "nested-too-deeply": lambda e: "{" * 50_000 + json.dumps(_SECRET),
 }
 
 
@@ -906,7 +906,7 @@ class StoreContract:
         newest = due_record("acc-3", NOW - timedelta(hours=1))
         for record in (oldest, broken, newest):
             store.create(record, ())
-        self.corrupt_record(store, "acc-2", _DAMAGED_RECORDS["not json"](broken))
+        self.corrupt_record(store, "acc-2", _DAMAGED_RECORDS["not-json"](broken))
 
         claimed = store.claim_due(now=NOW, lease=Lease("sweeper-1", NOW + _LEASE), limit=10)
 
@@ -937,7 +937,7 @@ class StoreContract:
         fine = due_record("acc-2", NOW - timedelta(hours=1))
         store.create(broken, ())
         store.create(fine, ())
-        self.corrupt_record(store, "acc-1", _DAMAGED_RECORDS["wrong types"](broken))
+        self.corrupt_record(store, "acc-1", _DAMAGED_RECORDS["wrong-types"](broken))
 
         first = store.claim_due(now=NOW, lease=Lease("sweeper-1", NOW + _LEASE), limit=1)
         second = store.claim_due(now=NOW, lease=Lease("sweeper-1", NOW + _LEASE), limit=1)
