@@ -385,11 +385,9 @@ class SQLiteStore:
 
 
 def _described(exc: sqlite3.Error) -> str:
-    """What failed, for a message: SQLite's error name and text, cut before any stored text the
-    sqlite3 module quotes (a column that is not UTF-8)."""
-    text = str(exc).split(" with text ", 1)[0]
-    name = getattr(exc, "sqlite_errorname", None)
-    return f"{name}: {text}" if name else text
+    """What failed, for a message: SQLite's text, cut before any stored text the sqlite3 module
+    quotes (a column that is not UTF-8)."""
+    return str(exc).split(" with text ", 1)[0]
 
 
 def _decode_claimed(account_id: str, body: bytes) -> AccountRecord | CorruptRecord:
