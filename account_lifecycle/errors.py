@@ -64,16 +64,26 @@ __all__ = [
 
 
 class LifecycleError(Exception):
-    """Root of every error account_lifecycle raises on purpose."""
+    """Root of every error account_lifecycle raises on purpose: catch it to tell a situation a
+    user or operator can act on from a bug. Builtin ``ValueError`` / ``TypeError`` are misuse."""
 
 
 class AccountNotFound(LifecycleError):
+    """No account with that id: raised by every command and read (``get``, ``history``, a store's
+    ``save`` of an id never created). ``.account_id`` is the id asked for."""
+
     def __init__(self, *, account_id: str) -> None:
         self.account_id = account_id
         super().__init__(f"no account with id {account_id!r}")
 
 
 class AccountExists(LifecycleError):
+    """``open`` (a store's ``create`` or ``save``) would take what another account holds: the
+    account id itself, its live identity, or one of its identifiers. Nothing was written.
+    ``.account_id`` is the account being written; ``.identity`` the value that is taken (None
+    when it is the id); ``.kind`` the kind of identifier (``"email"``, ``"phone"``), None for
+    the id or the single identity. The message never shows the identity itself."""
+
     def __init__(self, *, account_id: str, identity: str | None = None, kind: str | None = None) -> None:
         self.account_id = account_id
         self.identity = identity
@@ -94,6 +104,11 @@ class AccountExists(LifecycleError):
 
 
 class InvalidTransition(LifecycleError):
+    """The command is not possible from the account's current state (a confirm while ``ACTIVE``,
+    anything once ``PURGED``, ``receipt`` before ``PURGED``). Nothing was written. ``.state`` is
+    the state it was in, ``.action`` the command (an ``Action`` or an effect's name) and
+    ``.reason`` why, when more can be said than the state (``""`` otherwise)."""
+
     def __init__(self, *, state: State, action: Action | str, reason: str = "") -> None:
         self.state = state
         self.action = action
@@ -103,7 +118,9 @@ class InvalidTransition(LifecycleError):
 
 
 class StaleConfirmation(InvalidTransition):
-    """A confirm that answers another cancellation request than the open one."""
+    """A confirm that answers another cancellation request than the open one (a page left open
+    across a withdraw and a new request). ``.state`` is the current state; ``.given`` the
+    cancellation id the confirm carried and ``.current`` the open request's (either may be None)."""
 
     def __init__(self, *, state: State, given: str | None, current: str | None) -> None:
         self.given = given
@@ -117,8 +134,12 @@ class StaleConfirmation(InvalidTransition):
 
 
 class NotPermitted(LifecycleError):
-    """*reason*, when given, says why not now (a recovery phase in which the relation may not
-    restore); ``.reason`` is ``""`` when the relation may never take the action."""
+    """The actor's relation to the account may not take this command under the policy's
+    permissions (a member confirming, a user who is neither owner nor member). Nothing was
+    written. ``.actor`` and ``.action`` name who tried what; ``.relation`` is the relation read
+    from the stored record (None: no relation at all). *reason*, when given, says why not now (a
+    recovery phase in which the relation may not restore); ``.reason`` is ``""`` when the
+    relation may never take the action."""
 
     def __init__(self, *, actor: Actor, action: Action, relation: str | None, reason: str = "") -> None:
         self.actor = actor
@@ -131,6 +152,10 @@ class NotPermitted(LifecycleError):
 
 
 class WrongConfirmationToken(LifecycleError):
+    """``confirm`` with a token that is not exactly the policy's (no trimming, no case folding,
+    no Unicode normalisation). Nothing was written. ``.expected`` is the text to type,
+    ``.given`` what was typed (None when nothing was)."""
+
     def __init__(self, *, expected: str, given: str | None) -> None:
         self.expected = expected
         self.given = given
@@ -141,13 +166,19 @@ class WrongConfirmationToken(LifecycleError):
 
 
 class MissingAcknowledgements(LifecycleError):
+    """``confirm`` without every acknowledgement the policy requires. Nothing was written.
+    ``.missing`` holds the ids still to acknowledge, in the policy's order. An unknown id is a
+    ``ValueError`` instead."""
+
     def __init__(self, *, missing: Sequence[str]) -> None:
         self.missing = tuple(missing)
         super().__init__(f"these acknowledgements are required first: {', '.join(self.missing)}")
 
 
 class PrerequisitesPending(LifecycleError):
-    """``.pending`` maps each check's name to the ``what`` of its items (plain strings);
+    """``confirm`` while a prerequisite check still reports work (unported numbers, open
+    invoices). Nothing was written. Built from *pending* (check name -> its items);
+    ``.pending`` maps each check's name to the ``what`` of its items (plain strings);
     ``.items`` to the ``PendingItem``s themselves, with why each blocks and how to fix it."""
 
     def __init__(self, *, pending: Mapping[str, Sequence[str | PendingItem]]) -> None:
@@ -174,7 +205,8 @@ def _pending_text(item: PendingItem) -> str:
 class ReauthenticationRequired(LifecycleError):
     """The policy asks for a fresh login (``confirmation.fresh_login``) to confirm, and the
     actor's last one (``.authenticated_at``, None when the host gave none) is too old, or lies
-    in the future. ``.max_age`` is how old it may be."""
+    in the future (then *reason* says so). ``.max_age`` is how old it may be, ``.now`` the
+    lifecycle's clock when it was checked. Nothing was written."""
 
     def __init__(
         self, *, authenticated_at: datetime | None, max_age: timedelta, now: datetime, reason: str = ""
@@ -206,6 +238,10 @@ def _span(delta: timedelta) -> str:
 
 
 class RecoveryWindowExpired(LifecycleError):
+    """``restore`` at or after the end of the recovery window. Nothing was written.
+    ``.account_id`` names the account, ``.restorable_until`` when the window ended and
+    ``.now`` the lifecycle's clock at the attempt."""
+
     def __init__(self, *, account_id: str, restorable_until: object, now: object) -> None:
         self.account_id = account_id
         self.restorable_until = restorable_until
@@ -216,6 +252,11 @@ class RecoveryWindowExpired(LifecycleError):
 
 
 class ConcurrentUpdate(LifecycleError):
+    """The stored version moved on between the read and the compare-and-set write (another
+    command won the race), or a write with a lease met another owner's live claim. Nothing was
+    written; load the account again and retry. ``.account_id`` names it,
+    ``.expected_version`` is the version the write expected."""
+
     def __init__(self, *, account_id: str, expected_version: int) -> None:
         self.account_id = account_id
         self.expected_version = expected_version
@@ -226,6 +267,11 @@ class ConcurrentUpdate(LifecycleError):
 
 
 class HistoryTampered(LifecycleError):
+    """The audit trail does not verify (``verify_history``), or a stored event cannot be
+    decoded (a store's ``history``). ``.account_id`` names the account, ``.seq`` the position
+    (1, 2, ...) of the first bad event (one past the last when the last one was removed) and
+    ``.reason`` what is wrong with it; the stored content is never quoted."""
+
     def __init__(self, *, account_id: str, seq: int, reason: str) -> None:
         self.account_id = account_id
         self.seq = seq
@@ -234,7 +280,10 @@ class HistoryTampered(LifecycleError):
 
 
 class PolicyError(LifecycleError):
-    """An invalid policy: ``key`` names where (``recovery.reminders[0]``), ``message`` what.
+    """An invalid policy, found when it is built or read (``Policy.from_toml``, ``Policy.load``):
+    an unknown key, a blank token, a bad duration, a category both purged and protected.
+    ``.key`` is the attribute path at fault (``"recovery.reminders[0]"``; ``""`` for the whole
+    file) and ``.message`` what is wrong with it.
 
     A policy with several problems raises one ``PolicyError`` that reads as the first, whose
     ``errors`` lists every problem found (each a ``PolicyError``; ``account-lifecycle check``
@@ -256,12 +305,17 @@ class PolicyError(LifecycleError):
 
 
 class ConfigurationError(LifecycleError):
+    """A ``Lifecycle`` built without what its policy needs: a purge category that is not
+    protected has no purger, a prerequisite has no check. *message* names what is missing."""
+
     def __init__(self, message: str) -> None:
         super().__init__(message)
 
 
 class PolicyMismatch(LifecycleError):
-    """The account was opened under another policy than the lifecycle that was asked to act."""
+    """The account was opened under another policy than the lifecycle that was asked to act.
+    Nothing was written. ``.account_id`` names it, ``.account_policy`` is the policy stored
+    with it and ``.lifecycle_policy`` the lifecycle's."""
 
     def __init__(self, *, account_id: str, account_policy: str, lifecycle_policy: str) -> None:
         self.account_id = account_id
@@ -274,15 +328,19 @@ class PolicyMismatch(LifecycleError):
 
 
 class StoreError(LifecycleError):
-    """The store failed (unreachable, locked for too long, corrupt); nothing was written."""
+    """The store itself failed: unreachable, locked for too long, full, read-only, a connection
+    lost mid-transaction, a schema missing or too new. Nothing of the failed call was written.
+    *message* says which store and what failed, never a password or the content of a row."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
 
 
 class RecordCorrupt(StoreError):
-    """A stored account record cannot be decoded (damaged by hand, by a bug, or by a disk).
-    The message names the account and what is wrong, never the record's content."""
+    """A stored account record cannot be decoded (damaged by hand, by a bug, or by a disk):
+    raised by a store's ``get`` and every command that reads the account; ``claim_due`` returns
+    a ``CorruptRecord`` for it instead. ``.account_id`` names the account, ``.reason`` what is
+    wrong. The message names the account and what is wrong, never the record's content."""
 
     def __init__(self, *, account_id: str, reason: str) -> None:
         self.account_id = account_id
@@ -293,8 +351,10 @@ class RecordCorrupt(StoreError):
 class ErasureInProgress(LifecycleError):
     """A purge step that the command would change is running now: its purger may be erasing
     the data the command wants kept (a restore, a legal hold on that category). Nothing was
-    written; retry once the step has ended (``retry_after`` is when its claim lapses at the
-    latest)."""
+    written; retry once the step has ended. ``.account_id`` and ``.action`` name the refused
+    command, ``.steps`` the steps under way, ``.since`` when they started, and
+    ``.retry_after`` when their claim lapses at the latest (None if unknown). ``retryable`` is
+    True."""
 
     retryable = True
 

@@ -31,6 +31,16 @@ MAX_ID_LENGTH = 255
 
 
 class State(enum.StrEnum):
+    """Where an account is in its lifecycle; stored as the lower-case value.
+
+    ``ACTIVE``: open and in use. ``SURVEYED``: the owner asked to cancel and is answering the
+    exit survey. ``PENDING_CONFIRM``: waiting for the owner's confirmation (token,
+    acknowledgements, prerequisites). ``CANCELLED``: confirmed; access has ended and the
+    cancel-time purge runs. ``RESTORABLE``: the cancel-time purge is done and the recovery
+    window is open until ``restorable_until``. ``PURGED``: everything the policy erases is
+    gone; terminal.
+    """
+
     ACTIVE = "active"
     SURVEYED = "surveyed"
     PENDING_CONFIRM = "pending_confirm"
@@ -40,6 +50,14 @@ class State(enum.StrEnum):
 
 
 class Action(enum.StrEnum):
+    """The name of each command, as recorded in audit events and in ``permissions``.
+
+    Users' commands: ``OPEN``, ``REQUEST_CANCELLATION``, ``SUBMIT_SURVEY``, ``SKIP_SURVEY``,
+    ``WITHDRAW``, ``CONFIRM``, ``RESTORE``, ``TRANSFER_OWNERSHIP``, ``CANCEL_SERVICE``; support's
+    legal holds: ``PLACE_HOLD``, ``RELEASE_HOLD``; the system's: ``PURGE``. Effects (a category
+    purged, team access revoked) are recorded under their own names, not as actions.
+    """
+
     OPEN = "open"
     REQUEST_CANCELLATION = "request_cancellation"
     SUBMIT_SURVEY = "submit_survey"
@@ -55,12 +73,21 @@ class Action(enum.StrEnum):
 
 
 class SurveyOutcome(enum.StrEnum):
+    """The answer to the exit survey: ``KEEP_ACCOUNT`` and ``BOOK_MEETING`` return the account
+    to ``ACTIVE`` (a meeting request is recorded for the host to act on), ``CANCEL`` moves on to
+    ``PENDING_CONFIRM``. A policy offers a subset (``survey.outcomes``)."""
+
     KEEP_ACCOUNT = "keep_account"
     BOOK_MEETING = "book_meeting"
     CANCEL = "cancel"
 
 
 class Relation(enum.StrEnum):
+    """How an actor relates to an account, read from the stored record, never taken from the
+    caller: ``OWNER``, ``MEMBER``, ``SUPPORT`` (a support agent) or ``SYSTEM`` (sweeps and
+    other automatic steps). A user who is neither owner nor member has no relation and is
+    permitted nothing."""
+
     OWNER = "owner"
     MEMBER = "member"
     SUPPORT = "support"
@@ -68,11 +95,18 @@ class Relation(enum.StrEnum):
 
 
 class ServiceState(enum.StrEnum):
+    """The state of one product an account may cancel alone (``cancel_service``): ``ACTIVE``,
+    or ``CANCELLED`` while the account itself stays as it was."""
+
     ACTIVE = "active"
     CANCELLED = "cancelled"
 
 
 class PurgeStatus(enum.StrEnum):
+    """The progress of erasing one data category (``PurgeProgress.status``): ``PENDING`` (not
+    yet attempted, or started afresh after a restore), ``DONE`` (erased, with its item count),
+    or ``FAILED`` (the last attempt failed; retried by a later sweep at ``retry_at``)."""
+
     PENDING = "pending"
     DONE = "done"
     FAILED = "failed"

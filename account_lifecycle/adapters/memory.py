@@ -102,8 +102,9 @@ class MemoryStore:
             if current.version != expected_version:
                 raise ConcurrentUpdate(account_id=record.account_id, expected_version=expected_version)
             if lease is not None:
+                moment = require_now(now)  # required with a lease, whether or not a claim exists
                 claim = self._claims.get(record.account_id)
-                if claim is not None and claim.owner != lease.owner and claim.until > require_now(now):
+                if claim is not None and claim.owner != lease.owner and claim.until > moment:
                     raise ConcurrentUpdate(account_id=record.account_id, expected_version=expected_version)
             self._check_identity(record)
             identifiers = self._identifier_rows(record, now)

@@ -239,10 +239,12 @@ class PostgresStore:
                 f"PostgreSQL schema {self.schema!r} at {self._target} has no account_lifecycle tables "
                 f"(while {what}); run store.migrate() once before using the store"
             )
+        # The server's primary message only: its DETAIL may quote the values of a row.
+        text = exc.diag.message_primary or (str(exc).splitlines() or [type(exc).__name__])[0]
         if isinstance(exc, psycopg.OperationalError):
-            return StoreError(f"PostgreSQL at {self._target} is unavailable (while {what}): {exc}")
+            return StoreError(f"PostgreSQL at {self._target} is unavailable (while {what}): {text}")
         state = f" [{exc.sqlstate}]" if exc.sqlstate else ""
-        return StoreError(f"PostgreSQL at {self._target} failed while {what}{state}: {exc}")
+        return StoreError(f"PostgreSQL at {self._target} failed while {what}{state}: {text}")
 
     def _check_schema(self) -> None:
         """Once per store: the tables exist and have the version this library writes."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from os import PathLike
 from typing import Final
@@ -120,44 +120,81 @@ class SQLiteStore:
             try:
                 # Each connection is used by its own thread only; check_same_thread=False lets
                 # close() shut the connections other threads opened.
-                conn = sqlite3.connect(
-                    self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
-                )
+                conn = self._connect()
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute(f"PRAGMA synchronous={self.synchronous}")
                 conn.execute("PRAGMA foreign_keys=ON")
             except sqlite3.Error as exc:
-                raise StoreError(f"cannot open SQLite database {self.path!r}: {exc}") from None
+                if conn is not None:
+                    conn.close()
+                raise StoreError(f"cannot open SQLite database {self.path!r}: {_described(exc)}") from None
             self._local.conn = conn
             with self._lock:
                 self._connections.append(conn)
         return conn
 
+    def _connect(self) -> sqlite3.Connection:
+        """A new connection to the file (a subclass may open it otherwise, say read-only)."""
+        return sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
+
+    def _forget(self, conn: sqlite3.Connection) -> None:
+        """Close *conn*, whose state is unknown, so that this thread's next call opens a fresh
+        one. Closing a connection rolls back whatever it had not committed."""
+        if getattr(self._local, "conn", None) is conn:
+            self._local.conn = None
+        with self._lock:
+            if conn in self._connections:
+                self._connections.remove(conn)
+        with suppress(sqlite3.Error):  # closing is all that is left to try
+            conn.close()
+
+    def _rollback(self, conn: sqlite3.Connection) -> None:
+        """End the open transaction without writing it. SQLite rolls some failures back by itself
+        (a full disk, an I/O error), so there may be none left; a ROLLBACK that fails leaves the
+        connection in an unknown state, and it is closed (which rolls back) instead."""
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            self._forget(conn)
+
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self, what: str = "write") -> Iterator[sqlite3.Connection]:
+        """One write transaction: ``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any error.
+        Every sqlite3 error leaves as ``StoreError``; nothing of the transaction is kept."""
         conn = self._conn()
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise StoreError(f"SQLite database {self.path!r} is unavailable: {exc}") from None
+            self._rollback(conn)
+            raise StoreError(
+                f"SQLite database {self.path!r} is unavailable ({what}): {_described(exc)}"
+            ) from None
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback(conn)
+            raise StoreError(
+                f"{what} in {self.path!r} failed; nothing was written: {_described(exc)}"
+            ) from None
+        except BaseException:
+            self._rollback(conn)
+            raise
+
+    @contextmanager
+    def _read(self, what: str) -> Iterator[sqlite3.Connection]:
+        """A read on this thread's connection; every sqlite3 error leaves as ``StoreError``."""
+        conn = self._conn()
         try:
             yield conn
         except sqlite3.Error as exc:
-            conn.execute("ROLLBACK")
-            raise StoreError(f"write to {self.path!r} failed; nothing was written: {exc}") from None
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        try:
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            conn.execute("ROLLBACK")
-            raise StoreError(f"commit to {self.path!r} failed; nothing was written: {exc}") from None
+            raise StoreError(f"{what} from {self.path!r} failed: {_described(exc)}") from None
 
     def migrate(self) -> None:
         """Create the schema if it is missing, or bring an older one up to date (every statement
         is ``IF NOT EXISTS``). Idempotent; safe to call from several processes."""
-        with self._write() as conn:
+        with self._write("migrating the schema") as conn:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
@@ -173,7 +210,8 @@ class SQLiteStore:
 
     def schema_version(self) -> int:
         """The schema version recorded in the file."""
-        row = self._conn().execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        with self._read("reading the schema version") as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         return 0 if row is None else int(row[0])
 
     def close(self) -> None:
@@ -241,7 +279,7 @@ class SQLiteStore:
         self, record: AccountRecord, events: Sequence[AuditEvent], *, now: datetime | None = None
     ) -> None:
         version, state, identity, due, body = self._columns(record)
-        with self._write() as conn:
+        with self._write(f"creating {record.account_id!r}") as conn:
             if self._exists(conn, record.account_id):
                 raise AccountExists(account_id=record.account_id)
             try:
@@ -257,14 +295,12 @@ class SQLiteStore:
             self._append(conn, events)
 
     def get(self, account_id: str) -> AccountRecord:
-        try:
-            row = (
-                self._conn()
-                .execute("SELECT body FROM accounts WHERE account_id = ?", (account_id,))
-                .fetchone()
-            )
-        except sqlite3.Error as exc:
-            raise StoreError(f"reading {account_id!r} from {self.path!r} failed: {exc}") from None
+        # The body is read as bytes: text that is not UTF-8 then fails to decode as one
+        # corrupt record, instead of as an sqlite3 error that quotes it.
+        with self._read(f"reading {account_id!r}") as conn:
+            row = conn.execute(
+                "SELECT CAST(body AS BLOB) FROM accounts WHERE account_id = ?", (account_id,)
+            ).fetchone()
         if row is None:
             raise AccountNotFound(account_id=account_id)
         return record_from_json(row[0], account_id)
@@ -292,7 +328,7 @@ class SQLiteStore:
             values += (release, release)
         else:
             statement = _SAVE
-        with self._write() as conn:
+        with self._write(f"saving {record.account_id!r}") as conn:
             try:
                 cursor = conn.execute(statement, values + where)
             except sqlite3.IntegrityError:
@@ -306,15 +342,12 @@ class SQLiteStore:
             self._append(conn, events)
 
     def history(self, account_id: str) -> tuple[AuditEvent, ...]:
-        conn = self._conn()
-        try:
+        with self._read(f"reading the history of {account_id!r}") as conn:
             rows = conn.execute(
-                "SELECT body FROM events WHERE account_id = ? ORDER BY seq", (account_id,)
+                "SELECT CAST(body AS BLOB) FROM events WHERE account_id = ? ORDER BY seq", (account_id,)
             ).fetchall()
             if not rows and not self._exists(conn, account_id):
                 raise AccountNotFound(account_id=account_id)
-        except sqlite3.Error as exc:
-            raise StoreError(f"reading the history of {account_id!r} failed: {exc}") from None
         return tuple(event_from_json(row[0], account_id, i) for i, row in enumerate(rows, 1))
 
     def claim_due(self, *, now: datetime, lease: Lease, limit: int) -> list[AccountRecord | CorruptRecord]:
@@ -323,9 +356,9 @@ class SQLiteStore:
         if limit == 0:
             return []
         moment = format_time(now)
-        with self._write() as conn:
+        with self._write("claiming accounts due for purge") as conn:
             rows = conn.execute(
-                "SELECT account_id, body FROM accounts"
+                "SELECT account_id, CAST(body AS BLOB) FROM accounts"
                 " WHERE due_at IS NOT NULL AND due_at <= ? AND (claim_until IS NULL OR claim_until <= ?)"
                 " ORDER BY due_at, account_id LIMIT ?",
                 (moment, moment, limit),
@@ -337,7 +370,7 @@ class SQLiteStore:
         return [_decode_claimed(row[0], row[1]) for row in rows]
 
     def release(self, account_id: str, owner: str) -> None:
-        with self._write() as conn:
+        with self._write(f"releasing the claim on {account_id!r}") as conn:
             conn.execute(
                 "UPDATE accounts SET claim_owner = NULL, claim_until = NULL"
                 " WHERE account_id = ? AND claim_owner = ?",
@@ -346,11 +379,18 @@ class SQLiteStore:
 
     def account_ids(self) -> tuple[str, ...]:
         """Every stored account id (for tests and tools)."""
-        rows = self._conn().execute("SELECT account_id FROM accounts ORDER BY account_id").fetchall()
+        with self._read("listing accounts") as conn:
+            rows = conn.execute("SELECT account_id FROM accounts ORDER BY account_id").fetchall()
         return tuple(row[0] for row in rows)
 
 
-def _decode_claimed(account_id: str, body: str) -> AccountRecord | CorruptRecord:
+def _described(exc: sqlite3.Error) -> str:
+    """What failed, for a message: SQLite's text, cut before any stored text the sqlite3 module
+    quotes (a column that is not UTF-8)."""
+    return str(exc).split(" with text ", 1)[0]
+
+
+def _decode_claimed(account_id: str, body: bytes) -> AccountRecord | CorruptRecord:
     try:
         return record_from_json(body, account_id)
     except RecordCorrupt as exc:

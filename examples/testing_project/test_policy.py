@@ -3,8 +3,10 @@ account_lifecycle.testing. Run them with ``pytest --hypothesis-profile=account_l
 
 from __future__ import annotations
 
+import sqlite3
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 
@@ -95,6 +97,19 @@ class TestChangeLogStore(StoreContract):
         store = ChangeLogStore(tmp_path / "acme.db")
         yield store
         store.close()
+
+    # How to damage a stored row, for the contract's tests of rows that cannot be decoded.
+    def corrupt_record(self, store: AccountStore, account_id: str, body: str) -> None:
+        assert isinstance(store, ChangeLogStore)
+        with closing(sqlite3.connect(store.inner.path, isolation_level=None)) as conn:
+            conn.execute("UPDATE accounts SET body = ? WHERE account_id = ?", (body, account_id))
+
+    def corrupt_event(self, store: AccountStore, account_id: str, seq: int, body: str) -> None:
+        assert isinstance(store, ChangeLogStore)
+        with closing(sqlite3.connect(store.inner.path, isolation_level=None)) as conn:
+            conn.execute(
+                "UPDATE events SET body = ? WHERE account_id = ? AND seq = ?", (body, account_id, seq)
+            )
 
 
 # -- strategies ---------------------------------------------------------------------------------

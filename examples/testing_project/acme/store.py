@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 from account_lifecycle import AccountRecord, AuditEvent, Lease, SQLiteStore
+from account_lifecycle.ports import CorruptRecord
 
 
 class ChangeLogStore:
@@ -33,15 +34,18 @@ class ChangeLogStore:
         expected_version: int,
         events: Sequence[AuditEvent],
         lease: Lease | None = None,
+        release: str | None = None,
         now: datetime | None = None,
     ) -> None:
-        self.inner.save(record, expected_version=expected_version, events=events, lease=lease, now=now)
+        self.inner.save(
+            record, expected_version=expected_version, events=events, lease=lease, release=release, now=now
+        )
         self.changes.append((record.account_id, record.version, record.state.value))
 
     def history(self, account_id: str) -> tuple[AuditEvent, ...]:
         return self.inner.history(account_id)
 
-    def claim_due(self, *, now: datetime, lease: Lease, limit: int) -> list[AccountRecord]:
+    def claim_due(self, *, now: datetime, lease: Lease, limit: int) -> list[AccountRecord | CorruptRecord]:
         return self.inner.claim_due(now=now, lease=lease, limit=limit)
 
     def release(self, account_id: str, owner: str) -> None:
