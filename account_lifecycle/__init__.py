@@ -34,7 +34,8 @@ from account_lifecycle.errors import (
     StoreError,
     WrongConfirmationToken,
 )
-from account_lifecycle.lifecycle import Lifecycle
+from account_lifecycle.identity_keys import IdentityKey, IdentityKeys
+from account_lifecycle.lifecycle import Lifecycle, RekeyReport
 from account_lifecycle.model import (
     AccountRecord,
     Action,
@@ -62,7 +63,8 @@ from account_lifecycle.policy import (
 )
 from account_lifecycle.ports import AccountStore, Clock, EffectHook, Listener, PrerequisiteCheck, Purger
 from account_lifecycle.purge import Claim, SweepReport
-from account_lifecycle.receipts import ErasedCategory, ErasureReceipt, RetainedCategory
+from account_lifecycle.receipts import ErasedCategory, ErasureReceipt, RedactedValue, RetainedCategory
+from account_lifecycle.sealed import SealedValue
 from account_lifecycle.timeline import KeptCategory, ScheduledErasure, Timeline, TimelinePhase
 from account_lifecycle.values import (
     CorruptRecord,
@@ -107,6 +109,8 @@ __all__ = [
     "HeldIdentifier",
     "HistoryTampered",
     "Hold",
+    "IdentityKey",
+    "IdentityKeys",
     "IdentityReuse",
     "InvalidTransition",
     "KeptCategory",
@@ -137,11 +141,14 @@ __all__ = [
     "RecoveryPhase",
     "RecoveryPolicy",
     "RecoveryWindowExpired",
+    "RedactedValue",
+    "RekeyReport",
     "Relation",
     "Reminder",
     "RetainedCategory",
     "SQLiteStore",
     "ScheduledErasure",
+    "SealedValue",
     "ServiceState",
     "StaleConfirmation",
     "State",

@@ -21,6 +21,7 @@ import attrs
 from account_lifecycle.clock import require_aware
 from account_lifecycle.errors import HistoryTampered
 from account_lifecycle.model import Actor, State
+from account_lifecycle.sealed import SealedValue
 
 __all__ = ["GENESIS", "AuditEvent", "ChainWriter", "chain_event", "format_time", "verify_chain"]
 
@@ -76,6 +77,10 @@ def _thaw(value: JSONValue) -> JSONValue:
     return value
 
 
+def _frozen_sealed(value: Mapping[str, SealedValue]) -> Mapping[str, SealedValue]:
+    return MappingProxyType(dict(value))
+
+
 @attrs.frozen(unsafe_hash=False)
 class AuditEvent:
     """One accepted command or one effect, as recorded. Carries ids, never names or e-mails."""
@@ -92,6 +97,11 @@ class AuditEvent:
     prev_hash: str = GENESIS
     hash: str = ""
     version: int = 0  # the account's version written together with this event
+    # Personal values the event sealed (``details["sealed"]`` holds their commitments): kept in
+    # the store's side table, not hashed, erased at purge. Empty once erased.
+    sealed_values: Mapping[str, SealedValue] = attrs.field(
+        factory=dict, converter=_frozen_sealed, repr=False, eq=False
+    )
 
     def payload(self) -> dict[str, JSONValue]:
         """The hashed content: everything but ``hash`` itself, as plain JSON data."""
@@ -147,6 +157,7 @@ def chain_event(
     policy: str,
     details: Mapping[str, JSONValue] | None = None,
     version: int = 0,
+    sealed_values: Mapping[str, SealedValue] | None = None,
 ) -> AuditEvent:
     """Build the next event of a chain, its hash computed."""
     event = AuditEvent(
@@ -161,6 +172,7 @@ def chain_event(
         details=details or {},
         prev_hash=prev_hash,
         version=version,
+        sealed_values=sealed_values or {},
     )
     # The hash goes into the fresh event before anyone else sees it; ``attrs.evolve`` would
     # build (and convert) the whole event a second time, the costliest part of a command.
@@ -220,6 +232,7 @@ class ChainWriter:
         from_state: State | None,
         to_state: State,
         details: Mapping[str, JSONValue] | None = None,
+        sealed_values: Mapping[str, SealedValue] | None = None,
     ) -> AuditEvent:
         self.seq += 1
         event = chain_event(
@@ -234,6 +247,7 @@ class ChainWriter:
             policy=self.policy,
             details=details,
             version=self.version,
+            sealed_values=sealed_values,
         )
         self.head = event.hash
         self.events.append(event)

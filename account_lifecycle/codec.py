@@ -19,6 +19,7 @@ from account_lifecycle.model import (
     ServiceState,
     State,
 )
+from account_lifecycle.sealed import SealedValue
 
 __all__ = [
     "dumps",
@@ -29,6 +30,7 @@ __all__ = [
     "record_from_json",
     "record_to_dict",
     "record_to_json",
+    "sealed_from_row",
     "time_or_none",
 ]
 
@@ -231,4 +233,21 @@ def event_from_json(text: str | bytes, account_id: str, position: int) -> AuditE
     except RecursionError:
         raise HistoryTampered(
             account_id=account_id, seq=position, reason="cannot be decoded: it is nested too deeply"
+        ) from None
+
+
+def sealed_from_row(account_id: str, seq: int, salt: str, value: str | bytes) -> SealedValue:
+    """Decode a sealed value of event *seq* from the side table; ``HistoryTampered`` at that
+    event if it cannot be decoded (its content is never quoted)."""
+    try:
+        if not isinstance(salt, str):
+            raise TypeError("salt is not text")
+        return SealedValue(salt, json.loads(value))
+    except _DECODE_ERRORS as exc:
+        raise HistoryTampered(
+            account_id=account_id, seq=seq, reason=f"a sealed value cannot be decoded: {_what_failed(exc)}"
+        ) from None
+    except RecursionError:
+        raise HistoryTampered(
+            account_id=account_id, seq=seq, reason="a sealed value cannot be decoded: it is nested too deeply"
         ) from None

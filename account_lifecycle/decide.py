@@ -46,6 +46,7 @@ from account_lifecycle.schedule import (
     settled,
     steps_of,
 )
+from account_lifecycle.sealed import Personal
 from account_lifecycle.values import PendingItem
 
 __all__ = [
@@ -98,15 +99,23 @@ class Event:
 @attrs.frozen
 class Decision:
     """What one accepted change writes: the record's new field values, the events that say
-    so, and the purge steps that start once it is committed (also in ``changes["erasure"]``)."""
+    so, and the purge steps that start once it is committed (also in ``changes["erasure"]``).
+    ``erase_sealed``: the write erases every personal value the account's events sealed (the
+    move to ``PURGED``)."""
 
     changes: Mapping[str, Any] = attrs.Factory(dict)
     events: tuple[Event, ...] = ()
     work: Erasure | None = None
+    erase_sealed: bool = False
 
     def then(self, record: AccountRecord, nxt: Decision) -> Decision:
         """This decision followed by *nxt* (decided on ``apply(record, self)``), as one write."""
-        return Decision({**self.changes, **nxt.changes}, (*self.events, *nxt.events), nxt.work or self.work)
+        return Decision(
+            {**self.changes, **nxt.changes},
+            (*self.events, *nxt.events),
+            nxt.work or self.work,
+            self.erase_sealed or nxt.erase_sealed,
+        )
 
 
 def apply(record: AccountRecord, decision: Decision) -> AccountRecord:
@@ -285,7 +294,9 @@ def _plan_survey(rules: Rules, record: AccountRecord, command: Command, dest: St
     if command.outcome is SurveyOutcome.BOOK_MEETING:
         effects = (("meeting_requested", {"requested_by": str(command.actor)}),)
     changes = {"cancellation_id": None} if dest is State.ACTIVE else {}
-    return changes, {"outcome": command.outcome.value, "answers": dict(command.answers)}, effects, None
+    # Free text the owner typed: sealed outside the hashed event, erased at purge.
+    answers: Personal | dict[str, str] = Personal(dict(command.answers)) if command.answers else {}
+    return changes, {"outcome": command.outcome.value, "answers": answers}, effects, None
 
 
 def _plan_withdraw(
@@ -377,7 +388,9 @@ def _plan_place_hold(
         )
     mode = rules.policy.purge.on_hold or "wait"
     hold = Hold(at=now, by=str(command.actor), reason=command.reason, mode=mode)
-    details = {"category": category, "reason": command.reason, "mode": mode}
+    # Free text: sealed in the event and erased from it at purge (the record keeps the reason
+    # only while the hold stands: a retained category's receipt shows why it was kept).
+    details = {"category": category, "reason": Personal(command.reason), "mode": mode}
     return {"holds": {**record.holds, category: hold}}, details, (), "hold_placed"
 
 
@@ -592,8 +605,10 @@ def _move_on_if_settled(rules: Rules, record: AccountRecord, now: datetime) -> D
     changes: dict[str, Any] = {"state": dest}
     details: dict[str, Any] = {}
     policy = rules.policy
+    erase = False
     if dest is State.PURGED:
         action = "purge"
+        erase = True  # the personal values the events sealed go with the purge
         if (
             record.identity is not None
             and record.identity_released_at is None
@@ -601,10 +616,18 @@ def _move_on_if_settled(rules: Rules, record: AccountRecord, now: datetime) -> D
         ):
             changes["identity_released_at"] = now
             details["identity_released"] = True
+        if record.identity is not None and (
+            record.identity_released_at is not None or "identity_released_at" in changes
+        ):
+            changes["identity"] = None  # released: nothing needs its digest any more
         if record.identifiers:
             quarantined = _quarantine(policy, record, now)
-            changes["identifiers"] = quarantined
             details["identifiers_free_at"] = {k: i.free_at for k, i in quarantined.items()}
+            # an identifier free from now on needs no digest either; the others are held
+            # (as digests) until their quarantine ends
+            changes["identifiers"] = {
+                k: i for k, i in quarantined.items() if i.free_at is None or i.free_at > now
+            }
     else:
         action = "recovery_window_opened"
         details["restorable_until"] = record.restorable_until
@@ -620,7 +643,7 @@ def _move_on_if_settled(rules: Rules, record: AccountRecord, now: datetime) -> D
     )
     if retained:
         details["retained"] = retained
-    return Decision(changes, (Event(action, record.state, dest, details),))
+    return Decision(changes, (Event(action, record.state, dest, details),), erase_sealed=erase)
 
 
 def _quarantine(policy: Policy, record: AccountRecord, purged_at: datetime) -> dict[str, HeldIdentifier]:

@@ -19,7 +19,7 @@ from account_lifecycle.lifecycle import Lifecycle
 from account_lifecycle.model import AccountRecord, Actor, SurveyOutcome
 from account_lifecycle.policies import ALLCLIENTS, SMRTPHONE
 from account_lifecycle.policy import Policy
-from account_lifecycle.testing.fakes import FakePurger
+from account_lifecycle.testing.fakes import FakePurger, fake_identity_keys
 
 __all__ = ["run_demo"]
 
@@ -132,16 +132,20 @@ def run_demo(db: str | None = None, out: TextIO | None = None) -> int:
         narrator.say()
         clock = ManualClock(datetime(2026, 11, 30, 9, 0, tzinfo=UTC))
         pending = ["+1 555 0100"]
+        keys = fake_identity_keys("demo")  # a demo's key: a host keeps a random one secret
         smrtphone = Lifecycle(
             SMRTPHONE,
             store=store,
             clock=clock,
             purgers=demo_purgers(SMRTPHONE),
             prerequisites={"port_outs": lambda account_id: tuple(pending)},
+            identity_keys=keys,
         )
         _smrtphone(smrtphone, clock, pending, narrator)
         narrator.say()
-        allclients = Lifecycle(ALLCLIENTS, store=store, clock=clock, purgers=demo_purgers(ALLCLIENTS))
+        allclients = Lifecycle(
+            ALLCLIENTS, store=store, clock=clock, purgers=demo_purgers(ALLCLIENTS), identity_keys=keys
+        )
         _allclients(allclients, clock, narrator)
         store.close()
     return 0

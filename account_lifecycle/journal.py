@@ -1,15 +1,15 @@
 """The one write path: a decision becomes the account's next version.
 
-``Journal.commit`` chains the decision's events onto the account's audit trail, sets the
-version and chain head, saves record and events in one compare-and-set, and then hands the
-events to the listeners. ``Lifecycle`` (commands) and ``PurgeRunner`` (purge work) both write
-through it; neither writes to the store any other way.
+``Journal.commit`` chains the decision's events onto the account's audit trail (sealing their
+personal values: ``sealed``), sets the version and chain head, saves record and events in one
+compare-and-set, and then hands the events to the listeners. ``Lifecycle`` (commands) and
+``PurgeRunner`` (purge work) both write through it; neither writes to the store any other way.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 import attrs
@@ -18,6 +18,7 @@ from account_lifecycle.audit import GENESIS, AuditEvent, ChainWriter
 from account_lifecycle.decide import Decision, Event
 from account_lifecycle.model import AccountRecord
 from account_lifecycle.ports import AccountStore, Lease, Listener
+from account_lifecycle.sealed import seal
 
 __all__ = ["Journal"]
 
@@ -32,12 +33,23 @@ class Journal:
     policy: str
     listeners: tuple[Listener, ...] = ()
 
-    def create(self, record: AccountRecord, event: Event, *, now: datetime) -> AccountRecord:
-        """Insert *record* (version 1) with its first event; ``AccountExists`` if taken."""
+    def create(
+        self,
+        record: AccountRecord,
+        event: Event,
+        *,
+        now: datetime,
+        aliases: Mapping[str, Sequence[str]] | None = None,
+    ) -> AccountRecord:
+        """Insert *record* (version 1) with its first event; ``AccountExists`` if taken (also
+        when another account holds one of the *aliases* of its identity digests)."""
         writer = ChainWriter(record.account_id, self.policy, GENESIS, 0, 1)
         self._append(writer, (event,), now)
         new = attrs.evolve(record, version=1, chain_head=writer.head, last_seq=writer.seq)
-        self.store.create(new, tuple(writer.events), now=now)
+        if aliases:
+            self.store.create(new, tuple(writer.events), now=now, aliases=aliases)
+        else:
+            self.store.create(new, tuple(writer.events), now=now)
         self.notify(writer.events)
         return new
 
@@ -52,7 +64,8 @@ class Journal:
     ) -> AccountRecord:
         """Save *record* changed by *decision* as version + 1 with the decision's events, if the
         stored version is still *record*'s (else ``ConcurrentUpdate``, nothing written); take or
-        renew the claim with *lease*, or drop *release*'s claim. Then notify the listeners."""
+        renew the claim with *lease*, or drop *release*'s claim; erase the sealed personal
+        values of the account's events when the decision says so. Then notify the listeners."""
         writer = ChainWriter(
             record.account_id, self.policy, record.chain_head or GENESIS, record.last_seq, record.version + 1
         )
@@ -64,27 +77,40 @@ class Journal:
             last_seq=writer.seq,
             **decision.changes,
         )
-        self.store.save(
-            new,
-            expected_version=record.version,
-            events=tuple(writer.events),
-            lease=lease,
-            release=release,
-            now=now,
-        )
+        if decision.erase_sealed:
+            self.store.save(
+                new,
+                expected_version=record.version,
+                events=tuple(writer.events),
+                lease=lease,
+                release=release,
+                now=now,
+                erase_sealed=True,
+            )
+        else:
+            self.store.save(
+                new,
+                expected_version=record.version,
+                events=tuple(writer.events),
+                lease=lease,
+                release=release,
+                now=now,
+            )
         self.notify(writer.events)
         return new
 
     @staticmethod
     def _append(writer: ChainWriter, events: Sequence[Event], now: datetime) -> None:
         for event in events:
+            details, sealed_values = seal(event.details)
             writer.append(
                 at=event.at or now,
                 actor=event.actor,
                 action=event.action,
                 from_state=event.from_state,
                 to_state=event.to_state,
-                details=event.details,
+                details=details,
+                sealed_values=sealed_values,
             )
 
     def notify(self, events: Iterable[AuditEvent]) -> None:

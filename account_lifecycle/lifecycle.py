@@ -15,6 +15,7 @@ from account_lifecycle.clock import SystemClock, require_aware
 from account_lifecycle.decide import (
     Command,
     Decision,
+    Event,
     NeedsPrerequisites,
     Rules,
     apply,
@@ -33,6 +34,7 @@ from account_lifecycle.errors import (
     LifecycleError,
     PolicyMismatch,
 )
+from account_lifecycle.identity_keys import IDENTITY_KIND, IdentityKeys
 from account_lifecycle.journal import Journal
 from account_lifecycle.machine import Attempt, PolicyMachine
 from account_lifecycle.model import (
@@ -55,10 +57,11 @@ from account_lifecycle.ports import (
     Purger,
 )
 from account_lifecycle.purge import Claim, PurgeRunner, SweepReport
-from account_lifecycle.receipts import ErasureReceipt, receipt_for
+from account_lifecycle.receipts import ErasureReceipt, RedactedValue, receipt_for
+from account_lifecycle.sealed import check_sealed, sealed_fields
 from account_lifecycle.timeline import Timeline, build_timeline
 
-__all__ = ["Lifecycle"]
+__all__ = ["Lifecycle", "RekeyReport"]
 
 log = logging.getLogger("account_lifecycle")
 
@@ -85,6 +88,16 @@ def _check_answers(answers: Mapping[str, str] | None) -> dict[str, str]:
     return out
 
 
+@attrs.frozen
+class RekeyReport:
+    """What ``Lifecycle.rekey_identities`` did: the accounts whose digests it re-keyed, and
+    those it could not (a record that cannot be read, a digest made with unknown keys),
+    each with the reason."""
+
+    rekeyed: tuple[str, ...] = ()
+    failed: tuple[tuple[str, str], ...] = ()
+
+
 class Lifecycle:
     """Drives accounts of one policy through cancellation, recovery and purge.
 
@@ -107,9 +120,18 @@ class Lifecycle:
         max_retry_backoff: timedelta = timedelta(hours=6),
         sweep_batch: int = 100,
         effects: Mapping[str, EffectHook] | None = None,
+        identity_keys: IdentityKeys | None = None,
     ) -> None:
         if not isinstance(policy, Policy):
             raise TypeError(f"policy must be a Policy, got {type(policy).__name__}")
+        if identity_keys is not None and not isinstance(identity_keys, IdentityKeys):
+            raise TypeError(f"identity_keys must be IdentityKeys, got {type(identity_keys).__name__}")
+        if identity_keys is None and policy.identity:
+            raise ConfigurationError(
+                f"policy {policy.label} holds identifiers ({', '.join(policy.identity)}), which are "
+                "stored as keyed digests only: pass identity_keys=IdentityKeys(IdentityKey(id, secret))"
+            )
+        self.identity_keys = identity_keys
         self.policy = policy
         self.store = store
         self.clock: Clock = clock if clock is not None else SystemClock()
@@ -283,6 +305,22 @@ class Lifecycle:
         if identity is not None:
             validate_id(identity, "identity")
         held = self._check_identifiers(identifiers)
+        keys = self.identity_keys
+        aliases: dict[str, tuple[str, ...]] = {}
+        if identity is not None or held:
+            if keys is None:
+                raise ConfigurationError(
+                    "an identity is stored as a keyed digest only, and this Lifecycle has no key: "
+                    "pass identity_keys=IdentityKeys(IdentityKey(id, secret))"
+                )
+            if identity is not None:
+                digest = keys.digest(IDENTITY_KIND, identity)
+                aliases[digest] = keys.aliases(IDENTITY_KIND, identity)
+                identity = digest
+            for kind, plain in list(held.items()):
+                digest = keys.digest(kind, plain.value)
+                aliases[digest] = keys.aliases(kind, plain.value)
+                held[kind] = HeldIdentifier(digest)
         record, event = decide_open(
             self.rules,
             account_id=account_id,
@@ -293,7 +331,9 @@ class Lifecycle:
             idempotency_key=idempotency_key,
         )
         try:
-            return self.journal.create(record, event, now=self._now())
+            return self.journal.create(
+                record, event, now=self._now(), aliases={k: v for k, v in aliases.items() if v}
+            )
         except AccountExists as taken:
             if idempotency_key is not None:
                 try:
@@ -569,12 +609,17 @@ class Lifecycle:
         return self.store.history(account_id)
 
     def verify_history(self, account_id: str) -> None:
-        """Raise ``HistoryTampered`` if any event was edited, removed or reordered."""
+        """Raise ``HistoryTampered`` if any event was edited, removed or reordered, if a sealed
+        value does not match its commitment, or if one is missing before the account is purged
+        (purging erases them; the commitments stay in the chain)."""
         record = self.get(account_id)
-        verify_chain(account_id, self.store.history(account_id), record.chain_head)
+        events = self.store.history(account_id)
+        verify_chain(account_id, events, record.chain_head)
+        check_sealed(account_id, events, erased_allowed=record.state is State.PURGED)
 
     def receipt(self, account_id: str) -> ErasureReceipt:
-        """The erasure receipt of a ``PURGED`` account."""
+        """The erasure receipt of a ``PURGED`` account, listing the personal values of its audit
+        trail that were redacted (erased, their commitments kept)."""
         record = self.get(account_id)
         if record.state is not State.PURGED:
             raise InvalidTransition(
@@ -582,7 +627,67 @@ class Lifecycle:
                 action="receipt",
                 reason="a receipt exists only once the account is purged",
             )
-        return receipt_for(record, self.policy)
+        redacted = tuple(
+            RedactedValue(event.seq, event.action, field)
+            for event in self.store.history(account_id)
+            for field in sealed_fields(event)
+            if field not in event.sealed_values
+        )
+        return receipt_for(record, self.policy, redacted=redacted)
+
+    def holds_identity(self, account_id: str, identity: str) -> bool:
+        """Whether the account was opened with *identity* and still keeps its digest (the
+        store keeps no identity in plain text, so this is how a host checks one)."""
+        validate_id(identity, "identity")
+        record = self.get(account_id)
+        if record.identity is None or self.identity_keys is None:
+            return False
+        keys = self.identity_keys
+        return record.identity in (
+            keys.digest(IDENTITY_KIND, identity),
+            *keys.aliases(IDENTITY_KIND, identity),
+        )
+
+    def rekey_identities(self) -> RekeyReport:
+        """Re-key every stored identity and identifier digest to the current key chain (after a
+        key was added to ``identity_keys``): one audited write per account that needs it
+        (``identities_rekeyed``), none for the others; the plain values are not needed.
+        Safe to run again, and beside other commands (a command racing it on one account may
+        get ``ConcurrentUpdate``; this method retries). Walks every account of the store."""
+        keys = self.identity_keys
+        if keys is None:
+            raise ConfigurationError("rekey_identities needs identity_keys")
+        rekeyed: list[str] = []
+        failed: list[tuple[str, str]] = []
+        for account_id in self.store.account_ids():
+            try:
+                if self._rekey(account_id, keys):
+                    rekeyed.append(account_id)
+            except (LifecycleError, ValueError) as exc:
+                failed.append((account_id, str(exc)))
+        return RekeyReport(tuple(rekeyed), tuple(failed))
+
+    def _rekey(self, account_id: str, keys: IdentityKeys) -> bool:
+        for _ in range(10):
+            record = self._own(self.get(account_id))
+            changes: dict[str, object] = {}
+            if record.identity is not None and (new := keys.rekeyed(record.identity)) is not None:
+                changes["identity"] = new
+            identifiers = dict(record.identifiers)
+            for kind, held in record.identifiers.items():
+                if (new := keys.rekeyed(held.value)) is not None:
+                    identifiers[kind] = attrs.evolve(held, value=new)
+            if identifiers != dict(record.identifiers):
+                changes["identifiers"] = identifiers
+            if not changes:
+                return False
+            event = Event("identities_rekeyed", record.state, record.state, {"keys": keys.label})
+            try:
+                self.journal.commit(record, Decision(changes, (event,)), now=self._now())
+            except ConcurrentUpdate:
+                continue  # a command won the race: read it again
+            return True
+        raise ConcurrentUpdate(account_id=account_id, expected_version=record.version)
 
 
 _MAX_REASON = 500

@@ -6,7 +6,7 @@ The values that cross them (``Lease``, ``PurgeContext``, ``PurgeResult``, ``Pend
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
@@ -79,15 +79,29 @@ class AccountStore(Protocol):
     Claims are owned: a claim (``claim_due``, or a ``save`` with a *lease*) belongs to its
     lease's owner until it lapses; only that owner drops it (``release``, or ``save`` with
     *release*), and a write without a lease leaves it as it is.
+
+    Identities and identifier values arrive as keyed digests (``identity_keys``): the store
+    compares them as opaque strings. An event's ``sealed_values`` (personal data it sealed) are
+    written beside it, never into its stored body, come back with it from ``history`` while
+    they exist, and are erased by ``save(..., erase_sealed=True)``.
     """
 
     def create(
-        self, record: AccountRecord, events: Sequence[AuditEvent], *, now: datetime | None = None
+        self,
+        record: AccountRecord,
+        events: Sequence[AuditEvent],
+        *,
+        now: datetime | None = None,
+        aliases: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         """Insert a new account; ``AccountExists`` if the id or its live identity is taken, or
         one of its ``identifiers`` is held by another account (``.identity`` names the value).
         An identifier whose holder's ``free_at`` is at or before *now* (the lifecycle's clock)
-        is given up to the new account in the same transaction; without *now*, none is."""
+        is given up to the new account in the same transaction; without *now*, none is.
+
+        *aliases* maps a value the record holds (its identity, an identifier's value) to other
+        values that name the same thing (its digests under older keys, during a key rotation):
+        an alias held by another account counts as the value itself, in the same transaction."""
         ...
 
     def get(self, account_id: str) -> AccountRecord:
@@ -103,9 +117,12 @@ class AccountStore(Protocol):
         lease: Lease | None = None,
         release: str | None = None,
         now: datetime | None = None,
+        erase_sealed: bool = False,
     ) -> None:
         """Compare-and-set: write *record* and append *events* if the stored version is
-        *expected_version*, else raise ``ConcurrentUpdate`` and write nothing.
+        *expected_version*, else raise ``ConcurrentUpdate`` and write nothing. With
+        *erase_sealed*, the sealed values of the account's earlier events are erased in the
+        same transaction (the move to ``PURGED``).
 
         The account's claim is left as it is unless: *lease* is given, and the write takes or
         renews the claim for ``lease.owner`` (``ConcurrentUpdate``, nothing written, if another
@@ -115,11 +132,16 @@ class AccountStore(Protocol):
         ``AccountExists`` if the record takes a live identity another account holds, or an
         identifier another account holds (one whose ``free_at`` is at or before *now* is given
         up, as in ``create``). The ``free_at`` of each identifier the account holds is written
-        with the record."""
+        with the record; identifiers the record no longer lists are given up."""
         ...
 
     def history(self, account_id: str) -> tuple[AuditEvent, ...]:
-        """The account's audit events in order; ``AccountNotFound`` for an unknown id."""
+        """The account's audit events in order, each with the sealed values still held for it;
+        ``AccountNotFound`` for an unknown id."""
+        ...
+
+    def account_ids(self) -> tuple[str, ...]:
+        """Every stored account id (re-keying identities walks them)."""
         ...
 
     def claim_due(

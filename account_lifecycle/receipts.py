@@ -13,7 +13,7 @@ from account_lifecycle.audit import format_time
 from account_lifecycle.model import AccountRecord, PurgeStatus
 from account_lifecycle.policy import Policy
 
-__all__ = ["ErasedCategory", "ErasureReceipt", "RetainedCategory", "receipt_for"]
+__all__ = ["ErasedCategory", "ErasureReceipt", "RedactedValue", "RetainedCategory", "receipt_for"]
 
 
 @attrs.frozen
@@ -37,6 +37,17 @@ class RetainedCategory:
 
 
 @attrs.frozen
+class RedactedValue:
+    """A personal value of the audit trail that was erased at purge: the ``field`` (``"answers"``,
+    ``"reason"``) of event ``seq`` (its ``action``). The event keeps its commitment, so the
+    chain still verifies."""
+
+    seq: int
+    action: str
+    field: str
+
+
+@attrs.frozen
 class ErasureReceipt:
     """Proof of erasure for a compliance file: what was erased, what was kept (protected), what
     was retained under a legal hold, the chain head."""
@@ -47,6 +58,7 @@ class ErasureReceipt:
     kept: tuple[str, ...]
     chain_head: str
     retained: tuple[RetainedCategory, ...] = ()
+    redacted: tuple[RedactedValue, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -65,6 +77,12 @@ class ErasureReceipt:
             "chain_head": self.chain_head,
             # Written only when something was retained: receipts without holds keep their bytes.
             **({"retained": [self._retained(r) for r in self.retained]} if self.retained else {}),
+            # Likewise only when personal values of the audit trail were erased.
+            **(
+                {"redacted": [{"seq": r.seq, "action": r.action, "field": r.field} for r in self.redacted]}
+                if self.redacted
+                else {}
+            ),
         }
 
     @staticmethod
@@ -81,8 +99,11 @@ class ErasureReceipt:
         return json.dumps(self.to_dict(), sort_keys=True, indent=2, ensure_ascii=True)
 
 
-def receipt_for(record: AccountRecord, policy: Policy) -> ErasureReceipt:
-    """The receipt of a purged *record*: its erased categories in the policy's order."""
+def receipt_for(
+    record: AccountRecord, policy: Policy, *, redacted: tuple[RedactedValue, ...] = ()
+) -> ErasureReceipt:
+    """The receipt of a purged *record*: its erased categories in the policy's order, and the
+    *redacted* values of its audit trail."""
     erased = []
     retained = []
     for category in policy.purge.categories:
@@ -98,4 +119,5 @@ def receipt_for(record: AccountRecord, policy: Policy) -> ErasureReceipt:
         kept=policy.purge.protected,
         chain_head=record.chain_head,
         retained=tuple(retained),
+        redacted=redacted,
     )

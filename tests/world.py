@@ -14,7 +14,7 @@ from account_lifecycle import (
     Policy,
     SurveyOutcome,
 )
-from account_lifecycle.testing.fakes import PendingItems, recording_purgers
+from account_lifecycle.testing.fakes import PendingItems, fake_identity_keys, recording_purgers
 
 OWNER = Actor.user("owner")
 MEMBER = Actor.user("member")
@@ -40,6 +40,7 @@ class World:
             purgers=self.purgers.values(),
             prerequisites=checks,
             listeners=[self.seen.append],
+            identity_keys=fake_identity_keys(),
         )
 
     @property

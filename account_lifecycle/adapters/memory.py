@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+
+import attrs
 
 from account_lifecycle.audit import AuditEvent
 from account_lifecycle.clock import require_aware
 from account_lifecycle.errors import AccountExists, AccountNotFound, ConcurrentUpdate
 from account_lifecycle.model import AccountRecord
 from account_lifecycle.schedule import due_at
+from account_lifecycle.sealed import SealedValue
 from account_lifecycle.values import CorruptRecord, Lease, require_now
 
 __all__ = ["MemoryStore"]
@@ -28,21 +31,28 @@ class MemoryStore:
         self._identifiers: dict[tuple[str, str], tuple[str, datetime | None]] = {}
         self._due: dict[str, datetime] = {}
         self._claims: dict[str, Lease] = {}
+        # the side table: account id -> seq -> field -> sealed value (events are kept without)
+        self._sealed: dict[str, dict[int, Mapping[str, SealedValue]]] = {}
 
     def __len__(self) -> int:
         return len(self._records)
 
-    def _check_identity(self, record: AccountRecord) -> None:
+    def _check_identity(self, record: AccountRecord, aliases: Mapping[str, Sequence[str]]) -> None:
         identity = record.live_identity
-        if identity is not None and self._identities.get(identity, record.account_id) != record.account_id:
-            raise AccountExists(account_id=record.account_id, identity=identity)
+        if identity is None:
+            return
+        for value in (identity, *aliases.get(identity, ())):
+            if self._identities.get(value, record.account_id) != record.account_id:
+                raise AccountExists(account_id=record.account_id, identity=identity)
 
     def _identifier_rows(
-        self, record: AccountRecord, now: datetime | None
-    ) -> dict[tuple[str, str], tuple[str, datetime | None]]:
-        """The identifier rows *record* writes; ``AccountExists`` if another account holds one.
-        Checked before anything is written, so a refused write changes nothing."""
+        self, record: AccountRecord, now: datetime | None, aliases: Mapping[str, Sequence[str]]
+    ) -> tuple[dict[tuple[str, str], tuple[str, datetime | None]], list[tuple[str, str]]]:
+        """The identifier rows *record* writes, and those it gives up (its own rows it no longer
+        lists, and aliases whose holder freed them); ``AccountExists`` if another account holds
+        one. Checked before anything is written, so a refused write changes nothing."""
         rows: dict[tuple[str, str], tuple[str, datetime | None]] = {}
+        dropped: list[tuple[str, str]] = []
         for kind, held in record.identifiers.items():
             key = (kind, held.value)
             holder = self._identifiers.get(key)
@@ -51,8 +61,39 @@ class MemoryStore:
                     continue  # given up already: nothing left to hold
                 if holder is not None and not _free(holder[1], now):
                     raise AccountExists(account_id=record.account_id, identity=held.value, kind=kind)
+                for alias in aliases.get(held.value, ()):
+                    other = self._identifiers.get((kind, alias))
+                    if other is None or other[0] == record.account_id:
+                        continue
+                    if not _free(other[1], now):
+                        raise AccountExists(account_id=record.account_id, identity=held.value, kind=kind)
+                    dropped.append((kind, alias))
             rows[key] = (record.account_id, held.free_at)
-        return rows
+        dropped += [
+            key
+            for key, (holder_id, _) in self._identifiers.items()
+            if holder_id == record.account_id and key not in rows
+        ]
+        return rows, dropped
+
+    def _take_identifiers(
+        self, record: AccountRecord, now: datetime | None, aliases: Mapping[str, Sequence[str]]
+    ) -> None:
+        self._check_identity(record, aliases)
+        rows, dropped = self._identifier_rows(record, now, aliases)
+        for key in dropped:
+            self._identifiers.pop(key, None)
+        self._identifiers.update(rows)
+
+    def _append(self, account_id: str, events: Sequence[AuditEvent]) -> None:
+        """Keep *events* without their sealed values, which go to the side table."""
+        sealed = self._sealed.setdefault(account_id, {})
+        stored = self._events.setdefault(account_id, [])
+        for event in events:
+            if event.sealed_values:
+                sealed[event.seq] = dict(event.sealed_values)
+                event = attrs.evolve(event, sealed_values={})
+            stored.append(event)
 
     def _index(self, record: AccountRecord, previous: AccountRecord | None) -> None:
         if previous is not None and previous.live_identity is not None:
@@ -66,16 +107,21 @@ class MemoryStore:
             self._due[record.account_id] = due
 
     def create(
-        self, record: AccountRecord, events: Sequence[AuditEvent], *, now: datetime | None = None
+        self,
+        record: AccountRecord,
+        events: Sequence[AuditEvent],
+        *,
+        now: datetime | None = None,
+        aliases: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         with self._lock:
             if record.account_id in self._records:
                 raise AccountExists(account_id=record.account_id)
-            self._check_identity(record)
-            identifiers = self._identifier_rows(record, now)
-            self._identifiers.update(identifiers)
+            self._take_identifiers(record, now, aliases or {})
             self._records[record.account_id] = record
-            self._events[record.account_id] = list(events)
+            self._events[record.account_id] = []
+            self._sealed[record.account_id] = {}
+            self._append(record.account_id, events)
             self._index(record, None)
 
     def get(self, account_id: str) -> AccountRecord:
@@ -94,6 +140,7 @@ class MemoryStore:
         lease: Lease | None = None,
         release: str | None = None,
         now: datetime | None = None,
+        erase_sealed: bool = False,
     ) -> None:
         with self._lock:
             current = self._records.get(record.account_id)
@@ -106,11 +153,11 @@ class MemoryStore:
                 claim = self._claims.get(record.account_id)
                 if claim is not None and claim.owner != lease.owner and claim.until > moment:
                     raise ConcurrentUpdate(account_id=record.account_id, expected_version=expected_version)
-            self._check_identity(record)
-            identifiers = self._identifier_rows(record, now)
-            self._identifiers.update(identifiers)
+            self._take_identifiers(record, now, {})
             self._records[record.account_id] = record
-            self._events[record.account_id].extend(events)
+            if erase_sealed:
+                self._sealed[record.account_id] = {}
+            self._append(record.account_id, events)
             self._index(record, current)
             if lease is not None:
                 self._claims[record.account_id] = lease
@@ -122,9 +169,13 @@ class MemoryStore:
     def history(self, account_id: str) -> tuple[AuditEvent, ...]:
         with self._lock:
             try:
-                return tuple(self._events[account_id])
+                events = self._events[account_id]
             except KeyError:
                 raise AccountNotFound(account_id=account_id) from None
+            sealed = self._sealed.get(account_id, {})
+            return tuple(
+                attrs.evolve(e, sealed_values=sealed[e.seq]) if e.seq in sealed else e for e in events
+            )
 
     def claim_due(self, *, now: datetime, lease: Lease, limit: int) -> list[AccountRecord | CorruptRecord]:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:

@@ -16,20 +16,29 @@ processes at once). A store whose tables are missing raises ``StoreError`` sayin
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Final, LiteralString
 
+import attrs
 import psycopg
 from psycopg import errors, sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import tuple_row
 from psycopg_pool import ConnectionPool
 
+from account_lifecycle.adapters._plain_identities import digested, digested_body
 from account_lifecycle.audit import AuditEvent
 from account_lifecycle.clock import require_aware
-from account_lifecycle.codec import event_from_json, event_to_json, record_from_json, record_to_json
+from account_lifecycle.codec import (
+    dumps,
+    event_from_json,
+    event_to_json,
+    record_from_json,
+    record_to_json,
+    sealed_from_row,
+)
 from account_lifecycle.errors import (
     AccountExists,
     AccountNotFound,
@@ -38,8 +47,10 @@ from account_lifecycle.errors import (
     RecordCorrupt,
     StoreError,
 )
+from account_lifecycle.identity_keys import IDENTITY_KIND, IdentityKeys
 from account_lifecycle.model import AccountRecord
 from account_lifecycle.schedule import due_at
+from account_lifecycle.sealed import SealedValue
 from account_lifecycle.values import CorruptRecord, Lease, require_now
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "PostgresStore"]
@@ -103,6 +114,24 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[LiteralString, ...]], ...]] = (
             )
             """,
             "CREATE INDEX identities_account_idx ON {schema}.identities (account_id)",
+        ),
+    ),
+    (
+        3,
+        "identities as keyed digests (data step); sealed_values: personal data of audit events",
+        (
+            # The values an event sealed (its hashed body holds their commitments); erased at
+            # purge. No foreign key to events: the rows go before the account does.
+            """
+            CREATE TABLE {schema}.sealed_values (
+                account_id text NOT NULL,
+                seq        bigint NOT NULL,
+                field      text NOT NULL,
+                salt       text NOT NULL,
+                value      text NOT NULL,
+                PRIMARY KEY (account_id, seq, field)
+            )
+            """,
         ),
     ),
 )
@@ -274,11 +303,15 @@ class PostgresStore:
 
     # -- schema ----------------------------------------------------------------------------
 
-    def migrate(self) -> tuple[int, ...]:
+    def migrate(self, *, identity_keys: IdentityKeys | None = None) -> tuple[int, ...]:
         """Create or upgrade the schema; return the versions this call applied.
 
         Idempotent, and safe when several processes start at once: the whole migration runs
         in one transaction under a PostgreSQL advisory lock keyed by the schema name.
+
+        Migration 3 turns identities and identifier values an earlier release stored in plain
+        text into keyed digests under *identity_keys* (the Lifecycle's keys); if there are
+        some and no keys were given it raises ``ConfigurationError`` and nothing is applied.
         """
         with self._transaction("migrating the schema", check=False) as cursor:
             cursor.execute(
@@ -302,10 +335,43 @@ class PostgresStore:
                     continue
                 for statement in statements:
                     cursor.execute(self._sql.format(statement))
+                if version == 3 and current > 0:  # a fresh schema holds no plain identities
+                    self._digest_plain_identities(cursor, identity_keys)
                 cursor.execute(self._sql.record_migration, (version, description))
                 applied.append(version)
         self._ready = True
         return tuple(applied)
+
+    def _digest_plain_identities(self, cursor: _Cursor, keys: IdentityKeys | None) -> None:
+        """Migration 3's data step: every plain identity and identifier value becomes its
+        digest (column, record body, identities table), in the migration's transaction."""
+        where = f"PostgreSQL schema {self.schema!r} at {self._target}"
+        cursor.execute(self.sql_format("SELECT account_id, live_identity, body FROM {schema}.accounts"))
+        for account_id, live, body in cursor.fetchall():
+            new_body = digested_body(body, keys, where)
+            new_live = None if live is None else digested(keys, IDENTITY_KIND, live, where)
+            if new_body is not None or new_live != live:
+                cursor.execute(
+                    self.sql_format(
+                        "UPDATE {schema}.accounts SET live_identity = %s, body = COALESCE(%s, body)"
+                        " WHERE account_id = %s"
+                    ),
+                    (new_live, new_body, account_id),
+                )
+        cursor.execute(self.sql_format("SELECT kind, value FROM {schema}.identities"))
+        for kind, value in cursor.fetchall():
+            new = digested(keys, kind, value, where)
+            if new != value:
+                cursor.execute(
+                    self.sql_format(
+                        "UPDATE {schema}.identities SET value = %s WHERE kind = %s AND value = %s"
+                    ),
+                    (new, kind, value),
+                )
+
+    def sql_format(self, statement: LiteralString) -> sql.Composed:
+        """*statement* with ``{schema}`` bound to this store's quoted schema name."""
+        return self._sql.format(statement)
 
     def schema_version(self) -> int:
         """The version recorded in the database (0 when ``migrate()`` never ran)."""
@@ -337,6 +403,42 @@ class PostgresStore:
             cursor.execute(self._sql.insert_event, rows[0])
         elif rows:
             cursor.executemany(self._sql.insert_event, rows)
+        for e in events:
+            for field, held in e.sealed_values.items():
+                row = (e.account_id, e.seq, field, held.salt, dumps(held.value))
+                cursor.execute(self._sql.insert_sealed, row)
+
+    def _check_aliases(
+        self,
+        cursor: _Cursor,
+        record: AccountRecord,
+        aliases: Mapping[str, Sequence[str]],
+        now: datetime | None,
+    ) -> None:
+        """``AccountExists`` if another account holds an alias of the record's identity or of
+        one of its identifiers (an alias its holder freed is given up). Every value and alias
+        is locked first (transaction advisory locks, in sorted order), so two opens of one
+        value under different key chains cannot both pass."""
+        identity = record.live_identity
+        values = () if identity is None else (identity, *aliases.get(identity, ()))
+        names = {f"identity:{v}" for v in values}
+        for kind, held in record.identifiers.items():
+            names |= {f"{kind}:{v}" for v in (held.value, *aliases.get(held.value, ()))}
+        for name in sorted(names):
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (name,))
+        for alias in () if identity is None else aliases.get(identity, ()):
+            cursor.execute(self._sql.identity_holder, (alias, record.account_id))
+            if cursor.fetchone() is not None:
+                raise AccountExists(account_id=record.account_id, identity=identity)
+        for kind, held in record.identifiers.items():
+            for alias in aliases.get(held.value, ()):
+                cursor.execute(self._sql.identifier_holder, (kind, alias, record.account_id))
+                row = cursor.fetchone()
+                if row is None:
+                    continue
+                if row[0] is None or now is None or row[0] > require_aware(now):
+                    raise AccountExists(account_id=record.account_id, identity=held.value, kind=kind)
+                cursor.execute(self._sql.delete_identifier, (kind, alias))
 
     @staticmethod
     def _taken(exc: errors.UniqueViolation, record: AccountRecord) -> AccountExists:
@@ -347,7 +449,13 @@ class PostgresStore:
     def _write_identifiers(self, cursor: _Cursor, record: AccountRecord, now: datetime | None) -> None:
         """Write the account's identifiers in the record's transaction: update the release
         moment of those it holds, take the others (deleting an expired holder's row first);
-        ``AccountExists`` if one is held by another account (the primary key says so)."""
+        ``AccountExists`` if one is held by another account (the primary key says so). Rows of
+        the account that the record no longer lists are given up."""
+        cursor.execute(self._sql.identifiers_of, (record.account_id,))
+        listed = {(kind, held.value) for kind, held in record.identifiers.items()}
+        for kind, value in cursor.fetchall():
+            if (kind, value) not in listed:
+                cursor.execute(self._sql.delete_identifier, (kind, value))
         for kind, held in record.identifiers.items():
             free_at = None if held.free_at is None else require_aware(held.free_at)
             cursor.execute(self._sql.update_identifier, (free_at, kind, held.value, record.account_id))
@@ -363,10 +471,17 @@ class PostgresStore:
                 raise AccountExists(account_id=record.account_id, identity=held.value, kind=kind) from None
 
     def create(
-        self, record: AccountRecord, events: Sequence[AuditEvent], *, now: datetime | None = None
+        self,
+        record: AccountRecord,
+        events: Sequence[AuditEvent],
+        *,
+        now: datetime | None = None,
+        aliases: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         columns = self._columns(record)
         with self._transaction(f"creating account {record.account_id!r}") as cursor:
+            if aliases:
+                self._check_aliases(cursor, record, aliases, now)
             try:
                 cursor.execute(self._sql.insert_account, columns)
             except errors.UniqueViolation as exc:
@@ -394,6 +509,7 @@ class PostgresStore:
         lease: Lease | None = None,
         release: str | None = None,
         now: datetime | None = None,
+        erase_sealed: bool = False,
     ) -> None:
         params: dict[str, Any] = {**self._columns(record), "expected_version": expected_version}
         if lease is not None:
@@ -420,19 +536,28 @@ class PostgresStore:
                 if cursor.fetchone() is None:
                     raise AccountNotFound(account_id=record.account_id)
                 raise conflict()
-            if record.identifiers:
-                self._write_identifiers(cursor, record, now)
+            self._write_identifiers(cursor, record, now)
+            if erase_sealed:
+                cursor.execute(self._sql.erase_sealed, (record.account_id,))
             self._append(cursor, events)
 
     def history(self, account_id: str) -> tuple[AuditEvent, ...]:
         with self._transaction(f"reading the history of {account_id!r}") as cursor:
             cursor.execute(self._sql.select_history, (account_id,))
             rows = cursor.fetchall()
+            cursor.execute(self._sql.select_sealed, (account_id,))
+            sealed = cursor.fetchall()
         if not rows:
             raise AccountNotFound(account_id=account_id)
-        return tuple(
+        events = tuple(
             event_from_json(row[0], account_id, i) for i, row in enumerate(rows, 1) if row[0] is not None
         )
+        if not sealed:
+            return events
+        by_seq: dict[int, dict[str, SealedValue]] = {}
+        for seq, field, salt, value in sealed:
+            by_seq.setdefault(seq, {})[field] = sealed_from_row(account_id, seq, salt, value)
+        return tuple(attrs.evolve(e, sealed_values=by_seq[e.seq]) if e.seq in by_seq else e for e in events)
 
     def claim_due(self, *, now: datetime, lease: Lease, limit: int) -> list[AccountRecord | CorruptRecord]:
         now = require_aware(now)
@@ -541,6 +666,22 @@ class _Statements:
         )
         self.free_identifier = self.format(
             "DELETE FROM {schema}.identities WHERE kind = %s AND value = %s AND free_at <= %s"
+        )
+        self.identifiers_of = self.format("SELECT kind, value FROM {schema}.identities WHERE account_id = %s")
+        self.delete_identifier = self.format("DELETE FROM {schema}.identities WHERE kind = %s AND value = %s")
+        self.identity_holder = self.format(
+            "SELECT 1 FROM {schema}.accounts WHERE live_identity = %s AND account_id <> %s"
+        )
+        self.identifier_holder = self.format(
+            "SELECT free_at FROM {schema}.identities WHERE kind = %s AND value = %s AND account_id <> %s"
+        )
+        self.insert_sealed = self.format(
+            "INSERT INTO {schema}.sealed_values (account_id, seq, field, salt, value)"
+            " VALUES (%s, %s, %s, %s, %s)"
+        )
+        self.erase_sealed = self.format("DELETE FROM {schema}.sealed_values WHERE account_id = %s")
+        self.select_sealed = self.format(
+            "SELECT seq, field, salt, value FROM {schema}.sealed_values WHERE account_id = %s"
         )
         self.insert_identifier = self.format(
             "INSERT INTO {schema}.identities (kind, value, account_id, free_at) VALUES (%s, %s, %s, %s)"

@@ -9,14 +9,24 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
 from os import PathLike
 from typing import Final
 
+import attrs
+
+from account_lifecycle.adapters._plain_identities import digested, digested_body
 from account_lifecycle.audit import AuditEvent, format_time
-from account_lifecycle.codec import event_from_json, event_to_json, record_from_json, record_to_json
+from account_lifecycle.codec import (
+    dumps,
+    event_from_json,
+    event_to_json,
+    record_from_json,
+    record_to_json,
+    sealed_from_row,
+)
 from account_lifecycle.errors import (
     AccountExists,
     AccountNotFound,
@@ -24,14 +34,17 @@ from account_lifecycle.errors import (
     RecordCorrupt,
     StoreError,
 )
+from account_lifecycle.identity_keys import IDENTITY_KIND, IdentityKeys
 from account_lifecycle.model import AccountRecord
 from account_lifecycle.schedule import due_at
+from account_lifecycle.sealed import SealedValue
 from account_lifecycle.values import CorruptRecord, Lease, require_now
 
 __all__ = ["SQLiteStore"]
 
 #: 1: accounts, events, meta. 2: identities (identifiers by kind, held until free_at).
-SCHEMA_VERSION: Final = 2
+#: 3: identities and identifier values as keyed digests; sealed_values (personal data of events).
+SCHEMA_VERSION: Final = 3
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS accounts (
     account_id    TEXT PRIMARY KEY,
@@ -59,6 +72,14 @@ CREATE TABLE IF NOT EXISTS identities (
     PRIMARY KEY (kind, value)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS identities_account ON identities (account_id);
+CREATE TABLE IF NOT EXISTS sealed_values (
+    account_id TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    field      TEXT NOT NULL,
+    salt       TEXT NOT NULL,
+    value      TEXT NOT NULL,
+    PRIMARY KEY (account_id, seq, field)
+) WITHOUT ROWID;
 """
 
 
@@ -87,6 +108,11 @@ class SQLiteStore:
 
     ``synchronous="FULL"`` (the default) makes every commit durable against power loss;
     ``"NORMAL"`` keeps it durable against a crash of the process only, and is faster.
+
+    Building the store migrates the file (``migrate``); a file an earlier release wrote with
+    identities in plain text needs *identity_keys* for that, once. Deleted content is
+    overwritten (``PRAGMA secure_delete``), so erased values do not linger in free pages; the
+    write-ahead log keeps copies of recent pages until a checkpoint (``checkpoint()``).
     """
 
     def __init__(
@@ -95,6 +121,7 @@ class SQLiteStore:
         *,
         timeout: float = 30.0,
         synchronous: str = "FULL",
+        identity_keys: IdentityKeys | None = None,
     ) -> None:
         if synchronous not in ("FULL", "NORMAL", "EXTRA"):
             raise ValueError(f"synchronous must be FULL, NORMAL or EXTRA, got {synchronous!r}")
@@ -107,7 +134,7 @@ class SQLiteStore:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        self.migrate()
+        self.migrate(identity_keys=identity_keys)
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
@@ -124,6 +151,9 @@ class SQLiteStore:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute(f"PRAGMA synchronous={self.synchronous}")
                 conn.execute("PRAGMA foreign_keys=ON")
+                # erased rows (sealed values, given-up identifiers) are overwritten, not left in
+                # free space of the file
+                conn.execute("PRAGMA secure_delete=ON")
             except sqlite3.Error as exc:
                 if conn is not None:
                     conn.close()
@@ -191,14 +221,20 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"{what} from {self.path!r} failed: {_described(exc)}") from None
 
-    def migrate(self) -> None:
+    def migrate(self, *, identity_keys: IdentityKeys | None = None) -> None:
         """Create the schema if it is missing, or bring an older one up to date (every statement
-        is ``IF NOT EXISTS``). Idempotent; safe to call from several processes."""
+        is ``IF NOT EXISTS``). Idempotent; safe to call from several processes.
+
+        From a version before 3, identities and identifier values stored in plain text become
+        keyed digests under *identity_keys*, in the same transaction; ``ConfigurationError``
+        (nothing changed) if there are some and no keys were given."""
         with self._write("migrating the schema") as conn:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is not None and int(row[0]) < 3:
+                self._digest_plain_identities(conn, identity_keys)
             if row is None:
                 conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             elif int(row[0]) > SCHEMA_VERSION:
@@ -207,6 +243,35 @@ class SQLiteStore:
                 )
             elif int(row[0]) < SCHEMA_VERSION:
                 conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+
+    def _digest_plain_identities(self, conn: sqlite3.Connection, keys: IdentityKeys | None) -> None:
+        """Schema 3's data step: every plain identity and identifier value becomes its digest
+        (column, record body, identities table)."""
+        where = f"SQLite database {self.path!r}"
+        rows = conn.execute("SELECT account_id, live_identity, CAST(body AS BLOB) FROM accounts").fetchall()
+        for account_id, live, body in rows:
+            new_body = digested_body(body, keys, where)
+            new_live = None if live is None else digested(keys, IDENTITY_KIND, live, where)
+            if new_body is not None or new_live != live:
+                conn.execute(
+                    "UPDATE accounts SET live_identity = ?, body = COALESCE(?, body) WHERE account_id = ?",
+                    (new_live, new_body, account_id),
+                )
+        for kind, value in conn.execute("SELECT kind, value FROM identities").fetchall():
+            new = digested(keys, kind, value, where)
+            if new != value:
+                conn.execute(
+                    "UPDATE identities SET value = ? WHERE kind = ? AND value = ?", (new, kind, value)
+                )
+
+    def checkpoint(self) -> None:
+        """Copy the write-ahead log into the file and truncate it (``wal_checkpoint(TRUNCATE)``),
+        so that pages holding erased values are gone from the log too. ``StoreError`` if a
+        reader keeps the log busy: call it again later."""
+        with self._read("checkpointing the write-ahead log") as conn:
+            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:
+            raise StoreError(f"the write-ahead log of {self.path!r} is busy; checkpoint again later")
 
     def schema_version(self) -> int:
         """The schema version recorded in the file."""
@@ -241,12 +306,59 @@ class SQLiteStore:
             "INSERT INTO events (account_id, seq, body) VALUES (?, ?, ?)",
             [(e.account_id, e.seq, event_to_json(e)) for e in events],
         )
+        sealed = [
+            (e.account_id, e.seq, field, held.salt, dumps(held.value))
+            for e in events
+            for field, held in e.sealed_values.items()
+        ]
+        if sealed:
+            conn.executemany(
+                "INSERT INTO sealed_values (account_id, seq, field, salt, value) VALUES (?, ?, ?, ?, ?)",
+                sealed,
+            )
+
+    @staticmethod
+    def _check_aliases(
+        conn: sqlite3.Connection,
+        record: AccountRecord,
+        aliases: Mapping[str, Sequence[str]],
+        now: datetime | None,
+    ) -> None:
+        """``AccountExists`` if another account holds an alias of the record's identity or of
+        one of its identifiers; an alias whose holder freed it is given up. Runs inside the
+        write transaction (``BEGIN IMMEDIATE``: no other writer in between)."""
+        identity = record.live_identity
+        for alias in () if identity is None else aliases.get(identity, ()):
+            row = conn.execute(
+                "SELECT 1 FROM accounts WHERE live_identity = ? AND account_id <> ?",
+                (alias, record.account_id),
+            ).fetchone()
+            if row is not None:
+                raise AccountExists(account_id=record.account_id, identity=identity)
+        for kind, held in record.identifiers.items():
+            for alias in aliases.get(held.value, ()):
+                row = conn.execute(
+                    "SELECT free_at FROM identities WHERE kind = ? AND value = ? AND account_id <> ?",
+                    (kind, alias, record.account_id),
+                ).fetchone()
+                if row is None:
+                    continue
+                if row[0] is None or now is None or row[0] > format_time(now):
+                    raise AccountExists(account_id=record.account_id, identity=held.value, kind=kind)
+                conn.execute("DELETE FROM identities WHERE kind = ? AND value = ?", (kind, alias))
 
     @staticmethod
     def _write_identifiers(conn: sqlite3.Connection, record: AccountRecord, now: datetime | None) -> None:
         """Write the account's identifiers: update the release moment of those it holds, take
-        the others (an expired holder's row is deleted first); ``AccountExists`` if one is held
-        by another account. Runs inside the write transaction of the record."""
+        the others (an expired holder's row is deleted first), give up those it no longer lists;
+        ``AccountExists`` if one is held by another account. Runs inside the write transaction
+        of the record."""
+        listed = {(kind, held.value) for kind, held in record.identifiers.items()}
+        for kind, value in conn.execute(
+            "SELECT kind, value FROM identities WHERE account_id = ?", (record.account_id,)
+        ).fetchall():
+            if (kind, value) not in listed:
+                conn.execute("DELETE FROM identities WHERE kind = ? AND value = ?", (kind, value))
         for kind, held in record.identifiers.items():
             free_at = None if held.free_at is None else format_time(held.free_at)
             cursor = conn.execute(
@@ -276,12 +388,19 @@ class SQLiteStore:
         )
 
     def create(
-        self, record: AccountRecord, events: Sequence[AuditEvent], *, now: datetime | None = None
+        self,
+        record: AccountRecord,
+        events: Sequence[AuditEvent],
+        *,
+        now: datetime | None = None,
+        aliases: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         version, state, identity, due, body = self._columns(record)
         with self._write(f"creating {record.account_id!r}") as conn:
             if self._exists(conn, record.account_id):
                 raise AccountExists(account_id=record.account_id)
+            if aliases:
+                self._check_aliases(conn, record, aliases, now)
             try:
                 conn.execute(
                     "INSERT INTO accounts (account_id, version, state, live_identity, due_at, body)"
@@ -314,6 +433,7 @@ class SQLiteStore:
         lease: Lease | None = None,
         release: str | None = None,
         now: datetime | None = None,
+        erase_sealed: bool = False,
     ) -> None:
         version, state, identity, due, body = self._columns(record)
         values: tuple[object, ...] = (version, state, identity, due, body)
@@ -337,8 +457,9 @@ class SQLiteStore:
                 if not self._exists(conn, record.account_id):
                     raise AccountNotFound(account_id=record.account_id)
                 raise ConcurrentUpdate(account_id=record.account_id, expected_version=expected_version)
-            if record.identifiers:
-                self._write_identifiers(conn, record, now)
+            self._write_identifiers(conn, record, now)
+            if erase_sealed:
+                conn.execute("DELETE FROM sealed_values WHERE account_id = ?", (record.account_id,))
             self._append(conn, events)
 
     def history(self, account_id: str) -> tuple[AuditEvent, ...]:
@@ -348,7 +469,12 @@ class SQLiteStore:
             ).fetchall()
             if not rows and not self._exists(conn, account_id):
                 raise AccountNotFound(account_id=account_id)
-        return tuple(event_from_json(row[0], account_id, i) for i, row in enumerate(rows, 1))
+            sealed = conn.execute(
+                "SELECT seq, field, salt, CAST(value AS BLOB) FROM sealed_values WHERE account_id = ?",
+                (account_id,),
+            ).fetchall()
+        events = tuple(event_from_json(row[0], account_id, i) for i, row in enumerate(rows, 1))
+        return _with_sealed(account_id, events, sealed)
 
     def claim_due(self, *, now: datetime, lease: Lease, limit: int) -> list[AccountRecord | CorruptRecord]:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
@@ -388,6 +514,18 @@ def _described(exc: sqlite3.Error) -> str:
     """What failed, for a message: SQLite's text, cut before any stored text the sqlite3 module
     quotes (a column that is not UTF-8)."""
     return str(exc).split(" with text ", 1)[0]
+
+
+def _with_sealed(
+    account_id: str, events: tuple[AuditEvent, ...], rows: Sequence[tuple[int, str, str, bytes]]
+) -> tuple[AuditEvent, ...]:
+    """*events* with the sealed values of their side rows ``(seq, field, salt, value)``."""
+    if not rows:
+        return events
+    by_seq: dict[int, dict[str, SealedValue]] = {}
+    for seq, field, salt, value in rows:
+        by_seq.setdefault(seq, {})[field] = sealed_from_row(account_id, seq, salt, value)
+    return tuple(attrs.evolve(e, sealed_values=by_seq[e.seq]) if e.seq in by_seq else e for e in events)
 
 
 def _decode_claimed(account_id: str, body: bytes) -> AccountRecord | CorruptRecord:

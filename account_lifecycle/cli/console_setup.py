@@ -19,6 +19,7 @@ import click
 from account_lifecycle.cli._common import USAGE, F, _load, _Stop
 from account_lifecycle.clock import ManualClock
 from account_lifecycle.errors import ConfigurationError, StoreError
+from account_lifecycle.identity_keys import IdentityKey, IdentityKeys
 from account_lifecycle.lifecycle import Lifecycle
 from account_lifecycle.model import Actor
 from account_lifecycle.policies import BUILTIN
@@ -42,6 +43,28 @@ def _nothing_pending(account_id: str) -> Sequence[str]:
     return ()
 
 
+#: ``ID:HEX`` (a key id and at least 32 bytes of secret in hex); ``;``-separated keys, oldest
+#: first, during a rotation. Read from the environment only: never a command-line argument,
+#: which any user of the machine can see.
+IDENTITY_KEY_VARIABLE = "ACCOUNT_LIFECYCLE_IDENTITY_KEYS"
+
+
+def _identity_keys() -> IdentityKeys | None:
+    text = os.environ.get(IDENTITY_KEY_VARIABLE)
+    if not text:
+        return None
+    keys = []
+    for number, part in enumerate(text.split(";"), 1):
+        key_id, sep, secret = part.strip().partition(":")
+        try:
+            if not sep:
+                raise ValueError("expected ID:HEX")
+            keys.append(IdentityKey(key_id, bytes.fromhex(secret)))
+        except ValueError as exc:  # the message never quotes the secret
+            raise _Stop(USAGE, f"error: {IDENTITY_KEY_VARIABLE}, key {number}: {exc}") from None
+    return IdentityKeys(keys[-1], previous=tuple(keys[:-1]))
+
+
 def _open_store(db: str | None, dsn: str | None, schema: str | None) -> AccountStore:
     if db is not None and dsn is not None:
         raise _Stop(USAGE, "error: give --db FILE or --dsn URL, not both")
@@ -59,16 +82,16 @@ def _open_store(db: str | None, dsn: str | None, schema: str | None) -> AccountS
         logging.getLogger("psycopg.pool").setLevel(logging.CRITICAL)
         try:
             store = PostgresStore(dsn, schema=schema or "account_lifecycle", max_connections=2, timeout=10)
-            store.migrate()
-        except StoreError as exc:
+            store.migrate(identity_keys=_identity_keys())
+        except (StoreError, ConfigurationError) as exc:
             raise _Stop(USAGE, f"error: cannot use the PostgreSQL database: {exc}") from None
         return store
     from account_lifecycle.adapters.sqlite import SQLiteStore
 
     path = db if db is not None else "accounts.db"
     try:
-        return SQLiteStore(path)
-    except StoreError as exc:
+        return SQLiteStore(path, identity_keys=_identity_keys())
+    except (StoreError, ConfigurationError) as exc:
         raise _Stop(USAGE, f"error: {exc}") from None
     except Exception as exc:  # sqlite3.DatabaseError for a file that is not a database
         if type(exc).__module__ == "sqlite3":
@@ -133,6 +156,7 @@ def _lifecycle(options: dict[str, Any]) -> Iterator[Lifecycle]:
                 purgers=[RecordingPurger(c.name) for c in policy.purge.categories],
                 prerequisites=dict.fromkeys(policy.prerequisites, _nothing_pending),
                 clock=None if now is None else ManualClock(_parse_now(now)),
+                identity_keys=_identity_keys(),
             )
         yield lifecycle
     finally:

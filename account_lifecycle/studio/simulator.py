@@ -22,7 +22,12 @@ from account_lifecycle.errors import LifecycleError
 from account_lifecycle.lifecycle import Lifecycle
 from account_lifecycle.model import AccountRecord, Action, Actor, State, SurveyOutcome
 from account_lifecycle.policy import Policy
-from account_lifecycle.testing.fakes import PendingItems, RecordingPurger, recording_purgers
+from account_lifecycle.testing.fakes import (
+    PendingItems,
+    RecordingPurger,
+    fake_identity_keys,
+    recording_purgers,
+)
 
 __all__ = ["ACCOUNT", "ACTORS", "START", "Simulator", "SimulatorError"]
 
@@ -75,6 +80,7 @@ class Simulator:
             purgers=self.purgers.values(),
             prerequisites=self.checks,
             clock=self.clock,
+            identity_keys=fake_identity_keys("studio"),  # the sample account's identifiers only
         )
         self.lifecycle.open(ACCOUNT, owner="owner", members=("member",))
         self.log: list[str] = [f"{format_time(START)} sample account opened (owner, member)"]

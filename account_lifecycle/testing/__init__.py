@@ -10,7 +10,7 @@ Install the extra ``testing`` (Hypothesis and pytest). The modules:
 - ``store_contract``: ``StoreContract``, the suite every ``AccountStore`` must pass;
 - ``purger_contract``: ``PurgerContract``, the suite every ``Purger`` must pass;
 - ``fakes``: ``FakePurger`` (``RecordingPurger``, its first name), ``FakeEffectHook``,
-  ``fake_purgers``, ``recording_purgers``, ``PendingItems``;
+  ``fake_purgers``, ``recording_purgers``, ``PendingItems``, ``fake_identity_keys``;
 - ``plugin``: the pytest plugin (fixtures ``manual_clock``, ``memory_lifecycle``,
   ``sqlite_lifecycle``; the Hypothesis profile ``account_lifecycle-ci``), loaded by pytest
   through its entry point.
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         FakePurger,
         PendingItems,
         RecordingPurger,
+        fake_identity_keys,
         fake_purgers,
         recording_purgers,
     )
@@ -56,6 +57,7 @@ __all__ = [
     "PurgerContract",
     "RecordingPurger",
     "StoreContract",
+    "fake_identity_keys",
     "fake_purgers",
     "machine_for",
     "recording_purgers",
@@ -73,6 +75,7 @@ _HOMES = {
     "PurgerContract": "purger_contract",
     "RecordingPurger": "fakes",
     "StoreContract": "store_contract",
+    "fake_identity_keys": "fakes",
     "fake_purgers": "fakes",
     "machine_for": "stateful",
     "recording_purgers": "fakes",

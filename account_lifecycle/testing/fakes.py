@@ -9,11 +9,13 @@ or return any object at all (a purger result that is invalid, on purpose).
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from account_lifecycle.identity_keys import IdentityKey, IdentityKeys
 from account_lifecycle.policy import Policy
 from account_lifecycle.ports import PurgeContext, PurgeResult
 
@@ -25,6 +27,7 @@ __all__ = [
     "FakePurger",
     "PendingItems",
     "RecordingPurger",
+    "fake_identity_keys",
     "fake_purgers",
     "recording_purgers",
 ]
@@ -255,3 +258,10 @@ class PendingItems:
     def __call__(self, account_id: str) -> Sequence[str]:
         self.calls.append(account_id)
         return tuple(self.pending)
+
+
+def fake_identity_keys(key_id: str = "test") -> IdentityKeys:
+    """Identity keys for tests and demos: a fixed secret derived from *key_id*, so runs are
+    repeatable. Never in production: anyone can derive it, so its digests protect nothing."""
+    secret = hashlib.sha256(f"account_lifecycle test identity key {key_id}".encode()).digest()
+    return IdentityKeys(IdentityKey(key_id, secret))

@@ -78,11 +78,12 @@ class LifecycleFactory(Protocol):
 def _factory(clock: ManualClock, make_store: Callable[[], AccountStore]) -> LifecycleFactory:
     from account_lifecycle.lifecycle import Lifecycle
     from account_lifecycle.policies import ALLCLIENTS
-    from account_lifecycle.testing.fakes import PendingItems, recording_purgers
+    from account_lifecycle.testing.fakes import PendingItems, fake_identity_keys, recording_purgers
 
     def build(policy: Policy | None = None, **options: Any) -> Lifecycle:
         chosen = policy if policy is not None else ALLCLIENTS
         options.setdefault("clock", clock)
+        options.setdefault("identity_keys", fake_identity_keys())
         if "purgers" not in options:
             options["purgers"] = list(recording_purgers(chosen).values())
         if "prerequisites" not in options:

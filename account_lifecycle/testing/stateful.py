@@ -74,7 +74,7 @@ from account_lifecycle.ports import (
     PurgeResult,
 )
 from account_lifecycle.purge import EFFECT_PREFIX
-from account_lifecycle.testing.fakes import RecordingPurger
+from account_lifecycle.testing.fakes import RecordingPurger, fake_identity_keys
 from account_lifecycle.testing.reference import (
     Outcome,
     RefAccount,
@@ -226,9 +226,14 @@ class _StaleReads:
         self.remembered: dict[str, AccountRecord] = {}
 
     def create(
-        self, record: AccountRecord, events: Sequence[AuditEvent], *, now: datetime | None = None
+        self,
+        record: AccountRecord,
+        events: Sequence[AuditEvent],
+        *,
+        now: datetime | None = None,
+        aliases: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
-        self.store.create(record, events, now=now)
+        self.store.create(record, events, now=now, aliases=aliases)
 
     def get(self, account_id: str) -> AccountRecord:
         stale = self.remembered.pop(account_id, None)
@@ -243,13 +248,23 @@ class _StaleReads:
         lease: Lease | None = None,
         release: str | None = None,
         now: datetime | None = None,
+        erase_sealed: bool = False,
     ) -> None:
         self.store.save(
-            record, expected_version=expected_version, events=events, lease=lease, release=release, now=now
+            record,
+            expected_version=expected_version,
+            events=events,
+            lease=lease,
+            release=release,
+            now=now,
+            erase_sealed=erase_sealed,
         )
 
     def history(self, account_id: str) -> tuple[AuditEvent, ...]:
         return self.store.history(account_id)
+
+    def account_ids(self) -> tuple[str, ...]:
+        return self.store.account_ids()
 
     def claim_due(
         self, *, now: datetime, lease: Lease, limit: int
@@ -312,9 +327,10 @@ class LifecycleStateMachine(RuleBasedStateMachine):
 
     def make_lifecycle(self, **options: Any) -> Lifecycle:
         """The lifecycle under test, built from *options* (``store``, ``clock``, ``purgers``,
-        ``prerequisites`` and zero retry backoffs). Override to add listeners or effect hooks,
-        or to test a ``Lifecycle`` subclass. Called once per run, by ``use_policy`` (again
-        when ``GeneratedPolicyMachine`` has drawn its policy)."""
+        ``prerequisites``, ``identity_keys`` (``fake_identity_keys()``) and zero retry
+        backoffs). Override to add listeners or effect hooks, or to test a ``Lifecycle``
+        subclass. Called once per run, by ``use_policy`` (again when
+        ``GeneratedPolicyMachine`` has drawn its policy)."""
         return Lifecycle(self.policy, **options)
 
     # -- set-up -----------------------------------------------------------------------------
@@ -351,6 +367,7 @@ class LifecycleStateMachine(RuleBasedStateMachine):
             "prerequisites": self.make_prerequisites(self.pending),
             "retry_backoff": timedelta(0),
             "max_retry_backoff": timedelta(0),
+            "identity_keys": fake_identity_keys(),
         }
         self.lc = self.make_lifecycle(store=self.store, **options)
         self.stale_view = _StaleReads(self.store)

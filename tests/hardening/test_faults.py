@@ -58,7 +58,7 @@ class FailingStore:
 
     def save(self, record: AccountRecord, *, expected_version: int, events: Sequence[AuditEvent],
              lease: Lease | None = None, release: str | None = None,
-             now: datetime | None = None) -> None:  # fmt: skip
+             now: datetime | None = None, erase_sealed: bool = False) -> None:  # fmt: skip
         self._call(
             "save",
             record,
@@ -67,6 +67,7 @@ class FailingStore:
             lease=lease,
             release=release,
             now=now,
+            erase_sealed=erase_sealed,
         )
 
     def history(self, account_id: str) -> tuple[AuditEvent, ...]:

@@ -121,9 +121,16 @@ class CountingStore:
         lease: Lease | None = None,
         release: str | None = None,
         now: datetime | None = None,
+        erase_sealed: bool = False,
     ) -> None:
         self.inner.save(
-            record, expected_version=expected_version, events=events, lease=lease, release=release, now=now
+            record,
+            expected_version=expected_version,
+            events=events,
+            lease=lease,
+            release=release,
+            now=now,
+            erase_sealed=erase_sealed,
         )
         self.report.saves[record.account_id] += 1
         self.report.events[record.account_id] += len(events)

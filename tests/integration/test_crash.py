@@ -141,10 +141,17 @@ class CrashingStore(SQLiteStore):
         lease: Lease | None = None,
         release: str | None = None,
         now: datetime | None = None,
+        erase_sealed: bool = False,
     ) -> None:
         self.switch.tick()
         super().save(
-            record, expected_version=expected_version, events=events, lease=lease, release=release, now=now
+            record,
+            expected_version=expected_version,
+            events=events,
+            lease=lease,
+            release=release,
+            now=now,
+            erase_sealed=erase_sealed,
         )
         self.switch.tick()
 

@@ -214,7 +214,7 @@ class TestInputs:
             sp.lc.submit_survey("acct-1", OWNER, "cancel", {"q": "x" * 10_001})
         record = sp.lc.submit_survey("acct-1", OWNER, "cancel", {"why": "trop cher 💸"})
         assert record.state is State.PENDING_CONFIRM
-        assert dict(sp.lc.history("acct-1")[-1].details)["answers"] == {"why": "trop cher 💸"}
+        assert sp.lc.history("acct-1")[-1].sealed_values["answers"].value == {"why": "trop cher 💸"}
 
 
 class TestOwnership:

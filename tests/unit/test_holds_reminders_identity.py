@@ -36,7 +36,7 @@ from account_lifecycle import (
 from account_lifecycle.audit import format_time
 from account_lifecycle.closure import before, longest, reminder_schedule
 from account_lifecycle.schedule import due_at
-from account_lifecycle.testing.fakes import FakePurger, fake_purgers
+from account_lifecycle.testing.fakes import FakePurger, fake_identity_keys, fake_purgers
 from account_lifecycle.verify import verify_policy
 
 START = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
@@ -121,6 +121,7 @@ class World:
             purgers=self.purgers.values(),
             listeners=[self.events.append],
             retry_backoff=timedelta(0),
+            identity_keys=fake_identity_keys(),
         )
 
     def cancel(self, lc: Lifecycle, account_id: str = "acc-1") -> Any:
@@ -311,11 +312,15 @@ class TestHolds:
         record = lc.release_hold("acc-1", SYSTEM, "contacts")
         assert record.holds == {}
         placed, released = world.store.history("acc-1")[1:]
-        assert (placed.action, placed.actor, dict(placed.details)) == (
+        # the free-text reason is sealed: the hashed event holds its commitment, the side
+        # store the value
+        assert (placed.action, placed.actor, {k: v for k, v in placed.details.items() if k != "sealed"}) == (
             "hold_placed",
             AGENT,
-            {"category": "contacts", "reason": "case 2026-114", "mode": "wait"},
+            {"category": "contacts", "mode": "wait"},
         )
+        assert list(placed.details["sealed"]) == ["reason"]
+        assert placed.sealed_values["reason"].value == "case 2026-114"
         assert (released.action, dict(released.details)) == (
             "hold_released",
             {"category": "contacts", "held_since": "2026-01-31T12:00:00.000000Z"},
@@ -619,13 +624,14 @@ class TestIdentity:
     def test_identifiers_are_held_by_kind(self) -> None:
         world = World(make_policy())
         lc = opened(world, email="ann@example.com", phone="+15550100")
-        assert world.store.get("acc-1").identifiers == {
-            "email": HeldIdentifier("ann@example.com"),
-            "phone": HeldIdentifier("+15550100"),
+        keys = fake_identity_keys()
+        assert world.store.get("acc-1").identifiers == {  # held as keyed digests
+            "email": HeldIdentifier(keys.digest("email", "ann@example.com")),
+            "phone": HeldIdentifier(keys.digest("phone", "+15550100")),
         }
         with pytest.raises(AccountExists) as caught:
             lc.open("acc-2", owner="u-2", identifiers={"phone": "+15550100"})
-        assert (caught.value.kind, caught.value.identity) == ("phone", "+15550100")
+        assert (caught.value.kind, caught.value.identity) == ("phone", keys.digest("phone", "+15550100"))
         assert str(caught.value) == (
             "cannot open 'acc-2': its phone is still held by another account; "
             "the policy's [identity] table says when it is released"

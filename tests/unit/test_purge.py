@@ -95,11 +95,18 @@ class FailingSaves(MemoryStore):
         lease: Lease | None = None,
         release: str | None = None,
         now: datetime | None = None,
+        erase_sealed: bool = False,
     ) -> None:
         if self.broken and any(e.action == "category_purged" for e in events):
             raise StoreError("disk full; nothing was written")
         super().save(
-            record, expected_version=expected_version, events=events, lease=lease, release=release, now=now
+            record,
+            expected_version=expected_version,
+            events=events,
+            lease=lease,
+            release=release,
+            now=now,
+            erase_sealed=erase_sealed,
         )
 
 

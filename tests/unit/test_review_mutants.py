@@ -27,6 +27,7 @@ from account_lifecycle import (
     State,
 )
 from account_lifecycle.audit import GENESIS, AuditEvent, chain_event
+from account_lifecycle.testing.fakes import fake_identity_keys
 
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 OWNER = Actor.user("u-1")
@@ -64,7 +65,13 @@ class Eraser:
 
 def lifecycle(store: MemoryStore | None = None, token: str | None = None) -> tuple[Lifecycle, ManualClock]:
     clock = ManualClock(START)
-    lc = Lifecycle(policy(token), store=store or MemoryStore(), purgers=[Eraser()], clock=clock)
+    lc = Lifecycle(
+        policy(token),
+        store=store or MemoryStore(),
+        purgers=[Eraser()],
+        clock=clock,
+        identity_keys=fake_identity_keys(),
+    )
     return lc, clock
 
 
@@ -234,5 +241,5 @@ def test_a_quarantined_identifier_is_reusable_after_its_free_at_and_held_again()
         lc.open("acc-3", owner="u-3", identifiers={"phone": "+15550100"})
     clock.set(free_at + timedelta(days=30))
     assert lc.open("acc-3", owner="u-3", identifiers={"phone": "+15550100"}).identifiers["phone"].value == (
-        "+15550100"
+        fake_identity_keys().digest("phone", "+15550100")
     )
