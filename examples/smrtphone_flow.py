@@ -20,7 +20,7 @@ from account_lifecycle import (
     WrongConfirmationToken,
     policies,
 )
-from account_lifecycle.testing import fake_purgers
+from account_lifecycle.testing import fake_identity_keys, fake_purgers
 
 POLICY = policies.SMRTPHONE
 
@@ -46,6 +46,8 @@ def main() -> None:
             purgers=fake_purgers(POLICY, before=say_erasing).values(),
             prerequisites={"port_outs": port_outs},
             clock=ManualClock(datetime(2026, 11, 30, 9, 0, tzinfo=UTC)),
+            # identities are stored as keyed digests; a host loads its key from its secret store
+            identity_keys=fake_identity_keys("example"),
         )
         owner = Actor.user("owner-1")
         everything = [a.id for a in POLICY.confirmation.acknowledgements]

@@ -32,6 +32,8 @@ from account_lifecycle import (
     AuditEvent,
     ConcurrentUpdate,
     Duration,
+    IdentityKey,
+    IdentityKeys,
     InvalidTransition,
     Lifecycle,
     LifecycleError,
@@ -53,6 +55,9 @@ from account_lifecycle import (
 __all__ = ["PEOPLE", "PRODUCTS", "create_app", "friendly"]
 
 START = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+# Identities are stored as keyed digests. The demo's store lives as long as the process, so a
+# fresh random key will do; a real host loads its key from its secret store, never from code.
+IDENTITY_KEYS = IdentityKeys(IdentityKey.generate("webapp"))
 
 
 @attrs.frozen
@@ -209,6 +214,7 @@ class Demo:
                 prerequisites=checks,
                 clock=self.clock,
                 listeners=[self.on_event],
+                identity_keys=IDENTITY_KEYS,
             )
             self.open_fresh(key)
 

@@ -19,6 +19,7 @@ from psycopg_pool import ConnectionPool
 
 from account_lifecycle import AccountExists, Lease, StoreError
 from account_lifecycle.adapters.postgres import SCHEMA_VERSION, PostgresStore
+from account_lifecycle.testing.fakes import fake_identity_keys
 from account_lifecycle.testing.store_contract import NOW, due_record, new_account
 
 
@@ -40,29 +41,32 @@ def test_migrate_applies_each_version_once(unmigrated: PostgresStore) -> None:
     """The first migrate() applies every migration; later calls apply nothing."""
     assert unmigrated.schema_version() == 0
 
-    assert unmigrated.migrate() == (1, 2)
+    assert unmigrated.migrate() == (1, 2, 3)
     assert unmigrated.migrate() == ()
-    assert unmigrated.schema_version() == SCHEMA_VERSION == 2
+    assert unmigrated.schema_version() == SCHEMA_VERSION == 3
 
 
 @pytest.mark.postgres
 def test_a_schema_at_version_1_is_upgraded_and_keeps_its_accounts(
     unmigrated: PostgresStore, pg_schema: tuple[str, str]
 ) -> None:
-    """migrate() on a schema an older release left at version 1 applies only version 2 (the
-    identities table); the accounts stay, and identifiers work afterwards."""
+    """migrate() on a schema an older release left at version 1 applies versions 2 (the
+    identities table) and 3 (digests: the plain identity becomes its digest under the keys
+    given); the accounts stay, and identifiers work afterwards."""
     unmigrated.migrate()
     unmigrated.create(*new_account("acc-old", identity="ann@example.com"))
     schema = pg_schema[1]
     query(pg_schema[0], f'DROP TABLE "{schema}".identities')
-    query(pg_schema[0], f'DELETE FROM "{schema}".schema_migrations WHERE version = 2')
+    query(pg_schema[0], f'DROP TABLE "{schema}".sealed_values')
+    query(pg_schema[0], f'DELETE FROM "{schema}".schema_migrations WHERE version >= 2')
     older = PostgresStore(pg_schema[0], schema=schema)
     try:
         assert older.schema_version() == 1
 
-        assert older.migrate() == (2,)
+        keys = fake_identity_keys()
+        assert older.migrate(identity_keys=keys) == (2, 3)
 
-        assert older.get("acc-old").identity == "ann@example.com"
+        assert older.get("acc-old").identity == keys.digest("identity", "ann@example.com")
         older.create(*new_account("acc-new", identifiers={"email": "bob@example.com"}), now=NOW)
         with pytest.raises(AccountExists):
             older.create(*new_account("acc-other", identifiers={"email": "bob@example.com"}), now=NOW)
@@ -94,7 +98,7 @@ def test_concurrent_migrations_apply_the_schema_exactly_once(pg_schema: tuple[st
         store.close()
 
     assert failures == []
-    assert sorted(applied) == [(), (), (), (1, 2)]
+    assert sorted(applied) == [(), (), (), (1, 2, 3)]
     assert query(pg_schema[0], f'SELECT version FROM "{pg_schema[1]}".schema_migrations ORDER BY 1') == [
         (1,),
         (2,),
@@ -136,9 +140,9 @@ def test_a_newer_schema_is_refused(unmigrated: PostgresStore, pg_schema: tuple[s
     )
     fresh = PostgresStore(pg_schema[0], schema=pg_schema[1])
     try:
-        with pytest.raises(StoreError, match="has version 99, newer than this library's 2"):
+        with pytest.raises(StoreError, match="has version 99, newer than this library's 3"):
             fresh.get("acc-1")
-        with pytest.raises(StoreError, match="has version 99, newer than this library's 2"):
+        with pytest.raises(StoreError, match="has version 99, newer than this library's 3"):
             fresh.migrate()
     finally:
         fresh.close()

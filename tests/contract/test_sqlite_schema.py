@@ -10,30 +10,35 @@ import pytest
 
 from account_lifecycle import AccountExists, SQLiteStore, StoreError
 from account_lifecycle.adapters.sqlite import SCHEMA_VERSION
+from account_lifecycle.testing.fakes import fake_identity_keys
 from account_lifecycle.testing.store_contract import NOW, new_account
 
 
 def make_version_1(path: Path) -> None:
-    """A file as release 0.1 left it: no identities table, schema version 1, one account."""
+    """A file as release 0.1 left it: no identities table, schema version 1, one account with
+    its identity in plain text."""
     store = SQLiteStore(path)
     store.create(*new_account("acc-old", identity="ann@example.com"))
     store.close()
     with sqlite3.connect(path) as conn:
         conn.execute("DROP TABLE identities")
+        conn.execute("DROP TABLE sealed_values")
         conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     conn.close()
 
 
 def test_a_version_1_file_is_upgraded_and_keeps_its_accounts(tmp_path: Path) -> None:
-    """Opening a version-1 file creates the identities table and records version 2; the
-    accounts stay, and identifiers work at once."""
+    """Opening a version-1 file with the deployment's keys creates the identities table, turns
+    the plain identity into its digest and records version 3; the accounts stay, and
+    identifiers work at once."""
     path = tmp_path / "accounts.db"
     make_version_1(path)
 
-    store = SQLiteStore(path)
+    keys = fake_identity_keys()
+    store = SQLiteStore(path, identity_keys=keys)
     try:
-        assert store.schema_version() == SCHEMA_VERSION == 2
-        assert store.get("acc-old").identity == "ann@example.com"
+        assert store.schema_version() == SCHEMA_VERSION == 3
+        assert store.get("acc-old").identity == keys.digest("identity", "ann@example.com")
         store.create(*new_account("acc-new", identifiers={"email": "bob@example.com"}), now=NOW)
         with pytest.raises(AccountExists):
             store.create(*new_account("acc-other", identifiers={"email": "bob@example.com"}), now=NOW)
@@ -51,7 +56,7 @@ def test_migrate_is_idempotent(tmp_path: Path) -> None:
         other.migrate()
         store.migrate()
 
-        assert store.schema_version() == other.schema_version() == 2
+        assert store.schema_version() == other.schema_version() == 3
         assert other.get("acc-1").identifiers["email"].value == "ann@example.com"
     finally:
         store.close()
@@ -62,8 +67,8 @@ def test_a_newer_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "accounts.db"
     SQLiteStore(path).close()
     with sqlite3.connect(path) as conn:
-        conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+        conn.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
     conn.close()
 
-    with pytest.raises(StoreError, match="has schema version 3, newer than this library's 2"):
+    with pytest.raises(StoreError, match="has schema version 4, newer than this library's 3"):
         SQLiteStore(path)

@@ -21,9 +21,16 @@ CONFIRMED_AT = "2026-01-31T12:00:00Z"
 SP_ACKS = ["--ack", "unported_numbers_lost", "--ack", "data_permanently_deleted", "--ack", "no_credit_refund"]
 
 
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run the command line in *cwd* with no ACCOUNT_LIFECYCLE_* settings from the environment."""
+#: The identity key the console reads from its environment (``ID:HEX``): a fixed test key.
+TEST_KEY = "cli:" + "ab" * 32
+
+
+def cli(*args: str, cwd: Path, key: str | None = TEST_KEY) -> subprocess.CompletedProcess[str]:
+    """Run the command line in *cwd* with no ACCOUNT_LIFECYCLE_* settings from the environment
+    but the identity key (*key*; None for none)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ACCOUNT_LIFECYCLE_")}
+    if key is not None:
+        env["ACCOUNT_LIFECYCLE_IDENTITY_KEYS"] = key
     return subprocess.run(
         [sys.executable, "-m", "account_lifecycle", *args],
         cwd=cwd,
@@ -428,6 +435,28 @@ def state_of(result: subprocess.CompletedProcess[str]) -> str:
     record = json.loads(ok(result))
     assert isinstance(record["state"], str)
     return str(record["state"])
+
+
+class TestConsoleIdentityKeys:
+    def test_open_with_an_identity_needs_the_key_and_stores_its_digest(self, tmp_path: Path) -> None:
+        """Without ACCOUNT_LIFECYCLE_IDENTITY_KEYS an open with --identity is refused and writes
+        nothing; with it the file holds the digest, never the address; a malformed key is a
+        usage error that does not quote the secret."""
+        args = ("open", "k-1", "--owner", "u1", "--identity", "ann@example.com", "--db", "k.db")
+        refused_open = cli(*args, "--policy", "allclients", cwd=tmp_path, key=None)
+        assert refused_open.returncode != 0
+        assert "identity_keys" in refused_open.stdout + refused_open.stderr
+        ok(cli(*args, "--policy", "allclients", cwd=tmp_path))
+        for name in ("k.db", "k.db-wal"):
+            path = tmp_path / name
+            if path.exists():
+                assert b"ann@example.com" not in path.read_bytes()
+        bad = cli(
+            "status", "k-1", "--db", "k.db", "--policy", "allclients", cwd=tmp_path, key="cli:zz" + "1" * 62
+        )
+        assert bad.returncode == 2
+        assert "ACCOUNT_LIFECYCLE_IDENTITY_KEYS, key 1" in bad.stderr
+        assert "1" * 62 not in bad.stderr
 
 
 class TestConsoleSmrtphone:

@@ -23,7 +23,7 @@ from account_lifecycle import (
     SQLiteStore,
     policies,
 )
-from account_lifecycle.testing.fakes import fake_purgers
+from account_lifecycle.testing.fakes import fake_identity_keys, fake_purgers
 
 START = datetime(2026, 11, 30, tzinfo=UTC)
 SPEED = 30 * 24 * 3600  # one real second is thirty days
@@ -65,6 +65,7 @@ def make_lifecycle(store: Any, clock: Any, log: Path, seed: int, failure_rate: f
         policy,
         store=store,
         clock=clock,
+        identity_keys=fake_identity_keys(),
         purgers=fake_purgers(
             policy,
             before=log_call(log),

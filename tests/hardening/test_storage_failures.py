@@ -26,6 +26,7 @@ import pytest
 from account_lifecycle import ConcurrentUpdate, SQLiteStore, StoreError
 from account_lifecycle.errors import AccountExists, HistoryTampered, RecordCorrupt
 from account_lifecycle.ports import CorruptRecord, Lease
+from account_lifecycle.testing.fakes import fake_identity_keys
 from account_lifecycle.testing.store_contract import NOW, advance, due_record, new_account
 
 LEASE = timedelta(minutes=5)
@@ -230,7 +231,7 @@ def test_sqlite_migrate_on_a_read_only_file_of_an_older_schema_changes_nothing(t
     store.reopen(read_only=True)
 
     with pytest.raises(StoreError) as info:
-        store.migrate()
+        store.migrate(identity_keys=fake_identity_keys())
 
     _assert_store_error(info)
     assert sqlite_state(path) == before
@@ -538,7 +539,7 @@ def test_postgres_a_lost_connection_during_migrate_leaves_no_schema(
     _assert_store_error(info, PASSWORD)
     assert pg_state(target, schema) == {"schema_migrations": []}
     assert killing_pg.store.schema_version() == 0
-    assert killing_pg.store.migrate() == (1, 2)
+    assert killing_pg.store.migrate() == (1, 2, 3)
 
 
 @pytest.mark.postgres

@@ -49,7 +49,7 @@ from account_lifecycle import (
     State,
     policies,
 )
-from account_lifecycle.testing.fakes import recording_purgers
+from account_lifecycle.testing.fakes import fake_identity_keys, recording_purgers
 
 POLICY = policies.ALLCLIENTS
 OWNER = Actor.user("owner")
@@ -161,7 +161,13 @@ class OffsetClock:
 def lifecycle(store: AccountStore, clock: Any, report: Report) -> tuple[Lifecycle, dict[str, Any]]:
     """A Lifecycle writing through a CountingStore, and its recording purgers by category."""
     purgers = recording_purgers(POLICY)
-    lc = Lifecycle(POLICY, store=CountingStore(store, report), purgers=purgers.values(), clock=clock)
+    lc = Lifecycle(
+        POLICY,
+        store=CountingStore(store, report),
+        purgers=purgers.values(),
+        clock=clock,
+        identity_keys=fake_identity_keys(),
+    )
     return lc, purgers
 
 
@@ -348,7 +354,11 @@ def verify(store: AccountStore, plan: Plan, setup: Report, reports: list[Any]) -
     assert sorted(r.worker for r in reports) == list(range(WORKERS))
     assert [u for r in reports for u in r.unexpected] == []
     lc = Lifecycle(
-        POLICY, store=store, purgers=recording_purgers(POLICY).values(), clock=ManualClock(RACE_AT)
+        POLICY,
+        store=store,
+        purgers=recording_purgers(POLICY).values(),
+        clock=ManualClock(RACE_AT),
+        identity_keys=fake_identity_keys(),
     )
 
     def writers(account_id: str) -> set[int]:
@@ -387,14 +397,15 @@ def verify(store: AccountStore, plan: Plan, setup: Report, reports: list[Any]) -
 
     # Two opens of one identity, and of one id: one account exists, the others got AccountExists.
     for identity in plan.identities:
+        digest = fake_identity_keys().digest("identity", identity)  # stored and reported as such
         tried = [t for w in range(WORKERS) for t in outcomes("open", f"{identity}#{w}")]
         winners = [w for w, outcome, _ in tried if outcome == "won"]
         assert len(winners) == 1, tried
-        assert [(o, i) for _, o, i in tried if o != "won"] == [("AccountExists", identity)] * (WORKERS - 1)
+        assert [(o, i) for _, o, i in tried if o != "won"] == [("AccountExists", digest)] * (WORKERS - 1)
         for w in range(WORKERS):
             if w in winners:
                 assert writers(f"{identity}#{w}") == {w}
-                assert lc.get(f"{identity}#{w}").identity == identity
+                assert lc.get(f"{identity}#{w}").identity == digest
             else:
                 assert writers(f"{identity}#{w}") == set()
                 with pytest.raises(AccountNotFound):

@@ -23,6 +23,7 @@ from account_lifecycle import (
     Policy,
     State,
 )
+from account_lifecycle.testing.fakes import fake_identity_keys
 
 POLICY = Policy.from_toml(
     'name = "quarantine"\n[survey]\nmode = "off"\n[identity]\nemail = "after 30 days"\n'
@@ -32,13 +33,14 @@ WORKERS = 4
 ROUNDS = 6
 SETUP_AT = datetime(2031, 1, 10, 9, 0, tzinfo=UTC)
 RACE_AT = SETUP_AT + timedelta(days=31)
+KEYS = fake_identity_keys()
 
 
 def set_up(store: AccountStore) -> tuple[list[str], list[str]]:
     """Purged accounts holding ``free-<n>`` (quarantine over at RACE_AT) and ``held-<n>`` (purged
     ten days later: still quarantined at RACE_AT)."""
     clock = ManualClock(SETUP_AT)
-    lc = Lifecycle(POLICY, store=store, clock=clock)
+    lc = Lifecycle(POLICY, store=store, clock=clock, identity_keys=KEYS)
     free, held = [], []
     for group, names, offset in (("free", free, timedelta(0)), ("held", held, timedelta(days=10))):
         clock.set(SETUP_AT + offset)
@@ -55,7 +57,7 @@ def process_main(backend: Backend, worker: int, emails: list[str], barrier: Any,
     """Open one account per e-mail, all workers at once, and report each outcome."""
     try:
         store = backend.build()
-        lc = Lifecycle(POLICY, store=store, clock=ManualClock(RACE_AT))
+        lc = Lifecycle(POLICY, store=store, clock=ManualClock(RACE_AT), identity_keys=KEYS)
         outcomes = []
         for email in emails:
             barrier.wait(timeout=60)
@@ -108,12 +110,14 @@ def test_processes_opening_one_identifier_get_exactly_one_winner(backend: Backen
             assert sorted(outcomes[email]) == [("refused", "email")] * (WORKERS - 1) + [("won", None)], email
         for email in held:
             assert outcomes[email] == [("refused", "email")] * WORKERS, email
-        lc = Lifecycle(POLICY, store=store, clock=ManualClock(RACE_AT))
+        lc = Lifecycle(POLICY, store=store, clock=ManualClock(RACE_AT), identity_keys=KEYS)
         winners = [
             f"new-{w}-{email}" for email in free for w in range(WORKERS) if _exists(lc, f"new-{w}-{email}")
         ]
         assert len(winners) == len(free)
-        assert {lc.get(a).identifiers["email"].value for a in winners} == set(free)
+        assert {lc.get(a).identifiers["email"].value for a in winners} == {
+            KEYS.digest("email", email) for email in free
+        }
     finally:
         close = getattr(store, "close", None)
         if callable(close):

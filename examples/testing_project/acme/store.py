@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -19,9 +19,14 @@ class ChangeLogStore:
         self.changes: list[tuple[str, int, str]] = []
 
     def create(
-        self, record: AccountRecord, events: Sequence[AuditEvent], *, now: datetime | None = None
+        self,
+        record: AccountRecord,
+        events: Sequence[AuditEvent],
+        *,
+        now: datetime | None = None,
+        aliases: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
-        self.inner.create(record, events, now=now)
+        self.inner.create(record, events, now=now, aliases=aliases)
         self.changes.append((record.account_id, record.version, record.state.value))
 
     def get(self, account_id: str) -> AccountRecord:
@@ -36,14 +41,24 @@ class ChangeLogStore:
         lease: Lease | None = None,
         release: str | None = None,
         now: datetime | None = None,
+        erase_sealed: bool = False,
     ) -> None:
         self.inner.save(
-            record, expected_version=expected_version, events=events, lease=lease, release=release, now=now
+            record,
+            expected_version=expected_version,
+            events=events,
+            lease=lease,
+            release=release,
+            now=now,
+            erase_sealed=erase_sealed,
         )
         self.changes.append((record.account_id, record.version, record.state.value))
 
     def history(self, account_id: str) -> tuple[AuditEvent, ...]:
         return self.inner.history(account_id)
+
+    def account_ids(self) -> tuple[str, ...]:
+        return self.inner.account_ids()
 
     def claim_due(self, *, now: datetime, lease: Lease, limit: int) -> list[AccountRecord | CorruptRecord]:
         return self.inner.claim_due(now=now, lease=lease, limit=limit)
