@@ -55,6 +55,7 @@ from account_lifecycle.model import (
     State,
 )
 from account_lifecycle.ports import AccountStore, CorruptRecord, Lease
+from account_lifecycle.sealed import SealedValue, commitment
 
 __all__ = ["NOW", "StoreContract", "advance", "due_record", "new_account"]
 
@@ -1146,3 +1147,153 @@ class StoreContract:
 
         assert early == []
         assert on_time == [record]
+
+    # -- sealed values, aliases, given-up identifiers, account ids -----------------------------
+
+    def test_sealed_values_come_back_with_their_events(self, store: AccountStore) -> None:
+        """An event's ``sealed_values`` are written beside it and come back from ``history``
+        with it; events without any come back without any."""
+        record, events = _sealed_account("acc-1", {"answers": {"why": "too dear"}})
+        store.create(record, events)
+        following, more = _sealed_events(record, {"reason": "case 7"}, version=2)
+        store.save(following, expected_version=1, events=more)
+
+        history = store.history("acc-1")
+
+        assert [dict(e.sealed_values) for e in history] == [
+            {},
+            {"answers": SealedValue("salt-2", {"why": "too dear"})},
+            {"reason": SealedValue("salt-3", "case 7")},
+        ]
+        assert [e.hash for e in history] == [e.hash for e in (*events, *more)]
+
+    def test_erase_sealed_erases_every_sealed_value_of_the_account_only(self, store: AccountStore) -> None:
+        """``save(..., erase_sealed=True)`` erases the sealed values of the account's events in
+        the write, keeps the events themselves, and leaves other accounts' values alone; the
+        events of that same write keep theirs."""
+        first, first_events = _sealed_account("acc-1", {"answers": {"why": "too dear"}})
+        other, other_events = _sealed_account("acc-2", {"answers": {"why": "moving"}})
+        store.create(first, first_events)
+        store.create(other, other_events)
+        purged, purge_events = _sealed_events(first, {"note": "kept"}, version=2)
+
+        store.save(purged, expected_version=1, events=purge_events, erase_sealed=True)
+
+        history = store.history("acc-1")
+        assert [e.hash for e in history] == [e.hash for e in (*first_events, *purge_events)]
+        assert [dict(e.sealed_values) for e in history] == [{}, {}, {"note": SealedValue("salt-3", "kept")}]
+        assert store.history("acc-2")[1].sealed_values["answers"].value == {"why": "moving"}
+
+    def test_a_refused_save_erases_no_sealed_value(self, store: AccountStore) -> None:
+        """A save refused with ``ConcurrentUpdate`` erases nothing."""
+        record, events = _sealed_account("acc-1", {"answers": {"why": "too dear"}})
+        store.create(record, events)
+        stale, more = advance(record)
+
+        with pytest.raises(ConcurrentUpdate):
+            store.save(stale, expected_version=7, events=more, erase_sealed=True)
+
+        assert store.history("acc-1")[1].sealed_values["answers"].value == {"why": "too dear"}
+
+    def test_an_alias_held_as_a_live_identity_refuses_the_create(self, store: AccountStore) -> None:
+        """An alias of the new record's identity that another account holds live counts as the
+        identity itself: ``AccountExists``, nothing stored."""
+        holder, holder_events = new_account("acc-1", identity="k1:old-digest")
+        store.create(holder, holder_events)
+        record, events = new_account("acc-2", identity="k1+k2:new-digest")
+
+        with pytest.raises(AccountExists) as info:
+            store.create(record, events, now=NOW, aliases={"k1+k2:new-digest": ("k1:old-digest",)})
+
+        assert info.value.identity == "k1+k2:new-digest"
+        with pytest.raises(AccountNotFound):
+            store.get("acc-2")
+
+    def test_an_alias_of_a_released_identity_does_not_refuse(self, store: AccountStore) -> None:
+        """An alias whose holder released the identity lets the new account open."""
+        holder, holder_events = new_account("acc-1", identity="k1:old", identity_released_at=NOW)
+        store.create(holder, holder_events)
+        record, events = new_account("acc-2", identity="k1+k2:new")
+
+        store.create(record, events, now=NOW, aliases={"k1+k2:new": ("k1:old",)})
+
+        assert store.get("acc-2").live_identity == "k1+k2:new"
+
+    def test_an_alias_of_an_identifier_is_refused_while_held_and_given_up_once_free(
+        self, store: AccountStore
+    ) -> None:
+        """An alias of an identifier held by another account refuses the create until the
+        holder's ``free_at``; from then on the new account takes it and the alias is given up
+        (it no longer refuses anyone)."""
+        holder, holder_events = new_account(
+            "acc-1", identifiers={"email": HeldIdentifier("k1:old", free_at=NOW + timedelta(days=1))}
+        )
+        store.create(holder, holder_events, now=NOW)
+        aliases = {"k1+k2:new": ("k1:old",)}
+        early, early_events = new_account("acc-2", identifiers={"email": "k1+k2:new"})
+
+        with pytest.raises(AccountExists) as info:
+            store.create(early, early_events, now=NOW, aliases=aliases)
+        assert (info.value.kind, info.value.identity) == ("email", "k1+k2:new")
+
+        later = NOW + timedelta(days=1)
+        store.create(early, early_events, now=later, aliases=aliases)
+        third, third_events = new_account("acc-3", identifiers={"email": "k1:old"})
+        store.create(third, third_events, now=later)  # the alias row was given up
+
+        assert store.get("acc-2").identifiers["email"].value == "k1+k2:new"
+        other, other_events = new_account("acc-4", identifiers={"email": "k1+k2:new"})
+        with pytest.raises(AccountExists):
+            store.create(other, other_events, now=later)
+
+    def test_save_gives_up_identifiers_the_record_no_longer_lists(self, store: AccountStore) -> None:
+        """An identifier the saved record does not list any more is free for another account at
+        once (a re-keyed digest replaces the old one; a purge drops one free from then on)."""
+        record, events = new_account("acc-1", identifiers={"email": "k1:old", "phone": "k1:tel"})
+        store.create(record, events, now=NOW)
+        rekeyed, more = advance(record, identifiers={"email": "k1+k2:new", "phone": "k1:tel"})
+        store.save(rekeyed, expected_version=1, events=more, now=NOW)
+
+        other, other_events = new_account("acc-2", identifiers={"email": "k1:old"})
+        store.create(other, other_events, now=NOW)
+        taken, taken_events = new_account("acc-3", identifiers={"email": "k1+k2:new"})
+        with pytest.raises(AccountExists):
+            store.create(taken, taken_events, now=NOW)
+        phone, phone_events = new_account("acc-4", identifiers={"phone": "k1:tel"})
+        with pytest.raises(AccountExists):
+            store.create(phone, phone_events, now=NOW)
+
+    def test_account_ids_lists_every_account(self, store: AccountStore) -> None:
+        for account_id in ("b", "a", "c"):
+            store.create(*new_account(account_id))
+
+        assert sorted(store.account_ids()) == ["a", "b", "c"]
+
+
+def _sealed_account(account_id: str, sealed: dict[str, Any]) -> tuple[AccountRecord, tuple[AuditEvent, ...]]:
+    """A version-1 record whose second event sealed *sealed* (with salts ``salt-2``, ...)."""
+    record, events = new_account(account_id)
+    following, more = _sealed_events(record, sealed, version=1)
+    return following, (*events, *more)
+
+
+def _sealed_events(
+    record: AccountRecord, sealed: dict[str, Any], *, version: int
+) -> tuple[AccountRecord, tuple[AuditEvent, ...]]:
+    seq = record.last_seq + 1
+    values = {field: SealedValue(f"salt-{seq}", value) for field, value in sealed.items()}
+    event = chain_event(
+        prev_hash=record.chain_head or GENESIS,
+        seq=seq,
+        account_id=record.account_id,
+        at=NOW + seq * _TICK,
+        actor=Actor.system(),
+        action="sealed",
+        from_state=record.state,
+        to_state=record.state,
+        policy=_POLICY,
+        details={"sealed": {f: commitment(f, v.salt, v.value) for f, v in values.items()}},
+        version=version,
+        sealed_values=values,
+    )
+    return attrs.evolve(record, version=version, chain_head=event.hash, last_seq=seq), (event,)
