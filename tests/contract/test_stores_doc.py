@@ -38,7 +38,8 @@ def test_the_memory_and_sqlite_examples_run(tmp_path: Path, monkeypatch: pytest.
     namespace["store"].close()
 
     assert len(blocks) == 2
-    assert namespace["lc"].get("acct-1").identity == "ann@example.com"
+    keys = namespace["keys"]
+    assert namespace["lc"].get("acct-1").identity == keys.digest("identity", "ann@example.com")
     assert (tmp_path / "accounts.db").exists()
 
 
@@ -61,7 +62,7 @@ def test_the_postgres_examples_run(pg_schema: tuple[str, str]) -> None:
     finally:
         namespace["pool"].close()
 
-    assert migrated == 2
+    assert migrated == 3
     assert again == ()
 
 
@@ -81,7 +82,7 @@ def test_the_contract_suite_example_runs(tmp_path: Path) -> None:
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.splitlines()[-1].startswith("124 passed, 18 skipped"), result.stdout
+    assert result.stdout.splitlines()[-1].startswith("140 passed, 18 skipped"), result.stdout
     skipped = [line for line in result.stdout.splitlines() if line.startswith("SKIPPED")]
     assert len(skipped) == 2  # one line per hook, each counting its tests
     assert all("TestMyStore does not implement corrupt_" in line for line in skipped), skipped
