@@ -47,7 +47,7 @@ def default_baseline(text: str) -> Policy | None:
 
 
 @click.command("studio")
-@click.argument("policy", metavar="POLICY.toml", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("source", metavar="POLICY.toml")
 @click.option(
     "--against",
     "baseline",
@@ -59,12 +59,13 @@ def default_baseline(text: str) -> Policy | None:
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Where to listen; loopback only...")
 @click.option("--allow-remote", is_flag=True, help="...unless this flag allows another address.")
-def studio(policy: Path, baseline: str | None, port: int, host: str, allow_remote: bool) -> int:
+def studio(source: str, baseline: str | None, port: int, host: str, allow_remote: bool) -> int:
     """Open the policy studio: edit, draw, prove, simulate and compare POLICY.toml in a local web page."""
     try:
-        text = read_capped(str(policy)).decode("utf-8")  # never a device, a pipe or a huge file
+        text = read_capped(source).decode("utf-8")  # never a device, a pipe or a huge file
     except (UnreadableFile, UnicodeDecodeError) as exc:
         raise click.BadParameter(str(exc), param_hint="POLICY.toml") from None
+    policy = Path(source)
     against = load_baseline(baseline) if baseline is not None else default_baseline(text)
     try:
         server = make_server(policy, against, host=host, port=port, allow_remote=allow_remote)
