@@ -390,6 +390,7 @@ class TestGroup:
                 "restore",
                 "show",
                 "status",
+                "studio",
                 "survey",
                 "sweep",
                 "verify",
