@@ -23,6 +23,7 @@ from account_lifecycle.decide import (
     decide_open,
     fenced,
     permitted_replay,
+    replayed_open,
     start_work,
 )
 from account_lifecycle.duration import Duration
@@ -34,6 +35,7 @@ from account_lifecycle.errors import (
     LifecycleError,
     PolicyMismatch,
 )
+from account_lifecycle.identity import canonical_identifier, canonical_text, checked_identity
 from account_lifecycle.identity_keys import IDENTITY_KIND, IdentityKeys
 from account_lifecycle.journal import Journal
 from account_lifecycle.machine import Attempt, PolicyMachine
@@ -302,8 +304,8 @@ class Lifecycle:
         member_set = frozenset(validate_id(m, "member") for m in members)
         if owner in member_set:
             raise ValueError(f"the owner {owner!r} cannot also be listed as a member")
-        if identity is not None:
-            validate_id(identity, "identity")
+        if identity is not None:  # compared and stored in its canonical form (identity.py)
+            identity = checked_identity(canonical_text(identity), "identity")
         held = self._check_identifiers(identifiers)
         keys = self.identity_keys
         aliases: dict[str, tuple[str, ...]] = {}
@@ -340,7 +342,7 @@ class Lifecycle:
                     existing = self.store.get(account_id)
                 except LifecycleError:
                     raise taken from None
-                if existing.applied(idempotency_key) == Action.OPEN:
+                if replayed_open(existing, record, idempotency_key):  # same key, same arguments
                     return existing
             raise
 
@@ -540,7 +542,13 @@ class Lifecycle:
                     f"unknown kind of identifier {kind!r}; the policy's [identity] table lists "
                     f"{', '.join(kinds) or 'none'} (the single identity is open(identity=...))"
                 )
-            held[kind] = HeldIdentifier(validate_id(value, f"identifier {kind!r}"))
+            if not isinstance(value, str):
+                raise TypeError(f"identifier {kind!r} must be a str, got {type(value).__name__}")
+            try:  # compared and stored in its kind's canonical form (identity.py)
+                value = canonical_identifier(kind, value, email_local_part=self.policy.email_local_part)
+            except ValueError as exc:
+                raise ValueError(f"identifier {kind!r}: {exc}") from None
+            held[kind] = HeldIdentifier(checked_identity(value, f"identifier {kind!r}"))
         return held
 
     def sweep(self, limit: int | None = None) -> SweepReport:
@@ -637,8 +645,9 @@ class Lifecycle:
 
     def holds_identity(self, account_id: str, identity: str) -> bool:
         """Whether the account was opened with *identity* and still keeps its digest (the
-        store keeps no identity in plain text, so this is how a host checks one)."""
-        validate_id(identity, "identity")
+        store keeps no identity in plain text, so this is how a host checks one). *identity* is
+        compared in its canonical form, as ``open`` stores it."""
+        identity = checked_identity(canonical_text(identity), "identity")
         record = self.get(account_id)
         if record.identity is None or self.identity_keys is None:
             return False
