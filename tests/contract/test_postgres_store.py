@@ -102,6 +102,7 @@ def test_concurrent_migrations_apply_the_schema_exactly_once(pg_schema: tuple[st
     assert query(pg_schema[0], f'SELECT version FROM "{pg_schema[1]}".schema_migrations ORDER BY 1') == [
         (1,),
         (2,),
+        (3,),
     ]
 
 
