@@ -391,3 +391,28 @@ def test_a_forged_commitment_is_caught_by_the_chain() -> None:
     )
     with pytest.raises(HistoryTampered, match="content does not match its hash"):
         lc.verify_history("acc-1")
+
+
+def test_the_purge_drops_the_argument_digests_of_keys_that_carried_free_text() -> None:
+    """The digest kept with a survey's or a hold's idempotency key hashes the answers or the
+    reason (unkeyed): the purge keeps the key and its action only; other keys keep theirs."""
+    lc = lifecycle(MemoryStore(), QUARANTINE)
+    lc.open("acc-1", owner="u-1")
+    lc.place_hold("acc-1", AGENT, "files", "ticket 1", idempotency_key="hold-1")
+    lc.release_hold("acc-1", AGENT, "files", idempotency_key="release-1")
+    lc.request_cancellation("acc-1", OWNER, idempotency_key="request-1")
+    lc.submit_survey("acc-1", OWNER, SurveyOutcome.CANCEL, ANSWERS, idempotency_key="survey-1")
+    lc.confirm("acc-1", OWNER, idempotency_key="confirm-1")
+    before = {entry[0]: entry for entry in lc.get("acc-1").recent_keys}
+    assert all(len(entry) == 3 for entry in before.values())
+
+    lc.clock.advance(timedelta(days=30))
+    assert lc.sweep().purged == ("acc-1",)
+
+    after = {entry[0]: entry for entry in lc.get("acc-1").recent_keys}
+    assert after["survey-1"] == ("survey-1", "submit_survey")
+    assert after["hold-1"] == ("hold-1", "place_hold")
+    for key in ("release-1", "request-1", "confirm-1"):
+        assert after[key] == before[key]
+    # a retry of the confirm is still a replay, bound to its arguments
+    assert lc.confirm("acc-1", OWNER, idempotency_key="confirm-1").state is State.PURGED
