@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from account_lifecycle.cli._common import USAGE, F, _load, _Stop
+from account_lifecycle.cli.schema_gate import refuse_outdated_postgres, refuse_outdated_sqlite
 from account_lifecycle.clock import ManualClock
 from account_lifecycle.errors import ConfigurationError, StoreError
 from account_lifecycle.lifecycle import Lifecycle
@@ -59,13 +60,14 @@ def _open_store(db: str | None, dsn: str | None, schema: str | None) -> AccountS
         logging.getLogger("psycopg.pool").setLevel(logging.CRITICAL)
         try:
             store = PostgresStore(dsn, schema=schema or "account_lifecycle", max_connections=2, timeout=10)
-            store.migrate()
+            refuse_outdated_postgres(store)  # never migrates: `account-lifecycle migrate` does
         except StoreError as exc:
             raise _Stop(USAGE, f"error: cannot use the PostgreSQL database: {exc}") from None
         return store
     from account_lifecycle.adapters.sqlite import SQLiteStore
 
     path = db if db is not None else "accounts.db"
+    refuse_outdated_sqlite(path)  # a new file is created; an older one is not migrated
     try:
         return SQLiteStore(path)
     except StoreError as exc:
