@@ -48,9 +48,9 @@ def _providers() -> None:
 
 
 @pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
+def spans() -> InMemorySpanExporter:
     _EXPORTER.clear()
-    yield _EXPORTER
+    return _EXPORTER
 
 
 def _points(name: str) -> list[Any]:
