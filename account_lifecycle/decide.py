@@ -480,7 +480,11 @@ def start_work(
     if due:
         assert phase is not None
         erasure = Erasure(owner=owner, phase=phase, steps=due, started_at=now)
-        return Decision({"erasure": erasure}, (), erasure)
+        details: dict[str, Any] = {"phase": phase, "steps": list(due)}
+        if record.erasure is not None:
+            details["resumed"] = True  # a runner died with these steps started: they run again
+        started = Event("erasure_started", record.state, record.state, details)
+        return Decision({"erasure": erasure}, (started,), erasure)
     return _move_on_if_settled(rules, record, now)
 
 

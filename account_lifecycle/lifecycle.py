@@ -8,6 +8,8 @@ import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
+import attrs
+
 from account_lifecycle import telemetry
 from account_lifecycle.audit import AuditEvent, verify_chain
 from account_lifecycle.clock import SystemClock, require_aware
@@ -240,8 +242,9 @@ class Lifecycle:
         decision = self._decide(record, command, now)
         if lease is not None:
             started = start_work(self.rules, _applied(record, decision), now, lease.owner)
-            if started is not None:
-                decision = decision.then(record, started)
+            if started is not None and started.work is not None:
+                # the confirm event says the steps start: the write needs no event of its own
+                decision = decision.then(record, attrs.evolve(started, events=()))
         try:
             return self.journal.commit(record, decision, now=now, lease=lease), False
         except ConcurrentUpdate:
