@@ -89,7 +89,7 @@ class TestSQLite:
         for command in (
             ["history", "a1", "--policy", "smrtphone"],
             ["status", "a1", "--policy", "smrtphone"],
-            ["sweep", "--policy", "smrtphone"],
+            ["sweep", "--policy", "smrtphone", "--dry-run"],
         ):
             assert refused(cli(*command, "--db", "old.db", cwd=tmp_path), 2) == (
                 "error: SQLite database 'old.db' has schema version 1, older than the library's 2; "
