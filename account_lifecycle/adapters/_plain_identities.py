@@ -6,13 +6,20 @@ identities refuses to migrate without them, and nothing is changed."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Final
 
 from account_lifecycle.codec import dumps
 from account_lifecycle.errors import ConfigurationError
 from account_lifecycle.identity_keys import IDENTITY_KIND, IdentityKeys, is_digest
 
-__all__ = ["digested", "digested_body", "need_keys"]
+__all__ = ["DIGEST_STEP_NOTE", "digested", "digested_body", "need_keys"]
+
+#: What ``migrate --sql`` prints in place of schema 3's data step.
+DIGEST_STEP_NOTE: Final = (
+    "-- schema 3 also turns identities stored in plain text into keyed digests, which SQL alone"
+    " cannot do: run account-lifecycle migrate with ACCOUNT_LIFECYCLE_IDENTITY_KEYS set"
+    " (or store.migrate(identity_keys=...)); it records version 3"
+)
 
 
 def need_keys(where: str) -> ConfigurationError:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Final
 
 import attrs
 
 from account_lifecycle.audit import AuditEvent
 from account_lifecycle.clock import require_aware
 from account_lifecycle.errors import AccountExists, AccountNotFound, ConcurrentUpdate
-from account_lifecycle.model import AccountRecord
+from account_lifecycle.health import StatusRow, StoreStatus, summarize
+from account_lifecycle.model import AccountRecord, State
 from account_lifecycle.schedule import due_at
 from account_lifecycle.sealed import SealedValue
 from account_lifecycle.values import CorruptRecord, Lease, require_now
@@ -114,6 +116,7 @@ class MemoryStore:
         now: datetime | None = None,
         aliases: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
+        """Insert a new account with its first events (``AccountStore.create``)."""
         with self._lock:
             if record.account_id in self._records:
                 raise AccountExists(account_id=record.account_id)
@@ -125,6 +128,7 @@ class MemoryStore:
             self._index(record, None)
 
     def get(self, account_id: str) -> AccountRecord:
+        """The stored record (``AccountStore.get``); ``AccountNotFound``, ``RecordCorrupt``."""
         with self._lock:
             try:
                 return self._records[account_id]
@@ -142,6 +146,7 @@ class MemoryStore:
         now: datetime | None = None,
         erase_sealed: bool = False,
     ) -> None:
+        """Compare-and-set the record with its events; claims as ``AccountStore.save`` says."""
         with self._lock:
             current = self._records.get(record.account_id)
             if current is None:
@@ -167,6 +172,7 @@ class MemoryStore:
                     del self._claims[record.account_id]
 
     def history(self, account_id: str) -> tuple[AuditEvent, ...]:
+        """The account's audit events in order (``AccountStore.history``)."""
         with self._lock:
             try:
                 events = self._events[account_id]
@@ -178,6 +184,7 @@ class MemoryStore:
             )
 
     def claim_due(self, *, now: datetime, lease: Lease, limit: int) -> list[AccountRecord | CorruptRecord]:
+        """Claim up to *limit* due accounts for *lease* (``AccountStore.claim_due``)."""
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise ValueError(f"limit must be a whole number >= 0, got {limit!r}")
         if limit == 0:
@@ -200,6 +207,7 @@ class MemoryStore:
         return claim is None or claim.until <= now
 
     def release(self, account_id: str, owner: str) -> None:
+        """Drop *owner*'s claim on the account, and no other owner's."""
         with self._lock:
             claim = self._claims.get(account_id)
             if claim is not None and claim.owner == owner:
@@ -209,6 +217,35 @@ class MemoryStore:
         """Every stored account id (for tests and tools)."""
         with self._lock:
             return tuple(self._records)
+
+    # -- read-only views for operators --------------------------------------------------------
+
+    def schema_version(self) -> int:
+        """A ``MemoryStore`` has no schema to migrate: always 0, as is its ``status``'s
+        ``library_schema_version``."""
+        return 0
+
+    def status(self, *, now: datetime) -> StoreStatus:
+        """A snapshot of the purge work at *now* (backlog, oldest due, failed steps, live claims);
+        reads only. See ``account_lifecycle.health.StoreStatus``."""
+        now = require_aware(now)
+        with self._lock:
+            rows = [
+                StatusRow(
+                    account_id,
+                    self._due.get(account_id),
+                    None if (claim := self._claims.get(account_id)) is None else claim.owner,
+                    None if claim is None else claim.until,
+                    record,
+                )
+                for account_id, record in self._records.items()
+                if account_id in self._due or account_id in self._claims or record.state in _WORKING
+            ]
+        return summarize(rows, now=now, schema_version=0, library_schema_version=0)
+
+
+#: States in which an account may have purge steps (failed ones included) on its ledger.
+_WORKING: Final = frozenset({State.CANCELLED, State.RESTORABLE})
 
 
 def _free(free_at: datetime | None, now: datetime | None) -> bool:

@@ -29,7 +29,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import tuple_row
 from psycopg_pool import ConnectionPool
 
-from account_lifecycle.adapters._plain_identities import digested, digested_body
+from account_lifecycle.adapters._plain_identities import DIGEST_STEP_NOTE, digested, digested_body
 from account_lifecycle.audit import AuditEvent
 from account_lifecycle.clock import require_aware
 from account_lifecycle.codec import (
@@ -48,6 +48,7 @@ from account_lifecycle.errors import (
     RecordCorrupt,
     StoreError,
 )
+from account_lifecycle.health import StatusRow, StoreStatus, summarize
 from account_lifecycle.identity_keys import IDENTITY_KIND, IdentityKeys
 from account_lifecycle.model import AccountRecord
 from account_lifecycle.redact import REDACTOR, dsn_secrets, redact
@@ -507,6 +508,7 @@ class PostgresStore:
         now: datetime | None = None,
         aliases: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
+        """Insert a new account with its first events (``AccountStore.create``)."""
         columns = self._columns(record)
         with self._transaction(f"creating account {record.account_id!r}") as cursor:
             if aliases:
@@ -522,6 +524,7 @@ class PostgresStore:
             self._append(cursor, events)
 
     def get(self, account_id: str) -> AccountRecord:
+        """The stored record (``AccountStore.get``); ``AccountNotFound``, ``RecordCorrupt``."""
         with self._transaction(f"reading account {account_id!r}") as cursor:
             cursor.execute(self._sql.select_account, (account_id,))
             row = cursor.fetchone()
@@ -540,6 +543,7 @@ class PostgresStore:
         now: datetime | None = None,
         erase_sealed: bool = False,
     ) -> None:
+        """Compare-and-set the record with its events; claims as ``AccountStore.save`` says."""
         params: dict[str, Any] = {**self._columns(record), "expected_version": expected_version}
         if lease is not None:
             statement = self._sql.update_account_taking_claim
@@ -571,6 +575,7 @@ class PostgresStore:
             self._append(cursor, events)
 
     def history(self, account_id: str) -> tuple[AuditEvent, ...]:
+        """The account's audit events in order (``AccountStore.history``)."""
         with self._transaction(f"reading the history of {account_id!r}") as cursor:
             cursor.execute(self._sql.select_history, (account_id,))
             rows = cursor.fetchall()
@@ -589,6 +594,7 @@ class PostgresStore:
         return tuple(attrs.evolve(e, sealed_values=by_seq[e.seq]) if e.seq in by_seq else e for e in events)
 
     def claim_due(self, *, now: datetime, lease: Lease, limit: int) -> list[AccountRecord | CorruptRecord]:
+        """Claim up to *limit* due accounts for *lease* (``AccountStore.claim_due``)."""
         now = require_aware(now)
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise ValueError(f"limit must be a whole number >= 0, got {limit!r}")
@@ -608,6 +614,7 @@ class PostgresStore:
         return [_decode_claimed(row[1], row[2]) for row in rows]
 
     def release(self, account_id: str, owner: str) -> None:
+        """Drop *owner*'s claim on the account, and no other owner's."""
         with self._transaction(f"releasing the claim on {account_id!r}") as cursor:
             cursor.execute(self._sql.release, (account_id, owner))
 
@@ -617,6 +624,63 @@ class PostgresStore:
             cursor.execute(self._sql.account_ids)
             rows = cursor.fetchall()
         return tuple(row[0] for row in rows)
+
+    # -- read-only views for operators (status, migrate --sql) ------------------------------
+
+    def migration_statements(self, from_version: int) -> tuple[str, ...]:
+        """The statements ``migrate()`` runs on this schema at version *from_version* (0: never
+        migrated), in order, as text; none when it is current. Runs nothing (``migrate --sql``).
+
+        Migration 3 of a schema that holds data has a step SQL alone cannot do (identities in
+        plain text become keyed digests, which needs the keys): from version 1 or 2, the
+        statements stop before it with a comment saying to run ``migrate`` for the rest."""
+        if from_version >= SCHEMA_VERSION:
+            return ()
+        composed: list[sql.Composable] = []
+        if from_version == 0:
+            composed += [self._sql.create_schema, self._sql.create_migrations]
+        for version, description, statements in MIGRATIONS:
+            if version == 3 and from_version > 0:
+                composed.append(sql.SQL(DIGEST_STEP_NOTE))
+                break
+            if version > from_version:
+                composed += [self._sql.format(statement) for statement in statements]
+                composed.append(
+                    sql.SQL("INSERT INTO {}.schema_migrations (version, description) VALUES ({}, {})").format(
+                        self._sql.schema, sql.Literal(version), sql.Literal(description)
+                    )
+                )
+        return tuple(" ".join(c.as_string(None).split()) for c in composed)
+
+    def status(self, *, now: datetime) -> StoreStatus:
+        """A snapshot of the purge work at *now* (backlog, oldest due, failed steps, live claims,
+        schema version), read in one ``READ ONLY`` transaction: it never migrates nor writes, and
+        works on an older schema. See ``account_lifecycle.health.StoreStatus``."""
+        now = require_aware(now)
+        with self._transaction("reading the status", check=False) as cursor:
+            cursor.execute("SET TRANSACTION READ ONLY")
+            cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (self._sql.migrations_name,))
+            found = cursor.fetchone()
+            version, rows = 0, []
+            if found is not None and found[0]:
+                cursor.execute(self._sql.current_version)
+                row = cursor.fetchone()
+                version = 0 if row is None or row[0] is None else int(row[0])
+            if version > 0:
+                cursor.execute(
+                    self._sql.format(
+                        "SELECT account_id, due_at, claim_owner, claim_until, body FROM {schema}.accounts"
+                        " WHERE due_at IS NOT NULL OR claim_owner IS NOT NULL"
+                        " OR state IN ('cancelled', 'restorable')"
+                    )
+                )
+                rows = cursor.fetchall()
+        return summarize(
+            (StatusRow(r[0], r[1], r[2], r[3], _decode_claimed(r[0], r[4])) for r in rows),
+            now=now,
+            schema_version=version,
+            library_schema_version=SCHEMA_VERSION,
+        )
 
 
 class _Statements:

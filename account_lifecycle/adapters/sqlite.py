@@ -7,8 +7,10 @@ is filtered by the version that was read: zero rows updated means someone else w
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
+import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
@@ -17,8 +19,9 @@ from typing import Final
 
 import attrs
 
-from account_lifecycle.adapters._plain_identities import digested, digested_body
+from account_lifecycle.adapters._plain_identities import DIGEST_STEP_NOTE, digested, digested_body
 from account_lifecycle.audit import AuditEvent, format_time
+from account_lifecycle.clock import require_aware
 from account_lifecycle.codec import (
     dumps,
     event_from_json,
@@ -34,6 +37,7 @@ from account_lifecycle.errors import (
     RecordCorrupt,
     StoreError,
 )
+from account_lifecycle.health import StatusRow, StoreStatus, summarize
 from account_lifecycle.identity_keys import IDENTITY_KIND, IdentityKeys
 from account_lifecycle.model import AccountRecord
 from account_lifecycle.schedule import due_at
@@ -395,6 +399,7 @@ class SQLiteStore:
         now: datetime | None = None,
         aliases: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
+        """Insert a new account with its first events (``AccountStore.create``)."""
         version, state, identity, due, body = self._columns(record)
         with self._write(f"creating {record.account_id!r}") as conn:
             if self._exists(conn, record.account_id):
@@ -414,6 +419,7 @@ class SQLiteStore:
             self._append(conn, events)
 
     def get(self, account_id: str) -> AccountRecord:
+        """The stored record (``AccountStore.get``); ``AccountNotFound``, ``RecordCorrupt``."""
         # The body is read as bytes: text that is not UTF-8 then fails to decode as one
         # corrupt record, instead of as an sqlite3 error that quotes it.
         with self._read(f"reading {account_id!r}") as conn:
@@ -435,6 +441,7 @@ class SQLiteStore:
         now: datetime | None = None,
         erase_sealed: bool = False,
     ) -> None:
+        """Compare-and-set the record with its events; claims as ``AccountStore.save`` says."""
         version, state, identity, due, body = self._columns(record)
         values: tuple[object, ...] = (version, state, identity, due, body)
         where: tuple[object, ...] = (record.account_id, expected_version)
@@ -463,6 +470,7 @@ class SQLiteStore:
             self._append(conn, events)
 
     def history(self, account_id: str) -> tuple[AuditEvent, ...]:
+        """The account's audit events in order (``AccountStore.history``)."""
         with self._read(f"reading the history of {account_id!r}") as conn:
             rows = conn.execute(
                 "SELECT CAST(body AS BLOB) FROM events WHERE account_id = ? ORDER BY seq", (account_id,)
@@ -477,6 +485,7 @@ class SQLiteStore:
         return _with_sealed(account_id, events, sealed)
 
     def claim_due(self, *, now: datetime, lease: Lease, limit: int) -> list[AccountRecord | CorruptRecord]:
+        """Claim up to *limit* due accounts for *lease* (``AccountStore.claim_due``)."""
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise ValueError(f"limit must be a whole number >= 0, got {limit!r}")
         if limit == 0:
@@ -496,6 +505,7 @@ class SQLiteStore:
         return [_decode_claimed(row[0], row[1]) for row in rows]
 
     def release(self, account_id: str, owner: str) -> None:
+        """Drop *owner*'s claim on the account, and no other owner's."""
         with self._write(f"releasing the claim on {account_id!r}") as conn:
             conn.execute(
                 "UPDATE accounts SET claim_owner = NULL, claim_until = NULL"
@@ -508,6 +518,108 @@ class SQLiteStore:
         with self._read("listing accounts") as conn:
             rows = conn.execute("SELECT account_id FROM accounts ORDER BY account_id").fetchall()
         return tuple(row[0] for row in rows)
+
+    # -- read-only views for operators (status, migrate --sql) ------------------------------
+
+    @classmethod
+    def open_read_only(cls, path: str | PathLike[str], *, timeout: float = 30.0) -> SQLiteStore:
+        """The existing file *path*, opened read-only: never created, never migrated, and SQLite
+        refuses every write (``StoreError``). For ``status`` and ``migrate --sql``; ``migrate()``
+        on it raises ``StoreError``. ``StoreError`` if the file does not exist."""
+        if not os.path.isfile(path):
+            raise StoreError(f"SQLite database {str(path)!r} does not exist")
+        return _ReadOnlySQLiteStore(path, timeout=timeout)
+
+    @staticmethod
+    def migration_statements(from_version: int) -> tuple[str, ...]:
+        """The statements ``migrate()`` runs on a file at schema version *from_version* (0: a new
+        file), in order; none when it is current. Printed by ``account-lifecycle migrate --sql``.
+
+        From a version before 3 the last step is not SQL: identities stored in plain text become
+        keyed digests, which needs the keys. The statements then create the tables and leave the
+        recorded version as it was, and a closing comment says to run ``migrate`` for the rest."""
+        if from_version >= SCHEMA_VERSION:
+            return ()
+        statements = [" ".join(s.split()) for s in _SCHEMA.split(";") if s.strip()]
+        if from_version == 0:
+            statements.append(f"INSERT INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}')")  # noqa: S608 (an int)
+        else:
+            statements.append(DIGEST_STEP_NOTE)
+        return tuple(statements)
+
+    def status(self, *, now: datetime) -> StoreStatus:
+        """A snapshot of the purge work at *now* (backlog, oldest due, failed steps, live claims,
+        schema version), read in one read transaction that writes nothing and never migrates.
+        See ``account_lifecycle.health.StoreStatus``."""
+        now = require_aware(now)
+        with self._read("reading the status") as conn:
+            conn.execute("BEGIN")
+            try:
+                has_meta = conn.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+                ).fetchone()
+                version_row = (
+                    conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+                    if has_meta
+                    else None
+                )
+                rows = (
+                    conn.execute(
+                        "SELECT account_id, due_at, claim_owner, claim_until, CAST(body AS BLOB)"
+                        " FROM accounts WHERE due_at IS NOT NULL OR claim_owner IS NOT NULL"
+                        " OR state IN ('cancelled', 'restorable')"
+                    ).fetchall()
+                    if has_meta
+                    else []
+                )
+            finally:
+                conn.execute("COMMIT")
+        return summarize(
+            (
+                StatusRow(row[0], _moment(row[1]), row[2], _moment(row[3]), _decode_claimed(row[0], row[4]))
+                for row in rows
+            ),
+            now=now,
+            schema_version=0 if version_row is None else int(version_row[0]),
+            library_schema_version=SCHEMA_VERSION,
+        )
+
+
+class _ReadOnlySQLiteStore(SQLiteStore):
+    """``SQLiteStore.open_read_only``: connections opened with ``mode=ro``; nothing is migrated."""
+
+    def __init__(self, path: str | PathLike[str], *, timeout: float) -> None:
+        self._opening = True  # SQLiteStore.__init__ calls migrate(): a no-op while opening
+        super().__init__(path, timeout=timeout)
+        self._opening = False
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore.open_read_only({self.path!r})"
+
+    def _connect(self) -> sqlite3.Connection:
+        uri = "file:" + urllib.parse.quote(os.path.abspath(self.path)) + "?mode=ro"
+        return sqlite3.connect(
+            uri, uri=True, timeout=self.timeout, isolation_level=None, check_same_thread=False
+        )
+
+    def migrate(self, *, identity_keys: IdentityKeys | None = None) -> None:
+        """Refused: this store was opened read-only."""
+        if self._opening:
+            return
+        raise StoreError(f"{self.path!r} was opened read-only: it is not migrated")
+
+    def schema_version(self) -> int:
+        """The schema version recorded in the file; 0 for a file without the library's tables."""
+        with self._read("reading the schema version") as conn:
+            if not conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+            ).fetchone():
+                return 0
+        return super().schema_version()
+
+
+def _moment(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
 
 
 def _described(exc: sqlite3.Error) -> str:
