@@ -183,7 +183,7 @@ def test_sqlite_read_only_store_never_writes(tmp_path: Path) -> None:
     store.close()
     digest = _digest(path)
     reader = SQLiteStore.open_read_only(path)
-    assert reader.schema_version() == 2
+    assert reader.schema_version() == 3
     with pytest.raises(StoreError, match="read-only"):
         reader.migrate()
     record = reader.get("a1")
@@ -196,12 +196,14 @@ def test_sqlite_read_only_store_never_writes(tmp_path: Path) -> None:
 
 
 def _version_1(path: Path) -> None:
-    """A file as release 0.1 left it: no identities table, schema version 1, one cancelled account."""
+    """A file as release 0.1 left it: no identities or sealed values tables, schema version 1,
+    one cancelled account."""
     store = SQLiteStore(path)
     _cancel(_lifecycle(store, ManualClock(T0)), "a1")
     store.close()
     with sqlite3.connect(path) as conn:
         conn.execute("DROP TABLE identities")
+        conn.execute("DROP TABLE sealed_values")
         conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     sqlite3.connect(path).close()
 
@@ -213,7 +215,7 @@ def test_sqlite_status_on_an_older_schema_changes_nothing(tmp_path: Path) -> Non
     reader = SQLiteStore.open_read_only(path)
     status = reader.status(now=T0 + timedelta(days=1))
     reader.close()
-    assert (status.schema_version, status.library_schema_version, status.schema_outdated) == (1, 2, True)
+    assert (status.schema_version, status.library_schema_version, status.schema_outdated) == (1, 3, True)
     assert status.due == 1
     assert dict(status.failed) == {"call_recordings": 1}
     assert _digest(path) == digest
@@ -223,22 +225,27 @@ def test_sqlite_status_on_an_older_schema_changes_nothing(tmp_path: Path) -> Non
 
 
 def test_sqlite_migration_statements(tmp_path: Path) -> None:
-    """What ``migrate --sql`` prints is what migrate() does: run on a version 1 file by hand, it
-    brings the file to the current version."""
-    assert SQLiteStore.migration_statements(2) == ()
+    """What ``migrate --sql`` prints is what migrate() does in SQL: run on a version 1 file by
+    hand, it creates the tables and leaves the version as it was, saying (a comment) that
+    ``migrate`` does the rest (schema 3's digests need the keys); migrate() then finishes."""
+    assert SQLiteStore.migration_statements(3) == ()
     fresh = SQLiteStore.migration_statements(0)
-    assert fresh[-1] == "INSERT INTO meta VALUES ('schema_version', '2')"
+    assert fresh[-1] == "INSERT INTO meta VALUES ('schema_version', '3')"
     path = tmp_path / "old.db"
     _version_1(path)
     statements = SQLiteStore.migration_statements(1)
-    assert statements[-1] == "UPDATE meta SET value = '2' WHERE key = 'schema_version'"
+    assert statements[-1].startswith("-- schema 3 also turns identities stored in plain text")
+    assert SQLiteStore.migration_statements(2)[-1] == statements[-1]
     with sqlite3.connect(path) as conn:
         for statement in statements:
             conn.execute(statement)
     reader = SQLiteStore.open_read_only(path)
-    assert reader.schema_version() == 2
-    assert reader.status(now=T0).library_schema_version == 2
+    assert reader.schema_version() == 1
+    assert reader.status(now=T0).library_schema_version == 3
     reader.close()
+    store = SQLiteStore(path)  # no identities in this file: nothing needs the keys
+    assert store.schema_version() == 3
+    store.close()
 
 
 # -- PostgreSQL: older schemas, undecodable rows ---------------------------------------------------
@@ -274,8 +281,9 @@ def test_postgres_status_on_an_older_schema_and_a_corrupt_row(pg_schema: tuple[s
     with psycopg.connect(dsn, autocommit=True) as conn:
         name = sql.Identifier(schema)
         conn.execute(sql.SQL("UPDATE {}.accounts SET body = 'not json' WHERE account_id = 'a2'").format(name))
-        conn.execute(sql.SQL("DELETE FROM {}.schema_migrations WHERE version = 2").format(name))
+        conn.execute(sql.SQL("DELETE FROM {}.schema_migrations WHERE version >= 2").format(name))
         conn.execute(sql.SQL("DROP TABLE {}.identities").format(name))
+        conn.execute(sql.SQL("DROP TABLE {}.sealed_values").format(name))
     with PostgresStore(dsn, schema=schema) as store:
         status = store.status(now=T0 + timedelta(days=1))
         assert (status.schema_version, status.schema_outdated) == (1, True)
@@ -284,7 +292,9 @@ def test_postgres_status_on_an_older_schema_and_a_corrupt_row(pg_schema: tuple[s
         assert dict(status.failed) == {"call_recordings": 1}
         statements = store.migration_statements(1)
         assert statements[0].startswith(f'CREATE TABLE "{schema}".identities')
-        assert statements[-1].startswith(f'INSERT INTO "{schema}".schema_migrations')
+        assert statements[-2].startswith(f'INSERT INTO "{schema}".schema_migrations')
+        assert statements[-1].startswith("-- schema 3 also turns identities stored in plain text")
         assert store.schema_version() == 1  # nothing was migrated
         assert len(store.migration_statements(0)) > len(statements)
-        assert store.migration_statements(2) == ()
+        assert store.migration_statements(2) == (statements[-1],)
+        assert store.migration_statements(3) == ()

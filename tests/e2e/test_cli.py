@@ -493,6 +493,42 @@ class TestConsoleIdentityKeys:
         assert "ACCOUNT_LIFECYCLE_IDENTITY_KEYS, key 1" in bad.stderr
         assert "1" * 62 not in bad.stderr
 
+    def test_migrate_turns_plain_identities_into_digests_only_with_the_key(self, tmp_path: Path) -> None:
+        """A schema-2 file with a plain identity: ``migrate`` without the key is refused (exit
+        2, the file unchanged, the value not quoted); with it the file is at version 3 and holds
+        the digest under the console's key, not the address."""
+        import sqlite3
+        from contextlib import closing
+
+        from account_lifecycle import IdentityKey, IdentityKeys, SQLiteStore
+        from account_lifecycle.testing.store_contract import new_account
+
+        path = tmp_path / "old.db"
+        store = SQLiteStore(path)
+        store.create(*new_account("old-1", identity="ann.old@example.com"))
+        store.close()
+        with closing(sqlite3.connect(path)) as conn, conn:
+            conn.execute("DROP TABLE sealed_values")
+            conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+
+        refused_migrate = cli("migrate", "--db", "old.db", cwd=tmp_path, key=None)
+        assert refused_migrate.returncode == 2
+        assert "identity_keys" in refused_migrate.stderr
+        assert "ann.old@example.com" not in refused_migrate.stderr
+        assert b"ann.old@example.com" in path.read_bytes()
+
+        assert ok(cli("migrate", "--db", "old.db", cwd=tmp_path)) == (
+            "SQLite database 'old.db' migrated from schema version 2 to 3\n"
+        )
+        keys = IdentityKeys(IdentityKey("cli", bytes.fromhex(TEST_KEY.partition(":")[2])))
+        migrated = SQLiteStore(path)
+        try:
+            assert migrated.get("old-1").identity == keys.digest("identity", "ann.old@example.com")
+            migrated.checkpoint()
+        finally:
+            migrated.close()
+        assert b"ann.old@example.com" not in path.read_bytes()
+
 
 class TestConsoleSmrtphone:
     def test_the_whole_flow(self, tmp_path: Path) -> None:

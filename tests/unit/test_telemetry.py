@@ -26,7 +26,7 @@ from account_lifecycle import (
     policies,
     telemetry,
 )
-from account_lifecycle.testing import FakePurger
+from account_lifecycle.testing import FakePurger, fake_identity_keys
 
 T0 = datetime(2026, 1, 31, 12, tzinfo=UTC)
 OWNER = Actor.parse("user:u1")
@@ -71,7 +71,7 @@ def _world(fail: bool = True) -> tuple[Lifecycle, ManualClock, MemoryStore]:
     clock = ManualClock(T0)
     store = MemoryStore()
     purgers = [FakePurger(c.name, fail_when=fail and c.name == "todos") for c in AC.purge.categories]
-    lc = Lifecycle(AC, store=store, purgers=purgers, clock=clock)
+    lc = Lifecycle(AC, store=store, purgers=purgers, clock=clock, identity_keys=fake_identity_keys())
     return lc, clock, store
 
 
@@ -154,6 +154,7 @@ def test_reminders_are_counted(spans: InMemorySpanExporter) -> None:
         store=MemoryStore(),
         purgers=[FakePurger(c.name) for c in policy.purge.categories],
         clock=clock,
+        identity_keys=fake_identity_keys(),
     )
     before = _count(telemetry.REMINDERS)
     _cancel(lc, "acct-4")
