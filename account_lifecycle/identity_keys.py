@@ -71,6 +71,7 @@ class IdentityKey:
         return cls(key_id, secrets.token_bytes(MIN_SECRET_BYTES))
 
     def mac(self, data: bytes) -> str:
+        """HMAC-SHA-256 of *data* under this key, as hex."""
         return hmac.new(self.secret, data, hashlib.sha256).hexdigest()
 
 
@@ -98,6 +99,7 @@ class IdentityKeys:
 
     @property
     def chain(self) -> tuple[IdentityKey, ...]:
+        """Every key, oldest first: the order a digest applies them in."""
         return (*self.previous, self.current)
 
     @property
