@@ -8,6 +8,8 @@ import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
+import attrs
+
 from account_lifecycle.audit import AuditEvent, verify_chain
 from account_lifecycle.clock import SystemClock, require_aware
 from account_lifecycle.decide import (
@@ -20,6 +22,7 @@ from account_lifecycle.decide import (
     decide_open,
     fenced,
     permitted_replay,
+    replayed_open,
     start_work,
 )
 from account_lifecycle.duration import Duration
@@ -31,6 +34,7 @@ from account_lifecycle.errors import (
     LifecycleError,
     PolicyMismatch,
 )
+from account_lifecycle.identity import canonical_identifier, canonical_text, checked_identity
 from account_lifecycle.journal import Journal
 from account_lifecycle.machine import Attempt, PolicyMachine
 from account_lifecycle.model import (
@@ -238,8 +242,9 @@ class Lifecycle:
         decision = self._decide(record, command, now)
         if lease is not None:
             started = start_work(self.rules, _applied(record, decision), now, lease.owner)
-            if started is not None:
-                decision = decision.then(record, started)
+            if started is not None and started.work is not None:
+                # the confirm event says the steps start: the write needs no event of its own
+                decision = decision.then(record, attrs.evolve(started, events=()))
         try:
             return self.journal.commit(record, decision, now=now, lease=lease), False
         except ConcurrentUpdate:
@@ -277,8 +282,8 @@ class Lifecycle:
         member_set = frozenset(validate_id(m, "member") for m in members)
         if owner in member_set:
             raise ValueError(f"the owner {owner!r} cannot also be listed as a member")
-        if identity is not None:
-            validate_id(identity, "identity")
+        if identity is not None:  # compared and stored in its canonical form (identity.py)
+            identity = checked_identity(canonical_text(identity), "identity")
         held = self._check_identifiers(identifiers)
         record, event = decide_open(
             self.rules,
@@ -297,7 +302,7 @@ class Lifecycle:
                     existing = self.store.get(account_id)
                 except LifecycleError:
                     raise taken from None
-                if existing.applied(idempotency_key) == Action.OPEN:
+                if replayed_open(existing, record, idempotency_key):  # same key, same arguments
                     return existing
             raise
 
@@ -497,7 +502,13 @@ class Lifecycle:
                     f"unknown kind of identifier {kind!r}; the policy's [identity] table lists "
                     f"{', '.join(kinds) or 'none'} (the single identity is open(identity=...))"
                 )
-            held[kind] = HeldIdentifier(validate_id(value, f"identifier {kind!r}"))
+            if not isinstance(value, str):
+                raise TypeError(f"identifier {kind!r} must be a str, got {type(value).__name__}")
+            try:  # compared and stored in its kind's canonical form (identity.py)
+                value = canonical_identifier(kind, value, email_local_part=self.policy.email_local_part)
+            except ValueError as exc:
+                raise ValueError(f"identifier {kind!r}: {exc}") from None
+            held[kind] = HeldIdentifier(checked_identity(value, f"identifier {kind!r}"))
         return held
 
     def sweep(self, limit: int | None = None) -> SweepReport:

@@ -291,10 +291,12 @@ def _phase_refusal(
     if earlier:
         last = earlier[-1]
         text += f"; {relation} could restore in phase {last + 1}, which ended at {_moment(bounds[last][1])}"
-    elif later:
+    if later:
         first = later[0]
+        again = " again" if earlier else ""
         text += (
-            f"; {relation} may restore from phase {first + 1}, which starts at {_moment(bounds[first][0])}"
+            f"; {relation} may restore{again} from phase {first + 1}, "
+            f"which starts at {_moment(bounds[first][0])}"
         )
     return text
 

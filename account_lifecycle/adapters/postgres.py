@@ -15,6 +15,7 @@ processes at once). A store whose tables are missing raises ``StoreError`` sayin
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -39,6 +40,7 @@ from account_lifecycle.errors import (
     StoreError,
 )
 from account_lifecycle.model import AccountRecord
+from account_lifecycle.redact import REDACTOR, dsn_secrets, redact
 from account_lifecycle.schedule import due_at
 from account_lifecycle.values import CorruptRecord, Lease, require_now
 
@@ -110,13 +112,29 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[LiteralString, ...]], ...]] = (
 SCHEMA_VERSION: Final = MIGRATIONS[-1][0]
 
 
-def _target(conninfo: str) -> str:
+def _target(conninfo: str, secrets: frozenset[str]) -> str:
     """The connection target without its password, for messages and ``repr``."""
     params = conninfo_to_dict(conninfo)
     host = params.get("host", "localhost")
     port = params.get("port", 5432)
     dbname = params.get("dbname", "")
-    return f"{host}:{port}/{dbname}"
+    return redact(f"{host}:{port}/{dbname}", secrets)
+
+
+def _invalid_dsn(dsn: str, exc: psycopg.Error, secrets: frozenset[str]) -> StoreError:
+    """The error for a connection string libpq cannot parse. libpq quotes the piece it choked
+    on, which may be (part of) the password: every quoted piece is left out."""
+    scheme = dsn.partition("://")[0] if "://" in dsn else ""
+    if "+" in scheme:  # a SQLAlchemy URL pasted as it is
+        return StoreError(
+            f"invalid PostgreSQL DSN: {redact(scheme, secrets)}:// is a SQLAlchemy URL; psycopg takes "
+            f"postgresql://user:password@host/dbname (drop the '+{scheme.partition('+')[2]}')"
+        )
+    reason = re.sub(r'"[^"]*"?', "(...)", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    return StoreError(
+        f"invalid PostgreSQL DSN ({redact(reason, secrets)}); expected postgresql://user@host/dbname "
+        "or 'host=... dbname=...'"
+    )
 
 
 class PostgresStore:
@@ -147,16 +165,22 @@ class PostgresStore:
         self.timeout = timeout
         self._ready = False
         self._lock = threading.RLock()  # _check_schema runs a transaction while holding it
+        self._secrets: frozenset[str] = frozenset()
         if isinstance(dsn_or_pool, ConnectionPool):
+            conninfo = dsn_or_pool.conninfo
+            self._secrets = dsn_secrets(conninfo) if isinstance(conninfo, str) else frozenset()
             self._pool: ConnectionPool[Any] = dsn_or_pool
             self._owns_pool = False
             self._opened = True
             self._target = f"pool {dsn_or_pool.name!r}"
         elif isinstance(dsn_or_pool, str):
+            # Every form of the password, kept out of this store's messages and psycopg's logs.
+            self._secrets = dsn_secrets(dsn_or_pool)
             try:
-                self._target = _target(dsn_or_pool)
+                self._target = _target(dsn_or_pool, self._secrets)
             except psycopg.Error as exc:
-                raise StoreError(f"invalid PostgreSQL DSN: {exc}") from None
+                raise _invalid_dsn(dsn_or_pool, exc, self._secrets) from None
+            REDACTOR.register(self._secrets)
             # Opened on first use, so building a store (say, before a fork) connects nothing.
             self._pool = ConnectionPool(
                 dsn_or_pool,
@@ -186,6 +210,9 @@ class PostgresStore:
             with self._lock:
                 self._opened = True  # a closed pool cannot be opened again
                 self._pool.close()
+                if self._secrets:
+                    REDACTOR.unregister(self._secrets)
+                    self._secrets = frozenset()
 
     def __enter__(self) -> PostgresStore:
         return self
@@ -239,8 +266,10 @@ class PostgresStore:
                 f"PostgreSQL schema {self.schema!r} at {self._target} has no account_lifecycle tables "
                 f"(while {what}); run store.migrate() once before using the store"
             )
-        # The server's primary message only: its DETAIL may quote the values of a row.
+        # The server's primary message only: its DETAIL may quote the values of a row. Never
+        # the password, in any form the DSN held it.
         text = exc.diag.message_primary or (str(exc).splitlines() or [type(exc).__name__])[0]
+        text = redact(text, self._secrets)
         if isinstance(exc, psycopg.OperationalError):
             return StoreError(f"PostgreSQL at {self._target} is unavailable (while {what}): {text}")
         state = f" [{exc.sqlstate}]" if exc.sqlstate else ""

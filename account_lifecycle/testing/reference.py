@@ -212,6 +212,8 @@ def expected_outcome(
         "cancel"
     ) + policy.purge.at("expiry"):
         return ValueError  # unknown or protected
+    if relation is None:  # a stranger is told nothing about the account, not even its state
+        return NotPermitted
     if account.in_flight and (
         action is Action.RESTORE or (action is Action.PLACE_HOLD and category in account.in_flight)
     ):

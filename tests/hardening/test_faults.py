@@ -13,6 +13,7 @@ from world import OWNER, SUPPORT, World
 from account_lifecycle import (
     AccountRecord,
     AuditEvent,
+    CorruptRecord,
     InvalidTransition,
     Lease,
     ManualClock,
@@ -47,20 +48,31 @@ class FailingStore:
             raise StoreError(f"injected failure after {name} (call {self.calls})")
         return result
 
-    def create(self, record: AccountRecord, events: Sequence[AuditEvent]) -> None:
-        self._call("create", record, events)
+    def create(
+        self, record: AccountRecord, events: Sequence[AuditEvent], *, now: datetime | None = None
+    ) -> None:
+        self._call("create", record, events, now=now)
 
     def get(self, account_id: str) -> AccountRecord:
         return self._call("get", account_id)  # type: ignore[no-any-return]
 
     def save(self, record: AccountRecord, *, expected_version: int, events: Sequence[AuditEvent],
-             lease: Lease | None = None) -> None:  # fmt: skip
-        self._call("save", record, expected_version=expected_version, events=events, lease=lease)
+             lease: Lease | None = None, release: str | None = None,
+             now: datetime | None = None) -> None:  # fmt: skip
+        self._call(
+            "save",
+            record,
+            expected_version=expected_version,
+            events=events,
+            lease=lease,
+            release=release,
+            now=now,
+        )
 
     def history(self, account_id: str) -> tuple[AuditEvent, ...]:
         return self._call("history", account_id)  # type: ignore[no-any-return]
 
-    def claim_due(self, *, now: datetime, lease: Lease, limit: int) -> list[AccountRecord]:
+    def claim_due(self, *, now: datetime, lease: Lease, limit: int) -> list[AccountRecord | CorruptRecord]:
         return self._call("claim_due", now=now, lease=lease, limit=limit)  # type: ignore[no-any-return]
 
     def release(self, account_id: str, owner: str) -> None:

@@ -72,7 +72,7 @@ def _check_everything(totals: Counter[str], world: Any) -> None:
     assert totals["confirm:ok"] > 5, totals
     unexpected = {k for k in totals if k.split(":")[1] not in {
         "ok", "AccountExists", "AccountNotFound", "InvalidTransition", "NotPermitted", "ConcurrentUpdate",
-        "RecoveryWindowExpired",
+        "RecoveryWindowExpired", "ErasureInProgress",
     }}  # fmt: skip
     assert not unexpected, unexpected
     policy = policies.ALLCLIENTS

@@ -207,8 +207,13 @@ def test_worker_purges_dispatched_and_swept_accounts(worker: dict[str, Any]) -> 
         ]
     wait_for(worker["db"], ["exp-1", "exp-2", "exp-3"], State.PURGED)
 
-    assert call(worker, "sweep") == {"purged": ["exp-4"], "failed": [], "restorable": ["ret-1", "ret-2"]}
-    assert call(worker, "sweep", limit=10) == {"purged": [], "failed": [], "restorable": []}
+    assert call(worker, "sweep") == {
+        "purged": ["exp-4"],
+        "failed": [],
+        "restorable": ["ret-1", "ret-2"],
+        "errors": {},
+    }
+    assert call(worker, "sweep", limit=10) == {"purged": [], "failed": [], "restorable": [], "errors": {}}
 
     lapsed = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
     assert call(

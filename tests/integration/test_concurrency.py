@@ -10,7 +10,7 @@ and Lifecycle) run the same conflicting commands at the same moment:
 
 Every worker counts what it wrote through a thin wrapper around the store. Afterwards:
 exactly one command won each race; the losers got ConcurrentUpdate, AccountExists,
-InvalidTransition or RecoveryWindowExpired and wrote nothing; every account's version is
+InvalidTransition, RecoveryWindowExpired or ErasureInProgress and wrote nothing; every account's version is
 one plus the number of saves made to it, its events run 1, 2, 3, ... with nothing lost, and
 its hash chain verifies.
 """
@@ -40,6 +40,7 @@ from account_lifecycle import (
     Actor,
     AuditEvent,
     ConcurrentUpdate,
+    ErasureInProgress,
     InvalidTransition,
     Lease,
     Lifecycle,
@@ -62,11 +63,13 @@ LEAD = timedelta(milliseconds=150)  # from the start of the restore race to the 
 JITTER_MS = 6  # a restorer aims at the window's end, give or take this
 BARRIER_TIMEOUT = 60
 
+_LOSING = (ConcurrentUpdate, InvalidTransition, RecoveryWindowExpired, ErasureInProgress, AccountExists)
 LOSSES = {
     "confirm": ("ConcurrentUpdate", "InvalidTransition"),
     "withdraw": ("ConcurrentUpdate", "InvalidTransition"),
     "open": ("AccountExists",),
-    "restore": ("ConcurrentUpdate", "InvalidTransition", "RecoveryWindowExpired"),
+    # a restore that meets the window-end erasure under way is refused, retryable
+    "restore": ("ConcurrentUpdate", "InvalidTransition", "RecoveryWindowExpired", "ErasureInProgress"),
 }
 
 
@@ -102,8 +105,10 @@ class CountingStore:
         self.inner = inner
         self.report = report
 
-    def create(self, record: AccountRecord, events: Sequence[AuditEvent]) -> None:
-        self.inner.create(record, events)
+    def create(
+        self, record: AccountRecord, events: Sequence[AuditEvent], *, now: datetime | None = None
+    ) -> None:
+        self.inner.create(record, events, now=now)
         self.report.creates[record.account_id] += 1
         self.report.events[record.account_id] += len(events)
 
@@ -114,8 +119,12 @@ class CountingStore:
         expected_version: int,
         events: Sequence[AuditEvent],
         lease: Lease | None = None,
+        release: str | None = None,
+        now: datetime | None = None,
     ) -> None:
-        self.inner.save(record, expected_version=expected_version, events=events, lease=lease)
+        self.inner.save(
+            record, expected_version=expected_version, events=events, lease=lease, release=release, now=now
+        )
         self.report.saves[record.account_id] += 1
         self.report.events[record.account_id] += len(events)
 
@@ -161,7 +170,13 @@ def collect_purges(purgers: dict[str, Any], report: Report) -> None:
 def attempt(report: Report, action: str, account_id: str, call: Callable[[], object]) -> None:
     try:
         call()
-    except (ConcurrentUpdate, InvalidTransition, RecoveryWindowExpired, AccountExists) as exc:
+    except (
+        ConcurrentUpdate,
+        InvalidTransition,
+        RecoveryWindowExpired,
+        ErasureInProgress,
+        AccountExists,
+    ) as exc:
         report.attempts.append((action, account_id, type(exc).__name__, getattr(exc, "identity", None)))
     except Exception as exc:  # anything else fails the test, with its traceback
         report.unexpected.append(f"{action} {account_id}: {traceback.format_exc()}")

@@ -139,9 +139,13 @@ class CrashingStore(SQLiteStore):
         expected_version: int,
         events: Sequence[AuditEvent],
         lease: Lease | None = None,
+        release: str | None = None,
+        now: datetime | None = None,
     ) -> None:
         self.switch.tick()
-        super().save(record, expected_version=expected_version, events=events, lease=lease)
+        super().save(
+            record, expected_version=expected_version, events=events, lease=lease, release=release, now=now
+        )
         self.switch.tick()
 
 

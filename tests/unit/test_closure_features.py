@@ -321,6 +321,19 @@ class TestPhasedWindows:
         ):
             lc.restore("acc-1", OWNER)
 
+    def test_a_relation_that_may_restore_again_later_is_told_both_phases(self) -> None:
+        """Owner, then support alone, then owner again: in the middle phase the owner learns
+        when their first phase ended and when they may restore again."""
+        lc, clock = service(phased([7, 7, 30], [(Relation.OWNER,), (Relation.SUPPORT,), (Relation.OWNER,)]))
+        pending(lc)
+        lc.confirm("acc-1", OWNER)
+        clock.advance(timedelta(days=8))
+        with pytest.raises(NotPermitted) as caught:
+            lc.restore("acc-1", OWNER)
+        assert caught.value.reason is not None
+        assert "owner could restore in phase 1, which ended at" in caught.value.reason
+        assert "owner may restore again from phase 3, which starts at" in caught.value.reason
+
     def test_phases_chain_calendar_months(self) -> None:
         """31 January + 1 month is 28 February; the next month runs to 28 March."""
         lc, _ = service(

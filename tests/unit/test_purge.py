@@ -236,6 +236,8 @@ class TestLedger:
                     "purger": "fake:mail",
                 },
             ),
+            # the sweep commits that the retry starts before it calls the purger
+            ("erasure_started", State.CANCELLED, State.CANCELLED, {"phase": "cancel", "steps": ("files",)}),
             (
                 "category_purged",
                 State.CANCELLED,
@@ -250,8 +252,8 @@ class TestLedger:
             ),
             ("purge", State.CANCELLED, State.PURGED, {}),
         ]
-        assert [e.actor for e in events[3:]] == [Actor.system()] * 4
-        assert [e.at for e in events[3:]] == [START, START, START + MINUTE, START + MINUTE]
+        assert [e.actor for e in events[3:]] == [Actor.system()] * 5
+        assert [e.at for e in events[3:]] == [START, START] + [START + MINUTE] * 3
         lc.verify_history("acct-1")
 
     def test_automatic_moves_are_audit_events(self, store, clock) -> None:
@@ -528,7 +530,14 @@ class TestSweep:
         cancel(lc)
         clock.set(WINDOW_END + timedelta(days=1))
         assert lc.sweep() == SweepReport(purged=("acct-1",))
-        assert actions(lc)[-4:] == ["category_purged", "recovery_window_opened", "category_purged", "purge"]
+        assert actions(lc)[-6:] == [
+            "erasure_started",
+            "category_purged",
+            "recovery_window_opened",
+            "erasure_started",
+            "category_purged",
+            "purge",
+        ]
         assert purgers["backups"].accounts() == ["acct-1"]
 
     def test_limit_bounds_the_accounts_handled(self, store, clock) -> None:
