@@ -836,21 +836,22 @@ def command_sequences(policy: Policy, *, max_size: int = 20) -> SearchStrategy[l
 def _owner_confirms(policy: Policy) -> SearchStrategy[list[Command]]:
     """The owner's way to an accepted confirm, from ``ACTIVE``: the request, the survey
     answered 'cancel' (or skipped), and a confirm with the exact token (rendered for the
-    account), every acknowledgement, a fresh login and an offered window."""
+    account), every acknowledgement, an offered window and a login from ``_logins`` (fresh
+    in most draws; else at the limit, too old, in the future or missing)."""
     path = [Command(Action.REQUEST_CANCELLATION.value)]
     if policy.survey.mode != "off":
         path.append(Command(Action.SUBMIT_SURVEY.value, outcome=SurveyOutcome.CANCEL))
     acks = frozenset(a.id for a in policy.confirmation.acknowledgements)
     windows: list[Duration | None] = [None, *policy.recovery.choices]
-    return st.sampled_from(windows).map(
-        lambda window: [
+    return st.tuples(st.sampled_from(windows), _logins(policy.confirmation.fresh_login)).map(
+        lambda picked: [
             *path,
             Command(
                 Action.CONFIRM.value,
                 token=policy.confirmation.token,
                 acknowledgements=acks,
-                login=timedelta(minutes=1),
-                window=window,
+                login=picked[1],
+                window=picked[0],
             ),
         ]
     )
