@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 import attrs
 
+from account_lifecycle import telemetry
 from account_lifecycle.audit import AuditEvent, verify_chain
 from account_lifecycle.clock import SystemClock, require_aware
 from account_lifecycle.decide import (
@@ -222,6 +223,7 @@ class Lifecycle:
             }
             return decide_command(self.rules, record, command, now, pending)
 
+    @telemetry.traced_command  # OpenTelemetry (extra otel): a span and a count per command
     def _apply(
         self, account_id: str, command: Command, *, lease: Lease | None = None
     ) -> tuple[AccountRecord, bool]:
@@ -256,6 +258,7 @@ class Lifecycle:
 
     # -- commands --------------------------------------------------------------------------
 
+    @telemetry.traced_open  # OpenTelemetry (extra otel): a span and a count for open
     def open(
         self,
         account_id: str,

@@ -23,6 +23,7 @@ from typing import Final
 
 import attrs
 
+from account_lifecycle import telemetry
 from account_lifecycle.clock import require_aware
 from account_lifecycle.decide import Decision, Rules, StepOutcome, apply, finish_work, remind, start_work
 from account_lifecycle.errors import ConcurrentUpdate, LifecycleError
@@ -139,6 +140,7 @@ class PurgeRunner:
             return None
         return self.run(self.store.get(account_id), lease)
 
+    @telemetry.traced_sweep  # OpenTelemetry (extra otel): a span per sweep
     def sweep(self, *, limit: int | None, batch: int) -> SweepReport:
         """Claim due accounts in batches and run their work, until nothing is due or *limit*
         accounts were handled. An account that cannot be read or whose work fails is reported
@@ -208,6 +210,7 @@ class PurgeRunner:
             raise ConcurrentUpdate(account_id=record.account_id, expected_version=record.version)
         return self.store.get(record.account_id)
 
+    @telemetry.traced_step  # OpenTelemetry (extra otel): a span, a count and a duration per step
     def _run_step(self, record: AccountRecord, key: str) -> StepOutcome:
         """Call the purger or hook of one started step, outside any store transaction."""
         now = self._now()

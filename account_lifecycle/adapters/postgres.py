@@ -39,6 +39,7 @@ from account_lifecycle.errors import (
     RecordCorrupt,
     StoreError,
 )
+from account_lifecycle.health import StatusRow, StoreStatus, summarize
 from account_lifecycle.model import AccountRecord
 from account_lifecycle.redact import REDACTOR, dsn_secrets, redact
 from account_lifecycle.schedule import due_at
@@ -492,6 +493,56 @@ class PostgresStore:
             cursor.execute(self._sql.account_ids)
             rows = cursor.fetchall()
         return tuple(row[0] for row in rows)
+
+    # -- read-only views for operators (status, migrate --sql) ------------------------------
+
+    def migration_statements(self, from_version: int) -> tuple[str, ...]:
+        """The statements ``migrate()`` runs on this schema at version *from_version* (0: never
+        migrated), in order, as text; none when it is current. Runs nothing (``migrate --sql``)."""
+        if from_version >= SCHEMA_VERSION:
+            return ()
+        composed: list[sql.Composable] = []
+        if from_version == 0:
+            composed += [self._sql.create_schema, self._sql.create_migrations]
+        for version, description, statements in MIGRATIONS:
+            if version > from_version:
+                composed += [self._sql.format(statement) for statement in statements]
+                composed.append(
+                    sql.SQL("INSERT INTO {}.schema_migrations (version, description) VALUES ({}, {})").format(
+                        self._sql.schema, sql.Literal(version), sql.Literal(description)
+                    )
+                )
+        return tuple(" ".join(c.as_string(None).split()) for c in composed)
+
+    def status(self, *, now: datetime) -> StoreStatus:
+        """A snapshot of the purge work at *now* (backlog, oldest due, failed steps, live claims,
+        schema version), read in one ``READ ONLY`` transaction: it never migrates nor writes, and
+        works on an older schema. See ``account_lifecycle.health.StoreStatus``."""
+        now = require_aware(now)
+        with self._transaction("reading the status", check=False) as cursor:
+            cursor.execute("SET TRANSACTION READ ONLY")
+            cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (self._sql.migrations_name,))
+            found = cursor.fetchone()
+            version, rows = 0, []
+            if found is not None and found[0]:
+                cursor.execute(self._sql.current_version)
+                row = cursor.fetchone()
+                version = 0 if row is None or row[0] is None else int(row[0])
+            if version > 0:
+                cursor.execute(
+                    self._sql.format(
+                        "SELECT account_id, due_at, claim_owner, claim_until, body FROM {schema}.accounts"
+                        " WHERE due_at IS NOT NULL OR claim_owner IS NOT NULL"
+                        " OR state IN ('cancelled', 'restorable')"
+                    )
+                )
+                rows = cursor.fetchall()
+        return summarize(
+            (StatusRow(r[0], r[1], r[2], r[3], _decode_claimed(r[0], r[4])) for r in rows),
+            now=now,
+            schema_version=version,
+            library_schema_version=SCHEMA_VERSION,
+        )
 
 
 class _Statements:

@@ -21,7 +21,7 @@ from account_lifecycle.cli.console_setup import (
     _same_policy,
     _split,
 )
-from account_lifecycle.cli.render import _emit_record, _show_event, _show_receipt, _timeline_lines
+from account_lifecycle.cli.render import _emit_record, _show_events, _show_receipt, _timeline_lines
 from account_lifecycle.decide import Command, NeedsPrerequisites, apply, decide_command, remind, start_work
 from account_lifecycle.errors import LifecycleError
 from account_lifecycle.lifecycle import Lifecycle
@@ -270,8 +270,7 @@ def history(account_id: str, **options: Any) -> int:
         if as_json:
             _json([event.to_dict() for event in events])
         else:
-            for event in events:
-                _show_event(event)
+            _show_events(events)
         lifecycle.verify_history(account_id)
     if not as_json:
         _say(f"audit chain of {account_id} verifies ({len(events)} events)")

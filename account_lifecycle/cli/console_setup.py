@@ -17,6 +17,7 @@ from typing import Any, Final
 import click
 
 from account_lifecycle.cli._common import USAGE, F, _load, _Stop, checked_path
+from account_lifecycle.cli.schema_gate import refuse_outdated_postgres, refuse_outdated_sqlite
 from account_lifecycle.clock import ManualClock
 from account_lifecycle.errors import ConfigurationError, StoreError
 from account_lifecycle.lifecycle import Lifecycle
@@ -82,8 +83,7 @@ def _open_store(
         logging.getLogger("psycopg.pool").setLevel(logging.CRITICAL)
         try:
             store = PostgresStore(dsn, schema=schema or "account_lifecycle", max_connections=2, timeout=10)
-            if not dry_run:
-                store.migrate()
+            refuse_outdated_postgres(store)  # never migrates: `account-lifecycle migrate` does
         except StoreError as exc:
             raise _Stop(USAGE, f"error: cannot use the PostgreSQL database: {exc}") from None
         return store
@@ -92,6 +92,7 @@ def _open_store(
     path = str(checked_path(db, "--db")) if db is not None else "accounts.db"
     if dry_run and not os.path.isfile(path):
         raise _Stop(USAGE, f"error: no SQLite database at {path!r}; a dry run creates nothing")
+    refuse_outdated_sqlite(path)  # a new file is created; an older one is not migrated
     try:
         return SQLiteStore(path)
     except StoreError as exc:

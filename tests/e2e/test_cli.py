@@ -384,6 +384,7 @@ class TestGroup:
                 "diagram",
                 "diff",
                 "history",
+                "migrate",
                 "open",
                 "receipt",
                 "request",
@@ -529,7 +530,8 @@ class TestConsoleSmrtphone:
         ok(console(tmp_path, "request", "sp-1", "--as", "user:u1"))
         ok(console(tmp_path, "survey", "sp-1", "--as", "user:u1", "--outcome", "book_meeting"))
         lines = ok(console(tmp_path, "history", "sp-1")).splitlines()
-        assert [line.split()[3] for line in lines[:-1]] == [
+        assert lines[0].split() == ["#", "┃", "at", "┃", "actor", "┃", "action", "┃", "state", "┃", "details"]
+        assert [line.split("│")[3].strip() for line in lines[2:-1]] == [
             "open",
             "request_cancellation",
             "submit_survey",
@@ -990,6 +992,7 @@ def test_console_on_postgresql(tmp_path: Path, pg_schema: tuple[str, str]) -> No
     def pg(*args: str) -> subprocess.CompletedProcess[str]:
         return cli(*args, "--dsn", dsn, "--schema", schema, "--policy", "smrtphone", cwd=tmp_path)
 
+    ok(cli("migrate", "--dsn", dsn, "--schema", schema, cwd=tmp_path))  # the console never migrates
     ok(pg("open", "pg-1", "--owner", "u1"))
     assert state_of(pg("request", "pg-1", "--as", "user:u1", "--json")) == "surveyed"
     assert refused(pg("request", "pg-1", "--as", "user:u1")) == (
