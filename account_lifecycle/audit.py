@@ -110,10 +110,12 @@ class AuditEvent:
         }
 
     def compute_hash(self) -> str:
+        """SHA-256 of the canonical encoding of ``payload()``: what ``hash`` must equal."""
         canonical = _CANONICAL.encode(self.payload())
         return hashlib.sha256(canonical.encode("ascii")).hexdigest()
 
     def to_dict(self) -> dict[str, JSONValue]:
+        """The event as plain JSON data, ``hash`` included (what stores write)."""
         return {**self.payload(), "hash": self.hash}
 
     @classmethod

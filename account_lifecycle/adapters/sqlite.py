@@ -282,6 +282,7 @@ class SQLiteStore:
     def create(
         self, record: AccountRecord, events: Sequence[AuditEvent], *, now: datetime | None = None
     ) -> None:
+        """Insert a new account with its first events (``AccountStore.create``)."""
         version, state, identity, due, body = self._columns(record)
         with self._write(f"creating {record.account_id!r}") as conn:
             if self._exists(conn, record.account_id):
@@ -299,6 +300,7 @@ class SQLiteStore:
             self._append(conn, events)
 
     def get(self, account_id: str) -> AccountRecord:
+        """The stored record (``AccountStore.get``); ``AccountNotFound``, ``RecordCorrupt``."""
         # The body is read as bytes: text that is not UTF-8 then fails to decode as one
         # corrupt record, instead of as an sqlite3 error that quotes it.
         with self._read(f"reading {account_id!r}") as conn:
@@ -319,6 +321,7 @@ class SQLiteStore:
         release: str | None = None,
         now: datetime | None = None,
     ) -> None:
+        """Compare-and-set the record with its events; claims as ``AccountStore.save`` says."""
         version, state, identity, due, body = self._columns(record)
         values: tuple[object, ...] = (version, state, identity, due, body)
         where: tuple[object, ...] = (record.account_id, expected_version)
@@ -346,6 +349,7 @@ class SQLiteStore:
             self._append(conn, events)
 
     def history(self, account_id: str) -> tuple[AuditEvent, ...]:
+        """The account's audit events in order (``AccountStore.history``)."""
         with self._read(f"reading the history of {account_id!r}") as conn:
             rows = conn.execute(
                 "SELECT CAST(body AS BLOB) FROM events WHERE account_id = ? ORDER BY seq", (account_id,)
@@ -355,6 +359,7 @@ class SQLiteStore:
         return tuple(event_from_json(row[0], account_id, i) for i, row in enumerate(rows, 1))
 
     def claim_due(self, *, now: datetime, lease: Lease, limit: int) -> list[AccountRecord | CorruptRecord]:
+        """Claim up to *limit* due accounts for *lease* (``AccountStore.claim_due``)."""
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise ValueError(f"limit must be a whole number >= 0, got {limit!r}")
         if limit == 0:
@@ -374,6 +379,7 @@ class SQLiteStore:
         return [_decode_claimed(row[0], row[1]) for row in rows]
 
     def release(self, account_id: str, owner: str) -> None:
+        """Drop *owner*'s claim on the account, and no other owner's."""
         with self._write(f"releasing the claim on {account_id!r}") as conn:
             conn.execute(
                 "UPDATE accounts SET claim_owner = NULL, claim_until = NULL"
