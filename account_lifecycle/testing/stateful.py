@@ -27,6 +27,7 @@ start of every run, so a failure comes with a shrunk policy as well as shrunk st
 
 from __future__ import annotations
 
+import copy
 import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
@@ -50,7 +51,8 @@ from hypothesis.strategies import SearchStrategy
 from account_lifecycle.adapters.memory import MemoryStore
 from account_lifecycle.audit import AuditEvent
 from account_lifecycle.clock import ManualClock
-from account_lifecycle.errors import ConcurrentUpdate, LifecycleError
+from account_lifecycle.duration import Duration
+from account_lifecycle.errors import ConcurrentUpdate, ErasureInProgress, LifecycleError
 from account_lifecycle.lifecycle import Lifecycle
 from account_lifecycle.model import (
     AccountRecord,
@@ -78,10 +80,16 @@ from account_lifecycle.testing.fakes import RecordingPurger, fake_identity_keys
 from account_lifecycle.testing.reference import (
     Outcome,
     RefAccount,
+    RefStep,
+    Start,
     expected_outcome,
+    fixed_length,
     identity_held,
     open_outcome,
-    window_end,
+    phase_ends,
+    render_token,
+    run_purge,
+    sweep_due,
 )
 from account_lifecycle.testing.strategies import WRONG_TOKEN_KINDS, token_variant
 
@@ -110,12 +118,16 @@ class Invariant:
 INVARIANT_TABLE: Final[tuple[Invariant, ...]] = (
     Invariant(
         "matches_reference",
-        "Each command is accepted or refused with exactly the error the reference model expects, "
-        "and after every step each account's state, owner, members, services, `restorable_until` "
-        "(from a calendar computed apart from `Duration`), erased categories and held identity "
-        "are the reference's.",
+        "Each command is accepted or refused with exactly the error the reference model expects "
+        "(the token rendered for the account, the login's age, the window picked, the recovery "
+        "phase, legal holds), and after every step each account's state, owner, members, "
+        "services, `restorable_until` (from a calendar computed apart from `Duration`), erased "
+        "categories, holds, reminders (planned when, sent once), identifiers' `free_at` and held "
+        "identity are the reference's.",
         "wrong guard order, lax token comparison (trimming, case folding, normalisation), "
-        "off-by-one window ends, wrong month-end clamping, a store dropping fields",
+        "off-by-one window ends and login ages, wrong month-end clamping, phases or picked windows "
+        "ignored, holds that do not hold, reminders at the wrong moment, quarantines without their "
+        "delay, a store dropping fields",
     ),
     Invariant(
         "owner_confirmed_before_purge",
@@ -157,6 +169,15 @@ INVARIANT_TABLE: Final[tuple[Invariant, ...]] = (
         "a store whose `save` does not compare the expected version: lost updates",
     ),
     Invariant(
+        "purge_steps_started_first",
+        "Every purge outcome in the audit trail (`category_purged`, `purge_failed`) is for a step "
+        "started before it, by the confirm or by an `erasure_started` event naming it; a start "
+        "while steps are still in flight says `resumed`; each sweep writes exactly the starts the "
+        "reference expects (phase, steps, `resumed`).",
+        "a purger called before its start was committed (unfenced erasure), starts written "
+        "without their event, a resumed erasure not marked so, held categories started",
+    ),
+    Invariant(
         "chain_verifies",
         "Every account's audit chain verifies against its record's `chain_head`.",
         "events edited, dropped or reordered by a store; a wrong chain head",
@@ -167,16 +188,42 @@ INVARIANTS: Final[tuple[str, ...]] = tuple(i.name for i in INVARIANT_TABLE)
 
 START: Final = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 IDENTITIES: Final = ("a@example.com", "b@example.com", None)
+#: Values of each kind of identifier the machine opens accounts with, in their canonical form
+#: (two per kind: accounts collide on them).
+IDENTIFIER_VALUES: Final = {
+    "email": ("ann@example.com", "bob@example.com"),
+    "phone": ("+15550100", "+15550101"),
+}
+_OTHER_VALUES: Final = ("x1", "x2")
+
+
+def identifier_value(kind: str, which: int) -> str:
+    """The *which*-th (0 or 1) value the machine uses for identifiers of *kind*."""
+    return IDENTIFIER_VALUES.get(kind, _OTHER_VALUES)[which % 2]
+
+
+#: How long ago the actor logged in, as ``confirm(authenticated_at=...)`` says: within the
+#: policy's ``fresh_login``, exactly at its limit, one microsecond too old, too far in the
+#: future, or no login time at all.
+LOGINS: Final = ("fresh", "limit", "stale", "future", "none")
+LOGIN: Final = st.one_of(st.just("fresh"), st.sampled_from(LOGINS))
+#: Which recovery window the owner picks: 0 the default, n the n-th choice, past them one
+#: that is not offered.
+WINDOW_PICKS: Final = st.one_of(st.just(0), st.integers(1, 3))
+_UNOFFERED_WINDOW: Final = Duration(45, "days")
 TOKEN_VARIANTS: Final = ("exact", *WRONG_TOKEN_KINDS)
 RELATIONS: Final = ("owner", "member", "stranger", "support", "system")
 # the owner acts most of the time and types the right token most of the time, so that runs
 # get deep into the lifecycle; the others still appear in every few steps
 ACTORS: Final = st.one_of(st.just("owner"), st.sampled_from(RELATIONS))
+#: legal holds are support's (and the system's) by default: support places most of them
+HOLDERS: Final = st.one_of(st.just("support"), st.sampled_from(RELATIONS))
 TOKENS: Final = st.one_of(st.just("exact"), st.sampled_from(TOKEN_VARIANTS))
 #: Month ends the clock jumps to, where calendar-month windows clamp (31 Jan + 1 month).
 MONTH_ENDS: Final = ((1, 31), (2, 29), (3, 31), (8, 31), (11, 30), (12, 31))
 _TIMES_OF_DAY: Final = (time(0, 0), time(12, 0), time(23, 59, 59, 999_999))
 _UNKNOWN_SERVICE: Final = "no_such_service"
+_UNKNOWN_CATEGORY: Final = "no_such_category"
 
 
 def event(text: str) -> None:
@@ -195,6 +242,8 @@ class ObservedPurger:
         self.category = inner.category
         self.broken = broken
         self.calls: list[PurgeContext] = []
+        #: account -> something to do while the next purge of it runs (once)
+        self.during: dict[str, Callable[[], None]] = {}
 
     @property
     def name(self) -> str:
@@ -203,6 +252,9 @@ class ObservedPurger:
 
     def purge(self, account_id: str, context: PurgeContext) -> PurgeResult:
         self.calls.append(context)
+        during = self.during.pop(account_id, None)
+        if during is not None:
+            during()
         key = (account_id, self.category)
         if self.broken.get(key, 0) > 0:
             self.broken[key] -= 1
@@ -396,12 +448,69 @@ class LifecycleStateMachine(RuleBasedStateMachine):
             return Actor.system(), Relation.SYSTEM
         return Actor.user("stranger"), None
 
-    def _token(self, variant: str) -> str | None:
-        """The policy's token typed as *variant* says; a plain confirm types nothing."""
-        token = self.policy.confirmation.token
+    def _token(self, variant: str, account_id: str) -> str | None:
+        """The policy's token for *account_id* (its ``{account_id}`` rendered by the reference)
+        typed as *variant* says; a plain confirm types nothing."""
+        token = render_token(self.policy.confirmation.token, account_id)
         if token is None:
             return None
         return token_variant(token, variant)
+
+    def _login(self, login: str) -> datetime | None:
+        """When the actor last logged in, as *login* (one of ``LOGINS``) says, by the policy's
+        ``fresh_login`` (15 minutes for a policy without one)."""
+        fresh = self.policy.confirmation.fresh_login
+        max_age = fixed_length(fresh) if fresh is not None else timedelta(minutes=15)
+        now = self.clock.now()
+        return {
+            "fresh": now - timedelta(minutes=1),
+            "limit": now - max_age,
+            "stale": now - max_age - timedelta(microseconds=1),
+            "future": now + timedelta(minutes=1, microseconds=1),
+            "none": None,
+        }[login]
+
+    def _window(self, pick: int) -> Duration | None:
+        choices = self.policy.recovery.choices
+        if pick == 0:
+            return None
+        return choices[pick - 1] if pick <= len(choices) else _UNOFFERED_WINDOW
+
+    def _fails(self, account_id: str) -> Callable[[str], bool]:
+        """Whether the reference expects the next attempt of a category to fail (a copy of the
+        machine's failure switches, counted down as the purgers will)."""
+        left = dict(self.broken)
+
+        def fails(category: str) -> bool:
+            key = (account_id, category)
+            if left.get(key, 0) > 0:
+                left[key] -= 1
+                return True
+            return False
+
+        return fails
+
+    def _check_starts(
+        self, account_id: str, expected: Sequence[Start], since: int, *, resumed: bool = False
+    ) -> None:
+        """The ``erasure_started`` events written since history length *since* are *expected*
+        (categories only: a host's effect hooks are steps the reference does not plan); the
+        first says ``resumed`` when *resumed*."""
+        if "purge_steps_started_first" not in self.checked_invariants:
+            return
+        starts = []
+        flags = []
+        for e in self.lc.history(account_id)[since:]:
+            if e.action != "erasure_started":
+                continue
+            steps = tuple(k for k in e.details["steps"] if not k.startswith(EFFECT_PREFIX))
+            if steps:
+                starts.append((e.details["phase"], steps))
+                flags.append(bool(e.details.get("resumed", False)))
+        assert starts == list(expected), f"{account_id}: erasure started {starts}, reference {list(expected)}"
+        assert flags == [resumed and i == 0 for i in range(len(flags))], (
+            f"{account_id}: resumed flags {flags}, expected {resumed} on the first start only"
+        )
 
     def _snapshot(self, account_id: str) -> tuple[AccountRecord, tuple[AuditEvent, ...]]:
         return self.lc.get(account_id), self.lc.history(account_id)
@@ -438,55 +547,47 @@ class LifecycleStateMachine(RuleBasedStateMachine):
             assert record.last_seq == len(history)
         return record
 
-    def _run_phase(
-        self, account_id: str, phase: str, failures: dict[tuple[str, str], int], now: datetime
-    ) -> bool:
-        """Mirror one run of *phase*'s purge at *now* on the reference; True if every category
-        is done. A category that failed is retried only once its retry is due (at the moment it
-        failed: the machine's lifecycles have no backoff), which matters when the clock has
-        been set back since."""
-        ref = self.model[account_id]
-        done = True
-        for category in self.policy.purge.at(phase):
-            if category in ref.purged:
-                continue
-            if ref.failed_at.get(category, now) > now:
-                done = False
-            elif failures.get((account_id, category), 0) > 0:
-                ref.failed_at[category] = now
-                done = False
-            else:
-                ref.purged.add(category)
-                ref.failed_at.pop(category, None)
-        return done
-
-    def _broken_snapshot(self) -> dict[tuple[str, str], int]:
-        return dict(self.broken)
-
-    def _settle_reference(self, account_id: str, failures: dict[tuple[str, str], int], now: datetime) -> None:
-        """After a run of the cancel phase: CANCELLED stays, or moves to RESTORABLE / PURGED."""
-        if self._run_phase(account_id, "cancel", failures, now):
-            ref = self.model[account_id]
-            ref.state = State.RESTORABLE if self.policy.recovery.window is not None else State.PURGED
-
     # -- rules ----------------------------------------------------------------------------------
 
     @initialize(target=accounts)
     def first_account(self) -> str:
-        """Every run starts with one account, so no run is spent on an empty store."""
-        return self._open("a@example.com", 1)
+        """Every run starts with one account, so no run is spent on an empty store; it holds an
+        identifier of each kind the policy's ``[identity]`` table lists."""
+        return self._open(
+            "a@example.com", 1, {kind: identifier_value(kind, 0) for kind in self.policy.identity}
+        )
 
-    @rule(target=accounts, identity=st.sampled_from(IDENTITIES), members=st.integers(0, 2))
-    def open_account(self, identity: str | None, members: int) -> str:
-        return self._open(identity, members)
+    @rule(
+        target=accounts,
+        identity=st.sampled_from(IDENTITIES),
+        members=st.integers(0, 2),
+        values=st.lists(st.integers(0, 1), max_size=3),
+    )
+    def open_account(self, identity: str | None, members: int, values: Sequence[int] = ()) -> str:
+        """Open an account with an identity, members, and identifiers of the policy's kinds
+        (the n-th kind gets the value the n-th draw picks: two accounts may share one)."""
+        kinds = list(self.policy.identity)
+        return self._open(
+            identity,
+            members,
+            {kind: identifier_value(kind, n) for kind, n in zip(kinds, values, strict=False)},
+        )
 
-    def _open(self, identity: str | None, members: int) -> str:
+    def _open(self, identity: str | None, members: int, identifiers: dict[str, str] | None = None) -> str:
         self.counter += 1
         account_id = f"acct-{self.counter}"
         member_ids = {f"m{self.counter}-{n}" for n in range(members)}
-        expected = open_outcome(self.policy, self.model, account_id, identity)
+        identifiers = identifiers or {}
+        now = self.clock.now()
+        expected = open_outcome(self.policy, self.model, account_id, identity, identifiers, now)
         try:
-            record = self.lc.open(account_id, owner=f"o{self.counter}", members=member_ids, identity=identity)
+            record = self.lc.open(
+                account_id,
+                owner=f"o{self.counter}",
+                members=member_ids,
+                identity=identity,
+                identifiers=identifiers or None,
+            )
         except LifecycleError as exc:
             assert isinstance(expected, type) and isinstance(exc, expected), f"unexpected {exc!r}"
             return account_id  # an id that does not exist: commands on it must raise AccountNotFound
@@ -497,6 +598,8 @@ class LifecycleStateMachine(RuleBasedStateMachine):
             members=member_ids,
             identity=identity,
             services=dict.fromkeys(self.policy.services, ServiceState.ACTIVE),
+            identifiers=dict(identifiers),
+            free_at=dict.fromkeys(identifiers),
         )
         self.last[account_id] = (record, 1)
         return account_id
@@ -547,15 +650,18 @@ class LifecycleStateMachine(RuleBasedStateMachine):
         if record is not None:
             ref.state = record.state
 
-    @rule(account=accounts, token=TOKENS, all_acks=st.booleans())
-    def owner_cancels(self, account: str, token: str, all_acks: bool) -> None:
-        """The owner goes the whole way: request, survey 'cancel' (or skip), then types a token."""
+    @rule(account=accounts, token=TOKENS, all_acks=st.booleans(), window=st.integers(0, 3), login=LOGIN)
+    def owner_cancels(
+        self, account: str, token: str, all_acks: bool, window: int = 0, login: str = "fresh"
+    ) -> None:
+        """The owner goes the whole way: request, survey 'cancel' (or skip), then types a token,
+        logged in as *login* says (``LOGINS``), picking a recovery window (``WINDOW_PICKS``)."""
         if not self._known(account):
             return
         self.request_cancellation(account, "owner")
         if self.model[account].state is State.SURVEYED:
             self.submit_survey(account, "owner", SurveyOutcome.CANCEL)
-        self.confirm(account, "owner", token, set(), all_acks or token != "exact")
+        self.confirm(account, "owner", token, set(), all_acks or token != "exact", login, window)
 
     @rule(account=accounts, token=st.sampled_from(WRONG_TOKEN_KINDS))
     def owner_types_a_wrong_token(self, account: str, token: str) -> None:
@@ -565,6 +671,16 @@ class LifecycleStateMachine(RuleBasedStateMachine):
             return
         self.owner_reaches_confirmation(account)
         self.confirm(account, "owner", token, set(), True)
+
+    @rule(account=accounts, login=st.sampled_from(("limit", "stale", "future")))
+    def owner_confirms_at_login_limit(self, account: str, login: str) -> None:
+        """The owner reaches confirmation and confirms with a login exactly as old as
+        ``fresh_login`` allows (accepted), one microsecond older, or beyond the clock skew in
+        the future (both refused with ``ReauthenticationRequired``)."""
+        if not self._known(account):
+            return
+        self.owner_reaches_confirmation(account)
+        self.confirm(account, "owner", "exact", set(), True, login)
 
     @rule(account=accounts)
     def owner_reaches_confirmation(self, account: str) -> None:
@@ -614,34 +730,74 @@ class LifecycleStateMachine(RuleBasedStateMachine):
         token=st.sampled_from(TOKEN_VARIANTS),
         acks=st.sets(st.integers(0, 5)),
         all_acks=st.booleans(),
+        login=LOGIN,
+        window=WINDOW_PICKS,
     )
-    def confirm(self, account: str, relation: str, token: str, acks: set[int], all_acks: bool) -> None:
+    def confirm(
+        self,
+        account: str,
+        relation: str,
+        token: str,
+        acks: set[int],
+        all_acks: bool,
+        login: str = "fresh",
+        window: int = 0,
+    ) -> None:
+        """Confirm as *relation*, typing the token as *token* says, logged in as *login* says
+        (``LOGINS``), picking the window *window* (``WINDOW_PICKS``)."""
         if not self._known(account):
             return
         actor, rel = self._actor(account, relation)
         ref = self.model[account]
         required = [a.id for a in self.policy.confirmation.acknowledgements]
         given = frozenset(required) if all_acks else frozenset(required[i] for i in acks if i < len(required))
-        typed = self._token(token)
+        typed = self._token(token, account)
         ref.pending_prerequisites = self.pending.get(account, ())
         now = self.clock.now()
+        authenticated_at = self._login(login)
+        picked = self._window(window)
         expected = expected_outcome(
-            self.policy, ref, Action.CONFIRM, rel, now=now, token=typed, acknowledgements=given
+            self.policy,
+            ref,
+            Action.CONFIRM,
+            rel,
+            now=now,
+            token=typed,
+            acknowledgements=given,
+            account_id=account,
+            authenticated_at=authenticated_at,
+            window=picked,
         )
-        failures = self._broken_snapshot()
-        record = self._run(account, expected, lambda: self.lc.confirm(account, actor, typed, given))
+        fails = self._fails(account)
+        since = len(self.lc.history(account))
+        record = self._run(
+            account,
+            expected,
+            lambda: self.lc.confirm(
+                account, actor, typed, given, window=picked, authenticated_at=authenticated_at
+            ),
+        )
         if record is None:
             return
+        event(f"confirmed, login {login}" if self.policy.confirmation.fresh_login else "confirmed")
         self.confirmations.setdefault(account, []).append((now, str(rel)))
-        window = self.policy.recovery.window
-        until = None if window is None else window_end(window, now)
+        ref.phases = phase_ends(self.policy, now, picked)
+        until = ref.phases[-1][0] if ref.phases else None
         self.windows.setdefault(account, []).append((now, until))
         ref.restorable_until = until
         ref.cancelled_at = now
-        ref.purged = set()
-        ref.failed_at = {}
+        ref.ledger = {c: RefStep() for c in self.policy.purge.at("cancel")}
+        ref.reminders = {}
+        for kind in ref.identifiers:
+            rule = self.policy.identity.get(kind)
+            if rule is not None and rule.when == "at_once":
+                ref.free_at[kind] = now
         ref.state = State.CANCELLED
-        self._settle_reference(account, failures, now)
+        starts = run_purge(self.policy, ref, now, fails)
+        # the confirm's own write starts the cancel-time steps: no event of its own
+        if starts and starts[0][0] == "cancel":
+            starts = starts[1:]
+        self._check_starts(account, starts, since)
 
     @rule(account=accounts, relation=ACTORS)
     def restore(self, account: str, relation: str) -> None:
@@ -655,8 +811,9 @@ class LifecycleStateMachine(RuleBasedStateMachine):
             ref.state = State.ACTIVE
             ref.restorable_until = None
             ref.cancelled_at = None
-            ref.purged = set()
-            ref.failed_at = {}
+            ref.ledger = {}
+            ref.phases = ()
+            ref.reminders = {}
 
     @rule(account=accounts, relation=ACTORS, member=st.booleans())
     def transfer_ownership(self, account: str, relation: str, member: bool) -> None:
@@ -724,7 +881,7 @@ class LifecycleStateMachine(RuleBasedStateMachine):
         """Someone reads the account (a page left open, a worker's batch); a later
         ``write_from_stale_read`` decides a command on that read."""
         if account in self.model:
-            self.remembered[account] = (self.lc.get(account), attrs.evolve(self.model[account]))
+            self.remembered[account] = (self.lc.get(account), copy.deepcopy(self.model[account]))
 
     @rule(account=accounts)
     def write_from_stale_read(self, account: str) -> None:
@@ -778,8 +935,9 @@ class LifecycleStateMachine(RuleBasedStateMachine):
     @rule()
     def sweep(self) -> None:
         now = self.clock.now()
-        failures = self._broken_snapshot()
-        due = sorted(self._due(now))
+        due = sorted(a for a, ref in self.model.items() if sweep_due(ref, now))
+        since = {a: len(self.lc.history(a)) for a in due}
+        fails = {a: self._fails(a) for a in due}
         report = self.lc.sweep()
         event(f"sweep purged {min(len(report.purged), 2)}+ failed {min(len(report.failed), 2)}+")
         handled = set(report.purged) | set(report.failed) | set(report.restorable)
@@ -788,35 +946,113 @@ class LifecycleStateMachine(RuleBasedStateMachine):
             assert handled <= set(due), f"sweep touched accounts that were not due: {handled - set(due)}"
         for account_id in due:
             ref = self.model[account_id]
-            if ref.state is State.CANCELLED:
-                self._settle_reference(account_id, failures, now)
-            # a cancel-time purge finished after the window ended: the expiry purge runs at once
-            if (
-                ref.state is State.RESTORABLE
-                and ref.restorable_until is not None
-                and now >= ref.restorable_until
-                and self._run_phase(account_id, "expiry", failures, now)
-            ):
-                ref.state = State.PURGED
+            resumed = bool(ref.in_flight)
+            starts = run_purge(self.policy, ref, now, fails[account_id])
+            self._check_starts(account_id, starts, since[account_id], resumed=resumed)
         if compare:
             expected = {a for a in due if self.model[a].state is State.PURGED}
             purged = set(report.purged)
             assert purged == expected, f"sweep purged {sorted(purged)}, expected {sorted(expected)}"
 
-    def _due(self, now: datetime) -> Iterable[str]:
-        """Accounts a sweep at *now* works on: purge work of their phase is due (its start, or
-        the retry of a failed category)."""
-        for account_id, ref in self.model.items():
-            if ref.state is State.CANCELLED:
-                start, phase = ref.cancelled_at, "cancel"
-            elif ref.state is State.RESTORABLE:
-                start, phase = ref.restorable_until, "expiry"
+    @rule(account=accounts, relation=HOLDERS, which=st.integers(0, 9))
+    def place_hold(self, account: str, relation: str, which: int) -> None:
+        """Place a legal hold on one of the policy's categories, or (one draw in n + 2) on a
+        protected or unknown one."""
+        self._hold(Action.PLACE_HOLD, account, relation, which)
+
+    @rule(account=accounts, relation=HOLDERS, which=st.integers(0, 9))
+    def release_hold(self, account: str, relation: str, which: int) -> None:
+        """Release the legal hold on one of the policy's categories (or a protected or unknown one)."""
+        self._hold(Action.RELEASE_HOLD, account, relation, which)
+
+    def _category(self, which: int) -> str:
+        """One of the policy's categories (*which* below 8), else a protected or unknown one."""
+        names = [c.name for c in self.policy.purge.categories]
+        others = [*self.policy.purge.protected[:1], _UNKNOWN_CATEGORY]
+        if which < 8 and names:
+            return names[which % len(names)]
+        return others[which % len(others)]
+
+    def _hold(self, action: Action, account: str, relation: str, which: int) -> None:
+        if not self._known(account):
+            return
+        category = self._category(which)
+        actor, rel = self._actor(account, relation)
+        ref = self.model[account]
+        now = self.clock.now()
+        expected = expected_outcome(self.policy, ref, action, rel, now=now, category=category)
+        if action is Action.PLACE_HOLD:
+            record = self._run(
+                account, expected, lambda: self.lc.place_hold(account, actor, category, "case-1")
+            )
+        else:
+            record = self._run(account, expected, lambda: self.lc.release_hold(account, actor, category))
+        if record is None:
+            return
+        event(f"{action.value} accepted in {ref.state.value}")
+        if action is Action.PLACE_HOLD:
+            assert self.policy.purge.on_hold is not None
+            ref.holds[category] = self.policy.purge.on_hold
+            return
+        del ref.holds[category]
+        step = ref.ledger.get(category)
+        if (
+            ref.state is State.RESTORABLE
+            and category in self.policy.purge.at("cancel")
+            and step is not None
+            and not step.done
+            and step.failed_at is None
+        ):
+            step.failed_at = now  # retained at cancel, released: due at once
+
+    @rule(account=accounts, which=st.integers(0, 9), restore=st.booleans())
+    def command_while_purging(self, account: str, which: int, restore: bool) -> None:
+        """While the next purge of one of the account's categories runs, support places a hold
+        on that very category (or someone restores the account): refused with
+        ``ErasureInProgress``, retryable, writing nothing. The step then finishes."""
+        names = [c.name for c in self.policy.purge.categories]
+        if account not in self.model or not names:
+            return
+        category = names[which % len(names)]
+
+        def meanwhile() -> None:
+            event("a command while a purge step runs")
+            before = self._snapshot(account)
+            try:
+                if restore:
+                    self.lc.restore(account, Actor.support("agent"))
+                else:
+                    self.lc.place_hold(account, Actor.support("agent"), category, "case-2")
+            except ErasureInProgress as exc:
+                assert category in exc.steps, f"{category} runs, the refusal names {exc.steps}"
+            except LifecycleError as exc:  # pragma: no cover - reported as the failure it is
+                raise AssertionError(f"expected ErasureInProgress, got {type(exc).__name__}: {exc}") from exc
             else:
-                continue
-            assert start is not None
-            unfinished = [c for c in self.policy.purge.at(phase) if c not in ref.purged]
-            if min((ref.failed_at.get(c, start) for c in unfinished), default=start) <= now:
-                yield account_id
+                raise AssertionError("expected ErasureInProgress, the command was accepted while purging")
+            if "refused_writes_nothing" in self.checked_invariants:
+                assert self._snapshot(account) == before, "a refused command wrote something"
+
+        self.purgers[category].during[account] = meanwhile
+
+    @rule(account=accounts, which=st.integers(0, 3), relation=ACTORS)
+    def restore_at_phase_start(self, account: str, which: int, relation: str) -> None:
+        """Move the clock to the very first moment of a recovery phase (where the previous
+        phase's relations must already be refused) and restore there as *relation*."""
+        ref = self.model.get(account)
+        if ref is None or not ref.phases:
+            return
+        ends = [end for end, _ in ref.phases]
+        self.clock.set(ends[which % len(ends)])
+        self.restore(account, relation)
+
+    @rule(account=accounts, which=st.integers(0, 3), offset=st.sampled_from([-1, 0, 1]))
+    def clock_to_reminder(self, account: str, which: int, offset: int) -> None:
+        """Move the clock to one microsecond around one of an account's reminders."""
+        ref = self.model.get(account)
+        if ref is None or not ref.reminders:
+            return
+        moments = sorted(at for at, _ in ref.reminders.values())
+        self.clock.set(moments[which % len(moments)] + timedelta(microseconds=offset))
 
     @precondition(lambda self: len(self.bundle("accounts")) > 1)
     @rule(account=consumes(accounts))
@@ -872,7 +1108,19 @@ class LifecycleStateMachine(RuleBasedStateMachine):
                 for name, p in record.purge.items()
                 if p.status is PurgeStatus.DONE and not name.startswith(EFFECT_PREFIX)
             }
-            assert done == ref.purged, f"{account_id}: done {sorted(done)}, reference {sorted(ref.purged)}"
+            erased = {name for name, step in ref.ledger.items() if step.done}
+            assert done == erased, f"{account_id}: done {sorted(done)}, reference {sorted(erased)}"
+            holds = {name: hold.mode for name, hold in record.holds.items()}
+            assert holds == ref.holds, f"{account_id}: holds {holds}, reference {ref.holds}"
+            reminders = {r.before: (r.at, r.sent_at is not None) for r in record.reminders}
+            last_confirm = max((e.seq for e in history if e.action == Action.CONFIRM), default=0)
+            sent = [e.details["before"] for e in history[last_confirm:] if e.action == "reminder"]
+            assert len(sent) == len(set(sent)), f"{account_id}: reminders sent {sent}, each once"
+            assert reminders == ref.reminders, (
+                f"{account_id}: reminders {reminders}, reference {ref.reminders}"
+            )
+            free = {kind: held_id.free_at for kind, held_id in record.identifiers.items()}
+            assert free == ref.free_at, f"{account_id}: identifiers free at {free}, reference {ref.free_at}"
             if ref.identity is not None:
                 held = identity_held(self.policy, ref.state)
                 assert (record.live_identity is not None) == held, f"{account_id}: identity held={not held}"
@@ -885,8 +1133,44 @@ class LifecycleStateMachine(RuleBasedStateMachine):
             assert versions[0] == 1 and versions[-1] == record.version, f"{account_id}: versions {versions}"
             assert all(b - a in (0, 1) for a, b in itertools.pairwise(versions)), versions
             assert record.last_seq == len(history)
+        if "purge_steps_started_first" in self.checked_invariants:
+            _check_purge_steps_started(self.policy, account_id, history)
         if "chain_verifies" in self.checked_invariants:
             self.lc.verify_history(account_id)
+
+
+def _check_purge_steps_started(policy: Policy, account_id: str, history: Sequence[AuditEvent]) -> None:
+    """Walk the trail: a confirm starts the cancel-time steps (its own write), an
+    ``erasure_started`` the steps it names; each outcome must be of a step in flight, and a
+    start while steps are in flight must say ``resumed``."""
+    in_flight: set[str] = set()
+    held: set[str] = set()
+    for e in history:
+        if e.action == "hold_placed":
+            held.add(e.details["category"])
+        elif e.action == "hold_released":
+            held.discard(e.details["category"])
+        elif e.action == Action.CONFIRM:
+            in_flight = set(policy.purge.at("cancel")) - held  # started in the confirm's own write
+        elif e.action == "erasure_started":
+            steps = {k for k in e.details["steps"] if not k.startswith(EFFECT_PREFIX)}
+            if e.details.get("resumed", False):
+                assert in_flight & steps, f"{account_id}: event {e.seq} resumes steps that were not in flight"
+            else:
+                assert not in_flight, (
+                    f"{account_id}: event {e.seq} starts {sorted(steps)} while {sorted(in_flight)} "
+                    "are in flight, without saying resumed"
+                )
+            assert not steps & held, f"{account_id}: event {e.seq} starts held {sorted(steps & held)}"
+            in_flight = steps
+        elif e.action in ("category_purged", "purge_failed"):
+            category = e.details["category"]
+            assert category in in_flight, (
+                f"{account_id}: event {e.seq} {e.action} {category} without a start in flight"
+            )
+            in_flight.discard(category)
+        elif e.action == Action.RESTORE:
+            in_flight = set()
 
 
 class GeneratedPolicyMachine(LifecycleStateMachine):
@@ -904,7 +1188,9 @@ class GeneratedPolicyMachine(LifecycleStateMachine):
 
         strategy = self.policy_strategy if self.policy_strategy is not None else policies()
         self.use_policy(data.draw(strategy, label="policy"))
-        return self._open("a@example.com", 1)
+        return self._open(
+            "a@example.com", 1, {kind: identifier_value(kind, 0) for kind in self.policy.identity}
+        )
 
 
 def machine_for(

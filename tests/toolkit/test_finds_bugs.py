@@ -7,8 +7,10 @@ from __future__ import annotations
 import logging
 import textwrap
 from collections.abc import Iterable, Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
@@ -17,14 +19,27 @@ from account_lifecycle import (
     AccountRecord,
     AccountStore,
     Actor,
+    Duration,
     Lifecycle,
     MemoryStore,
+    Policy,
+    RecoveryPolicy,
     policies,
 )
+from account_lifecycle import decide as decide_module
 from account_lifecycle import machine as machine_module
-from account_lifecycle.errors import RecoveryWindowExpired
-from account_lifecycle.machine import Attempt
-from account_lifecycle.testing.stateful import LifecycleStateMachine
+from account_lifecycle.errors import ReauthenticationRequired, RecoveryWindowExpired
+from account_lifecycle.machine import Attempt, Guard
+from account_lifecycle.testing.stateful import LifecycleStateMachine, machine_for
+
+# the library's own functions, kept before a test plants a fault in their place
+_TOKEN_MATCHES = machine_module._token_matches
+_FRESH_LOGIN = machine_module._fresh_login
+_CHOOSE = RecoveryPolicy.choose
+_SETTLED = decide_module.settled
+_DUE_STEPS = decide_module._due_steps
+_REMINDER_SCHEDULE = decide_module.reminder_schedule
+_QUARANTINE = decide_module._quarantine
 
 #: Bounded, deterministic runs; one bug reported, shrunk, not explained.
 FIND = settings(
@@ -206,9 +221,16 @@ class TrimmingLifecycle(Lifecycle):
     """Forgives surrounding spaces in the typed token, which the contract forbids."""
 
     def confirm(
-        self, account_id: str, actor: Actor, token: str | None = None, acknowledgements: Iterable[str] = ()
+        self,
+        account_id: str,
+        actor: Actor,
+        token: str | None = None,
+        acknowledgements: Iterable[str] = (),
+        **options: Any,
     ) -> AccountRecord:
-        return super().confirm(account_id, actor, token.strip() if token else token, acknowledgements)
+        return super().confirm(
+            account_id, actor, token.strip() if token else token, acknowledgements, **options
+        )
 
 
 class SmrtPhoneTrimming(LifecycleStateMachine):
@@ -282,3 +304,168 @@ def test_state_machine_reports_a_restore_accepted_at_the_end_of_the_window(
         "accounts_0 = state.first_account()",
         "state.restore_at_window_end(account=accounts_0, offset=0)",
     ]
+
+
+# -- faults in the closure features (docs/closure-features.md) -----------------------------------
+
+
+def _policy(extra: str) -> Policy:
+    return Policy.from_toml(f'name = "planted"\n[survey]\nmode = "off"\n{extra}')
+
+
+TEMPLATE = _policy('[confirmation]\ntoken = "DELETE {account_id}"\n')
+STEP_UP = _policy('[confirmation]\nfresh_login = "15 minutes"\n')
+CHOICES = _policy('[recovery]\nchoices = ["30 days", "60 days"]\n')
+PHASED = _policy(
+    '[permissions]\nrequest_cancellation = ["owner"]\nwithdraw = ["owner"]\nconfirm = ["owner"]\n'
+    'restore = ["owner", "support"]\n[recovery]\nphases = [\n'
+    '  { length = "30 days", restore = ["owner", "support"] },\n'
+    '  { length = "30 days", restore = ["support"] },\n]\n'
+)
+_HELD = '[recovery]\nwindow = "30 days"\n[purge]\ncategories = [{ name = "mail", at = "cancel" }]\n'
+HOLD_WAIT = _policy(_HELD + 'on_hold = "wait"\n')
+HOLD_RETAIN = _policy(_HELD + 'on_hold = "retain"\n')
+REMINDED = _policy('[recovery]\nwindow = "30 days"\nreminders = ["7 days"]\n')
+QUARANTINED = _policy('[identity]\nphone = "after 30 days"\n')
+
+
+def _token_guard_without_template(template: str) -> Guard:
+    """The planted fault: compares with the template as written, ``{account_id}`` and all."""
+    original = _TOKEN_MATCHES(template)
+    return Guard(
+        original.name,
+        lambda attempt: original.check(
+            attrs.evolve(attempt, record=attrs.evolve(attempt.record, account_id="{account_id}"))
+        ),
+        needs_input=True,
+    )
+
+
+def _fresh_login_strict(max_age: timedelta) -> Guard:
+    """The planted fault: a login exactly ``fresh_login`` old no longer counts."""
+    original = _FRESH_LOGIN(max_age)
+
+    def check(attempt: Attempt) -> Exception | None:
+        at = attempt.authenticated_at
+        if at is not None and attempt.now - at >= max_age:
+            return ReauthenticationRequired(authenticated_at=at, max_age=max_age, now=attempt.now)
+        return original.check(attempt)
+
+    return Guard(original.name, check, needs_input=True)
+
+
+def _no_phase_guard(phases: object) -> Guard:
+    """The planted fault: whoever permissions.restore names restores in every phase."""
+    return Guard("phase_allows", lambda attempt: None)
+
+
+def _first_choice(self: RecoveryPolicy, window: object) -> Duration | None:
+    """The planted fault: the owner's pick is checked, then ignored for the first choice."""
+    _CHOOSE(self, window)  # type: ignore[arg-type]
+    return self.choices[0] if self.choices else None
+
+
+def _wait_as_retain(record: AccountRecord, key: str) -> bool:
+    """The planted fault: a "wait" hold lets the account move on like a "retain" one."""
+    return _SETTLED(record, key) or key in record.holds
+
+
+def _retained_erased(rules: Any, record: AccountRecord, now: Any) -> Any:
+    """The planted fault: categories under a "retain" hold are handed to their purgers."""
+    kept = {k: h for k, h in record.holds.items() if h.mode != "retain"}
+    return _DUE_STEPS(rules, attrs.evolve(record, holds=kept), now)
+
+
+def _reminders_a_day_late(reminders: Any, restorable_until: datetime) -> Any:
+    """The planted fault: each reminder planned one day later than its moment."""
+    planned = _REMINDER_SCHEDULE(reminders, restorable_until)
+    return tuple(attrs.evolve(r, at=r.at + timedelta(days=1)) for r in planned)
+
+
+def _quarantine_without_delay(policy: Policy, record: AccountRecord, purged_at: datetime) -> Any:
+    """The planted fault: ``after 30 days`` frees the identifier at the purge already."""
+    freed = _QUARANTINE(policy, record, purged_at)
+    return {kind: attrs.evolve(held, free_at=purged_at) for kind, held in freed.items()}
+
+
+#: feature -> (policy, where the fault goes, the name it replaces, the fault, how the failure starts)
+CLOSURE_FAULTS: dict[str, tuple[Policy, object, str, object, str]] = {
+    "template": (
+        TEMPLATE,
+        machine_module,
+        "_token_matches",
+        _token_guard_without_template,
+        "expected cancelled, got WrongConfirmationToken: type exactly 'DELETE {account_id}'",
+    ),
+    "fresh_login": (
+        STEP_UP,
+        machine_module,
+        "_fresh_login",
+        _fresh_login_strict,
+        "expected cancelled, got ReauthenticationRequired",
+    ),
+    "phases": (
+        PHASED,
+        machine_module,
+        "_phase_allows",
+        _no_phase_guard,
+        "expected NotPermitted, the command was accepted",
+    ),
+    "choices": (
+        CHOICES,
+        RecoveryPolicy,
+        "choose",
+        _first_choice,
+        "acct-1: restorable until 2026-12-30 12:00:00+00:00, the calendar says 2027-01-29",
+    ),
+    "hold_wait": (
+        HOLD_WAIT,
+        decide_module,
+        "settled",
+        _wait_as_retain,
+        "acct-1: stored restorable, reference cancelled",
+    ),
+    "hold_retain": (
+        HOLD_RETAIN,
+        decide_module,
+        "_due_steps",
+        _retained_erased,
+        "acct-1: done ['mail'], reference []",
+    ),
+    "reminders": (
+        REMINDED,
+        decide_module,
+        "reminder_schedule",
+        _reminders_a_day_late,
+        "acct-1: reminders {'7 days'",
+    ),
+    "quarantine": (
+        QUARANTINED,
+        decide_module,
+        "_quarantine",
+        _quarantine_without_delay,
+        "acct-1: identifiers free at",
+    ),
+}
+
+
+@pytest.mark.parametrize("feature", list(CLOSURE_FAULTS))
+def test_state_machine_reports_a_fault_in_each_closure_feature(
+    feature: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One fault planted in each closure feature (a token guard that does not render
+    ``{account_id}``, a login exactly ``fresh_login`` old refused, no phase guard, the owner's
+    window pick ignored, a "wait" hold that lets the account move on, a "retain" hold whose
+    category is erased anyway, reminders planned a day late, a quarantine without its delay)
+    is reported by ``machine_for(policy)`` with the message that names it, shrunk to at most
+    three steps from the first account."""
+    policy, home, name, fault, message = CLOSURE_FAULTS[feature]
+    monkeypatch.setattr(home, name, fault)
+
+    with pytest.raises(AssertionError) as info:
+        run_state_machine_as_test(machine_for(policy), settings=FIND)
+
+    assert str(info.value).splitlines()[0].startswith(message), str(info.value)
+    steps = steps_of(info.value)
+    assert steps[0] == "accounts_0 = state.first_account()"
+    assert len(steps) <= 3, steps

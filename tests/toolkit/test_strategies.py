@@ -23,6 +23,7 @@ from account_lifecycle import (
     MemoryStore,
     MissingAcknowledgements,
     Policy,
+    ReauthenticationRequired,
     RecoveryPolicy,
     Relation,
     State,
@@ -82,8 +83,9 @@ def test_generated_policies_validate_and_round_trip_through_toml(policy: Policy)
 def test_generated_policies_follow_the_cross_field_rules(policy: Policy) -> None:
     """Expiry purges only with a window, no after_cancel reuse with one, protected categories
     apart from purged ones, and owner_confirms waived when others may confirm."""
-    has_window = policy.recovery.window is not None
+    has_window = policy.recovery.has_window
     assert has_window or policy.purge.at("expiry") == ()
+    assert not (has_window and any(r.when == "at_once" for r in policy.identity.values()))
     assert not (has_window and policy.identity_reuse == "after_cancel")
     assert set(policy.purge.protected).isdisjoint(c.name for c in policy.purge.categories)
     others_confirm = policy.permissions[Action.CONFIRM] - {Relation.OWNER}
@@ -120,6 +122,16 @@ OPTIONS: dict[str, Callable[[Policy], bool]] = {
     "two services": lambda p: len(p.services) == 2,
     "a waiver": lambda p: p.waivers != (),
     "a non-ASCII name": lambda p: not p.name.isascii(),
+    # the closure features (docs/closure-features.md)
+    "recovery phases": lambda p: len(p.recovery.phases) >= 2,
+    "window choices": lambda p: len(p.recovery.choices) >= 2,
+    "reminders": lambda p: len(p.recovery.reminders) >= 2,
+    "a token template": lambda p: "{account_id}" in (p.confirmation.token or ""),
+    "a step-up login": lambda p: p.confirmation.fresh_login is not None,
+    "holds that wait": lambda p: p.purge.on_hold == "wait" and p.purge.categories != (),
+    "holds that retain": lambda p: p.purge.on_hold == "retain" and p.purge.categories != (),
+    "identity rules for two kinds": lambda p: len(p.identity) == 2,
+    "an identity quarantine after a delay": lambda p: any(r.when == "after" for r in p.identity.values()),
 }
 
 
@@ -366,3 +378,49 @@ def describe(result: lst.CommandResult) -> str:
         return type(result.error).__name__
     assert isinstance(result.value, AccountRecord)
     return result.value.state.value
+
+
+TEMPLATE = Policy.from_toml(
+    'name = "typed"\n[confirmation]\ntoken = "DELETE {account_id}"\nfresh_login = "15 minutes"\n'
+    '[recovery]\nchoices = ["30 days", "60 days"]\n[purge]\non_hold = "wait"\n'
+    'categories = [{ name = "mail", at = "cancel" }]\n'
+)
+
+
+def test_command_sequences_reach_an_accepted_confirm_on_a_template_policy() -> None:
+    """On a policy with a token template, step-up login, window choices and holds, a good
+    share of 200 sequences reach an accepted confirm (the token is rendered for the account,
+    the login is fresh), and the sequences also place holds and type stale logins."""
+    seen: dict[str, int] = {"confirmed": 0, "hold placed": 0, "stale login refused": 0}
+
+    @settings(max_examples=200, derandomize=True, database=None, deadline=None)
+    @given(commands=lst.command_sequences(TEMPLATE))
+    def run(commands: list[lst.Command]) -> None:
+        clock = ManualClock(START)
+        lc = lifecycle(TEMPLATE, clock)
+        lc.open("acct-1", owner="owner-1", members={"member-1"})
+        for result in lst.run_commands(lc, "acct-1", commands, clock.advance):
+            action = result.command.action
+            if action == "confirm" and result.error is None:
+                seen["confirmed"] += 1
+            if action == "place_hold" and result.error is None:
+                seen["hold placed"] += 1
+            if isinstance(result.error, ReauthenticationRequired):
+                seen["stale login refused"] += 1
+
+    run()
+
+    assert seen["confirmed"] >= 50, seen
+    assert seen["hold placed"] > 0, seen
+    assert seen["stale login refused"] > 0, seen
+    assert lst.unreachable_confirm(TEMPLATE) is None
+
+
+def test_unreachable_confirm_says_why_no_sequence_confirms() -> None:
+    """A policy that lets nobody confirm, or whose survey offers no 'cancel', is named."""
+    nobody = attrs.evolve(
+        policies.ALLCLIENTS, permissions={**policies.ALLCLIENTS.permissions, Action.CONFIRM: frozenset()}
+    )
+
+    assert lst.unreachable_confirm(nobody) == "permissions.confirm grants nobody"
+    assert lst.unreachable_confirm(policies.ALLCLIENTS) is None
