@@ -33,7 +33,7 @@ from account_lifecycle import (
     policies,
 )
 from account_lifecycle.testing import strategies as lst
-from account_lifecycle.testing.fakes import PendingItems, recording_purgers
+from account_lifecycle.testing.fakes import PendingItems, fake_identity_keys, recording_purgers
 from account_lifecycle.testing.reference import window_end
 
 START = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -55,6 +55,7 @@ def lifecycle(policy: Policy, clock: ManualClock | None = None) -> Lifecycle:
         clock=clock or ManualClock(START),
         purgers=recording_purgers(policy).values(),
         prerequisites={name: PendingItems() for name in policy.prerequisites},
+        identity_keys=fake_identity_keys(),
     )
 
 
