@@ -10,8 +10,9 @@ from account_lifecycle.audit import AuditEvent
 from account_lifecycle.clock import require_aware
 from account_lifecycle.errors import AccountExists, AccountNotFound, ConcurrentUpdate
 from account_lifecycle.model import AccountRecord
+from account_lifecycle.ports import REFUSALS
 from account_lifecycle.schedule import due_at
-from account_lifecycle.values import CorruptRecord, Lease, require_now
+from account_lifecycle.values import CorruptRecord, Lease, Write, require_now
 
 __all__ = ["MemoryStore"]
 
@@ -96,28 +97,54 @@ class MemoryStore:
         now: datetime | None = None,
     ) -> None:
         with self._lock:
-            current = self._records.get(record.account_id)
-            if current is None:
-                raise AccountNotFound(account_id=record.account_id)
-            if current.version != expected_version:
+            self._save(record, expected_version, events, lease, release, now)
+
+    def save_many(self, writes: Sequence[Write], *, now: datetime) -> list[Exception | None]:
+        """Each write's compare-and-set under one hold of the lock (see ``BatchStore``)."""
+        if any(w.lease is not None for w in writes):
+            require_now(now)
+        results: list[Exception | None] = []
+        with self._lock:
+            for w in writes:
+                try:
+                    self._save(w.record, w.expected_version, w.events, w.lease, w.release, now)
+                except REFUSALS as exc:  # checked before anything is written: this write only
+                    results.append(exc)
+                else:
+                    results.append(None)
+        return results
+
+    def _save(
+        self,
+        record: AccountRecord,
+        expected_version: int,
+        events: Sequence[AuditEvent],
+        lease: Lease | None,
+        release: str | None,
+        now: datetime | None,
+    ) -> None:
+        current = self._records.get(record.account_id)
+        if current is None:
+            raise AccountNotFound(account_id=record.account_id)
+        if current.version != expected_version:
+            raise ConcurrentUpdate(account_id=record.account_id, expected_version=expected_version)
+        if lease is not None:
+            moment = require_now(now)  # required with a lease, whether or not a claim exists
+            claim = self._claims.get(record.account_id)
+            if claim is not None and claim.owner != lease.owner and claim.until > moment:
                 raise ConcurrentUpdate(account_id=record.account_id, expected_version=expected_version)
-            if lease is not None:
-                moment = require_now(now)  # required with a lease, whether or not a claim exists
-                claim = self._claims.get(record.account_id)
-                if claim is not None and claim.owner != lease.owner and claim.until > moment:
-                    raise ConcurrentUpdate(account_id=record.account_id, expected_version=expected_version)
-            self._check_identity(record)
-            identifiers = self._identifier_rows(record, now)
-            self._identifiers.update(identifiers)
-            self._records[record.account_id] = record
-            self._events[record.account_id].extend(events)
-            self._index(record, current)
-            if lease is not None:
-                self._claims[record.account_id] = lease
-            elif release is not None:
-                claim = self._claims.get(record.account_id)
-                if claim is not None and claim.owner == release:
-                    del self._claims[record.account_id]
+        self._check_identity(record)
+        identifiers = self._identifier_rows(record, now)
+        self._identifiers.update(identifiers)
+        self._records[record.account_id] = record
+        self._events[record.account_id].extend(events)
+        self._index(record, current)
+        if lease is not None:
+            self._claims[record.account_id] = lease
+        elif release is not None:
+            claim = self._claims.get(record.account_id)
+            if claim is not None and claim.owner == release:
+                del self._claims[record.account_id]
 
     def history(self, account_id: str) -> tuple[AuditEvent, ...]:
         with self._lock:
