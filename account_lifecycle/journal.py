@@ -16,7 +16,7 @@ import attrs
 
 from account_lifecycle.audit import GENESIS, AuditEvent, ChainWriter
 from account_lifecycle.decide import Decision, Event
-from account_lifecycle.model import AccountRecord
+from account_lifecycle.model import AccountRecord, evolve_record
 from account_lifecycle.ports import AccountStore, Lease, Listener, Write, save_many
 
 __all__ = ["Commit", "Journal"]
@@ -48,7 +48,7 @@ class Journal:
         """Insert *record* (version 1) with its first event; ``AccountExists`` if taken."""
         writer = ChainWriter(record.account_id, self.policy, GENESIS, 0, 1)
         self._append(writer, (event,), now)
-        new = attrs.evolve(record, version=1, chain_head=writer.head, last_seq=writer.seq)
+        new = evolve_record(record, version=1, chain_head=writer.head, last_seq=writer.seq)
         self.store.create(new, tuple(writer.events), now=now)
         self.notify(writer.events)
         return new
@@ -69,7 +69,7 @@ class Journal:
             record.account_id, self.policy, record.chain_head or GENESIS, record.last_seq, record.version + 1
         )
         self._append(writer, decision.events, now)
-        new = attrs.evolve(
+        new = evolve_record(
             record,
             version=record.version + 1,
             chain_head=writer.head,
@@ -109,7 +109,7 @@ class Journal:
                 record.version + 1,
             )
             self._append(writer, c.decision.events, c.now)
-            new = attrs.evolve(
+            new = evolve_record(
                 record,
                 version=record.version + 1,
                 chain_head=writer.head,
