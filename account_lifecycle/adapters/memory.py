@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import threading
 from collections.abc import Sequence
 from datetime import datetime
@@ -28,6 +29,7 @@ class MemoryStore:
         # (kind, value) -> (account id, free_at): identifiers, held until free_at (None: for good)
         self._identifiers: dict[tuple[str, str], tuple[str, datetime | None]] = {}
         self._due: dict[str, datetime] = {}
+        self._due_order: list[tuple[datetime, str]] = []  # heap of (due, id); may hold stale entries
         self._claims: dict[str, Lease] = {}
 
     def __len__(self) -> int:
@@ -63,8 +65,12 @@ class MemoryStore:
         due = due_at(record)
         if due is None:
             self._due.pop(record.account_id, None)
-        else:
+        elif self._due.get(record.account_id) != due:
             self._due[record.account_id] = due
+            heapq.heappush(self._due_order, (due, record.account_id))
+            if len(self._due_order) > 2 * len(self._due) + 64:  # mostly stale entries: rebuild
+                self._due_order = [(d, a) for a, d in self._due.items()]
+                heapq.heapify(self._due_order)
 
     def create(
         self, record: AccountRecord, events: Sequence[AuditEvent], *, now: datetime | None = None
@@ -160,15 +166,27 @@ class MemoryStore:
             return []
         now = require_aware(now)
         with self._lock:
-            candidates = sorted(
-                (due, account_id)
-                for account_id, due in self._due.items()
-                if due <= now and self._claim_free(account_id, now)
-            )[:limit]
+            # Due accounts come off a heap in (due, id) order, so a claim looks at the accounts
+            # it takes and those others hold, never at every due account. An entry is current
+            # when the account is still due then (an older due time leaves a stale entry).
             claimed: list[AccountRecord | CorruptRecord] = []
-            for _, account_id in candidates:
+            held: list[tuple[datetime, str]] = []
+            taken: set[str] = set()
+            order = self._due_order
+            while order and len(claimed) < limit and order[0][0] <= now:
+                entry = heapq.heappop(order)
+                due, account_id = entry
+                if self._due.get(account_id) != due or account_id in taken:
+                    continue  # stale, or a second entry of one due time
+                if not self._claim_free(account_id, now):
+                    held.append(entry)  # still due; claimable once that claim ends
+                    continue
+                taken.add(account_id)
+                held.append(entry)  # stays due until a save moves it
                 self._claims[account_id] = lease
                 claimed.append(self._records[account_id])
+            for entry in held:
+                heapq.heappush(order, entry)
             return claimed
 
     def _claim_free(self, account_id: str, now: datetime) -> bool:

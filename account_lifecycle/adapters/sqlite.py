@@ -32,6 +32,8 @@ from account_lifecycle.values import CorruptRecord, Lease, Write, require_now
 __all__ = ["SQLiteStore"]
 
 #: 1: accounts, events, meta. 2: identities (identifiers by kind, held until free_at).
+#: The due index is (due_at, account_id), the claim's order, so a claim reads only the rows it
+#: takes, however many accounts share a due time (it was (due_at): every due row was sorted).
 SCHEMA_VERSION: Final = 2
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS accounts (
@@ -44,7 +46,8 @@ CREATE TABLE IF NOT EXISTS accounts (
     claim_until   TEXT,
     body          TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS accounts_due ON accounts (due_at) WHERE due_at IS NOT NULL;
+DROP INDEX IF EXISTS accounts_due;
+CREATE INDEX IF NOT EXISTS accounts_due_order ON accounts (due_at, account_id) WHERE due_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS events (
     account_id TEXT NOT NULL,
     seq        INTEGER NOT NULL,
