@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 # pytester runs the toolkit's contract suites on planted faults (tests/toolkit)
-pytest_plugins = ("pytester",)
+pytest_plugins = ("pytester", "browser")  # browser: the playwright fixture (tests/browser.py)
 
 settings.register_profile(
     "ci",

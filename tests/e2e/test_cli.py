@@ -389,6 +389,7 @@ class TestGroup:
                 "restore",
                 "show",
                 "status",
+                "studio",
                 "survey",
                 "sweep",
                 "verify",

@@ -12,37 +12,19 @@ import importlib.util
 import json
 import os
 import re
-import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from browser import CHROMIUM, CHROMIUM_ARGS, unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "examples" / "webapp" / "app.py"
-CHROMIUM = os.environ.get("ACCOUNT_LIFECYCLE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SMRTPHONE_ACKS = ("unported_numbers_lost", "data_permanently_deleted", "no_credit_refund")
 
 pytestmark = pytest.mark.slow
-
-
-def unavailable(reason: str) -> None:
-    """Skip on a laptop; under CI=true a missing browser is a failure, not a skip."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true, so this is a failure)")
-    pytest.skip(reason)
 
 
 def load_app_module() -> Any:
@@ -54,18 +36,6 @@ def load_app_module() -> Any:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Any]:
-    if importlib.util.find_spec("playwright") is None:
-        unavailable("playwright is not installed: pip install -e '.[examples]'")
-    if not Path(CHROMIUM).is_file():
-        unavailable(f"no Chromium at {CHROMIUM}: apt-get install chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as api:
-        yield api
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ sleeps.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 from collections.abc import Iterator
@@ -18,45 +17,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from browser import CHROMIUM, CHROMIUM_ARGS
 
 from account_lifecycle import policies
 from account_lifecycle.studio import StudioServer
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = os.environ.get("ACCOUNT_LIFECYCLE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ACTION_TIMEOUT_MS = 15_000  # per action; a step that takes longer is a failure, not a wait
 ALLCLIENTS = policies.path("allclients").read_text(encoding="utf-8")
 MEMBER_CONFIRMS = ALLCLIENTS.replace('confirm = ["owner"]', 'confirm = ["owner", "member"]')
 
 pytestmark = pytest.mark.slow
-
-
-def unavailable(reason: str) -> None:
-    """Skip on a laptop; under CI=true a missing browser is a failure, not a skip."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true, so this is a failure)")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Any]:
-    if importlib.util.find_spec("playwright") is None:
-        unavailable("playwright is not installed: pip install -e '.[examples]'")
-    if not Path(CHROMIUM).is_file():
-        unavailable(f"no Chromium at {CHROMIUM}: apt-get install chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as api:
-        yield api
 
 
 @pytest.fixture
