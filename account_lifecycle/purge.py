@@ -8,9 +8,16 @@ committed before it makes the start's compare-and-set fail, so the runner decide
 the new record. The steps' outcomes are then committed together (``decide.finish_work``),
 with the move on when the phase is settled, and the claim is dropped with the last write.
 
-A crash loses at most the steps in flight: their start stays on the record, the claim
-lapses, and the next runner to claim the account runs them again (purgers and hooks are
-idempotent) before anything else may change them. A step recorded done never runs again.
+A crash loses at most the steps in flight, one per account (a batched sweep has one of each
+account of its batch in flight, their outcomes committed together): their start stays on the
+record, the claim lapses, and the next runner to claim the account runs them again (purgers
+and hooks are idempotent) before anything else may change them. A step recorded done never
+runs again.
+
+A sweep runs a claimed batch at once (``run_batch``): the writes ready together go in one
+store transaction (``Journal.commit_many``, a compare-and-set per account), and purger calls
+of different accounts may run concurrently; each account's work is the same sequence of
+decisions, writes and calls as when it runs alone (``run``).
 """
 
 from __future__ import annotations
