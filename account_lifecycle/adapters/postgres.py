@@ -451,6 +451,8 @@ class PostgresStore:
             return []
         if any(w.lease is not None for w in writes):
             now = require_now(now)
+        if len({w.record.account_id for w in writes}) < len(writes):
+            return self._save_one_by_one(writes, now)  # one account twice: in order, one by one
         groups: dict[int, list[tuple[int, dict[str, Any]]]] = {}
         for i, w in enumerate(writes):
             variant, params = self._update_params(w.record, w.expected_version, w.lease, w.release, now)

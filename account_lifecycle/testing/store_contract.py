@@ -1250,3 +1250,19 @@ class StoreContract:
         early = store.claim_due(now=NOW + _LEASE - _TICK, lease=lease, limit=9)
         assert [r.account_id for r in early] == ["done"]
         assert [r.account_id for r in store.claim_due(now=later, lease=lease, limit=9)] == ["mine", "theirs"]
+
+    def test_save_many_writes_one_account_twice_in_order(self, store: AccountStore) -> None:
+        """Two writes of one account in a batch are made in order: the second, expecting the
+        version the first wrote, is written too; a third expecting an older one is refused."""
+        record, events = new_account("acc-1")
+        store.create(record, events)
+        second = advance(record)
+        third = advance(second[0])
+        stale = advance(record, state=State.PURGED)
+
+        results = save_many(store, [_write(second, 1), _write(third, 2), _write(stale, 1)], now=NOW)
+
+        assert results[:2] == [None, None]
+        assert isinstance(results[2], ConcurrentUpdate)
+        assert store.get("acc-1") == third[0]
+        assert store.history("acc-1") == events + second[1] + third[1]
