@@ -3,6 +3,7 @@ auditable state machine. Everything public is importable from here."""
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from account_lifecycle import policies
@@ -20,6 +21,7 @@ from account_lifecycle.errors import (
     ConfigurationError,
     ErasureInProgress,
     HistoryTampered,
+    IdempotencyKeyReused,
     InvalidTransition,
     LifecycleError,
     MissingAcknowledgements,
@@ -77,7 +79,10 @@ from account_lifecycle.verify import Change, Difference, DiffReport, diff_polici
 if TYPE_CHECKING:  # imported lazily by __getattr__ below: it needs the postgres extra
     from account_lifecycle.adapters.postgres import PostgresStore
 
-__version__ = "0.1.0"
+try:  # one source of truth: the version in pyproject.toml, as installed
+    __version__ = version("account-lifecycle")
+except PackageNotFoundError:  # pragma: no cover - imported from a checkout that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "AccountExists",
@@ -107,6 +112,7 @@ __all__ = [
     "HeldIdentifier",
     "HistoryTampered",
     "Hold",
+    "IdempotencyKeyReused",
     "IdentityReuse",
     "InvalidTransition",
     "KeptCategory",

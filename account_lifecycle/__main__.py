@@ -36,11 +36,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         return _demo_only(args)
     import click
+    from click.exceptions import NoArgsIsHelpError
 
     try:
         result = cli.main(args=args, prog_name="account-lifecycle", standalone_mode=False)
-    except click.ClickException as exc:  # a usage error: click's message and exit code (2)
+    except NoArgsIsHelpError as exc:  # no command at all: the help, exit 2
         exc.show()
+        return exc.exit_code
+    except click.ClickException as exc:  # a usage error: one line with click's message, exit 2
+        message = " ".join(exc.format_message().split())
+        ctx = exc.ctx if isinstance(exc, click.UsageError) else None
+        hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+        print(f"Error: {message}{hint}", file=sys.stderr)
         return exc.exit_code
     except click.Abort:  # Ctrl-C, or end of input at a prompt
         print("aborted", file=sys.stderr)

@@ -149,7 +149,7 @@ def record_to_dict(record: AccountRecord) -> dict[str, Any]:
         "last_seq": record.last_seq,
         "policy": record.policy,
         "cancellation_id": record.cancellation_id,
-        "recent_keys": [list(pair) for pair in record.recent_keys],
+        "recent_keys": [list(entry) for entry in record.recent_keys],
         "identity_released_at": time_or_none(record.identity_released_at),
         **_closure_to_dict(record),
     }
@@ -171,7 +171,7 @@ def record_from_dict(data: dict[str, Any]) -> AccountRecord:
         last_seq=data["last_seq"],
         policy=data.get("policy", ""),
         cancellation_id=data.get("cancellation_id"),
-        recent_keys=tuple((key, action) for key, action in data.get("recent_keys", ())),
+        recent_keys=tuple(tuple(entry) for entry in data.get("recent_keys", ())),
         identity_released_at=parse_time(data["identity_released_at"]),
         **_closure_from_dict(data),
     )

@@ -13,6 +13,8 @@ restore, a hold on a category being erased) is refused with ``ErasureInProgress`
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -21,7 +23,13 @@ import attrs
 
 from account_lifecycle.closure import IdentityReuse, reminder_schedule
 from account_lifecycle.duration import Duration
-from account_lifecycle.errors import ErasureInProgress, InvalidTransition, LifecycleError, NotPermitted
+from account_lifecycle.errors import (
+    ErasureInProgress,
+    IdempotencyKeyReused,
+    InvalidTransition,
+    LifecycleError,
+    NotPermitted,
+)
 from account_lifecycle.machine import EXPIRE, SETTLE, Attempt, NeedsPrerequisites, PolicyMachine
 from account_lifecycle.model import (
     AccountRecord,
@@ -58,12 +66,15 @@ __all__ = [
     "Rules",
     "StepOutcome",
     "apply",
+    "command_digest",
     "decide_command",
     "decide_open",
     "fenced",
     "finish_work",
+    "open_digest",
     "permitted_replay",
     "remind",
+    "replayed_open",
     "start_work",
 ]
 
@@ -149,6 +160,71 @@ class StepOutcome:
     detail: str = ""
 
 
+# -- idempotency keys: bound to their command and its arguments ------------------------------
+
+#: Prefix of the argument digests kept with idempotency keys (the scheme's version).
+DIGEST_SCHEME: Final = "v1:"
+
+
+def _digest(data: Mapping[str, Any]) -> str:
+    """A short, stable digest of *data* (canonical JSON, SHA-256 cut to 128 bits): it tells a
+    retry from another request, and keeps no argument readable in the record."""
+    text = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return DIGEST_SCHEME + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def command_digest(command: Command) -> str:
+    """The digest of everything a command says, its actor included, but not its key: the same
+    key with another actor or other arguments is another request."""
+    authenticated = command.authenticated_at
+    return _digest(
+        {
+            "action": str(command.action),
+            "actor": str(command.actor),
+            "token": command.token,
+            "acknowledgements": sorted(command.acknowledgements),
+            "outcome": None if command.outcome is None else str(command.outcome),
+            "answers": dict(command.answers),
+            "service": command.service,
+            "new_owner": command.new_owner,
+            "request_id": command.request_id,
+            "authenticated_at": None if authenticated is None else authenticated.isoformat(),
+            "window": None if command.window is None else str(command.window),
+            "category": command.category,
+            "reason": command.reason,
+        }
+    )
+
+
+def open_digest(
+    *, owner: str, members: frozenset[str], identity: str | None, identifiers: Mapping[str, HeldIdentifier]
+) -> str:
+    """The digest of an ``open``'s arguments (identities in their canonical form)."""
+    return _digest(
+        {
+            "action": str(Action.OPEN),
+            "owner": owner,
+            "members": sorted(members),
+            "identity": identity,
+            "identifiers": {kind: held.value for kind, held in identifiers.items()},
+        }
+    )
+
+
+def replayed_open(existing: AccountRecord, fresh: AccountRecord, key: str) -> bool:
+    """Whether opening *fresh* with *key* repeats the ``open`` that created *existing*: True for
+    a retry with the same arguments, False when *key* did not open *existing*.
+    ``IdempotencyKeyReused`` when it did, with other arguments."""
+    if existing.applied(key) != Action.OPEN:
+        return False
+    stored = existing.key_digest(key)
+    if stored is not None and stored != fresh.key_digest(key):
+        raise IdempotencyKeyReused(
+            account_id=existing.account_id, key=key, action=Action.OPEN, applied="open"
+        )
+    return True
+
+
 # -- opening ----------------------------------------------------------------------------------
 
 
@@ -163,6 +239,7 @@ def decide_open(
     idempotency_key: str | None,
 ) -> tuple[AccountRecord, Event]:
     """The new ``ACTIVE`` record (version 1, before its chain) and its ``open`` event."""
+    digest = open_digest(owner=owner, members=members, identity=identity, identifiers=identifiers)
     record = AccountRecord(
         account_id=account_id,
         state=State.ACTIVE,
@@ -172,7 +249,7 @@ def decide_open(
         version=0,
         services=dict.fromkeys(rules.policy.services, ServiceState.ACTIVE),
         policy=rules.policy.name,
-        recent_keys=() if idempotency_key is None else ((idempotency_key, str(Action.OPEN)),),
+        recent_keys=() if idempotency_key is None else ((idempotency_key, str(Action.OPEN), digest),),
         identifiers=identifiers,
     )
     event = Event(Action.OPEN, None, State.ACTIVE, {"owner": owner, "members": sorted(members)})
@@ -183,23 +260,27 @@ def decide_open(
 
 
 def permitted_replay(rules: Rules, record: AccountRecord, command: Command) -> bool:
-    """Whether *command* repeats a keyed command already applied to *record*, and its actor may
-    take that command on this account now (``NotPermitted`` if not: a replay tells a stranger
-    nothing). ``ValueError`` if the key was used for another action."""
+    """Whether *command* repeats a keyed command already applied to *record*: the same action,
+    actor and arguments (the digest kept with the key). Its actor must be permitted that command
+    on this account now, which is checked first: anyone else gets ``NotPermitted``, exactly as
+    without the key, so a replay tells a stranger nothing (not even that the key was used).
+    ``IdempotencyKeyReused`` if the key was used for another action, by another actor or with
+    other arguments. A key kept without a digest (a record written before keys were bound to
+    their arguments) is bound to its action only."""
     key = command.idempotency_key
     if key is None:
         return False
     applied = record.applied(key)
     if applied is None:
         return False
-    if applied != command.action:
-        raise ValueError(
-            f"idempotency key {key!r} was already used for {applied} on {record.account_id!r}; "
-            f"a {command.action} needs a key of its own"
-        )
     relation = record.relation_of(command.actor)
     if not rules.policy.may(command.action, relation):
         raise NotPermitted(actor=command.actor, action=command.action, relation=relation)
+    stored = record.key_digest(key)
+    if applied != command.action or (stored is not None and stored != command_digest(command)):
+        raise IdempotencyKeyReused(
+            account_id=record.account_id, key=key, action=command.action, applied=applied
+        )
     return True
 
 
@@ -213,13 +294,16 @@ def decide_command(
     """Decide *command* on *record* at *now*: the typed error of the first guard that refuses,
     or what it writes. *pending* is what each prerequisite check reported; when the machine
     needs it and it was not given, ``NeedsPrerequisites`` asks the caller for it."""
+    relation = record.relation_of(command.actor)
+    if relation is None:  # a stranger: told nothing about the account (state, erasure, keys)
+        raise NotPermitted(actor=command.actor, action=command.action, relation=None)
     refusal = fenced(rules.policy, record, command)
     if refusal is not None:
         raise refusal
     attempt = Attempt(
         record=record,
         actor=command.actor,
-        relation=record.relation_of(command.actor),
+        relation=relation,
         now=now,
         token=command.token,
         acknowledgements=command.acknowledgements,
@@ -236,7 +320,8 @@ def decide_command(
     events += [Event(effect, dest, dest, effect_details, command.actor) for effect, effect_details in effects]
     changes = {"state": dest, **changes}
     if command.idempotency_key is not None:
-        kept = (*record.recent_keys, (command.idempotency_key, str(command.action)))
+        entry = (command.idempotency_key, str(command.action), command_digest(command))
+        kept = (*record.recent_keys, entry)
         changes["recent_keys"] = kept[-KEPT_KEYS:]
     return Decision(changes, tuple(events))
 

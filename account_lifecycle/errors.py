@@ -8,6 +8,7 @@ Every error a caller can act on derives from one root::
     ├── InvalidTransition          action impossible from the current state
     │   └── StaleConfirmation      a confirm answering an earlier cancellation request
     ├── NotPermitted               actor's relation may not take the action
+    ├── IdempotencyKeyReused       a used key sent with another command or other arguments
     ├── WrongConfirmationToken     typed token is not exactly the policy's token
     ├── MissingAcknowledgements    required acknowledgements not given
     ├── PrerequisitesPending       a prerequisite check still reports work
@@ -47,6 +48,7 @@ __all__ = [
     "ConfigurationError",
     "ErasureInProgress",
     "HistoryTampered",
+    "IdempotencyKeyReused",
     "InvalidTransition",
     "LifecycleError",
     "MissingAcknowledgements",
@@ -149,6 +151,30 @@ class NotPermitted(LifecycleError):
         who = f"{actor} ({relation})" if relation else f"{actor} (no relation to the account)"
         msg = f"{who} may not {action}"
         super().__init__(f"{msg}: {reason}" if reason else msg)
+
+
+class IdempotencyKeyReused(LifecycleError, ValueError):
+    """An idempotency key already applied to this account came again with another command, from
+    another actor, or with other arguments: it is not a retry, and its earlier result is not
+    returned. Nothing was written. Raised only to an actor permitted the command now (anyone
+    else gets ``NotPermitted``, which tells nothing about the key). ``.account_id`` and ``.key``
+    name the account and the key, ``.action`` the command now sent, ``.applied`` the command the
+    key was used for. The message never quotes the arguments (they may be survey answers).
+
+    A ``LifecycleError`` because it depends on what is stored (the same call is fine on another
+    account), and also a ``ValueError`` because a key sent for a second command was a
+    ``ValueError`` before and is a caller's mistake to fix: send a fresh key."""
+
+    def __init__(self, *, account_id: str, key: str, action: Action | str, applied: str) -> None:
+        self.account_id = account_id
+        self.key = key
+        self.action = action
+        self.applied = applied
+        if str(applied) != str(action):
+            why = f"was already used for {applied}; a {action} needs a key of its own"
+        else:
+            why = f"was already used for a {applied} with other arguments or by another actor"
+        super().__init__(f"idempotency key {key!r} on {account_id!r} {why}; nothing was written")
 
 
 class WrongConfirmationToken(LifecycleError):

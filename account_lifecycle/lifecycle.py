@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 import attrs
 
+from account_lifecycle import telemetry
 from account_lifecycle.audit import AuditEvent, verify_chain
 from account_lifecycle.clock import SystemClock, require_aware
 from account_lifecycle.decide import (
@@ -22,6 +23,7 @@ from account_lifecycle.decide import (
     decide_open,
     fenced,
     permitted_replay,
+    replayed_open,
     start_work,
 )
 from account_lifecycle.duration import Duration
@@ -33,6 +35,7 @@ from account_lifecycle.errors import (
     LifecycleError,
     PolicyMismatch,
 )
+from account_lifecycle.identity import canonical_identifier, canonical_text, checked_identity
 from account_lifecycle.journal import Journal
 from account_lifecycle.machine import Attempt, PolicyMachine
 from account_lifecycle.model import (
@@ -228,6 +231,7 @@ class Lifecycle:
             }
             return decide_command(self.rules, record, command, now, pending)
 
+    @telemetry.traced_command  # OpenTelemetry (extra otel): a span and a count per command
     def _apply(
         self, account_id: str, command: Command, *, lease: Lease | None = None
     ) -> tuple[AccountRecord, bool]:
@@ -262,6 +266,7 @@ class Lifecycle:
 
     # -- commands --------------------------------------------------------------------------
 
+    @telemetry.traced_open  # OpenTelemetry (extra otel): a span and a count for open
     def open(
         self,
         account_id: str,
@@ -288,8 +293,8 @@ class Lifecycle:
         member_set = frozenset(validate_id(m, "member") for m in members)
         if owner in member_set:
             raise ValueError(f"the owner {owner!r} cannot also be listed as a member")
-        if identity is not None:
-            validate_id(identity, "identity")
+        if identity is not None:  # compared and stored in its canonical form (identity.py)
+            identity = checked_identity(canonical_text(identity), "identity")
         held = self._check_identifiers(identifiers)
         record, event = decide_open(
             self.rules,
@@ -308,7 +313,7 @@ class Lifecycle:
                     existing = self.store.get(account_id)
                 except LifecycleError:
                     raise taken from None
-                if existing.applied(idempotency_key) == Action.OPEN:
+                if replayed_open(existing, record, idempotency_key):  # same key, same arguments
                     return existing
             raise
 
@@ -508,7 +513,13 @@ class Lifecycle:
                     f"unknown kind of identifier {kind!r}; the policy's [identity] table lists "
                     f"{', '.join(kinds) or 'none'} (the single identity is open(identity=...))"
                 )
-            held[kind] = HeldIdentifier(validate_id(value, f"identifier {kind!r}"))
+            if not isinstance(value, str):
+                raise TypeError(f"identifier {kind!r} must be a str, got {type(value).__name__}")
+            try:  # compared and stored in its kind's canonical form (identity.py)
+                value = canonical_identifier(kind, value, email_local_part=self.policy.email_local_part)
+            except ValueError as exc:
+                raise ValueError(f"identifier {kind!r}: {exc}") from None
+            held[kind] = HeldIdentifier(checked_identity(value, f"identifier {kind!r}"))
         return held
 
     def sweep(self, limit: int | None = None) -> SweepReport:

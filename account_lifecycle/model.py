@@ -251,8 +251,16 @@ def _held_identifiers(value: Mapping[str, HeldIdentifier | str]) -> Mapping[str,
     )
 
 
-def _pairs(value: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
-    return tuple((str(a), str(b)) for a, b in value)
+def _keys(value: Iterable[Iterable[str]]) -> tuple[tuple[str, ...], ...]:
+    """``(key, action, digest)`` entries; ``(key, action)`` from records written before keys were
+    bound to their arguments are read as they are."""
+    out = []
+    for entry in value:
+        items = tuple(str(item) for item in entry)
+        if len(items) not in (2, 3):
+            raise ValueError(f"an idempotency key entry is (key, action[, digest]), got {len(items)} items")
+        out.append(items)
+    return tuple(out)
 
 
 def _frozen_members(value: Iterable[str]) -> frozenset[str]:
@@ -279,14 +287,23 @@ class AccountRecord:
     last_seq: int = 0  # seq of the latest audit event
     policy: str = ""  # name of the policy the account was opened under ("" for older records)
     cancellation_id: str | None = None  # the open cancellation request a confirm must answer
-    recent_keys: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_pairs)
-    # ^ (idempotency key, action) of the latest keyed commands, newest last, bounded
+    recent_keys: tuple[tuple[str, ...], ...] = attrs.field(default=(), converter=_keys)
+    # ^ (idempotency key, action, digest of the arguments) of the latest keyed commands, newest
+    #   last, bounded; records written before the digest have (key, action) pairs
 
     def applied(self, key: str) -> str | None:
         """The action an idempotency key was already applied with, if it was."""
-        for seen, action in self.recent_keys:
-            if seen == key:
-                return action
+        for entry in self.recent_keys:
+            if entry[0] == key:
+                return entry[1]
+        return None
+
+    def key_digest(self, key: str) -> str | None:
+        """The digest of the arguments an idempotency key was applied with; None if the key was
+        not applied, or was applied before keys were bound to their arguments."""
+        for entry in self.recent_keys:
+            if entry[0] == key:
+                return entry[2] if len(entry) > 2 else None
         return None
 
     identity_released_at: datetime | None = None  # the identity may open a fresh account since

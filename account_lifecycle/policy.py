@@ -21,6 +21,7 @@ import attrs
 from account_lifecycle.closure import DEFAULT_IDENTITY_KIND, HOLD_MODES, IdentityReuse, longest, shortest
 from account_lifecycle.duration import Duration
 from account_lifecycle.errors import PolicyError
+from account_lifecycle.identity import DEFAULT_EMAIL_LOCAL_PART, EMAIL_LOCAL_PART
 from account_lifecycle.model import Action, Relation, SurveyOutcome
 
 __all__ = [
@@ -296,6 +297,10 @@ class Policy:
     description: str = ""
     #: When each kind of identifier (``email``, ``phone``, ...) may open another account.
     identity: Mapping[str, IdentityReuse] = attrs.field(factory=dict, converter=_convert_identity)
+    #: Whether ``email`` identifiers that differ only in the case of their local part are one
+    #: address (``"case_insensitive"``, the default) or two (``"case_sensitive"``); see
+    #: ``account_lifecycle.identity``. TOML: ``[identity] email_local_part``.
+    email_local_part: str = DEFAULT_EMAIL_LOCAL_PART
 
     def __attrs_post_init__(self) -> None:
         _validate(self)
@@ -783,6 +788,14 @@ def _check_identity_of(policy: Policy) -> None:
     _check_identity(policy, _has_window(policy))
 
 
+def _check_email_local_part(policy: Policy) -> None:
+    if policy.email_local_part not in EMAIL_LOCAL_PART:
+        raise _fail(
+            "identity.email_local_part",
+            f"expected {' or '.join(repr(v) for v in EMAIL_LOCAL_PART)}, got {policy.email_local_part!r}",
+        )
+
+
 _CHECKS: Final[tuple[Callable[[Policy], list[PolicyError] | None], ...]] = (
     _check_header,
     _check_version,
@@ -800,4 +813,5 @@ _CHECKS: Final[tuple[Callable[[Policy], list[PolicyError] | None], ...]] = (
     _check_on_hold,
     _check_reminders_of,
     _check_identity_of,
+    _check_email_local_part,
 )

@@ -17,6 +17,7 @@ from typing import Any, Final
 
 from account_lifecycle.duration import Duration
 from account_lifecycle.errors import PolicyError
+from account_lifecycle.identity import DEFAULT_EMAIL_LOCAL_PART
 from account_lifecycle.policy import (
     ACTIONS_WITH_PERMISSIONS,
     HOLD_ACTIONS,
@@ -70,6 +71,7 @@ KEYS: Final[tuple[str, ...]] = (
     *(f"permissions.{action.value}" for action in ACTIONS_WITH_PERMISSIONS),
     *(f"permissions.{action.value}" for action in HOLD_ACTIONS),
     "identity.<kind>",
+    "identity.email_local_part",
 )
 
 _TYPE_NAMES: Final[dict[type, str]] = {
@@ -356,6 +358,15 @@ def policy_from_toml(text: str) -> Policy:
     def identity_part() -> None:
         identity = top.get("identity", dict, "a table")
         if identity is not None:
+            identity = dict(identity)
+            if "email_local_part" in identity:  # an option, not a kind of identifier
+                local_part = identity.pop("email_local_part")
+                if not isinstance(local_part, str):
+                    raise PolicyError(
+                        key="identity.email_local_part",
+                        message=f"expected 'case_insensitive' or 'case_sensitive', got {local_part!r}",
+                    )
+                kwargs["email_local_part"] = local_part
             # Which kinds and rules are valid is the policy's own check (it names the key).
             kinds = _Table(identity, "identity.", tuple(identity))
             for kind in identity:
@@ -481,7 +492,9 @@ def policy_to_toml(policy: Policy) -> str:
     for category in policy.purge.categories:
         lines.append(f"  {{ name = {_s(category.name)}, at = {_s(category.at)} }},")
     lines.append("]")
-    if policy.identity:
+    if policy.identity or policy.email_local_part != DEFAULT_EMAIL_LOCAL_PART:
         lines += ["", "[identity]"]
+        if policy.email_local_part != DEFAULT_EMAIL_LOCAL_PART:
+            lines.append(f"email_local_part = {_s(policy.email_local_part)}")
         lines += [f"{kind} = {_s(str(rule))}" for kind, rule in policy.identity.items()]
     return "\n".join(lines) + "\n"

@@ -22,6 +22,7 @@ decisions, writes and calls as when it runs alone (``run``).
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import queue
 import uuid
@@ -33,6 +34,7 @@ from typing import Any, Final, Protocol
 
 import attrs
 
+from account_lifecycle import telemetry
 from account_lifecycle.clock import require_aware
 from account_lifecycle.decide import Decision, Rules, StepOutcome, apply, finish_work, remind, start_work
 from account_lifecycle.errors import ConcurrentUpdate, LifecycleError
@@ -180,7 +182,8 @@ class ThreadPool:
         return self._pending
 
     def submit(self, token: int, task: Callable[[], StepOutcome | None]) -> None:
-        future = self._executor.submit(task)
+        # in the sweep's context (contextvars: a tracing span, say), not the worker thread's
+        future = self._executor.submit(contextvars.copy_context().run, task)
         future.add_done_callback(lambda f: self._ended.put((token, f)))
         self._pending += 1
 
@@ -245,6 +248,7 @@ class PurgeRunner:
             return None
         return self.run(self.store.get(account_id), lease)
 
+    @telemetry.traced_sweep  # OpenTelemetry (extra otel): a span per sweep
     def sweep(self, *, limit: int | None, batch: int) -> SweepReport:
         """Claim due accounts in batches and run their work, until nothing is due or *limit*
         accounts were handled. An account that cannot be read or whose work fails is reported
@@ -409,6 +413,7 @@ class PurgeRunner:
             return None
         return self._run_step(request.record, request.key)
 
+    @telemetry.traced_step  # OpenTelemetry (extra otel): a span, a count and a duration per step
     def _run_step(self, record: AccountRecord, key: str) -> StepOutcome:
         """Call the purger or hook of one started step, outside any store transaction."""
         now = self._now()

@@ -6,11 +6,13 @@ import heapq
 import threading
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Final
 
 from account_lifecycle.audit import AuditEvent
 from account_lifecycle.clock import require_aware
 from account_lifecycle.errors import AccountExists, AccountNotFound, ConcurrentUpdate
-from account_lifecycle.model import AccountRecord
+from account_lifecycle.health import StatusRow, StoreStatus, summarize
+from account_lifecycle.model import AccountRecord, State
 from account_lifecycle.ports import REFUSALS
 from account_lifecycle.schedule import due_at
 from account_lifecycle.values import CorruptRecord, Lease, Write, require_now
@@ -203,6 +205,35 @@ class MemoryStore:
         """Every stored account id (for tests and tools)."""
         with self._lock:
             return tuple(self._records)
+
+    # -- read-only views for operators --------------------------------------------------------
+
+    def schema_version(self) -> int:
+        """A ``MemoryStore`` has no schema to migrate: always 0, as is its ``status``'s
+        ``library_schema_version``."""
+        return 0
+
+    def status(self, *, now: datetime) -> StoreStatus:
+        """A snapshot of the purge work at *now* (backlog, oldest due, failed steps, live claims);
+        reads only. See ``account_lifecycle.health.StoreStatus``."""
+        now = require_aware(now)
+        with self._lock:
+            rows = [
+                StatusRow(
+                    account_id,
+                    self._due.get(account_id),
+                    None if (claim := self._claims.get(account_id)) is None else claim.owner,
+                    None if claim is None else claim.until,
+                    record,
+                )
+                for account_id, record in self._records.items()
+                if account_id in self._due or account_id in self._claims or record.state in _WORKING
+            ]
+        return summarize(rows, now=now, schema_version=0, library_schema_version=0)
+
+
+#: States in which an account may have purge steps (failed ones included) on its ledger.
+_WORKING: Final = frozenset({State.CANCELLED, State.RESTORABLE})
 
 
 def _free(free_at: datetime | None, now: datetime | None) -> bool:

@@ -15,6 +15,7 @@ processes at once). A store whose tables are missing raises ``StoreError`` sayin
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -38,8 +39,10 @@ from account_lifecycle.errors import (
     RecordCorrupt,
     StoreError,
 )
+from account_lifecycle.health import StatusRow, StoreStatus, summarize
 from account_lifecycle.model import AccountRecord
 from account_lifecycle.ports import REFUSALS
+from account_lifecycle.redact import REDACTOR, dsn_secrets, redact
 from account_lifecycle.schedule import due_at
 from account_lifecycle.values import CorruptRecord, Lease, Write, require_now
 
@@ -115,13 +118,29 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[LiteralString, ...]], ...]] = (
 SCHEMA_VERSION: Final = MIGRATIONS[-1][0]
 
 
-def _target(conninfo: str) -> str:
+def _target(conninfo: str, secrets: frozenset[str]) -> str:
     """The connection target without its password, for messages and ``repr``."""
     params = conninfo_to_dict(conninfo)
     host = params.get("host", "localhost")
     port = params.get("port", 5432)
     dbname = params.get("dbname", "")
-    return f"{host}:{port}/{dbname}"
+    return redact(f"{host}:{port}/{dbname}", secrets)
+
+
+def _invalid_dsn(dsn: str, exc: psycopg.Error, secrets: frozenset[str]) -> StoreError:
+    """The error for a connection string libpq cannot parse. libpq quotes the piece it choked
+    on, which may be (part of) the password: every quoted piece is left out."""
+    scheme = dsn.partition("://")[0] if "://" in dsn else ""
+    if "+" in scheme:  # a SQLAlchemy URL pasted as it is
+        return StoreError(
+            f"invalid PostgreSQL DSN: {redact(scheme, secrets)}:// is a SQLAlchemy URL; psycopg takes "
+            f"postgresql://user:password@host/dbname (drop the '+{scheme.partition('+')[2]}')"
+        )
+    reason = re.sub(r'"[^"]*"?', "(...)", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    return StoreError(
+        f"invalid PostgreSQL DSN ({redact(reason, secrets)}); expected postgresql://user@host/dbname "
+        "or 'host=... dbname=...'"
+    )
 
 
 class PostgresStore:
@@ -152,16 +171,22 @@ class PostgresStore:
         self.timeout = timeout
         self._ready = False
         self._lock = threading.RLock()  # _check_schema runs a transaction while holding it
+        self._secrets: frozenset[str] = frozenset()
         if isinstance(dsn_or_pool, ConnectionPool):
+            conninfo = dsn_or_pool.conninfo
+            self._secrets = dsn_secrets(conninfo) if isinstance(conninfo, str) else frozenset()
             self._pool: ConnectionPool[Any] = dsn_or_pool
             self._owns_pool = False
             self._opened = True
             self._target = f"pool {dsn_or_pool.name!r}"
         elif isinstance(dsn_or_pool, str):
+            # Every form of the password, kept out of this store's messages and psycopg's logs.
+            self._secrets = dsn_secrets(dsn_or_pool)
             try:
-                self._target = _target(dsn_or_pool)
+                self._target = _target(dsn_or_pool, self._secrets)
             except psycopg.Error as exc:
-                raise StoreError(f"invalid PostgreSQL DSN: {exc}") from None
+                raise _invalid_dsn(dsn_or_pool, exc, self._secrets) from None
+            REDACTOR.register(self._secrets)
             # Opened on first use, so building a store (say, before a fork) connects nothing.
             self._pool = ConnectionPool(
                 dsn_or_pool,
@@ -191,6 +216,9 @@ class PostgresStore:
             with self._lock:
                 self._opened = True  # a closed pool cannot be opened again
                 self._pool.close()
+                if self._secrets:
+                    REDACTOR.unregister(self._secrets)
+                    self._secrets = frozenset()
 
     def __enter__(self) -> PostgresStore:
         return self
@@ -244,8 +272,10 @@ class PostgresStore:
                 f"PostgreSQL schema {self.schema!r} at {self._target} has no account_lifecycle tables "
                 f"(while {what}); run store.migrate() once before using the store"
             )
-        # The server's primary message only: its DETAIL may quote the values of a row.
+        # The server's primary message only: its DETAIL may quote the values of a row. Never
+        # the password, in any form the DSN held it.
         text = exc.diag.message_primary or (str(exc).splitlines() or [type(exc).__name__])[0]
+        text = redact(text, self._secrets)
         if isinstance(exc, psycopg.OperationalError):
             return StoreError(f"PostgreSQL at {self._target} is unavailable (while {what}): {text}")
         state = f" [{exc.sqlstate}]" if exc.sqlstate else ""
@@ -549,6 +579,56 @@ class PostgresStore:
             cursor.execute(self._sql.account_ids)
             rows = cursor.fetchall()
         return tuple(row[0] for row in rows)
+
+    # -- read-only views for operators (status, migrate --sql) ------------------------------
+
+    def migration_statements(self, from_version: int) -> tuple[str, ...]:
+        """The statements ``migrate()`` runs on this schema at version *from_version* (0: never
+        migrated), in order, as text; none when it is current. Runs nothing (``migrate --sql``)."""
+        if from_version >= SCHEMA_VERSION:
+            return ()
+        composed: list[sql.Composable] = []
+        if from_version == 0:
+            composed += [self._sql.create_schema, self._sql.create_migrations]
+        for version, description, statements in MIGRATIONS:
+            if version > from_version:
+                composed += [self._sql.format(statement) for statement in statements]
+                composed.append(
+                    sql.SQL("INSERT INTO {}.schema_migrations (version, description) VALUES ({}, {})").format(
+                        self._sql.schema, sql.Literal(version), sql.Literal(description)
+                    )
+                )
+        return tuple(" ".join(c.as_string(None).split()) for c in composed)
+
+    def status(self, *, now: datetime) -> StoreStatus:
+        """A snapshot of the purge work at *now* (backlog, oldest due, failed steps, live claims,
+        schema version), read in one ``READ ONLY`` transaction: it never migrates nor writes, and
+        works on an older schema. See ``account_lifecycle.health.StoreStatus``."""
+        now = require_aware(now)
+        with self._transaction("reading the status", check=False) as cursor:
+            cursor.execute("SET TRANSACTION READ ONLY")
+            cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (self._sql.migrations_name,))
+            found = cursor.fetchone()
+            version, rows = 0, []
+            if found is not None and found[0]:
+                cursor.execute(self._sql.current_version)
+                row = cursor.fetchone()
+                version = 0 if row is None or row[0] is None else int(row[0])
+            if version > 0:
+                cursor.execute(
+                    self._sql.format(
+                        "SELECT account_id, due_at, claim_owner, claim_until, body FROM {schema}.accounts"
+                        " WHERE due_at IS NOT NULL OR claim_owner IS NOT NULL"
+                        " OR state IN ('cancelled', 'restorable')"
+                    )
+                )
+                rows = cursor.fetchall()
+        return summarize(
+            (StatusRow(r[0], r[1], r[2], r[3], _decode_claimed(r[0], r[4])) for r in rows),
+            now=now,
+            schema_version=version,
+            library_schema_version=SCHEMA_VERSION,
+        )
 
 
 class _Refused(LifecycleError):

@@ -7,8 +7,10 @@ is filtered by the version that was read: zero rows updated means someone else w
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
@@ -16,6 +18,7 @@ from os import PathLike
 from typing import Final
 
 from account_lifecycle.audit import AuditEvent, format_time
+from account_lifecycle.clock import require_aware
 from account_lifecycle.codec import event_from_json, event_to_json, record_from_json, record_to_json
 from account_lifecycle.errors import (
     AccountExists,
@@ -24,6 +27,7 @@ from account_lifecycle.errors import (
     RecordCorrupt,
     StoreError,
 )
+from account_lifecycle.health import StatusRow, StoreStatus, summarize
 from account_lifecycle.model import AccountRecord
 from account_lifecycle.ports import REFUSALS
 from account_lifecycle.schedule import due_at
@@ -436,6 +440,104 @@ class SQLiteStore:
         with self._read("listing accounts") as conn:
             rows = conn.execute("SELECT account_id FROM accounts ORDER BY account_id").fetchall()
         return tuple(row[0] for row in rows)
+
+    # -- read-only views for operators (status, migrate --sql) ------------------------------
+
+    @classmethod
+    def open_read_only(cls, path: str | PathLike[str], *, timeout: float = 30.0) -> SQLiteStore:
+        """The existing file *path*, opened read-only: never created, never migrated, and SQLite
+        refuses every write (``StoreError``). For ``status`` and ``migrate --sql``; ``migrate()``
+        on it raises ``StoreError``. ``StoreError`` if the file does not exist."""
+        if not os.path.isfile(path):
+            raise StoreError(f"SQLite database {str(path)!r} does not exist")
+        return _ReadOnlySQLiteStore(path, timeout=timeout)
+
+    @staticmethod
+    def migration_statements(from_version: int) -> tuple[str, ...]:
+        """The statements ``migrate()`` runs on a file at schema version *from_version* (0: a new
+        file), in order; none when it is current. Printed by ``account-lifecycle migrate --sql``."""
+        if from_version >= SCHEMA_VERSION:
+            return ()
+        statements = [" ".join(s.split()) for s in _SCHEMA.split(";") if s.strip()]
+        if from_version == 0:
+            statements.append(f"INSERT INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}')")  # noqa: S608 (an int)
+        else:
+            statements.append(f"UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema_version'")  # noqa: S608
+        return tuple(statements)
+
+    def status(self, *, now: datetime) -> StoreStatus:
+        """A snapshot of the purge work at *now* (backlog, oldest due, failed steps, live claims,
+        schema version), read in one read transaction that writes nothing and never migrates.
+        See ``account_lifecycle.health.StoreStatus``."""
+        now = require_aware(now)
+        with self._read("reading the status") as conn:
+            conn.execute("BEGIN")
+            try:
+                has_meta = conn.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+                ).fetchone()
+                version_row = (
+                    conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+                    if has_meta
+                    else None
+                )
+                rows = (
+                    conn.execute(
+                        "SELECT account_id, due_at, claim_owner, claim_until, CAST(body AS BLOB)"
+                        " FROM accounts WHERE due_at IS NOT NULL OR claim_owner IS NOT NULL"
+                        " OR state IN ('cancelled', 'restorable')"
+                    ).fetchall()
+                    if has_meta
+                    else []
+                )
+            finally:
+                conn.execute("COMMIT")
+        return summarize(
+            (
+                StatusRow(row[0], _moment(row[1]), row[2], _moment(row[3]), _decode_claimed(row[0], row[4]))
+                for row in rows
+            ),
+            now=now,
+            schema_version=0 if version_row is None else int(version_row[0]),
+            library_schema_version=SCHEMA_VERSION,
+        )
+
+
+class _ReadOnlySQLiteStore(SQLiteStore):
+    """``SQLiteStore.open_read_only``: connections opened with ``mode=ro``; nothing is migrated."""
+
+    def __init__(self, path: str | PathLike[str], *, timeout: float) -> None:
+        self._opening = True  # SQLiteStore.__init__ calls migrate(): a no-op while opening
+        super().__init__(path, timeout=timeout)
+        self._opening = False
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore.open_read_only({self.path!r})"
+
+    def _connect(self) -> sqlite3.Connection:
+        uri = "file:" + urllib.parse.quote(os.path.abspath(self.path)) + "?mode=ro"
+        return sqlite3.connect(
+            uri, uri=True, timeout=self.timeout, isolation_level=None, check_same_thread=False
+        )
+
+    def migrate(self) -> None:
+        """Refused: this store was opened read-only."""
+        if self._opening:
+            return
+        raise StoreError(f"{self.path!r} was opened read-only: it is not migrated")
+
+    def schema_version(self) -> int:
+        """The schema version recorded in the file; 0 for a file without the library's tables."""
+        with self._read("reading the schema version") as conn:
+            if not conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+            ).fetchone():
+                return 0
+        return super().schema_version()
+
+
+def _moment(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
 
 
 def _described(exc: sqlite3.Error) -> str:

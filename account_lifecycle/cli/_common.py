@@ -6,10 +6,11 @@ import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, Final, TypeVar, cast
 
 import click
 
+from account_lifecycle import files
 from account_lifecycle.errors import LifecycleError, PolicyError
 from account_lifecycle.policies import BUILTIN
 from account_lifecycle.policy import Policy
@@ -17,6 +18,9 @@ from account_lifecycle.policy import Policy
 F = TypeVar("F", bound=Callable[..., Any])
 
 USAGE, REFUSED = 2, 1
+
+#: The largest --limit taken.
+MAX_LIMIT: Final = 1_000_000
 
 
 class _Stop(Exception):
@@ -60,6 +64,14 @@ def _guarded(command: F) -> F:
         except ValueError as exc:  # the library's answer to input it cannot take
             _error(f"error: {exc}", as_json=as_json, kind="ValueError")
             return USAGE
+        except OverflowError:  # a moment so far out that a date computed from it does not exist
+            _error(
+                "error: a date is out of range (a time near year 9999 leaves no room for the "
+                "policy's windows); give a realistic time",
+                as_json=as_json,
+                kind="OverflowError",
+            )
+            return USAGE
         return 0 if result is None else int(result)
 
     return cast(F, run)
@@ -68,17 +80,27 @@ def _guarded(command: F) -> F:
 # -- policies: files or built-in names -----------------------------------------------------
 
 
+def checked_path(source: str, what: str = "") -> Path:
+    """*source* as a path, if it can be one (``_Stop``, exit 2, if not)."""
+    try:
+        return files.checked_path(source)
+    except files.UnreadableFile as exc:
+        raise _Stop(USAGE, f"error: {what}: {exc}" if what else str(exc)) from None
+
+
 def _load(source: str) -> Policy:
     """The policy in file *source*, or the built-in policy of that name."""
-    path = Path(source)
-    if not path.exists() and source in BUILTIN:
+    from account_lifecycle.policy_toml import policy_from_bytes
+
+    if source in BUILTIN and not Path(source).exists():
         return BUILTIN[source]
+    builtins = " or ".join(sorted(BUILTIN))
     try:
-        return Policy.load(path)
+        data = files.read_capped(source)
+    except files.UnreadableFile as exc:
+        raise _Stop(USAGE, f"{exc} (a policy file, or a built-in: {builtins})") from None
+    try:
+        return policy_from_bytes(data)
     except PolicyError as exc:  # every problem of the file, one a line
-        raise _Stop(REFUSED, "\n".join(f"{source}: {error}" for error in exc.errors)) from None
-    except OSError as exc:
-        builtins = " or ".join(sorted(BUILTIN))
-        raise _Stop(
-            USAGE, f"cannot read {source}: {exc.strerror or exc} (a policy file, or a built-in: {builtins})"
-        ) from None
+        name = files.shown(source)
+        raise _Stop(REFUSED, "\n".join(f"{name}: {error}" for error in exc.errors)) from None

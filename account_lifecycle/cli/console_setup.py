@@ -12,11 +12,12 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import click
 
-from account_lifecycle.cli._common import USAGE, F, _load, _Stop
+from account_lifecycle.cli._common import USAGE, F, _load, _Stop, checked_path
+from account_lifecycle.cli.schema_gate import refuse_outdated_postgres, refuse_outdated_sqlite
 from account_lifecycle.clock import ManualClock
 from account_lifecycle.errors import ConfigurationError, StoreError
 from account_lifecycle.lifecycle import Lifecycle
@@ -27,22 +28,45 @@ from account_lifecycle.ports import AccountStore, PurgeContext, PurgeResult
 # -- the operator console ---------------------------------------------------------------------
 
 
-class RecordingPurger:
-    """A no-op purger for trying policies out: erases nothing, and says so in the audit trail."""
+NO_OP_PREFIX = "no-op:"
+
+
+class NoOpPurger:
+    """The purger of each category when the console runs without ``--app``: there is nothing it
+    could erase, so it never claims to have. Were it ever run, its step fails (recorded and
+    retried, never counted as erased); ``confirm`` and ``sweep`` refuse to run without
+    ``--app`` anyway, unless ``--dry-run``, which runs no purger."""
 
     def __init__(self, category: str) -> None:
         self.category = category
-        self.name = f"no-op:{category}"
+        self.name = f"{NO_OP_PREFIX}{category}"
 
     def purge(self, account_id: str, context: PurgeContext) -> PurgeResult:
-        return PurgeResult(items=0, detail="no-op purger (console without --app): nothing erased")
+        raise RuntimeError(
+            "no purger: the console ran without --app, so nothing was erased; run it with --app"
+        )
+
+
+def _require_real_purgers(options: dict[str, Any], command: str, dry_run: bool) -> None:
+    """``confirm`` and ``sweep`` run purgers: without ``--app`` there are none (exit 2), unless
+    ``--dry-run`` only shows what would be erased."""
+    if options["app"] is None and not dry_run:
+        raise _Stop(
+            USAGE,
+            f"error: {command} erases data, and without --app no purger can erase anything; "
+            f"pass --app module:factory (the host's purgers), or --dry-run to see what would be erased",
+        )
 
 
 def _nothing_pending(account_id: str) -> Sequence[str]:
     return ()
 
 
-def _open_store(db: str | None, dsn: str | None, schema: str | None) -> AccountStore:
+def _open_store(
+    db: str | None, dsn: str | None, schema: str | None, *, dry_run: bool = False
+) -> AccountStore:
+    """The store the options name. For a dry run it must exist already: nothing is created
+    (no SQLite file, no PostgreSQL schema)."""
     if db is not None and dsn is not None:
         raise _Stop(USAGE, "error: give --db FILE or --dsn URL, not both")
     if schema is not None and dsn is None:
@@ -59,13 +83,16 @@ def _open_store(db: str | None, dsn: str | None, schema: str | None) -> AccountS
         logging.getLogger("psycopg.pool").setLevel(logging.CRITICAL)
         try:
             store = PostgresStore(dsn, schema=schema or "account_lifecycle", max_connections=2, timeout=10)
-            store.migrate()
+            refuse_outdated_postgres(store)  # never migrates: `account-lifecycle migrate` does
         except StoreError as exc:
             raise _Stop(USAGE, f"error: cannot use the PostgreSQL database: {exc}") from None
         return store
     from account_lifecycle.adapters.sqlite import SQLiteStore
 
-    path = db if db is not None else "accounts.db"
+    path = str(checked_path(db, "--db")) if db is not None else "accounts.db"
+    if dry_run and not os.path.isfile(path):
+        raise _Stop(USAGE, f"error: no SQLite database at {path!r}; a dry run creates nothing")
+    refuse_outdated_sqlite(path)  # a new file is created; an older one is not migrated
     try:
         return SQLiteStore(path)
     except StoreError as exc:
@@ -103,14 +130,32 @@ def _parse_now(text: str) -> datetime:
     return _parse_time(text, "--now")
 
 
+#: The times the console takes: from 1970 to before 9000, so that the policy's windows, phases
+#: and reminders added to one stay within what a datetime holds (year 9999).
+EARLIEST: Final = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST: Final = datetime(9000, 1, 1, tzinfo=UTC)
+
+
 def _parse_time(text: str, option: str) -> datetime:
+    expected = f"error: {option} expects an ISO time like 2026-01-31T12:00:00Z"
+    if len(text) > 64:
+        raise _Stop(USAGE, f"{expected}, got {len(text)} characters")
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
+        raise _Stop(USAGE, f"{expected}, got {text!r}") from None
+    try:
+        moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+        in_range = EARLIEST <= moment < LATEST
+    except OverflowError:  # an offset that pushes it past year 1 or 9999
+        in_range = False
+    if not in_range:
         raise _Stop(
-            USAGE, f"error: {option} expects an ISO time like 2026-01-31T12:00:00Z, got {text!r}"
-        ) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+            USAGE,
+            f"error: {option} must be from {EARLIEST.year} to before {LATEST.year} "
+            f"(a policy's windows are added to it), got {text!r}",
+        )
+    return moment
 
 
 @contextmanager
@@ -121,18 +166,21 @@ def _lifecycle(options: dict[str, Any]) -> Iterator[Lifecycle]:
     if app is None and policy_name is None:
         names = ", ".join(sorted(BUILTIN))
         raise _Stop(USAGE, f"error: give --policy ({names} or a policy file), or --app module:factory")
-    store = _open_store(options["db"], options["dsn"], options["schema"])
+    # Every argument is checked before the store is opened: a refusal creates nothing.
+    policy = None if app is not None else _load(policy_name)
+    clock = None if now is None else ManualClock(_parse_now(now))
+    dry_run = bool(options.get("dry_run"))
+    store = _open_store(options["db"], options["dsn"], options["schema"], dry_run=dry_run)
     try:
-        if app is not None:
+        if policy is None:
             lifecycle = _from_app(app, store)
         else:
-            policy = _load(policy_name)
             lifecycle = Lifecycle(
                 policy,
                 store=store,
-                purgers=[RecordingPurger(c.name) for c in policy.purge.categories],
+                purgers=[NoOpPurger(c.name) for c in policy.purge.categories],
                 prerequisites=dict.fromkeys(policy.prerequisites, _nothing_pending),
-                clock=None if now is None else ManualClock(_parse_now(now)),
+                clock=clock,
             )
         yield lifecycle
     finally:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 
 from account_lifecycle.audit import AuditEvent, format_time
 from account_lifecycle.cli._common import _json, _say
+from account_lifecycle.cli.tables import print_table
 from account_lifecycle.codec import record_to_dict
 from account_lifecycle.model import AccountRecord, Action
 from account_lifecycle.purge import ErasureReceipt
@@ -85,14 +87,23 @@ def _timeline_lines(timeline: Timeline) -> list[str]:
     return lines
 
 
-def _show_event(event: AuditEvent) -> None:
-    data = event.to_dict()
-    source = data["from_state"] or "-"
-    details = json.dumps(data["details"], ensure_ascii=False, sort_keys=True)
-    _say(
-        f"#{event.seq:<3} {data['at']}  {data['actor']:<18} {data['action']:<22} "
-        f"{source} -> {data['to_state']}  {details}"
-    )
+def _show_events(events: Sequence[AuditEvent]) -> None:
+    """The audit events as a table: one row per event, oldest first."""
+    rows = []
+    for event in events:
+        data = event.to_dict()
+        details = json.dumps(data["details"], ensure_ascii=False, sort_keys=True)
+        rows.append(
+            (
+                str(event.seq),
+                data["at"],
+                data["actor"],
+                data["action"],
+                f"{data['from_state'] or '-'} -> {data['to_state']}",
+                details,
+            )
+        )
+    print_table(None, ("#", "at", "actor", "action", "state", "details"), rows)
 
 
 def _show_receipt(receipt: ErasureReceipt) -> None:

@@ -13,8 +13,10 @@ from pathlib import Path
 import click
 
 from account_lifecycle.errors import PolicyError
+from account_lifecycle.files import UnreadableFile, read_capped, shown
 from account_lifecycle.policies import BUILTIN
 from account_lifecycle.policy import Policy
+from account_lifecycle.policy_toml import policy_from_bytes
 from account_lifecycle.studio.server import RemoteRefused, make_server
 
 __all__ = ["default_baseline", "load_baseline", "studio"]
@@ -22,19 +24,16 @@ __all__ = ["default_baseline", "load_baseline", "studio"]
 
 def load_baseline(source: str) -> Policy:
     """The baseline named by ``--against``: a policy file, or a built-in policy's name."""
-    path = Path(source)
-    if not path.exists() and source in BUILTIN:
+    if source in BUILTIN and not Path(source).exists():
         return BUILTIN[source]
     try:
-        return Policy.load(path)
+        return policy_from_bytes(read_capped(source))  # never a device, a pipe or a huge file
     except PolicyError as exc:
-        raise click.BadParameter(f"{source}: {exc}", param_hint="--against") from None
-    except OSError as exc:
+        raise click.BadParameter(f"{shown(source)}: {exc}", param_hint="--against") from None
+    except UnreadableFile as exc:
         builtins = " or ".join(sorted(BUILTIN))
-        raise click.BadParameter(
-            f"cannot read {source}: {exc.strerror or exc} (a policy file, or a built-in: {builtins})",
-            param_hint="--against",
-        ) from None
+        hint = f"{exc} (a policy file, or a built-in: {builtins})"
+        raise click.BadParameter(hint, param_hint="--against") from None
 
 
 def default_baseline(text: str) -> Policy | None:
@@ -48,7 +47,7 @@ def default_baseline(text: str) -> Policy | None:
 
 
 @click.command("studio")
-@click.argument("policy", metavar="POLICY.toml", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("source", metavar="POLICY.toml")
 @click.option(
     "--against",
     "baseline",
@@ -60,12 +59,13 @@ def default_baseline(text: str) -> Policy | None:
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Where to listen; loopback only...")
 @click.option("--allow-remote", is_flag=True, help="...unless this flag allows another address.")
-def studio(policy: Path, baseline: str | None, port: int, host: str, allow_remote: bool) -> int:
+def studio(source: str, baseline: str | None, port: int, host: str, allow_remote: bool) -> int:
     """Open the policy studio: edit, draw, prove, simulate and compare POLICY.toml in a local web page."""
     try:
-        text = policy.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise click.BadParameter(f"cannot read {policy}: {exc}", param_hint="POLICY.toml") from None
+        text = read_capped(source).decode("utf-8")  # never a device, a pipe or a huge file
+    except (UnreadableFile, UnicodeDecodeError) as exc:
+        raise click.BadParameter(str(exc), param_hint="POLICY.toml") from None
+    policy = Path(source)
     against = load_baseline(baseline) if baseline is not None else default_baseline(text)
     try:
         server = make_server(policy, against, host=host, port=port, allow_remote=allow_remote)

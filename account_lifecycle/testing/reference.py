@@ -114,6 +114,8 @@ def expected_outcome(
     service: str | None = None,
 ) -> Outcome:
     """The state a command leads to before any purge runs, or the error it must raise."""
+    if relation is None:  # a stranger is told nothing about the account, not even its state
+        return NotPermitted
     if not _source_ok(policy, account.state, action):
         return InvalidTransition
     if relation is None or relation not in policy.permissions.get(action, frozenset()):

@@ -639,7 +639,7 @@ class TestIdentity:
     def test_each_kind_is_freed_by_its_rule(self) -> None:
         """email after the purge, phone 30 days after it, username never; the purge event says when."""
         world = World(make_policy(window="1 day"))
-        lc = opened(world, email="e", phone="p", username="n")
+        lc = opened(world, email="e", phone="+15550199", username="n")
         world.cancel(lc)
         world.clock.advance(timedelta(days=1))
         lc.sweep()
@@ -653,9 +653,9 @@ class TestIdentity:
         lc.open("acc-2", owner="u-2", identifiers={"email": "e"})
         world.clock.advance(timedelta(days=30) - timedelta(microseconds=1))
         with pytest.raises(AccountExists):
-            lc.open("acc-3", owner="u-3", identifiers={"phone": "p"})
+            lc.open("acc-3", owner="u-3", identifiers={"phone": "+15550199"})
         world.clock.advance(timedelta(microseconds=1))
-        lc.open("acc-3", owner="u-3", identifiers={"phone": "p"})
+        lc.open("acc-3", owner="u-3", identifiers={"phone": "+15550199"})
         world.clock.advance(timedelta(days=3650))
         with pytest.raises(AccountExists):
             lc.open("acc-4", owner="u-4", identifiers={"username": "n"})
@@ -684,7 +684,7 @@ class TestIdentity:
         account can be restored, and never for an account that was not cancelled."""
         policy = attrs.evolve(make_policy(window="10 days"), identity={"phone": f"after {delay} days"})
         world = World(policy)
-        lc = opened(world, phone="p")
+        lc = opened(world, phone="+15550199")
         if cancel:
             world.cancel(lc)
             world.clock.advance(timedelta(days=10))
@@ -692,10 +692,10 @@ class TestIdentity:
         world.clock.advance(timedelta(days=wait))
         free = cancel and wait >= delay
         if free:
-            lc.open("acc-2", owner="u-2", identifiers={"phone": "p"})
+            lc.open("acc-2", owner="u-2", identifiers={"phone": "+15550199"})
         else:
             with pytest.raises(AccountExists):
-                lc.open("acc-2", owner="u-2", identifiers={"phone": "p"})
+                lc.open("acc-2", owner="u-2", identifiers={"phone": "+15550199"})
 
     def test_the_single_identity_keeps_its_behaviour(self) -> None:
         """identity= still follows identity_reuse, apart from the identifiers."""

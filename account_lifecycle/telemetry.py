@@ -1,0 +1,268 @@
+"""OpenTelemetry spans and metrics (extra ``otel``: the library calls ``opentelemetry-api`` only;
+the host configures an SDK and its exporters). Without the extra, every function here does
+nothing and records nothing.
+
+Spans: ``account_lifecycle.command`` per command (``open`` and every user command),
+``account_lifecycle.purge_step`` per purge step or effect hook run, ``account_lifecycle.sweep``
+per sweep. Metrics: ``account_lifecycle.commands`` (by action and result),
+``account_lifecycle.purge.steps`` and ``account_lifecycle.purge.step.duration`` (by category and
+result), ``account_lifecycle.reminders.sent`` (through ``listener``), and, once ``observe_store``
+is called, the gauges ``account_lifecycle.backlog``, ``account_lifecycle.backlog.oldest_age``
+and ``account_lifecycle.purge.failed_steps``. Attributes carry account ids, actions, categories,
+results and error types: never an identity, a survey answer or an error's message.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
+
+from account_lifecycle.errors import LifecycleError
+
+if TYPE_CHECKING:
+    from account_lifecycle.audit import AuditEvent
+    from account_lifecycle.health import StatusSource, StoreStatus
+    from account_lifecycle.ports import Clock
+
+try:
+    from opentelemetry import metrics as _metrics
+    from opentelemetry import trace as _trace
+except ImportError:  # the otel extra is absent: record nothing
+    _metrics = None  # type: ignore[assignment]
+    _trace = None  # type: ignore[assignment]
+
+__all__ = [
+    "METRICS",
+    "SPANS",
+    "enabled",
+    "listener",
+    "observe_store",
+    "traced_command",
+    "traced_open",
+    "traced_step",
+    "traced_sweep",
+]
+
+SCOPE: Final = "account_lifecycle"
+
+SPAN_COMMAND: Final = "account_lifecycle.command"
+SPAN_PURGE_STEP: Final = "account_lifecycle.purge_step"
+SPAN_SWEEP: Final = "account_lifecycle.sweep"
+#: Every span name this module starts.
+SPANS: Final = (SPAN_COMMAND, SPAN_PURGE_STEP, SPAN_SWEEP)
+
+COMMANDS: Final = "account_lifecycle.commands"
+STEPS: Final = "account_lifecycle.purge.steps"
+STEP_DURATION: Final = "account_lifecycle.purge.step.duration"
+REMINDERS: Final = "account_lifecycle.reminders.sent"
+BACKLOG: Final = "account_lifecycle.backlog"
+OLDEST_DUE_AGE: Final = "account_lifecycle.backlog.oldest_age"
+FAILED_STEPS: Final = "account_lifecycle.purge.failed_steps"
+#: Every metric name this module records, with its kind and unit.
+METRICS: Final = {
+    COMMANDS: ("counter", "{command}"),
+    STEPS: ("counter", "{step}"),
+    STEP_DURATION: ("histogram", "s"),
+    REMINDERS: ("counter", "{reminder}"),
+    BACKLOG: ("gauge", "{account}"),
+    OLDEST_DUE_AGE: ("gauge", "s"),
+    FAILED_STEPS: ("gauge", "{step}"),
+}
+
+ACCOUNT: Final = "account_lifecycle.account_id"
+ACTION: Final = "account_lifecycle.action"
+CATEGORY: Final = "account_lifecycle.category"
+RESULT: Final = "account_lifecycle.result"
+ATTEMPT: Final = "account_lifecycle.attempt"
+ERROR_TYPE: Final = "error.type"
+
+F = TypeVar("F", bound=Callable[..., Any])
+_instruments: dict[str, Any] = {}
+_lock = threading.Lock()
+
+
+def enabled() -> bool:
+    """Whether ``opentelemetry-api`` is installed (the ``otel`` extra)."""
+    return _trace is not None
+
+
+def _instrument(name: str) -> Any:
+    """The counter or histogram *name*, made once (the API's proxies follow a provider set later)."""
+    with _lock:
+        found = _instruments.get(name)
+        if found is None:
+            meter = _metrics.get_meter(SCOPE)
+            kind, unit = METRICS[name]
+            make = meter.create_histogram if kind == "histogram" else meter.create_counter
+            found = _instruments[name] = make(name, unit=unit)
+        return found
+
+
+def _result_of(exc: BaseException) -> str:
+    return "refused" if isinstance(exc, LifecycleError) else "error"
+
+
+@contextmanager
+def _command(action: str, account_id: str) -> Iterator[None]:
+    tracer = _trace.get_tracer(SCOPE)
+    attributes = {ACCOUNT: account_id, ACTION: action}
+    with tracer.start_as_current_span(
+        SPAN_COMMAND, attributes=attributes, record_exception=False, set_status_on_exception=False
+    ) as span:
+        try:
+            yield
+        except BaseException as exc:
+            result = _result_of(exc)
+            span.set_attributes({RESULT: result, ERROR_TYPE: type(exc).__name__})
+            if result == "error":
+                span.set_status(_trace.Status(_trace.StatusCode.ERROR, type(exc).__name__))
+            _instrument(COMMANDS).add(1, {ACTION: action, RESULT: result, ERROR_TYPE: type(exc).__name__})
+            raise
+        span.set_attribute(RESULT, "ok")
+        _instrument(COMMANDS).add(1, {ACTION: action, RESULT: "ok"})
+
+
+def traced_command(method: F) -> F:
+    """Wrap ``Lifecycle._apply(account_id, command, ...)``: a span and a count per command."""
+    if not enabled():
+        return method
+
+    @functools.wraps(method)
+    def run(self: Any, account_id: str, command: Any, *args: Any, **kwargs: Any) -> Any:
+        with _command(str(command.action), account_id):
+            return method(self, account_id, command, *args, **kwargs)
+
+    return cast(F, run)
+
+
+def traced_open(method: F) -> F:
+    """Wrap ``Lifecycle.open(account_id, ...)``: a span and a count for the ``open`` command."""
+    if not enabled():
+        return method
+
+    @functools.wraps(method)
+    def run(self: Any, account_id: str, *args: Any, **kwargs: Any) -> Any:
+        with _command("open", account_id):
+            return method(self, account_id, *args, **kwargs)
+
+    return cast(F, run)
+
+
+def traced_step(method: F) -> F:
+    """Wrap ``PurgeRunner._run_step(record, key)``: a span, a count and a duration per step; the
+    result is ``done`` or ``failed`` (the purger's error type, never its message)."""
+    if not enabled():
+        return method
+
+    @functools.wraps(method)
+    def run(self: Any, record: Any, key: str, *args: Any, **kwargs: Any) -> Any:
+        tracer = _trace.get_tracer(SCOPE)
+        attempt = getattr(record.purge.get(key), "attempts", 0) + 1
+        attributes = {ACCOUNT: record.account_id, CATEGORY: key, ATTEMPT: attempt}
+        start = time.perf_counter()
+        with tracer.start_as_current_span(
+            SPAN_PURGE_STEP, attributes=attributes, record_exception=False, set_status_on_exception=False
+        ) as span:
+            try:
+                outcome = method(self, record, key, *args, **kwargs)
+            except BaseException as exc:
+                labels = {CATEGORY: key, RESULT: "error", ERROR_TYPE: type(exc).__name__}
+                span.set_attributes(labels)
+                span.set_status(_trace.Status(_trace.StatusCode.ERROR, type(exc).__name__))
+                _record_step(labels, start)
+                raise
+            error = getattr(outcome, "error", None)
+            labels = {CATEGORY: key, RESULT: "done" if error is None else "failed"}
+            if error is not None:
+                # "TypeError: ..." as the runner describes it: the type only, never the message
+                labels[ERROR_TYPE] = str(error).split(":", 1)[0][:100]
+                span.set_status(_trace.Status(_trace.StatusCode.ERROR, labels[ERROR_TYPE]))
+            span.set_attributes(labels)
+            _record_step(labels, start)
+            return outcome
+
+    return cast(F, run)
+
+
+def _record_step(labels: dict[str, str], start: float) -> None:
+    _instrument(STEPS).add(1, labels)
+    _instrument(STEP_DURATION).record(time.perf_counter() - start, labels)
+
+
+def traced_sweep(method: F) -> F:
+    """Wrap ``PurgeRunner.sweep``: one span with how many accounts were purged, failed and
+    became restorable."""
+    if not enabled():
+        return method
+
+    @functools.wraps(method)
+    def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+        tracer = _trace.get_tracer(SCOPE)
+        with tracer.start_as_current_span(SPAN_SWEEP) as span:
+            report = method(self, *args, **kwargs)
+            span.set_attributes(
+                {
+                    "account_lifecycle.purged": len(report.purged),
+                    "account_lifecycle.failed": len(report.failed),
+                    "account_lifecycle.restorable": len(report.restorable),
+                }
+            )
+            return report
+
+    return cast(F, run)
+
+
+def listener(event: AuditEvent) -> None:
+    """A ``Listener`` for ``Lifecycle(listeners=[...])``: counts each reminder sent
+    (``account_lifecycle.reminders.sent``). Does nothing without the extra."""
+    if enabled() and str(event.action) == "reminder":
+        _instrument(REMINDERS).add(1)
+
+
+class _Snapshot:
+    """One ``status`` read per collection, shared by the three gauges (at most once a second)."""
+
+    def __init__(self, store: StatusSource, clock: Clock | None) -> None:
+        self.store, self.clock = store, clock
+        self.read_at = -1.0
+        self.status: StoreStatus | None = None
+        self.lock = threading.Lock()
+
+    def get(self) -> StoreStatus:
+        with self.lock:
+            if self.status is None or time.monotonic() - self.read_at > 1.0:
+                now = datetime.now(UTC) if self.clock is None else self.clock.now()
+                self.status = self.store.status(now=now)
+                self.read_at = time.monotonic()
+            return self.status
+
+
+def observe_store(store: StatusSource, *, clock: Clock | None = None) -> None:
+    """Register the backlog gauges for *store* (any store with ``status(now=...)``): accounts
+    due, the age of the oldest due work in seconds, and failed steps by category. The store is
+    read (read-only) only when a metric reader collects. Does nothing without the extra."""
+    if not enabled():
+        return
+    from opentelemetry.metrics import CallbackOptions, Observation
+
+    snapshot = _Snapshot(store, clock)
+    meter = _metrics.get_meter(SCOPE)
+
+    def backlog(options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(snapshot.get().due)]
+
+    def oldest(options: CallbackOptions) -> Iterable[Observation]:
+        age = snapshot.get().oldest_due_age
+        return [Observation(0.0 if age is None else age.total_seconds())]
+
+    def failed(options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(count, {CATEGORY: key}) for key, count in snapshot.get().failed.items()]
+
+    meter.create_observable_gauge(BACKLOG, [backlog], unit=METRICS[BACKLOG][1])
+    meter.create_observable_gauge(OLDEST_DUE_AGE, [oldest], unit=METRICS[OLDEST_DUE_AGE][1])
+    meter.create_observable_gauge(FAILED_STEPS, [failed], unit=METRICS[FAILED_STEPS][1])
