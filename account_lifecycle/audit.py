@@ -183,9 +183,12 @@ class AuditEvent:
         return head, tail
 
     def compute_hash(self) -> str:
+        """SHA-256 of the canonical encoding of ``payload()`` (``canonical()``): what ``hash``
+        must equal."""
         return hashlib.sha256(self.canonical().encode("ascii")).hexdigest()
 
     def to_dict(self) -> dict[str, JSONValue]:
+        """The event as plain JSON data, ``hash`` included (what stores write)."""
         return {**self.payload(), "hash": self.hash}
 
     @classmethod

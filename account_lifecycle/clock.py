@@ -25,6 +25,7 @@ class SystemClock:
     """The host's real clock, in UTC."""
 
     def now(self) -> datetime:
+        """The current moment in UTC."""
         return datetime.now(UTC)
 
     def __repr__(self) -> str:
@@ -39,10 +40,12 @@ class ManualClock:
         self._lock = threading.Lock()
 
     def now(self) -> datetime:
+        """The moment the clock was set to."""
         with self._lock:
             return self._now
 
     def advance(self, delta: timedelta) -> datetime:
+        """Move the clock forward by *delta* (never back)."""
         if not isinstance(delta, timedelta):
             raise TypeError(f"advance() takes a timedelta, got {type(delta).__name__}")
         with self._lock:
@@ -50,6 +53,7 @@ class ManualClock:
             return self._now
 
     def set(self, value: datetime) -> datetime:
+        """Set the clock to *moment* (timezone-aware; it may go back)."""
         aware = require_aware(value, "ManualClock.set")
         with self._lock:
             self._now = aware

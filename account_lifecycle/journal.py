@@ -14,6 +14,7 @@ from datetime import datetime
 
 import attrs
 
+from account_lifecycle import telemetry
 from account_lifecycle.audit import GENESIS, AuditEvent, ChainWriter
 from account_lifecycle.decide import Decision, Event
 from account_lifecycle.model import AccountRecord, evolve_record
@@ -145,6 +146,7 @@ class Journal:
     def notify(self, events: Iterable[AuditEvent]) -> None:
         """Hand committed *events* to every listener; a listener's failure is logged, never raised."""
         for event in events:
+            telemetry.listener(event)  # counts reminders sent; nothing without the otel extra
             for listener in self.listeners:
                 try:
                     listener(event)

@@ -105,6 +105,8 @@ def _convert_outcomes(value: Iterable[Any]) -> tuple[SurveyOutcome, ...]:
 
 @attrs.frozen
 class SurveyPolicy:
+    """``[survey]``: ``mode`` (required, optional, off) and the ``outcomes`` offered."""
+
     mode: str = "required"
     outcomes: tuple[SurveyOutcome, ...] = attrs.field(
         default=tuple(SurveyOutcome), converter=_convert_outcomes
@@ -113,6 +115,9 @@ class SurveyPolicy:
 
 @attrs.frozen
 class ConfirmationPolicy:
+    """``[confirmation]``: the ``token`` to type (may name ``{account_id}``), the
+    ``acknowledgements``, and ``fresh_login`` (step-up)."""
+
     token: str | None = None
     acknowledgements: tuple[Acknowledgement, ...] = attrs.field(default=(), converter=_tuple)
     #: How recent the actor's last login must be to confirm (step-up), or None.
@@ -200,6 +205,9 @@ class PurgeCategory:
 
 @attrs.frozen
 class PurgePolicy:
+    """``[purge]``: the ``categories`` erased at cancel or at window expiry, the ``protected``
+    ones never handed to a purger, and ``on_hold``."""
+
     categories: tuple[PurgeCategory, ...] = attrs.field(default=(), converter=_tuple)
     protected: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     #: What a legal hold does to its category's purge: ``"wait"``, ``"retain"``, or None when
@@ -311,6 +319,7 @@ class Policy:
         return f"{self.name}@{self.version}"
 
     def may(self, action: Action, relation: Relation | None) -> bool:
+        """Whether *relation* may take *action* under ``permissions``."""
         return relation is not None and relation in self.permissions.get(action, frozenset())
 
     def identity_rule(self, kind: str) -> IdentityReuse:

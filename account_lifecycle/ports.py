@@ -48,9 +48,13 @@ class Purger(Protocol):
     """Erases one data category of one account. Must be idempotent: it may run again after a crash."""
 
     @property
-    def category(self) -> str: ...
+    def category(self) -> str:
+        """The data category this purger erases."""
+        ...
 
-    def purge(self, account_id: str, context: PurgeContext) -> PurgeResult: ...
+    def purge(self, account_id: str, context: PurgeContext) -> PurgeResult:
+        """Erase the category of *account_id*; report what was erased (raise on failure)."""
+        ...
 
 
 class EffectHook(Protocol):
@@ -62,6 +66,8 @@ class EffectHook(Protocol):
 
 
 class Clock(Protocol):
+    """Where the lifecycle reads the time: ``SystemClock``, or ``ManualClock`` in tests."""
+
     def now(self) -> datetime:
         """The current moment, timezone-aware."""
         ...

@@ -93,6 +93,7 @@ class Claim:
 
     @property
     def account_ids(self) -> tuple[str, ...]:
+        """The claimed accounts' ids, in due order."""
         return tuple(r.account_id for r in self.records)
 
 

@@ -49,6 +49,7 @@ class ErasureReceipt:
     retained: tuple[RetainedCategory, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
+        """The receipt as plain JSON data (``to_json`` writes it)."""
         return {
             "account_id": self.account_id,
             "policy": self.policy,

@@ -40,6 +40,7 @@ class ScheduledErasure:
     waits_for_hold: bool = False
 
     def to_dict(self) -> dict[str, Any]:
+        """As plain JSON data (times as UTC text)."""
         return {
             "category": self.category,
             "moment": self.moment,
@@ -59,6 +60,7 @@ class KeptCategory:
     reason: str = "protected"
 
     def to_dict(self) -> dict[str, Any]:
+        """As plain JSON data (times as UTC text)."""
         return {"category": self.category, "reason": self.reason}
 
 
@@ -73,6 +75,7 @@ class TimelinePhase:
     restore: tuple[Relation, ...]
 
     def to_dict(self) -> dict[str, Any]:
+        """As plain JSON data (times as UTC text)."""
         return {
             "number": self.number,
             "starts": format_time(self.starts),
@@ -112,6 +115,8 @@ class Timeline:
         return tuple(e for e in self.erasures if e.moment == moment)
 
     def to_dict(self) -> dict[str, Any]:
+        """As plain JSON data (times as UTC text)."""
+
         def when(moment: datetime | None) -> str | None:
             return None if moment is None else format_time(moment)
 

@@ -77,6 +77,7 @@ class MemoryStore:
     def create(
         self, record: AccountRecord, events: Sequence[AuditEvent], *, now: datetime | None = None
     ) -> None:
+        """Insert a new account with its first events (``AccountStore.create``)."""
         with self._lock:
             if record.account_id in self._records:
                 raise AccountExists(account_id=record.account_id)
@@ -88,6 +89,7 @@ class MemoryStore:
             self._index(record, None)
 
     def get(self, account_id: str) -> AccountRecord:
+        """The stored record (``AccountStore.get``); ``AccountNotFound``, ``RecordCorrupt``."""
         with self._lock:
             try:
                 return self._records[account_id]
@@ -104,6 +106,7 @@ class MemoryStore:
         release: str | None = None,
         now: datetime | None = None,
     ) -> None:
+        """Compare-and-set the record with its events; claims as ``AccountStore.save`` says."""
         with self._lock:
             self._save(record, expected_version, events, lease, release, now)
 
@@ -155,6 +158,7 @@ class MemoryStore:
                 del self._claims[record.account_id]
 
     def history(self, account_id: str) -> tuple[AuditEvent, ...]:
+        """The account's audit events in order (``AccountStore.history``)."""
         with self._lock:
             try:
                 return tuple(self._events[account_id])
@@ -162,6 +166,7 @@ class MemoryStore:
                 raise AccountNotFound(account_id=account_id) from None
 
     def claim_due(self, *, now: datetime, lease: Lease, limit: int) -> list[AccountRecord | CorruptRecord]:
+        """Claim up to *limit* due accounts for *lease* (``AccountStore.claim_due``)."""
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise ValueError(f"limit must be a whole number >= 0, got {limit!r}")
         if limit == 0:
@@ -196,6 +201,7 @@ class MemoryStore:
         return claim is None or claim.until <= now
 
     def release(self, account_id: str, owner: str) -> None:
+        """Drop *owner*'s claim on the account, and no other owner's."""
         with self._lock:
             claim = self._claims.get(account_id)
             if claim is not None and claim.owner == owner:

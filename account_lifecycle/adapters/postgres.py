@@ -400,6 +400,7 @@ class PostgresStore:
     def create(
         self, record: AccountRecord, events: Sequence[AuditEvent], *, now: datetime | None = None
     ) -> None:
+        """Insert a new account with its first events (``AccountStore.create``)."""
         columns = self._columns(record)
         with self._transaction(f"creating account {record.account_id!r}") as cursor:
             try:
@@ -413,6 +414,7 @@ class PostgresStore:
             self._append(cursor, events)
 
     def get(self, account_id: str) -> AccountRecord:
+        """The stored record (``AccountStore.get``); ``AccountNotFound``, ``RecordCorrupt``."""
         with self._transaction(f"reading account {account_id!r}") as cursor:
             cursor.execute(self._sql.select_account, (account_id,))
             row = cursor.fetchone()
@@ -451,6 +453,7 @@ class PostgresStore:
         release: str | None = None,
         now: datetime | None = None,
     ) -> None:
+        """Compare-and-set the record with its events; claims as ``AccountStore.save`` says."""
         variant, params = self._update_params(record, expected_version, lease, release, now)
         statement = self._sql.updates[variant]
 
@@ -541,6 +544,7 @@ class PostgresStore:
         return out
 
     def history(self, account_id: str) -> tuple[AuditEvent, ...]:
+        """The account's audit events in order (``AccountStore.history``)."""
         with self._transaction(f"reading the history of {account_id!r}") as cursor:
             cursor.execute(self._sql.select_history, (account_id,))
             rows = cursor.fetchall()
@@ -551,6 +555,7 @@ class PostgresStore:
         )
 
     def claim_due(self, *, now: datetime, lease: Lease, limit: int) -> list[AccountRecord | CorruptRecord]:
+        """Claim up to *limit* due accounts for *lease* (``AccountStore.claim_due``)."""
         now = require_aware(now)
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise ValueError(f"limit must be a whole number >= 0, got {limit!r}")
@@ -570,6 +575,7 @@ class PostgresStore:
         return [_decode_claimed(row[1], row[2]) for row in rows]
 
     def release(self, account_id: str, owner: str) -> None:
+        """Drop *owner*'s claim on the account, and no other owner's."""
         with self._transaction(f"releasing the claim on {account_id!r}") as cursor:
             cursor.execute(self._sql.release, (account_id, owner))
 

@@ -286,6 +286,7 @@ class SQLiteStore:
     def create(
         self, record: AccountRecord, events: Sequence[AuditEvent], *, now: datetime | None = None
     ) -> None:
+        """Insert a new account with its first events (``AccountStore.create``)."""
         version, state, identity, due, body = self._columns(record)
         with self._write(f"creating {record.account_id!r}") as conn:
             if self._exists(conn, record.account_id):
@@ -303,6 +304,7 @@ class SQLiteStore:
             self._append(conn, events)
 
     def get(self, account_id: str) -> AccountRecord:
+        """The stored record (``AccountStore.get``); ``AccountNotFound``, ``RecordCorrupt``."""
         # The body is read as bytes: text that is not UTF-8 then fails to decode as one
         # corrupt record, instead of as an sqlite3 error that quotes it.
         with self._read(f"reading {account_id!r}") as conn:
@@ -323,6 +325,7 @@ class SQLiteStore:
         release: str | None = None,
         now: datetime | None = None,
     ) -> None:
+        """Compare-and-set the record with its events; claims as ``AccountStore.save`` says."""
         statement, params = self._update(record, expected_version, lease, release, now)
         with self._write(f"saving {record.account_id!r}") as conn:
             self._save_in(conn, record, expected_version, statement, params, now)
@@ -400,6 +403,7 @@ class SQLiteStore:
             self._write_identifiers(conn, record, now)
 
     def history(self, account_id: str) -> tuple[AuditEvent, ...]:
+        """The account's audit events in order (``AccountStore.history``)."""
         with self._read(f"reading the history of {account_id!r}") as conn:
             rows = conn.execute(
                 "SELECT CAST(body AS BLOB) FROM events WHERE account_id = ? ORDER BY seq", (account_id,)
@@ -409,6 +413,7 @@ class SQLiteStore:
         return tuple(event_from_json(row[0], account_id, i) for i, row in enumerate(rows, 1))
 
     def claim_due(self, *, now: datetime, lease: Lease, limit: int) -> list[AccountRecord | CorruptRecord]:
+        """Claim up to *limit* due accounts for *lease* (``AccountStore.claim_due``)."""
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise ValueError(f"limit must be a whole number >= 0, got {limit!r}")
         if limit == 0:
@@ -428,6 +433,7 @@ class SQLiteStore:
         return [_decode_claimed(row[0], row[1]) for row in rows]
 
     def release(self, account_id: str, owner: str) -> None:
+        """Drop *owner*'s claim on the account, and no other owner's."""
         with self._write(f"releasing the claim on {account_id!r}") as conn:
             conn.execute(
                 "UPDATE accounts SET claim_owner = NULL, claim_until = NULL"

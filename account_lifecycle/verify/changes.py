@@ -47,6 +47,7 @@ class Change:
         return f"{'RISKY ' if self.risky else ''}{self.text} [{', '.join(self.keys)}]"
 
     def to_dict(self) -> dict[str, Any]:
+        """As plain JSON data: text, keys, audience, risky."""
         return {"text": self.text, "keys": list(self.keys), "audience": self.audience, "risky": self.risky}
 
 

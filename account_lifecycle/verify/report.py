@@ -138,6 +138,7 @@ class Difference:
     b: str
 
     def to_dict(self) -> dict[str, Any]:
+        """As plain JSON data, for ``diff --json``."""
         return {
             "path": [move.to_dict() for move in self.path],
             "step": self.step.to_dict(),
@@ -178,6 +179,7 @@ class DiffReport:
         return {who: tuple(c for c in self.changes if c.audience == who) for who in AUDIENCES}
 
     def to_dict(self) -> dict[str, Any]:
+        """As plain JSON data, for ``diff --json``."""
         return {
             "a": self.a,
             "b": self.b,

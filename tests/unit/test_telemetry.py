@@ -71,7 +71,7 @@ def _world(fail: bool = True) -> tuple[Lifecycle, ManualClock, MemoryStore]:
     clock = ManualClock(T0)
     store = MemoryStore()
     purgers = [FakePurger(c.name, fail_when=fail and c.name == "todos") for c in AC.purge.categories]
-    lc = Lifecycle(AC, store=store, purgers=purgers, clock=clock, listeners=[telemetry.listener])
+    lc = Lifecycle(AC, store=store, purgers=purgers, clock=clock)
     return lc, clock, store
 
 
@@ -154,7 +154,6 @@ def test_reminders_are_counted(spans: InMemorySpanExporter) -> None:
         store=MemoryStore(),
         purgers=[FakePurger(c.name) for c in policy.purge.categories],
         clock=clock,
-        listeners=[telemetry.listener],
     )
     before = _count(telemetry.REMINDERS)
     _cancel(lc, "acct-4")
