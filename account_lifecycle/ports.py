@@ -39,6 +39,7 @@ __all__ = [
     "PurgeResult",
     "Purger",
     "Write",
+    "save_each",
     "save_many",
 ]
 
@@ -172,6 +173,12 @@ def save_many(store: AccountStore, writes: Sequence[Write], *, now: datetime) ->
     if batch is not None:
         results: list[Exception | None] = batch(writes, now=now)
         return results
+    return save_each(store, writes, now=now)
+
+
+def save_each(store: AccountStore, writes: Sequence[Write], *, now: datetime) -> list[Exception | None]:
+    """One ``save`` (one transaction) per write, in order: what ``save_many`` returns, for a
+    store without it, or for a batch a store cannot write as one."""
     out: list[Exception | None] = []
     for write in writes:
         try:

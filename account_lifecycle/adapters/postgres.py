@@ -41,7 +41,7 @@ from account_lifecycle.errors import (
 )
 from account_lifecycle.health import StatusRow, StoreStatus, summarize
 from account_lifecycle.model import AccountRecord
-from account_lifecycle.ports import REFUSALS
+from account_lifecycle.ports import save_each
 from account_lifecycle.redact import REDACTOR, dsn_secrets, redact
 from account_lifecycle.schedule import due_at
 from account_lifecycle.values import CorruptRecord, Lease, Write, require_now
@@ -485,7 +485,7 @@ class PostgresStore:
         if any(w.lease is not None for w in writes):
             now = require_now(now)
         if len({w.record.account_id for w in writes}) < len(writes):
-            return self._save_one_by_one(writes, now)  # one account twice: in order, one by one
+            return save_each(self, writes, now=now)  # one account twice: in order, one by one
         groups: dict[int, list[tuple[int, dict[str, Any]]]] = {}
         for i, w in enumerate(writes):
             variant, params = self._update_params(w.record, w.expected_version, w.lease, w.release, now)
@@ -522,26 +522,8 @@ class PostgresStore:
                 made_events = [e for i, w in enumerate(writes) if results[i] is None for e in w.events]
                 self._append(cursor, made_events)
         except (AccountExists, _Refused):
-            return self._save_one_by_one(writes, now)
+            return save_each(self, writes, now=now)
         return results
-
-    def _save_one_by_one(self, writes: Sequence[Write], now: datetime) -> list[Exception | None]:
-        out: list[Exception | None] = []
-        for w in writes:
-            try:
-                self.save(
-                    w.record,
-                    expected_version=w.expected_version,
-                    events=w.events,
-                    lease=w.lease,
-                    release=w.release,
-                    now=now,
-                )
-            except REFUSALS as exc:
-                out.append(exc)
-            else:
-                out.append(None)
-        return out
 
     def history(self, account_id: str) -> tuple[AuditEvent, ...]:
         """The account's audit events in order (``AccountStore.history``)."""
