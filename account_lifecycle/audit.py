@@ -69,6 +69,35 @@ def _freeze_details(value: Mapping[str, JSONValue]) -> Mapping[str, JSONValue]:
     return frozen
 
 
+_escape = json.encoder.encode_basestring_ascii
+_int_text = int.__repr__
+_float_text = float.__repr__
+
+
+def _encode(value: JSONValue) -> str:
+    """*value* (frozen audit data) as ``_CANONICAL`` encodes its thawed form: the common
+    types by hand, anything else by the encoder itself."""
+    kind = type(value)
+    if kind is str:
+        return _escape(value)
+    if kind is int:
+        return _int_text(value)
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if kind is MappingProxyType or kind is dict:
+        if all(type(key) is str for key in value):
+            return "{" + ",".join([_escape(key) + ":" + _encode(value[key]) for key in sorted(value)]) + "}"
+    elif kind is tuple:
+        return "[" + ",".join([_encode(item) for item in value]) + "]"
+    elif kind is float and math.isfinite(value):
+        return _float_text(value)
+    return _CANONICAL.encode(_thaw(value))
+
+
 def _thaw(value: JSONValue) -> JSONValue:
     if isinstance(value, Mapping):
         return {k: _thaw(v) for k, v in value.items()}
@@ -119,10 +148,54 @@ class AuditEvent:
             "version": self.version,
         }
 
+    def canonical(self) -> str:
+        """The hashed text: ``payload()`` as canonical JSON (sorted keys, no spaces, ASCII
+        escapes), built field by field, the same text as ``_CANONICAL.encode(self.payload())``."""
+        head, tail = self._halves()
+        return head + tail
+
+    def stored_json(self) -> str:
+        """``to_dict()`` as canonical JSON, the form stores keep: the hashed text with ``hash``
+        in its sorted place, without building the dictionaries."""
+        head, tail = self._halves()
+        return head + ',"hash":' + _encode(self.hash) + tail
+
+    def _halves(self) -> tuple[str, str]:
+        """The canonical text of the payload, cut where ``"hash"`` sorts (after from_state)."""
+        from_state = self.from_state
+        head = (
+            '{"account_id":'
+            + _encode(self.account_id)
+            + ',"action":'
+            + _encode(str(self.action))
+            + ',"actor":'
+            + _encode(str(self.actor))
+            + ',"at":'
+            + _encode(format_time(self.at))
+            + ',"details":'
+            + _encode(self.details)
+            + ',"from_state":'
+            + ("null" if from_state is None else _encode(str(from_state)))
+        )
+        tail = (
+            ',"policy":'
+            + _encode(self.policy)
+            + ',"prev_hash":'
+            + _encode(self.prev_hash)
+            + ',"seq":'
+            + _encode(self.seq)
+            + ',"to_state":'
+            + _encode(str(self.to_state))
+            + ',"version":'
+            + _encode(self.version)
+            + "}"
+        )
+        return head, tail
+
     def compute_hash(self) -> str:
-        """SHA-256 of the canonical encoding of ``payload()``: what ``hash`` must equal."""
-        canonical = _CANONICAL.encode(self.payload())
-        return hashlib.sha256(canonical.encode("ascii")).hexdigest()
+        """SHA-256 of the canonical encoding of ``payload()`` (``canonical()``): what ``hash``
+        must equal."""
+        return hashlib.sha256(self.canonical().encode("ascii")).hexdigest()
 
     def to_dict(self) -> dict[str, JSONValue]:
         """The event as plain JSON data, ``hash`` included (what stores write)."""

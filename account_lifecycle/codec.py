@@ -215,7 +215,8 @@ def record_from_json(text: str | bytes, account_id: str) -> AccountRecord:
 
 
 def event_to_json(event: AuditEvent) -> str:
-    return dumps(event.to_dict())
+    """``dumps(event.to_dict())``, built without the dictionaries (``AuditEvent.stored_json``)."""
+    return event.stored_json()
 
 
 def event_from_json(text: str | bytes, account_id: str, position: int) -> AuditEvent:

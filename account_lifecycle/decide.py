@@ -43,6 +43,7 @@ from account_lifecycle.model import (
     ServiceState,
     State,
     SurveyOutcome,
+    evolve_record,
 )
 from account_lifecycle.policy import ON_CANCEL_EFFECTS, Policy, phase_bounds
 from account_lifecycle.schedule import (
@@ -131,7 +132,7 @@ class Decision:
 
 def apply(record: AccountRecord, decision: Decision) -> AccountRecord:
     """The record as *decision* leaves it (version and chain head are the write path's)."""
-    return attrs.evolve(record, **decision.changes) if decision.changes else record
+    return evolve_record(record, **decision.changes) if decision.changes else record
 
 
 @attrs.frozen

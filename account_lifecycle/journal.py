@@ -17,13 +17,25 @@ import attrs
 from account_lifecycle import telemetry
 from account_lifecycle.audit import GENESIS, AuditEvent, ChainWriter
 from account_lifecycle.decide import Decision, Event
-from account_lifecycle.model import AccountRecord
-from account_lifecycle.ports import AccountStore, Lease, Listener
+from account_lifecycle.model import AccountRecord, evolve_record
+from account_lifecycle.ports import AccountStore, Lease, Listener, Write, save_many
 from account_lifecycle.sealed import seal
 
-__all__ = ["Journal"]
+__all__ = ["Commit", "Journal"]
 
 log = logging.getLogger("account_lifecycle")
+
+
+@attrs.frozen
+class Commit:
+    """One account's write in a batch (``Journal.commit_many``): *record* changed by
+    *decision*, taking or renewing the claim with *lease*, or dropping *release*'s claim."""
+
+    record: AccountRecord
+    decision: Decision
+    now: datetime
+    lease: Lease | None = None
+    release: str | None = None
 
 
 @attrs.define
@@ -46,7 +58,7 @@ class Journal:
         when another account holds one of the *aliases* of its identity digests)."""
         writer = ChainWriter(record.account_id, self.policy, GENESIS, 0, 1)
         self._append(writer, (event,), now)
-        new = attrs.evolve(record, version=1, chain_head=writer.head, last_seq=writer.seq)
+        new = evolve_record(record, version=1, chain_head=writer.head, last_seq=writer.seq)
         if aliases:
             self.store.create(new, tuple(writer.events), now=now, aliases=aliases)
         else:
@@ -71,7 +83,7 @@ class Journal:
             record.account_id, self.policy, record.chain_head or GENESIS, record.last_seq, record.version + 1
         )
         self._append(writer, decision.events, now)
-        new = attrs.evolve(
+        new = evolve_record(
             record,
             version=record.version + 1,
             chain_head=writer.head,
@@ -99,6 +111,51 @@ class Journal:
             )
         self.notify(writer.events)
         return new
+
+    def commit_many(self, commits: Sequence[Commit]) -> list[AccountRecord | Exception]:
+        """``commit`` of many accounts in one store transaction (``save_many``, or one ``save``
+        each on a store without it), each with its own compare-and-set: returns, in order, the
+        new record of each write made and the error of each refused one (``ConcurrentUpdate``,
+        ``AccountNotFound``, ``AccountExists``: nothing of it written). Each write's events are
+        chained at its own ``now``; the store decides whether another owner's claim is live at
+        the latest of them. Listeners hear of the writes made, in order, once committed."""
+        if not commits:
+            return []
+        news: list[AccountRecord] = []
+        writes: list[Write] = []
+        chained: list[list[AuditEvent]] = []
+        for c in commits:
+            record = c.record
+            writer = ChainWriter(
+                record.account_id,
+                self.policy,
+                record.chain_head or GENESIS,
+                record.last_seq,
+                record.version + 1,
+            )
+            self._append(writer, c.decision.events, c.now)
+            new = evolve_record(
+                record,
+                version=record.version + 1,
+                chain_head=writer.head,
+                last_seq=writer.seq,
+                **c.decision.changes,
+            )
+            events = writer.events
+            news.append(new)
+            chained.append(events)
+            writes.append(
+                Write(new, record.version, tuple(events), c.lease, c.release, c.decision.erase_sealed)
+            )
+        refused = save_many(self.store, writes, now=max(c.now for c in commits))
+        out: list[AccountRecord | Exception] = []
+        for new, events, error in zip(news, chained, refused, strict=True):
+            if error is None:
+                self.notify(events)
+                out.append(new)
+            else:
+                out.append(error)
+        return out
 
     @staticmethod
     def _append(writer: ChainWriter, events: Sequence[Event], now: datetime) -> None:

@@ -123,6 +123,7 @@ class Lifecycle:
         max_retry_backoff: timedelta = timedelta(hours=6),
         sweep_batch: int = 100,
         effects: Mapping[str, EffectHook] | None = None,
+        sweep_concurrency: int = 1,
         identity_keys: IdentityKeys | None = None,
     ) -> None:
         if not isinstance(policy, Policy):
@@ -156,6 +157,12 @@ class Lifecycle:
         if sweep_batch < 1:
             raise ValueError(f"sweep_batch must be >= 1, got {sweep_batch}")
         self.sweep_batch = sweep_batch
+        if (
+            isinstance(sweep_concurrency, bool)
+            or not isinstance(sweep_concurrency, int)
+            or sweep_concurrency < 1
+        ):
+            raise ValueError(f"sweep_concurrency must be a whole number >= 1, got {sweep_concurrency!r}")
         self.purgers = self._index_purgers(purgers)
         self.effects = self._index_effects(effects or {})
         self.prerequisites = dict(prerequisites or {})
@@ -182,6 +189,7 @@ class Lifecycle:
             clock=self.clock,
             lease_duration=lease,
             effects=self.effects,
+            concurrency=sweep_concurrency,
         )
 
     def _index_purgers(self, purgers: Iterable[Purger]) -> dict[str, Purger]:

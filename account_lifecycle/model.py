@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import operator
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from types import MappingProxyType
@@ -24,6 +25,7 @@ __all__ = [
     "ServiceState",
     "State",
     "SurveyOutcome",
+    "evolve_record",
     "validate_id",
 ]
 
@@ -330,3 +332,27 @@ class AccountRecord:
         if actor.id in self.members:
             return Relation.MEMBER
         return None
+
+
+_RECORD_FIELDS: tuple[str, ...] = tuple(f.name for f in attrs.fields(AccountRecord))
+_RECORD_CONVERTERS: dict[str, Any] = {
+    f.name: f.converter for f in attrs.fields(AccountRecord) if f.converter is not None
+}
+_RECORD_FIELD_SET = frozenset(_RECORD_FIELDS)
+_get_fields = operator.attrgetter(*_RECORD_FIELDS)
+_set = object.__setattr__
+
+
+def evolve_record(record: AccountRecord, **changes: Any) -> AccountRecord:
+    """``attrs.evolve(record, **changes)``, equal to it, but only the changed fields go through
+    their converters: the others are the record's own, already converted (and immutable)."""
+    if not _RECORD_FIELD_SET.issuperset(changes):
+        unknown = sorted(changes.keys() - _RECORD_FIELD_SET)
+        raise TypeError(f"AccountRecord has no field(s) {', '.join(unknown)}")
+    new: AccountRecord = object.__new__(AccountRecord)
+    for name, value in zip(_RECORD_FIELDS, _get_fields(record), strict=True):
+        _set(new, name, value)
+    for name, value in changes.items():
+        convert = _RECORD_CONVERTERS.get(name)
+        _set(new, name, value if convert is None else convert(value))
+    return new

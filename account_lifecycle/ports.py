@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Final, Protocol, runtime_checkable
 
 from account_lifecycle.audit import AuditEvent
+from account_lifecycle.errors import AccountExists, AccountNotFound, ConcurrentUpdate
 from account_lifecycle.model import AccountRecord
 from account_lifecycle.values import (
     CorruptRecord,
@@ -19,10 +20,13 @@ from account_lifecycle.values import (
     PendingItem,
     PurgeContext,
     PurgeResult,
+    Write,
 )
 
 __all__ = [
+    "REFUSALS",
     "AccountStore",
+    "BatchStore",
     "Clock",
     "CorruptRecord",
     "EffectContext",
@@ -34,6 +38,9 @@ __all__ = [
     "PurgeContext",
     "PurgeResult",
     "Purger",
+    "Write",
+    "save_each",
+    "save_many",
 ]
 
 
@@ -162,3 +169,62 @@ class AccountStore(Protocol):
     def release(self, account_id: str, owner: str) -> None:
         """Drop *owner*'s claim on the account, if it still holds it; another owner's claim is kept."""
         ...
+
+
+class BatchStore(AccountStore, Protocol):
+    """A store that also writes many compare-and-sets in one transaction (optional: the
+    runner falls back to one ``save`` per record on a store without ``save_many``)."""
+
+    def save_many(self, writes: Sequence[Write], *, now: datetime) -> list[Exception | None]:
+        """Every write of *writes*, each a ``save`` with its own compare-and-set, in one
+        transaction. Returns, in order, None for each write made and the error ``save`` would
+        have raised (``ConcurrentUpdate``, ``AccountNotFound``, ``AccountExists``) for each
+        refused one, which wrote nothing; the others are written all the same. A failure of
+        the storage itself is a ``StoreError`` and writes none of them."""
+        ...
+
+
+#: What a refused write of a batch is; anything else a store raises fails the whole batch.
+REFUSALS: Final = (ConcurrentUpdate, AccountNotFound, AccountExists)
+
+
+def save_many(store: AccountStore, writes: Sequence[Write], *, now: datetime) -> list[Exception | None]:
+    """``store.save_many`` when the store has it, else one ``save`` per write (a host store
+    written before batches existed keeps working, one transaction per record)."""
+    batch = getattr(store, "save_many", None)
+    if batch is not None:
+        results: list[Exception | None] = batch(writes, now=now)
+        return results
+    return save_each(store, writes, now=now)
+
+
+def save_each(store: AccountStore, writes: Sequence[Write], *, now: datetime) -> list[Exception | None]:
+    """One ``save`` (one transaction) per write, in order: what ``save_many`` returns, for a
+    store without it, or for a batch a store cannot write as one."""
+    out: list[Exception | None] = []
+    for write in writes:
+        try:
+            if write.erase_sealed:  # a store written before sealed values need not take it else
+                store.save(
+                    write.record,
+                    expected_version=write.expected_version,
+                    events=write.events,
+                    lease=write.lease,
+                    release=write.release,
+                    now=now,
+                    erase_sealed=True,
+                )
+            else:
+                store.save(
+                    write.record,
+                    expected_version=write.expected_version,
+                    events=write.events,
+                    lease=write.lease,
+                    release=write.release,
+                    now=now,
+                )
+        except REFUSALS as exc:
+            out.append(exc)
+        else:
+            out.append(None)
+    return out

@@ -8,18 +8,29 @@ committed before it makes the start's compare-and-set fail, so the runner decide
 the new record. The steps' outcomes are then committed together (``decide.finish_work``),
 with the move on when the phase is settled, and the claim is dropped with the last write.
 
-A crash loses at most the steps in flight: their start stays on the record, the claim
-lapses, and the next runner to claim the account runs them again (purgers and hooks are
-idempotent) before anything else may change them. A step recorded done never runs again.
+A crash loses at most the steps in flight, one per account (a batched sweep has one of each
+account of its batch in flight, their outcomes committed together): their start stays on the
+record, the claim lapses, and the next runner to claim the account runs them again (purgers
+and hooks are idempotent) before anything else may change them. A step recorded done never
+runs again.
+
+A sweep runs a claimed batch at once (``run_batch``): the writes ready together go in one
+store transaction (``Journal.commit_many``, a compare-and-set per account), and purger calls
+of different accounts may run concurrently; each account's work is the same sequence of
+decisions, writes and calls as when it runs alone (``run``).
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
+import queue
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Generator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
-from typing import Final
+from functools import partial
+from typing import Any, Final, Protocol
 
 import attrs
 
@@ -27,7 +38,7 @@ from account_lifecycle import telemetry
 from account_lifecycle.clock import require_aware
 from account_lifecycle.decide import Decision, Rules, StepOutcome, apply, finish_work, remind, start_work
 from account_lifecycle.errors import ConcurrentUpdate, LifecycleError
-from account_lifecycle.journal import Journal
+from account_lifecycle.journal import Commit, Journal
 from account_lifecycle.model import AccountRecord, PurgeProgress, PurgeStatus, State
 from account_lifecycle.ports import AccountStore, Clock, EffectHook, Purger
 from account_lifecycle.schedule import EFFECT_PREFIX as EFFECT_PREFIX
@@ -40,7 +51,7 @@ from account_lifecycle.values import (
     purge_result_problem,
 )
 
-__all__ = ["Claim", "PurgeRunner", "SweepReport", "purger_name"]
+__all__ = ["Claim", "PurgeRunner", "SerialPool", "StepPool", "SweepReport", "ThreadPool", "purger_name"]
 
 # Names that moved to their own modules, importable from here until every caller moved on.
 from account_lifecycle.receipts import ErasedCategory as ErasedCategory
@@ -103,6 +114,99 @@ def _describe(exc: BaseException) -> str:
     return text[:_MAX_ERROR]
 
 
+@attrs.frozen
+class _Write:
+    """A request of the work: commit this write (answered with the new record)."""
+
+    commit: Commit
+
+
+@attrs.frozen
+class _Run:
+    """A request of the work: run this started step (answered with its outcome)."""
+
+    record: AccountRecord
+    key: str
+    until: datetime  # the claim as last renewed: the step is not run from this moment on
+
+
+_Request = _Write | _Run
+_Steps = Generator[_Request, Any, AccountRecord | None]
+
+
+class StepPool(Protocol):
+    """Runs the purger calls of a batch: ``submit`` one (a *token* and the call), ``collect``
+    waits for at least one of those submitted to end and returns every one that has, with its
+    outcome. An exception a call raises leaves from ``collect``."""
+
+    @property
+    def pending(self) -> int: ...
+
+    def submit(self, token: int, task: Callable[[], StepOutcome | None]) -> None: ...
+
+    def collect(self) -> list[tuple[int, StepOutcome | None]]: ...
+
+    def close(self) -> None: ...
+
+
+class SerialPool:
+    """Runs the calls one after another, in the order submitted, when collected."""
+
+    def __init__(self, concurrency: int = 1) -> None:
+        self._tasks: list[tuple[int, Callable[[], StepOutcome | None]]] = []
+
+    @property
+    def pending(self) -> int:
+        return len(self._tasks)
+
+    def submit(self, token: int, task: Callable[[], StepOutcome | None]) -> None:
+        self._tasks.append((token, task))
+
+    def collect(self) -> list[tuple[int, StepOutcome | None]]:
+        tasks, self._tasks = self._tasks, []
+        return [(token, task()) for token, task in tasks]  # an exception: nothing after it runs
+
+    def close(self) -> None:
+        self._tasks = []
+
+
+class ThreadPool:
+    """Runs up to *concurrency* calls at once on threads (purgers wait on I/O)."""
+
+    def __init__(self, concurrency: int) -> None:
+        self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix="account_lifecycle-purge")
+        self._ended: queue.SimpleQueue[tuple[int, Future[StepOutcome | None]]] = queue.SimpleQueue()
+        self._pending = 0
+
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    def submit(self, token: int, task: Callable[[], StepOutcome | None]) -> None:
+        # in the sweep's context (contextvars: a tracing span, say), not the worker thread's
+        future = self._executor.submit(contextvars.copy_context().run, task)
+        future.add_done_callback(lambda f: self._ended.put((token, f)))
+        self._pending += 1
+
+    def collect(self) -> list[tuple[int, StepOutcome | None]]:
+        ended = [self._ended.get()]
+        while True:
+            try:
+                ended.append(self._ended.get_nowait())
+            except queue.Empty:
+                break
+        self._pending -= len(ended)
+        return [(token, future.result()) for token, future in ended]
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+def default_pool(concurrency: int) -> StepPool:
+    """One call at a time for 1, threads beyond."""
+    return SerialPool() if concurrency == 1 else ThreadPool(concurrency)
+
+
 @attrs.define
 class PurgeRunner:
     """Runs the purge work that is due on claimed accounts, fenced by the record."""
@@ -114,6 +218,10 @@ class PurgeRunner:
     clock: Clock
     lease_duration: timedelta = timedelta(minutes=5)
     effects: Mapping[str, EffectHook] = attrs.Factory(dict)
+    #: How many purger calls of different accounts a sweep runs at once.
+    concurrency: int = 1
+    #: Builds the pool that runs a batch's purger calls, from ``concurrency``.
+    pools: Callable[[int], StepPool] = default_pool
 
     # -- claiming ----------------------------------------------------------------------------
 
@@ -166,15 +274,14 @@ class PurgeRunner:
                     errors[bad.account_id] = f"its stored record cannot be decoded: {bad.reason}"
             if not fresh and not claim.corrupt:
                 break
-            for record in fresh:
-                seen.add(record.account_id)
-                if self._now() >= claim.lease.until:
-                    continue  # the batch outlived its claim: another sweeper may hold this account now
-                try:
-                    outcome = self.run(record, claim.lease)
-                except LifecycleError as exc:  # the store failed or the record went bad: one account
-                    log.warning("sweep of %s failed: %s", record.account_id, exc)
-                    errors[record.account_id] = str(exc)
+            seen.update(r.account_id for r in fresh)
+            if self._now() >= claim.lease.until:
+                continue  # the batch outlived its claim: another sweeper may hold these accounts now
+            outcomes = self.run_batch(fresh, claim.lease)
+            for record, outcome in zip(fresh, outcomes, strict=True):
+                if isinstance(outcome, LifecycleError):  # the store failed or the record went bad
+                    log.warning("sweep of %s failed: %s", record.account_id, outcome)
+                    errors[record.account_id] = str(outcome)
                     continue
                 if outcome is None:
                     continue
@@ -196,7 +303,7 @@ class PurgeRunner:
         with the last write when there is one."""
         work = _Work(self, lease)
         try:
-            return work.run(record)
+            return self._drive(work.run(record))
         except ConcurrentUpdate:
             log.info("%s moved on under another worker; leaving it to them", record.account_id)
             return None
@@ -204,12 +311,108 @@ class PurgeRunner:
             if not work.released:
                 self.store.release(record.account_id, lease.owner)
 
+    def _drive(self, work: _Steps) -> AccountRecord | None:
+        """Run one account's work alone: each write its own transaction, each step in turn."""
+        try:
+            request = next(work)
+            while True:
+                if isinstance(request, _Run):
+                    request = work.send(self._run_claimed_step(request))
+                    continue
+                c = request.commit
+                try:
+                    new = self.journal.commit(
+                        c.record, c.decision, now=c.now, lease=c.lease, release=c.release
+                    )
+                except Exception as exc:  # the work decides (a compare-and-set lost: decide again)
+                    request = work.throw(exc)
+                else:
+                    request = work.send(new)
+        except StopIteration as stop:
+            result: AccountRecord | None = stop.value
+            return result
+
+    def run_batch(
+        self, records: Sequence[AccountRecord], lease: Lease
+    ) -> list[AccountRecord | LifecycleError | None]:
+        """``run`` on many claimed accounts at once, with the same decisions, fence and steps:
+        the writes that are ready together go in one store transaction (``Journal.commit_many``:
+        the starts of every account of the batch in one, then their outcomes), each with its own
+        compare-and-set, so an account a command changed meanwhile decides again alone while
+        the others commit; the purgers of different accounts run ``concurrency`` at a time
+        (each account's steps one after another, in order). Returns, per account, what ``run``
+        returns, or the ``LifecycleError`` that stopped that account's work."""
+        results: list[AccountRecord | LifecycleError | None] = [None] * len(records)
+        works = [_Work(self, lease) for _ in records]
+        steps: list[_Steps | None] = [w.run(r) for w, r in zip(works, records, strict=True)]
+        ready: list[tuple[int, _Write]] = []
+        pool = self.pools(self.concurrency)
+
+        def advance(i: int, value: object = None, error: Exception | None = None) -> None:
+            work = steps[i]
+            assert work is not None
+            try:
+                request = work.send(value) if error is None else work.throw(error)
+            except StopIteration as stop:
+                done(i, stop.value)
+                return
+            except ConcurrentUpdate:
+                log.info("%s moved on under another worker; leaving it to them", records[i].account_id)
+                done(i, None)
+                return
+            except LifecycleError as exc:
+                done(i, exc)
+                return
+            if isinstance(request, _Run):
+                pool.submit(i, partial(self._run_claimed_step, request))
+            else:
+                ready.append((i, request))
+
+        def done(i: int, result: AccountRecord | LifecycleError | None) -> None:
+            steps[i] = None
+            if not works[i].released:
+                try:
+                    self.store.release(records[i].account_id, lease.owner)
+                except LifecycleError as exc:
+                    result = exc
+            results[i] = result
+
+        try:
+            for i in range(len(records)):
+                advance(i)
+            while ready or pool.pending:
+                if ready:
+                    batch, ready = ready, []
+                    try:
+                        written = self.journal.commit_many([w.commit for _, w in batch])
+                    except Exception as exc:  # nothing of the batch was written: each account decides
+                        for i, _ in batch:
+                            advance(i, error=exc)
+                        continue
+                    for (i, _), new in zip(batch, written, strict=True):
+                        if isinstance(new, Exception):
+                            advance(i, error=new)
+                        else:
+                            advance(i, new)
+                else:
+                    for i, outcome in pool.collect():
+                        advance(i, outcome)
+        finally:
+            pool.close()
+        return results
+
     def _reread(self, record: AccountRecord, retries: int) -> AccountRecord:
         """The account as stored now, after a command changed it under the runner;
         ``ConcurrentUpdate`` once it kept changing for too many tries."""
         if retries > _RETRIES:
             raise ConcurrentUpdate(account_id=record.account_id, expected_version=record.version)
         return self.store.get(record.account_id)
+
+    def _run_claimed_step(self, request: _Run) -> StepOutcome | None:
+        """``_run_step``, unless the claim has lapsed by the time the call would start (None)."""
+        if self._now() >= request.until:
+            return None
+        return self._run_step(request.record, request.key)
 
     @telemetry.traced_step  # OpenTelemetry (extra otel): a span, a count and a duration per step
     def _run_step(self, record: AccountRecord, key: str) -> StepOutcome:
@@ -289,8 +492,11 @@ class _Work:
         self.released = False
         self.tried: frozenset[str] = frozenset()  # steps run in this run: not again before the next
 
-    def run(self, record: AccountRecord) -> AccountRecord | None:
-        """The latest record, or None when the claim lapsed or another runner took over."""
+    def run(self, record: AccountRecord) -> _Steps:
+        """The work on *record*, as the writes and purger calls it asks the runner for (each
+        ``yield``, answered with the new record or the step's outcome, or raising the write's
+        error); it ends with the latest record, or None when the claim lapsed or another runner
+        took over."""
         runner, rules, owner = self.runner, self.rules, self.lease.owner
         if record.policy and record.policy != rules.policy.name:
             # Never run one policy's purgers on another policy's account (a store shared by
@@ -311,13 +517,13 @@ class _Work:
             if decision is None:
                 reminded = remind(record, now)
                 if reminded is not None:
-                    record = self._commit(record, reminded, now)
+                    record = yield from self._commit(record, reminded, now)
                 break
             if decision.work is not None and decision.work is record.erasure:
                 erasure = decision.work  # started with the write that holds the claim (confirm)
             else:
                 try:
-                    record = self._commit(record, decision, now)
+                    record = yield from self._commit(record, decision, now)
                 except ConcurrentUpdate:
                     retries += 1
                     record = runner._reread(record, retries)
@@ -328,15 +534,17 @@ class _Work:
             for key in erasure.steps:
                 if runner._now() >= self.lease.until:
                     return None  # past the claim: the steps left wait for the next claim
-                outcome = runner._run_step(record, key)
+                outcome = yield _Run(record, key, self.lease.until)
+                if outcome is None:
+                    return None  # the claim lapsed while the steps before it ran
                 self.tried |= {key}
-                finished = self._finish(record, outcome)
+                finished = yield from self._finish(record, outcome)
                 if finished is None:
                     return None  # another runner took the erasure over
                 record = finished
         return record
 
-    def _finish(self, record: AccountRecord, outcome: StepOutcome) -> AccountRecord | None:
+    def _finish(self, record: AccountRecord, outcome: StepOutcome) -> _Steps:
         """Commit the outcome of one of this owner's steps, deciding again on the current record
         when a command changed it meanwhile; None when another runner took the erasure over."""
         retries = 0
@@ -347,12 +555,14 @@ class _Work:
             except LifecycleError:
                 return None
             try:
-                return self._commit(record, decision, now)
+                return (yield from self._commit(record, decision, now))
             except ConcurrentUpdate:
                 retries += 1
                 record = self.runner._reread(record, retries)
 
-    def _commit(self, record: AccountRecord, decision: Decision, now: datetime) -> AccountRecord:
+    def _commit(
+        self, record: AccountRecord, decision: Decision, now: datetime
+    ) -> Generator[_Request, Any, AccountRecord]:
         """Write *decision*, renewing the claim, or dropping it when nothing more is due now."""
         after = apply(record, decision)
         more = decision.work is not None or (
@@ -360,9 +570,9 @@ class _Work:
         )
         if more or remind(after, now) is not None:
             lease = Lease(self.lease.owner, now + self.runner.lease_duration)
-            new = self.runner.journal.commit(record, decision, now=now, lease=lease)
+            new: AccountRecord = yield _Write(Commit(record, decision, now, lease=lease))
             self.lease = lease
             return new
-        new = self.runner.journal.commit(record, decision, now=now, release=self.lease.owner)
+        new = yield _Write(Commit(record, decision, now, release=self.lease.owner))
         self.released = True
         return new

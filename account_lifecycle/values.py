@@ -3,10 +3,15 @@ prerequisite check reports, and what a store hands back for a row it cannot deco
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import attrs
+
+if TYPE_CHECKING:
+    from account_lifecycle.audit import AuditEvent
+    from account_lifecycle.model import AccountRecord
 
 __all__ = [
     "MAX_ITEMS",
@@ -16,6 +21,7 @@ __all__ = [
     "PendingItem",
     "PurgeContext",
     "PurgeResult",
+    "Write",
     "purge_result_problem",
     "require_now",
 ]
@@ -31,6 +37,18 @@ class Lease:
 
     owner: str
     until: datetime
+
+
+@attrs.frozen
+class Write:
+    """One compare-and-set of a batch (``save_many``): the arguments of one ``save``."""
+
+    record: AccountRecord
+    expected_version: int
+    events: Sequence[AuditEvent]
+    lease: Lease | None = None
+    release: str | None = None
+    erase_sealed: bool = False  # the write erases the account's sealed values (the purge)
 
 
 def require_now(now: datetime | None) -> datetime:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -14,9 +15,10 @@ from account_lifecycle.clock import require_aware
 from account_lifecycle.errors import AccountExists, AccountNotFound, ConcurrentUpdate
 from account_lifecycle.health import StatusRow, StoreStatus, summarize
 from account_lifecycle.model import AccountRecord, State
+from account_lifecycle.ports import REFUSALS
 from account_lifecycle.schedule import due_at
 from account_lifecycle.sealed import SealedValue
-from account_lifecycle.values import CorruptRecord, Lease, require_now
+from account_lifecycle.values import CorruptRecord, Lease, Write, require_now
 
 __all__ = ["MemoryStore"]
 
@@ -32,6 +34,7 @@ class MemoryStore:
         # (kind, value) -> (account id, free_at): identifiers, held until free_at (None: for good)
         self._identifiers: dict[tuple[str, str], tuple[str, datetime | None]] = {}
         self._due: dict[str, datetime] = {}
+        self._due_order: list[tuple[datetime, str]] = []  # heap of (due, id); may hold stale entries
         self._claims: dict[str, Lease] = {}
         # the side table: account id -> seq -> field -> sealed value (events are kept without)
         self._sealed: dict[str, dict[int, Mapping[str, SealedValue]]] = {}
@@ -105,8 +108,12 @@ class MemoryStore:
         due = due_at(record)
         if due is None:
             self._due.pop(record.account_id, None)
-        else:
+        elif self._due.get(record.account_id) != due:
             self._due[record.account_id] = due
+            heapq.heappush(self._due_order, (due, record.account_id))
+            if len(self._due_order) > 2 * len(self._due) + 64:  # mostly stale entries: rebuild
+                self._due_order = [(d, a) for a, d in self._due.items()]
+                heapq.heapify(self._due_order)
 
     def create(
         self,
@@ -148,28 +155,57 @@ class MemoryStore:
     ) -> None:
         """Compare-and-set the record with its events; claims as ``AccountStore.save`` says."""
         with self._lock:
-            current = self._records.get(record.account_id)
-            if current is None:
-                raise AccountNotFound(account_id=record.account_id)
-            if current.version != expected_version:
+            self._save(record, expected_version, events, lease, release, now, erase_sealed)
+
+    def save_many(self, writes: Sequence[Write], *, now: datetime) -> list[Exception | None]:
+        """Each write's compare-and-set under one hold of the lock (see ``BatchStore``)."""
+        if any(w.lease is not None for w in writes):
+            require_now(now)
+        results: list[Exception | None] = []
+        with self._lock:
+            for w in writes:
+                try:
+                    self._save(
+                        w.record, w.expected_version, w.events, w.lease, w.release, now, w.erase_sealed
+                    )
+                except REFUSALS as exc:  # checked before anything is written: this write only
+                    results.append(exc)
+                else:
+                    results.append(None)
+        return results
+
+    def _save(
+        self,
+        record: AccountRecord,
+        expected_version: int,
+        events: Sequence[AuditEvent],
+        lease: Lease | None,
+        release: str | None,
+        now: datetime | None,
+        erase_sealed: bool = False,
+    ) -> None:
+        current = self._records.get(record.account_id)
+        if current is None:
+            raise AccountNotFound(account_id=record.account_id)
+        if current.version != expected_version:
+            raise ConcurrentUpdate(account_id=record.account_id, expected_version=expected_version)
+        if lease is not None:
+            moment = require_now(now)  # required with a lease, whether or not a claim exists
+            claim = self._claims.get(record.account_id)
+            if claim is not None and claim.owner != lease.owner and claim.until > moment:
                 raise ConcurrentUpdate(account_id=record.account_id, expected_version=expected_version)
-            if lease is not None:
-                moment = require_now(now)  # required with a lease, whether or not a claim exists
-                claim = self._claims.get(record.account_id)
-                if claim is not None and claim.owner != lease.owner and claim.until > moment:
-                    raise ConcurrentUpdate(account_id=record.account_id, expected_version=expected_version)
-            self._take_identifiers(record, now, {})
-            self._records[record.account_id] = record
-            if erase_sealed:
-                self._sealed[record.account_id] = {}
-            self._append(record.account_id, events)
-            self._index(record, current)
-            if lease is not None:
-                self._claims[record.account_id] = lease
-            elif release is not None:
-                claim = self._claims.get(record.account_id)
-                if claim is not None and claim.owner == release:
-                    del self._claims[record.account_id]
+        self._take_identifiers(record, now, {})
+        self._records[record.account_id] = record
+        if erase_sealed:
+            self._sealed[record.account_id] = {}
+        self._append(record.account_id, events)
+        self._index(record, current)
+        if lease is not None:
+            self._claims[record.account_id] = lease
+        elif release is not None:
+            claim = self._claims.get(record.account_id)
+            if claim is not None and claim.owner == release:
+                del self._claims[record.account_id]
 
     def history(self, account_id: str) -> tuple[AuditEvent, ...]:
         """The account's audit events in order (``AccountStore.history``)."""
@@ -191,15 +227,27 @@ class MemoryStore:
             return []
         now = require_aware(now)
         with self._lock:
-            candidates = sorted(
-                (due, account_id)
-                for account_id, due in self._due.items()
-                if due <= now and self._claim_free(account_id, now)
-            )[:limit]
+            # Due accounts come off a heap in (due, id) order, so a claim looks at the accounts
+            # it takes and those others hold, never at every due account. An entry is current
+            # when the account is still due then (an older due time leaves a stale entry).
             claimed: list[AccountRecord | CorruptRecord] = []
-            for _, account_id in candidates:
+            held: list[tuple[datetime, str]] = []
+            taken: set[str] = set()
+            order = self._due_order
+            while order and len(claimed) < limit and order[0][0] <= now:
+                entry = heapq.heappop(order)
+                due, account_id = entry
+                if self._due.get(account_id) != due or account_id in taken:
+                    continue  # stale, or a second entry of one due time
+                if not self._claim_free(account_id, now):
+                    held.append(entry)  # still due; claimable once that claim ends
+                    continue
+                taken.add(account_id)
+                held.append(entry)  # stays due until a save moves it
                 self._claims[account_id] = lease
                 claimed.append(self._records[account_id])
+            for entry in held:
+                heapq.heappush(order, entry)
             return claimed
 
     def _claim_free(self, account_id: str, now: datetime) -> bool:

@@ -51,10 +51,11 @@ from account_lifecycle.errors import (
 from account_lifecycle.health import StatusRow, StoreStatus, summarize
 from account_lifecycle.identity_keys import IDENTITY_KIND, IdentityKeys
 from account_lifecycle.model import AccountRecord
+from account_lifecycle.ports import save_each
 from account_lifecycle.redact import REDACTOR, dsn_secrets, redact
 from account_lifecycle.schedule import due_at
 from account_lifecycle.sealed import SealedValue
-from account_lifecycle.values import CorruptRecord, Lease, require_now
+from account_lifecycle.values import CorruptRecord, Lease, Write, require_now
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "PostgresStore"]
 
@@ -63,6 +64,10 @@ _Cursor = psycopg.Cursor[tuple[Any, ...]]
 # Constraint names the store translates into ``AccountExists``.
 _ID_KEY: Final = "accounts_pkey"
 _IDENTITY_KEY: Final = "accounts_live_identity_key"
+# The three compare-and-set statements of a save, by what they do to the claim.
+_LEAVING: Final = 0
+_TAKING: Final = 1
+_RELEASING: Final = 2
 
 #: ``(version, description, statements)``: applied in order by ``migrate()``, each once.
 #: ``{schema}`` is replaced by the quoted schema name. Never edit a released migration:
@@ -532,6 +537,27 @@ class PostgresStore:
             raise AccountNotFound(account_id=account_id)
         return record_from_json(row[0], account_id)
 
+    def _update_params(
+        self,
+        record: AccountRecord,
+        expected_version: int,
+        lease: Lease | None,
+        release: str | None,
+        now: datetime | None,
+    ) -> tuple[int, dict[str, Any]]:
+        """Which compare-and-set statement a save runs (an index into ``_Statements.updates``:
+        leaves, takes or drops the claim) and its parameters."""
+        params: dict[str, Any] = {**self._columns(record), "expected_version": expected_version}
+        if lease is not None:
+            params.update(
+                claim_owner=lease.owner, claim_until=require_aware(lease.until), now=require_now(now)
+            )
+            return _TAKING, params
+        if release is not None:
+            params["release"] = release
+            return _RELEASING, params
+        return _LEAVING, params
+
     def save(
         self,
         record: AccountRecord,
@@ -544,17 +570,8 @@ class PostgresStore:
         erase_sealed: bool = False,
     ) -> None:
         """Compare-and-set the record with its events; claims as ``AccountStore.save`` says."""
-        params: dict[str, Any] = {**self._columns(record), "expected_version": expected_version}
-        if lease is not None:
-            statement = self._sql.update_account_taking_claim
-            params.update(
-                claim_owner=lease.owner, claim_until=require_aware(lease.until), now=require_now(now)
-            )
-        elif release is not None:
-            statement = self._sql.update_account_releasing_claim
-            params["release"] = release
-        else:
-            statement = self._sql.update_account
+        variant, params = self._update_params(record, expected_version, lease, release, now)
+        statement = self._sql.updates[variant]
 
         def conflict() -> ConcurrentUpdate:
             return ConcurrentUpdate(account_id=record.account_id, expected_version=expected_version)
@@ -573,6 +590,59 @@ class PostgresStore:
             if erase_sealed:
                 cursor.execute(self._sql.erase_sealed, (record.account_id,))
             self._append(cursor, events)
+
+    def save_many(self, writes: Sequence[Write], *, now: datetime) -> list[Exception | None]:
+        """Every write's compare-and-set in one transaction (see ``BatchStore``): the updates
+        are sent together (``executemany``, pipelined: one round trip per kind of claim
+        change), then the events of the writes made. A write refused by the database itself
+        (an identity or identifier taken, a deadlock) aborts the transaction, which wrote
+        nothing; the batch is then saved one write per transaction, which finds the refusal."""
+        if not writes:
+            return []
+        if any(w.lease is not None for w in writes):
+            now = require_now(now)
+        if len({w.record.account_id for w in writes}) < len(writes):
+            return save_each(self, writes, now=now)  # one account twice: in order, one by one
+        groups: dict[int, list[tuple[int, dict[str, Any]]]] = {}
+        for i, w in enumerate(writes):
+            variant, params = self._update_params(w.record, w.expected_version, w.lease, w.release, now)
+            groups.setdefault(variant, []).append((i, params))
+        results: list[Exception | None] = [None] * len(writes)
+        try:
+            with self._transaction(f"saving {len(writes)} accounts", conflict=_Refused) as cursor:
+                made: set[str] = set()
+                for variant, rows in sorted(groups.items()):
+                    rows.sort(key=lambda row: str(row[1]["account_id"]))  # one lock order for all
+                    try:
+                        cursor.executemany(self._sql.returning[variant], [p for _, p in rows], returning=True)
+                    except errors.UniqueViolation:
+                        raise _Refused from None  # an identity taken: found by the one-by-one saves
+                    while True:
+                        made.update(row[0] for row in cursor.fetchall())
+                        if not cursor.nextset():
+                            break
+                missing = [w.record.account_id for w in writes if w.record.account_id not in made]
+                if missing:
+                    cursor.execute(self._sql.accounts_among, (missing,))
+                    present = {row[0] for row in cursor.fetchall()}
+                    for i, w in enumerate(writes):
+                        account_id = w.record.account_id
+                        if account_id not in made:
+                            results[i] = (
+                                ConcurrentUpdate(account_id=account_id, expected_version=w.expected_version)
+                                if account_id in present
+                                else AccountNotFound(account_id=account_id)
+                            )
+                for i, w in enumerate(writes):
+                    if results[i] is None:
+                        self._write_identifiers(cursor, w.record, now)  # gives up dropped rows too
+                        if w.erase_sealed:
+                            cursor.execute(self._sql.erase_sealed, (w.record.account_id,))
+                made_events = [e for i, w in enumerate(writes) if results[i] is None for e in w.events]
+                self._append(cursor, made_events)
+        except (AccountExists, _Refused):
+            return save_each(self, writes, now=now)
+        return results
 
     def history(self, account_id: str) -> tuple[AuditEvent, ...]:
         """The account's audit events in order (``AccountStore.history``)."""
@@ -683,6 +753,10 @@ class PostgresStore:
         )
 
 
+class _Refused(LifecycleError):
+    """A write of a batch the database refused, aborting the batch's transaction."""
+
+
 class _Statements:
     """Every statement the store runs, bound to one schema name (quoted, never interpolated)."""
 
@@ -725,6 +799,16 @@ class _Statements:
             + ", claim_owner = CASE WHEN claim_owner = %(release)s THEN NULL ELSE claim_owner END"
             + ", claim_until = CASE WHEN claim_owner = %(release)s THEN NULL ELSE claim_until END"
             + where
+        )
+        self.updates = (
+            self.update_account,
+            self.update_account_taking_claim,
+            self.update_account_releasing_claim,
+        )
+        # save_many: the same statements, telling which rows they wrote
+        self.returning = tuple(sql.Composed([u, sql.SQL(" RETURNING account_id")]) for u in self.updates)
+        self.accounts_among = self.format(
+            "SELECT account_id FROM {schema}.accounts WHERE account_id = ANY(%s)"
         )
         self.account_exists = self.format("SELECT 1 FROM {schema}.accounts WHERE account_id = %s")
         self.select_account = self.format("SELECT body FROM {schema}.accounts WHERE account_id = %s")

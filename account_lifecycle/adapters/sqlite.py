@@ -40,14 +40,17 @@ from account_lifecycle.errors import (
 from account_lifecycle.health import StatusRow, StoreStatus, summarize
 from account_lifecycle.identity_keys import IDENTITY_KIND, IdentityKeys
 from account_lifecycle.model import AccountRecord
+from account_lifecycle.ports import REFUSALS
 from account_lifecycle.schedule import due_at
 from account_lifecycle.sealed import SealedValue
-from account_lifecycle.values import CorruptRecord, Lease, require_now
+from account_lifecycle.values import CorruptRecord, Lease, Write, require_now
 
 __all__ = ["SQLiteStore"]
 
 #: 1: accounts, events, meta. 2: identities (identifiers by kind, held until free_at).
 #: 3: identities and identifier values as keyed digests; sealed_values (personal data of events).
+#: The due index is (due_at, account_id), the claim's order, so a claim reads only the rows it
+#: takes, however many accounts share a due time (it was (due_at): every due row was sorted).
 SCHEMA_VERSION: Final = 3
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS accounts (
@@ -60,7 +63,8 @@ CREATE TABLE IF NOT EXISTS accounts (
     claim_until   TEXT,
     body          TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS accounts_due ON accounts (due_at) WHERE due_at IS NOT NULL;
+DROP INDEX IF EXISTS accounts_due;
+CREATE INDEX IF NOT EXISTS accounts_due_order ON accounts (due_at, account_id) WHERE due_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS events (
     account_id TEXT NOT NULL,
     seq        INTEGER NOT NULL,
@@ -442,7 +446,47 @@ class SQLiteStore:
         erase_sealed: bool = False,
     ) -> None:
         """Compare-and-set the record with its events; claims as ``AccountStore.save`` says."""
-        version, state, identity, due, body = self._columns(record)
+        statement, params = self._update(record, expected_version, lease, release, now)
+        with self._write(f"saving {record.account_id!r}") as conn:
+            self._save_in(conn, record, expected_version, statement, params, now, erase_sealed)
+            self._append(conn, events)
+
+    def save_many(self, writes: Sequence[Write], *, now: datetime) -> list[Exception | None]:
+        """Every write's compare-and-set in one ``BEGIN IMMEDIATE`` ... ``COMMIT`` (see
+        ``BatchStore``): one commit, and one sync with ``synchronous=FULL``, for the batch."""
+        updates = [self._update(w.record, w.expected_version, w.lease, w.release, now) for w in writes]
+        results: list[Exception | None] = []
+        events: list[AuditEvent] = []
+        with self._write(f"saving {len(writes)} accounts") as conn:
+            for w, (statement, params) in zip(writes, updates, strict=True):
+                savepoint = bool(w.record.identifiers)  # its identifier rows may be refused
+                if savepoint:
+                    conn.execute("SAVEPOINT one_write")
+                try:
+                    self._save_in(conn, w.record, w.expected_version, statement, params, now, w.erase_sealed)
+                except REFUSALS as exc:
+                    if savepoint:
+                        conn.execute("ROLLBACK TO one_write")
+                        conn.execute("RELEASE one_write")
+                    results.append(exc)
+                    continue
+                if savepoint:
+                    conn.execute("RELEASE one_write")
+                results.append(None)
+                events.extend(w.events)
+            self._append(conn, events)
+        return results
+
+    @staticmethod
+    def _update(
+        record: AccountRecord,
+        expected_version: int,
+        lease: Lease | None,
+        release: str | None,
+        now: datetime | None,
+    ) -> tuple[str, tuple[object, ...]]:
+        """The compare-and-set statement of one save and its parameters."""
+        version, state, identity, due, body = SQLiteStore._columns(record)
         values: tuple[object, ...] = (version, state, identity, due, body)
         where: tuple[object, ...] = (record.account_id, expected_version)
         if lease is not None:
@@ -455,19 +499,31 @@ class SQLiteStore:
             values += (release, release)
         else:
             statement = _SAVE
-        with self._write(f"saving {record.account_id!r}") as conn:
-            try:
-                cursor = conn.execute(statement, values + where)
-            except sqlite3.IntegrityError:
-                raise AccountExists(account_id=record.account_id, identity=identity) from None
-            if cursor.rowcount != 1:
-                if not self._exists(conn, record.account_id):
-                    raise AccountNotFound(account_id=record.account_id)
-                raise ConcurrentUpdate(account_id=record.account_id, expected_version=expected_version)
-            self._write_identifiers(conn, record, now)
-            if erase_sealed:
-                conn.execute("DELETE FROM sealed_values WHERE account_id = ?", (record.account_id,))
-            self._append(conn, events)
+        return statement, values + where
+
+    def _save_in(
+        self,
+        conn: sqlite3.Connection,
+        record: AccountRecord,
+        expected_version: int,
+        statement: str,
+        params: tuple[object, ...],
+        now: datetime | None,
+        erase_sealed: bool = False,
+    ) -> None:
+        """One compare-and-set inside the open write transaction, without its events; with
+        *erase_sealed*, the account's sealed values go in it too."""
+        try:
+            cursor = conn.execute(statement, params)
+        except sqlite3.IntegrityError:  # the statement is undone; the transaction goes on
+            raise AccountExists(account_id=record.account_id, identity=record.live_identity) from None
+        if cursor.rowcount != 1:
+            if not self._exists(conn, record.account_id):
+                raise AccountNotFound(account_id=record.account_id)
+            raise ConcurrentUpdate(account_id=record.account_id, expected_version=expected_version)
+        self._write_identifiers(conn, record, now)  # also gives up the rows it no longer lists
+        if erase_sealed:
+            conn.execute("DELETE FROM sealed_values WHERE account_id = ?", (record.account_id,))
 
     def history(self, account_id: str) -> tuple[AuditEvent, ...]:
         """The account's audit events in order (``AccountStore.history``)."""

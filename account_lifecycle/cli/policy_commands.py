@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 
 import click
@@ -110,10 +111,27 @@ def diff(a: str, b: str, as_json: bool, fail_on: str) -> int:
     name_a, name_b = (report.a, report.b) if report.a != report.b else (a, b)
     if as_json:
         _json(report.to_dict())
-    else:
+    elif sys.stdout.isatty() and not report.same:
+        _diff_tables(report, name_a, name_b)
+    else:  # piped (a CI gate's log): the plain lines, stable for grep
         _say("\n".join(_diff_lines(report, name_a, name_b)))
     failing = report.risky if fail_on == "risky" else not report.same
     return REFUSED if failing else 0
+
+
+def _diff_tables(report: DiffReport, name_a: str, name_b: str) -> None:
+    """On a terminal: one table of changes per audience (risky ones marked), then the behaviour."""
+    from account_lifecycle.cli.tables import print_table
+
+    lines = _diff_lines(report, name_a, name_b)
+    _say(lines[0])
+    for audience, changes in report.by_audience().items():
+        if changes:
+            rows = [("RISKY" if c.risky else "", c.text, ", ".join(c.keys)) for c in changes]
+            print_table(f"{audience} notices", ("risk", "change", "policy keys"), rows)
+    behaviour = lines[lines.index("behaviour:") :] if "behaviour:" in lines else []
+    if behaviour:
+        _say("\n".join(["", *behaviour]))
 
 
 def _diff_lines(report: DiffReport, name_a: str, name_b: str) -> list[str]:

@@ -54,7 +54,7 @@ from account_lifecycle.model import (
     ServiceState,
     State,
 )
-from account_lifecycle.ports import AccountStore, CorruptRecord, Lease
+from account_lifecycle.ports import AccountStore, CorruptRecord, Lease, Write, save_many
 from account_lifecycle.sealed import SealedValue, commitment
 
 __all__ = ["NOW", "StoreContract", "advance", "due_record", "new_account"]
@@ -113,6 +113,17 @@ def due_record(account_id: str, due: datetime, **fields: Any) -> AccountRecord:
     fields.setdefault("purge", {"contacts": PurgeProgress()})
     record, _ = new_account(account_id, state=State.CANCELLED, cancelled_at=due, **fields)
     return record
+
+
+def _write(
+    written: tuple[AccountRecord, tuple[AuditEvent, ...]],
+    expected_version: int,
+    *,
+    lease: Lease | None = None,
+    release: str | None = None,
+) -> Write:
+    record, events = written
+    return Write(record, expected_version, events, lease, release)
 
 
 def _datetimes(record: AccountRecord) -> list[datetime]:
@@ -1263,11 +1274,140 @@ class StoreContract:
         with pytest.raises(AccountExists):
             store.create(phone, phone_events, now=NOW)
 
+    def test_save_many_erases_the_sealed_values_of_a_write_that_says_so(self, store: AccountStore) -> None:
+        """In a batch (``save_many``, or its one-save-per-write fallback) a write with
+        ``erase_sealed`` erases its account's sealed values; the other writes keep theirs."""
+        first, first_events = _sealed_account("acc-1", {"answers": {"why": "too dear"}})
+        other, other_events = _sealed_account("acc-2", {"answers": {"why": "moving"}})
+        store.create(first, first_events)
+        store.create(other, other_events)
+        purged, purge_events = advance(first)
+        kept, kept_events = advance(other)
+
+        results = save_many(
+            store,
+            [Write(purged, 1, purge_events, erase_sealed=True), Write(kept, 1, kept_events)],
+            now=NOW,
+        )
+
+        assert results == [None, None]
+        assert [dict(e.sealed_values) for e in store.history("acc-1")] == [{}, {}, {}]
+        assert store.history("acc-2")[1].sealed_values["answers"].value == {"why": "moving"}
+
     def test_account_ids_lists_every_account(self, store: AccountStore) -> None:
         for account_id in ("b", "a", "c"):
             store.create(*new_account(account_id))
 
         assert sorted(store.account_ids()) == ["a", "b", "c"]
+
+    # -- batches: save_many (optional; account_lifecycle.ports.save_many falls back to save) --
+
+    def test_save_many_writes_every_write_in_order(self, store: AccountStore) -> None:
+        """save_many of three accounts writes each record and appends its events, as three
+        saves would; each write's result is None."""
+        created = [new_account(f"acc-{i}") for i in range(3)]
+        for record, events in created:
+            store.create(record, events)
+        nxt = [advance(record, purge={"contacts": PurgeProgress(attempts=1)}) for record, _ in created]
+
+        results = save_many(store, [_write(w, 1) for w in nxt], now=NOW)
+
+        assert results == [None, None, None]
+        for (_, first_events), (record, events) in zip(created, nxt, strict=True):
+            assert store.get(record.account_id) == record
+            assert store.history(record.account_id) == first_events + events
+        assert save_many(store, [], now=NOW) == []
+
+    def test_save_many_refuses_a_stale_or_unknown_write_alone(self, store: AccountStore) -> None:
+        """A write of the batch with a stale version gets ConcurrentUpdate, one of an unknown
+        account AccountNotFound; nothing of either is written and the others are written."""
+        created = [new_account(f"acc-{i}") for i in range(3)]
+        for record, events in created:
+            store.create(record, events)
+        nxt = [advance(record) for record, _ in created]
+        ghost, ghost_events = new_account("acc-ghost")
+
+        results = save_many(
+            store,
+            [
+                _write(nxt[0], 1),
+                _write(nxt[1], 7),
+                _write((ghost, ghost_events), 0),
+                _write(nxt[2], 1),
+            ],
+            now=NOW,
+        )
+
+        assert results[0] is None and results[3] is None
+        assert isinstance(results[1], ConcurrentUpdate)
+        assert (results[1].account_id, results[1].expected_version) == ("acc-1", 7)
+        assert isinstance(results[2], AccountNotFound) and results[2].account_id == "acc-ghost"
+        assert store.get("acc-0") == nxt[0][0] and store.get("acc-2") == nxt[2][0]
+        assert store.get("acc-1") == created[1][0]
+        assert store.history("acc-1") == created[1][1]
+
+    def test_save_many_refuses_taking_a_held_identifier_alone(self, store: AccountStore) -> None:
+        """A write of the batch that takes an identifier another account holds gets
+        AccountExists and writes nothing; the writes before and after it are written."""
+        store.create(*new_account("holder", identifiers={"phone": "+15550100"}), now=NOW)
+        created = [new_account(f"acc-{i}") for i in range(3)]
+        for record, events in created:
+            store.create(record, events)
+        first, taking, last = (
+            advance(created[0][0]),
+            advance(created[1][0], identifiers={"phone": "+15550100"}),
+            advance(created[2][0]),
+        )
+
+        results = save_many(store, [_write(w, 1) for w in (first, taking, last)], now=NOW)
+
+        assert results[0] is None and results[2] is None
+        assert isinstance(results[1], AccountExists) and results[1].kind == "phone"
+        assert store.get("acc-0") == first[0] and store.get("acc-2") == last[0]
+        assert store.get("acc-1") == created[1][0]
+        assert store.history("acc-1") == created[1][1]
+
+    def test_save_many_takes_renews_and_drops_claims_per_write(self, store: AccountStore) -> None:
+        """Each write of a batch treats the claim as its save would: a lease write is refused
+        while another owner's claim is live (ConcurrentUpdate), renews its owner's; a release
+        write drops its owner's claim."""
+        for account_id in ("mine", "theirs", "done"):
+            store.create(due_record(account_id, NOW - _TICK), ())
+        assert len(store.claim_due(now=NOW, lease=Lease("me", NOW + _LEASE), limit=2)) == 2  # done, mine
+        assert len(store.claim_due(now=NOW, lease=Lease("them", NOW + _LEASE), limit=9)) == 1  # theirs
+        later = NOW + 3 * _LEASE
+        tried = {"contacts": PurgeProgress(attempts=1)}
+        writes = [
+            _write(advance(store.get("mine"), purge=tried), 1, lease=Lease("me", later)),
+            _write(advance(store.get("theirs"), state=State.PURGED), 1, lease=Lease("me", later)),
+            _write(advance(store.get("done"), purge=tried), 1, release="me"),
+        ]
+
+        results = save_many(store, writes, now=NOW)
+
+        assert results[0] is None and results[2] is None
+        assert isinstance(results[1], ConcurrentUpdate)
+        assert store.get("theirs").version == 1
+        lease = Lease("other", later + _LEASE)
+        early = store.claim_due(now=NOW + _LEASE - _TICK, lease=lease, limit=9)
+        assert [r.account_id for r in early] == ["done"]
+        assert [r.account_id for r in store.claim_due(now=later, lease=lease, limit=9)] == ["mine", "theirs"]
+
+    def test_save_many_writes_one_account_twice_in_order(self, store: AccountStore) -> None:
+        """Two writes of one account in a batch are made in order: the second, expecting the
+        version the first wrote, is written too; a third expecting an older one is refused."""
+        record, events = new_account("acc-1")
+        store.create(record, events)
+        second = advance(record)
+        third = advance(second[0])
+        stale = advance(record, state=State.PURGED)
+
+        results = save_many(store, [_write(second, 1), _write(third, 2), _write(stale, 1)], now=NOW)
+
+        assert results[:2] == [None, None]
+        assert isinstance(results[2], ConcurrentUpdate)
+        assert store.get("acc-1") == third[0]
+        assert store.history("acc-1") == events + second[1] + third[1]
 
 
 def _sealed_account(account_id: str, sealed: dict[str, Any]) -> tuple[AccountRecord, tuple[AuditEvent, ...]]:

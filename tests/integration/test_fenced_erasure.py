@@ -36,6 +36,7 @@ from account_lifecycle import (
     SweepReport,
     policies,
 )
+from account_lifecycle.ports import Write, save_many
 from account_lifecycle.testing.fakes import FakePurger, fake_purgers
 
 OWNER = Actor.user("owner")
@@ -57,17 +58,32 @@ class Crash(BaseException):
     """A process dying inside a purger: nothing after it runs, nothing catches it."""
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+#: How the sweeper writes and runs purgers: one write per transaction (a store without
+#: save_many), batches of writes (save_many), batches with purgers on 4 threads.
+MODES = ("one-by-one", "batched", "threads")
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(
+            (kind, mode), id=f"{kind}-{mode}", marks=[pytest.mark.postgres] if kind == "postgres" else []
+        )
+        for kind in ("memory", "sqlite", "postgres")
+        for mode in MODES
+    ]
+)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AccountStore]:
-    if request.param == "memory":
-        yield MemoryStore()
-    elif request.param == "sqlite":
-        sqlite = SQLiteStore(tmp_path / "fenced.db")
-        yield sqlite
-        sqlite.close()
+    kind, mode = request.param
+    inner: AccountStore
+    if kind == "memory":
+        inner = MemoryStore()
+    elif kind == "sqlite":
+        inner = SQLiteStore(tmp_path / "fenced.db")
     else:
-        pg_store: AccountStore = request.getfixturevalue("pg_store")
-        yield pg_store
+        inner = request.getfixturevalue("pg_store")
+    yield Hooked(inner) if mode == "one-by-one" else Batched(inner, concurrency=4 if mode == "threads" else 1)
+    if isinstance(inner, SQLiteStore):
+        inner.close()
 
 
 class Hooked:
@@ -108,11 +124,25 @@ class Hooked:
             self.inner.release(account_id, owner)
 
 
+class Batched(Hooked):
+    """``Hooked`` with ``save_many`` passed through to the store: the sweeper writes in batches,
+    and runs its purgers *concurrency* at a time. ``batches`` has the size of each batch."""
+
+    def __init__(self, inner: AccountStore, concurrency: int = 1) -> None:
+        super().__init__(inner)
+        self.concurrency = concurrency
+        self.batches: list[int] = []
+
+    def save_many(self, writes: Sequence[Write], *, now: datetime) -> list[Exception | None]:
+        self.batches.append(len(writes))
+        return save_many(self.inner, writes, now=now)
+
+
 class Setup:
     """One store shared by a sweeper and a user-facing lifecycle, each with its own clock."""
 
     def __init__(self, store: AccountStore, policy: Policy = HOLDING, **purgers: FakePurger) -> None:
-        self.store = Hooked(store)
+        self.store = store if isinstance(store, Hooked) else Hooked(store)
         self.policy = policy
         self.purgers = {**fake_purgers(policy), **purgers}
         self.sweeper_clock = ManualClock(T0)
@@ -121,7 +151,13 @@ class Setup:
         self.user = self.lifecycle(self.user_clock)
 
     def lifecycle(self, clock: ManualClock) -> Lifecycle:
-        return Lifecycle(self.policy, store=self.store, clock=clock, purgers=self.purgers.values())
+        return Lifecycle(
+            self.policy,
+            store=self.store,
+            clock=clock,
+            purgers=self.purgers.values(),
+            sweep_concurrency=getattr(self.store, "concurrency", 1),
+        )
 
     def cancelled(self, account_id: str = "acct-1") -> AccountRecord:
         self.user.open(account_id, owner="owner")
@@ -200,6 +236,52 @@ def test_no_restore_once_the_window_end_erasure_has_begun(store: AccountStore) -
     assert world.actions().count("restore") == 0
     world.sweeper_clock.advance(timedelta(hours=1))
     assert world.sweeper.sweep().purged == ("acct-1",)
+
+
+def test_a_restore_after_a_batchs_claim_stops_that_account_alone(store: AccountStore) -> None:
+    """Three accounts are claimed in one batch; before the sweep decides, a restore of the middle
+    one commits. Its start is refused by compare-and-set inside the batch's write and decided
+    again (nothing left to do); the others start in that same write and are purged, and no
+    purger ever runs for the restored account."""
+    world = Setup(store)
+    records = [world.cancelled(account_id) for account_id in ("acct-1", "acct-2", "acct-3")]
+    world.at_window_end(records[0])
+    world.store.after_claim = lambda: world.user.restore("acct-2", SUPPORT) and None
+    assert world.sweeper.sweep() == SweepReport(purged=("acct-1", "acct-3"))
+    assert world.user.get("acct-2").state is State.ACTIVE
+    assert "acct-2" not in world.purgers["backups"].accounts()
+    assert sorted(world.purgers["backups"].accounts()) == ["acct-1", "acct-3"]
+    if isinstance(world.store, Batched):  # the starts of all three in one write, then the outcomes
+        first, *outcomes = world.store.batches
+        assert first == 3
+        assert sum(outcomes) == 2  # together when serial; as they end when on threads
+        if world.store.concurrency == 1:
+            assert outcomes == [2]
+    for account_id in ("acct-1", "acct-2", "acct-3"):
+        world.user.verify_history(account_id)
+
+
+def test_a_hold_committed_while_a_batch_erases_is_decided_again_for_that_account(store: AccountStore) -> None:
+    """While the backups of the first account of a batch are erased, support places a hold on
+    the last account's backups: its start, committed with the batch's, makes the hold wait
+    (ErasureInProgress), and the first account's outcome commits with the others'."""
+    seen: list[object] = []
+    backups = FakePurger(
+        "backups",
+        before=lambda account_id, _: seen.append(
+            attempt(lambda: world.user.place_hold("acct-3", SUPPORT, "backups", "case 5"))
+        ),
+        before_times=1,
+    )
+    world = Setup(store, backups=backups)
+    records = [world.cancelled(account_id) for account_id in ("acct-1", "acct-2", "acct-3")]
+    world.at_window_end(records[0])
+    assert world.sweeper.sweep() == SweepReport(purged=("acct-1", "acct-2", "acct-3"))
+    [refusal] = seen
+    assert isinstance(refusal, ErasureInProgress)
+    assert "hold" not in world.actions("acct-3")
+    for account_id in ("acct-1", "acct-2", "acct-3"):
+        world.user.verify_history(account_id)
 
 
 # -- 2. a hold accepted after the claim -------------------------------------------------------------

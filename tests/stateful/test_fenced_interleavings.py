@@ -13,6 +13,7 @@ expiry, and checks the fence at every purger call and the outcome at the end (is
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,6 +33,7 @@ from account_lifecycle import (
     State,
     policies,
 )
+from account_lifecycle.decide import StepOutcome
 from account_lifecycle.testing.fakes import FakePurger
 
 OWNER = Actor.user("owner")
@@ -229,3 +231,43 @@ class FencedInterleavings(RuleBasedStateMachine):
 
 FencedInterleavings.TestCase.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
 TestFencedInterleavings = FencedInterleavings.TestCase
+
+
+class LastFirstPool:
+    """A purge pool whose calls end out of order, deterministically: each ``collect`` runs the
+    call submitted last and returns it alone, so the other accounts' calls stay in flight while
+    the batch commits (what threads do, without their nondeterminism)."""
+
+    def __init__(self, concurrency: int) -> None:
+        self._tasks: list[tuple[int, Callable[[], StepOutcome | None]]] = []
+
+    @property
+    def pending(self) -> int:
+        return len(self._tasks)
+
+    def submit(self, token: int, task: Callable[[], StepOutcome | None]) -> None:
+        self._tasks.append((token, task))
+
+    def collect(self) -> list[tuple[int, StepOutcome | None]]:
+        token, task = self._tasks.pop()
+        return [(token, task())]
+
+    def close(self) -> None:
+        self._tasks = []
+
+
+class FencedInterleavingsOutOfOrder(FencedInterleavings):
+    """The same machine with each worker's purger calls ending out of order, as they do when a
+    sweep runs them concurrently (``sweep_concurrency``): the fence holds all the same."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        for worker in self.workers:
+            worker.runner.concurrency = 3
+            worker.runner.pools = LastFirstPool
+
+
+FencedInterleavingsOutOfOrder.TestCase.settings = settings(
+    max_examples=60, stateful_step_count=30, deadline=None
+)
+TestFencedInterleavingsOutOfOrder = FencedInterleavingsOutOfOrder.TestCase

@@ -4,6 +4,7 @@ durable effect hooks and erasure receipts. The toolkit's fakes and a ManualClock
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -1039,3 +1040,70 @@ class TestReceipts:
         assert first == second
         assert first.encode("ascii") == second.encode("ascii")
         assert run(6) != first
+
+
+class TestConcurrentSweeps:
+    """``sweep_concurrency``: purger calls of different accounts run at once, each account's
+    steps in order, and the batch's writes go in few transactions."""
+
+    def _due(self, store: MemoryStore, clock: ManualClock, names: Sequence[str]) -> None:
+        failing = {c: FakePurger(c, fail_times=len(names)) for c in ("files", "mail")}
+        lc = build(QUICK, store, clock, purgers_for(QUICK, **failing))
+        for name in names:
+            cancel(lc, name)
+        clock.advance(MINUTE)
+
+    def test_four_accounts_purgers_run_at_once_each_accounts_steps_in_order(self, store, clock) -> None:
+        """Each of the four first ``files`` calls waits at a barrier of four: the sweep gets
+        past it only if the four calls are in flight together (a serial sweep would break the
+        barrier after its timeout, failing the step). Every account's ``mail`` comes after its
+        ``files``."""
+        names = ["a", "b", "c", "d"]
+        self._due(store, clock, names)
+        barrier = threading.Barrier(4, timeout=60)
+        order: list[tuple[str, str]] = []
+
+        def files_then_wait(account_id: str, _: object) -> None:
+            order.append((account_id, "files"))
+            barrier.wait()
+
+        purgers = purgers_for(
+            QUICK,
+            files=FakePurger("files", before=files_then_wait),
+            mail=FakePurger("mail", before=lambda account_id, _: order.append((account_id, "mail"))),
+        )
+        lc = build(QUICK, store, clock, purgers, sweep_concurrency=4)
+
+        report = lc.sweep()
+
+        assert report.failed == ()
+        assert sorted(report.purged) == names
+        for name in names:
+            assert order.index((name, "files")) < order.index((name, "mail"))
+            lc.verify_history(name)
+
+    def test_a_serial_sweep_writes_the_starts_and_the_outcomes_of_a_batch_together(
+        self, store, clock
+    ) -> None:
+        """With no ``save_many`` wrapper in between, one sweep of 5 accounts with two steps each
+        makes 3 writes: the starts, the ``files`` outcomes, the ``mail`` outcomes (with the
+        move to PURGED, which drops the claims)."""
+        names = ["a", "b", "c", "d", "e"]
+        self._due(store, clock, names)
+        sizes: list[int] = []
+        save_many = store.save_many
+
+        def counting(writes: Sequence[Any], *, now: datetime) -> list[Exception | None]:
+            sizes.append(len(writes))
+            return save_many(writes, now=now)
+
+        store.save_many = counting  # type: ignore[method-assign]
+        lc = build(QUICK, store, clock, purgers_for(QUICK))
+
+        assert sorted(lc.sweep().purged) == names
+        assert sizes == [5, 5, 5]
+
+    def test_sweep_concurrency_must_be_a_whole_number_from_1(self, store, clock) -> None:
+        for bad in (0, -1, 1.5, True):
+            with pytest.raises(ValueError, match="sweep_concurrency"):
+                build(QUICK, store, clock, purgers_for(QUICK), sweep_concurrency=bad)
