@@ -14,9 +14,13 @@ from account_lifecycle.audit import AuditEvent
 from account_lifecycle.errors import AccountExists, AccountNotFound, ConcurrentUpdate
 from account_lifecycle.model import AccountRecord
 from account_lifecycle.values import (
+    AccountQuery,
     CorruptRecord,
+    DeadLetter,
     EffectContext,
     Lease,
+    OutboxCursor,
+    OutboxEntry,
     PendingItem,
     PurgeContext,
     PurgeResult,
@@ -25,19 +29,25 @@ from account_lifecycle.values import (
 
 __all__ = [
     "REFUSALS",
+    "AccountQuery",
     "AccountStore",
     "BatchStore",
     "Clock",
     "CorruptRecord",
+    "DeadLetter",
     "EffectContext",
     "EffectHook",
     "Lease",
     "Listener",
+    "OutboxCursor",
+    "OutboxEntry",
+    "OutboxStore",
     "PendingItem",
     "PrerequisiteCheck",
     "PurgeContext",
     "PurgeResult",
     "Purger",
+    "QueryStore",
     "Write",
     "save_each",
     "save_many",
@@ -181,6 +191,72 @@ class BatchStore(AccountStore, Protocol):
         have raised (``ConcurrentUpdate``, ``AccountNotFound``, ``AccountExists``) for each
         refused one, which wrote nothing; the others are written all the same. A failure of
         the storage itself is a ``StoreError`` and writes none of them."""
+        ...
+
+
+class OutboxStore(AccountStore, Protocol):
+    """A store that keeps a transactional outbox (every shipped store does; a host store
+    without these methods cannot feed outbox listeners, and ``Lifecycle`` says so when built
+    with one).
+
+    Every audit event a ``create``, ``save`` or ``save_many`` writes is also an outbox entry,
+    written in the same transaction, with a store-wide *position* that increases in commit
+    order: once a reader has read position p, no entry below p can appear later (SQLite and
+    MemoryStore serialize writers; PostgreSQL takes a transaction-scoped advisory lock just
+    before it numbers the entries, so numbering order is commit order). Aborted transactions
+    leave gaps, which readers skip.
+
+    Cursors are per listener name, claimed like accounts (one relay at a time feeds a
+    listener), and advanced with compare-and-set on their ``version``."""
+
+    def outbox_read(self, *, after: int, limit: int) -> Sequence[OutboxEntry]:
+        """Up to *limit* entries with position > *after*, in position order, each with its
+        event as ``history`` returns it (with the sealed values still held)."""
+        ...
+
+    def outbox_claim(self, listener: str, *, lease: Lease, now: datetime) -> OutboxCursor | None:
+        """Claim *listener*'s cursor for ``lease.owner`` until ``lease.until`` and return it (a
+        new listener's cursor starts at position 0, version 0, and is created); None if another
+        owner's claim on it is live at *now*."""
+        ...
+
+    def outbox_advance(
+        self, cursor: OutboxCursor, *, expected_version: int, dead: Sequence[DeadLetter] = ()
+    ) -> None:
+        """Write *cursor* (its version must be *expected_version* + 1) and add the *dead*
+        letters, in one transaction, if the stored cursor's version is still *expected_version*
+        and its owner is ``cursor.owner``; else ``ConcurrentUpdate`` and nothing written. A
+        cursor written with ``owner=None`` drops the claim."""
+        ...
+
+    def outbox_cursors(self) -> tuple[OutboxCursor, ...]:
+        """Every listener's cursor, by listener name (for operators: lag, failing deliveries)."""
+        ...
+
+    def outbox_dead_letters(self, listener: str | None = None) -> tuple[DeadLetter, ...]:
+        """The dead letters of *listener* (or of every listener), by listener then position."""
+        ...
+
+    def outbox_forget_dead(self, listener: str, positions: Sequence[int]) -> int:
+        """Remove those dead letters of *listener* (after an operator redelivered or dismissed
+        them); returns how many were removed."""
+        ...
+
+    def outbox_head(self) -> int:
+        """The highest position written so far (0 if none): a listener's lag is head - position."""
+        ...
+
+
+class QueryStore(AccountStore, Protocol):
+    """A store that answers operators' queries (every shipped store does)."""
+
+    def list_accounts(
+        self, query: AccountQuery, *, after: str | None, limit: int
+    ) -> Sequence[AccountRecord | CorruptRecord]:
+        """Up to *limit* accounts matching *query* with ``account_id`` > *after* (None: from the
+        start), ordered by ``account_id`` (a stable cursor: the last id of a page is the next
+        page's *after*). A page has fewer than *limit* only when no more match. A row that
+        cannot be decoded comes back as a ``CorruptRecord`` when its indexed columns match."""
         ...
 
 

@@ -11,13 +11,17 @@ import attrs
 
 if TYPE_CHECKING:
     from account_lifecycle.audit import AuditEvent
-    from account_lifecycle.model import AccountRecord
+    from account_lifecycle.model import AccountRecord, State
 
 __all__ = [
     "MAX_ITEMS",
+    "AccountQuery",
     "CorruptRecord",
+    "DeadLetter",
     "EffectContext",
     "Lease",
+    "OutboxCursor",
+    "OutboxEntry",
     "PendingItem",
     "PurgeContext",
     "PurgeResult",
@@ -136,3 +140,64 @@ class EffectContext:
     now: datetime
     owner: str
     members: frozenset[str]
+
+
+# -- the outbox (OutboxStore) -------------------------------------------------------------------
+
+
+@attrs.frozen
+class OutboxEntry:
+    """One committed audit event as the outbox holds it: *position* is store-wide, assigned in
+    the transaction that wrote the event, and increases in commit order (a reader that has seen
+    position p will never later see a new entry below p)."""
+
+    position: int
+    event: AuditEvent
+
+
+@attrs.frozen
+class OutboxCursor:
+    """How far one named listener has been fed: every entry up to *position* was delivered (or
+    dead-lettered). *attempts*, *retry_at* and *error* describe the failing delivery of the next
+    entry, if any. *owner* and *until* are the relay's claim on this cursor (one relay at a
+    time feeds a listener); *version* increases with every write of the cursor."""
+
+    listener: str
+    position: int = 0
+    attempts: int = 0
+    retry_at: datetime | None = None
+    error: str | None = None
+    owner: str | None = None
+    until: datetime | None = None
+    version: int = 0
+
+
+@attrs.frozen
+class DeadLetter:
+    """An outbox entry a listener gave up on (after its retries, or parked behind an earlier
+    dead letter of the same account, so that one account's events never overtake each other).
+    *error* is the failure's type and message, never the event's content."""
+
+    listener: str
+    position: int
+    account_id: str
+    seq: int
+    error: str
+    at: datetime
+
+
+# -- queries for operators (QueryStore) ----------------------------------------------------------
+
+
+@attrs.frozen
+class AccountQuery:
+    """Which accounts to list: every condition given must hold (None: any).
+
+    *states*: the account is in one of them. *due_before*: its next purge work is due strictly
+    before this moment. *with_holds*: it has (True) or has no (False) legal hold. *with_failed_steps*:
+    a purge step of it has (True) or has not (False) failed."""
+
+    states: frozenset[State] | None = None
+    due_before: datetime | None = None
+    with_holds: bool | None = None
+    with_failed_steps: bool | None = None
