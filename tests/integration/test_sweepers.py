@@ -62,19 +62,37 @@ RETRY = tuple(f"ret-{n:02d}" for n in range(8))  # CANCELLED, files failed: retr
 SWEEPERS = 4
 
 
-def ledger_line(ledger: Path | None, pause: float) -> Callable[[str, PurgeContext], None]:
-    """What each purger does: append ``account category pid`` to a ledger, then take a moment."""
+def ledger_line(ledger: Path | None, rendezvous: Path | None = None) -> Callable[[str, PurgeContext], None]:
+    """What each purger does: append ``account category pid`` to a ledger. With *rendezvous*,
+    a sweeper process's first purger call also waits there until a second sweeper process has
+    reached its own first purger call (see ``arrive``), so sweepers overlap by construction."""
+    arrived = False
 
     def run(account_id: str, context: PurgeContext) -> None:
+        nonlocal arrived
         if ledger is not None:
             fd = os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
                 os.write(fd, f"{account_id} {context.category} {os.getpid()}\n".encode())
             finally:
                 os.close(fd)
-        time.sleep(pause)  # a purge takes a moment, so sweepers overlap
+        if rendezvous is not None and not arrived:
+            arrived = True
+            arrive(rendezvous, quorum=2)
 
     return run
+
+
+def arrive(rendezvous: Path, quorum: int, timeout: float = 30.0) -> None:
+    """A cross-process barrier on a directory: mark this process as arrived, then wait until
+    *quorum* processes have (at most *timeout* seconds; past it the caller goes on, and the
+    test's ``len(workers) >= 2`` names the failure instead of hanging). The first sweeper to
+    reach a purger holds its claimed batch here until another sweeper has claimed a batch of
+    its own and reached a purger: two processes have then both done work."""
+    (rendezvous / str(os.getpid())).touch()
+    deadline = time.monotonic() + timeout
+    while sum(1 for _ in rendezvous.iterdir()) < quorum and time.monotonic() < deadline:
+        time.sleep(0.001)  # polling a directory: an event between unrelated processes
 
 
 def open_store(spec: dict[str, str]) -> Any:
@@ -85,8 +103,14 @@ def open_store(spec: dict[str, str]) -> Any:
     return PostgresStore(spec["dsn"], schema=spec["schema"], max_connections=2)
 
 
-def lifecycle(store: AccountStore, clock: ManualClock, ledger: Path | None, **kwargs: Any) -> Lifecycle:
-    purgers = fake_purgers(POLICY, before=ledger_line(ledger, pause=0.002)).values()
+def lifecycle(
+    store: AccountStore,
+    clock: ManualClock,
+    ledger: Path | None,
+    rendezvous: Path | None = None,
+    **kwargs: Any,
+) -> Lifecycle:
+    purgers = fake_purgers(POLICY, before=ledger_line(ledger, rendezvous)).values()
     return Lifecycle(POLICY, store=store, clock=clock, purgers=purgers, **kwargs)
 
 
@@ -94,7 +118,13 @@ def sweeper_main(raw: str) -> None:
     """Open the store, say ready, wait for go, sweep once, print the report."""
     args = json.loads(raw)
     store = open_store(args["store"])
-    lc = lifecycle(store, ManualClock(SWEEP_AT), Path(args["ledger"]), sweep_batch=args["batch"])
+    lc = lifecycle(
+        store,
+        ManualClock(SWEEP_AT),
+        Path(args["ledger"]),
+        Path(args["rendezvous"]),
+        sweep_batch=args["batch"],
+    )
     print("ready", flush=True)
     assert sys.stdin.readline() == "go\n"
     report = lc.sweep()
@@ -120,8 +150,11 @@ def populate(store: AccountStore) -> None:
 
 
 def run_sweepers(spec: dict[str, str], ledger: Path, count: int, batch: int) -> list[SweepReport]:
-    """Start *count* sweeper processes, release them at once, collect their reports."""
-    args = json.dumps({"store": spec, "ledger": str(ledger), "batch": batch})
+    """Start *count* sweeper processes, release them at once, collect their reports. Their
+    purgers meet at a rendezvous directory beside the ledger (``arrive``)."""
+    rendezvous = ledger.parent / "rendezvous"
+    rendezvous.mkdir()
+    args = json.dumps({"store": spec, "ledger": str(ledger), "rendezvous": str(rendezvous), "batch": batch})
     children = [
         subprocess.Popen(
             [sys.executable, __file__, args],
