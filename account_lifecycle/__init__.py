@@ -3,7 +3,6 @@ auditable state machine. Everything public is importable from here."""
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from account_lifecycle import policies
@@ -81,10 +80,20 @@ from account_lifecycle.verify import Change, Difference, DiffReport, diff_polici
 if TYPE_CHECKING:  # imported lazily by __getattr__ below: it needs the postgres extra
     from account_lifecycle.adapters.postgres import PostgresStore
 
-try:  # one source of truth: the version in pyproject.toml, as installed
-    __version__ = version("account-lifecycle")
-except PackageNotFoundError:  # pragma: no cover - imported from a checkout that was never installed
-    __version__ = "0+unknown"
+    __version__: str
+
+
+def _installed_version() -> str:
+    """The version in pyproject.toml, as installed: the one source of truth. Read on first use
+    of ``__version__`` (``importlib.metadata`` imports the ``email`` package: about a fifth of
+    the import time of this package)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("account-lifecycle")
+    except PackageNotFoundError:  # pragma: no cover - imported from a checkout that was never installed
+        return "0+unknown"
+
 
 __all__ = [
     "AccountExists",
@@ -178,4 +187,7 @@ def __getattr__(name: str) -> Any:
         from account_lifecycle.adapters.postgres import PostgresStore
 
         return PostgresStore
+    if name == "__version__":
+        globals()["__version__"] = found = _installed_version()
+        return found
     raise AttributeError(f"module 'account_lifecycle' has no attribute {name!r}")
