@@ -76,6 +76,7 @@ from account_lifecycle.ports import (
     PurgeResult,
 )
 from account_lifecycle.purge import EFFECT_PREFIX
+from account_lifecycle.sealed import check_sealed
 from account_lifecycle.testing.fakes import RecordingPurger, fake_identity_keys
 from account_lifecycle.testing.reference import (
     Outcome,
@@ -401,6 +402,7 @@ class LifecycleStateMachine(RuleBasedStateMachine):
         self.confirmations: dict[str, list[tuple[datetime, str]]] = {}  # account -> (when, relation)
         self.windows: dict[str, list[tuple[datetime, datetime | None]]] = {}  # account -> (cancelled, until)
         self.remembered: dict[str, tuple[AccountRecord, RefAccount]] = {}  # account -> an earlier read
+        self.verified: dict[str, tuple[AuditEvent, ...]] = {}  # account -> history verified at a step
         self.counter = 0
         self.use_policy(self.policy)
 
@@ -423,9 +425,17 @@ class LifecycleStateMachine(RuleBasedStateMachine):
         }
         self.lc = self.make_lifecycle(store=self.store, **options)
         self.stale_view = _StaleReads(self.store)
-        # the second writer of write_from_stale_read: a plain lifecycle over a view of the
-        # same store, so that make_lifecycle is called once per run
-        self.racer = Lifecycle(policy, store=self.stale_view, **options)
+        self._racer_options = options
+        self._racer: Lifecycle | None = None
+
+    @property
+    def racer(self) -> Lifecycle:
+        """The second writer of ``write_from_stale_read``: a plain lifecycle over a view of the
+        same store (so ``make_lifecycle`` is called once per run), built the first time that
+        rule runs: most runs never draw it, and a lifecycle costs a policy machine to build."""
+        if self._racer is None:
+            self._racer = Lifecycle(self.policy, store=self.stale_view, **self._racer_options)
+        return self._racer
 
     def teardown(self) -> None:
         self.close_store(self.store)
@@ -1143,7 +1153,33 @@ class LifecycleStateMachine(RuleBasedStateMachine):
         if "purge_steps_started_first" in self.checked_invariants:
             _check_purge_steps_started(self.policy, account_id, history)
         if "chain_verifies" in self.checked_invariants:
+            self._verify_history(account_id, record, history)
+
+    def _verify_history(
+        self, account_id: str, record: AccountRecord, history: tuple[AuditEvent, ...]
+    ) -> None:
+        """``chain_verifies`` after a step: what ``Lifecycle.verify_history`` checks, re-hashing
+        only the events appended since the previous step. The events verified then must still be
+        there, equal field by field (their content, hash and previous hash: frozen values whose
+        hash was checked against that content); if they are not (a store rewrote or dropped
+        one), or the first time, the library verifies the whole history. Sealed values are
+        checked on the whole history every time (erasing them leaves the events equal)."""
+        known = self.verified.get(account_id, ())
+        if not known or len(history) < len(known) or history[: len(known)] != known:
             self.lc.verify_history(account_id)
+        else:
+            prev = known[-1].hash
+            for position in range(len(known) + 1, len(history) + 1):
+                e = history[position - 1]
+                assert e.seq == position, f"{account_id}: event {position} has seq {e.seq}"
+                assert e.version >= 1, f"{account_id}: event {position} has no account version"
+                assert e.account_id == account_id, f"{account_id}: event {position} belongs to {e.account_id}"
+                assert e.prev_hash == prev, f"{account_id}: event {position} does not follow the previous one"
+                assert e.compute_hash() == e.hash, f"{account_id}: event {position} does not match its hash"
+                prev = e.hash
+            assert prev == record.chain_head, f"{account_id}: the chain head is not the last event's hash"
+            check_sealed(account_id, history, erased_allowed=record.state is State.PURGED)
+        self.verified[account_id] = history
 
 
 def _check_purge_steps_started(policy: Policy, account_id: str, history: Sequence[AuditEvent]) -> None:
