@@ -22,6 +22,7 @@ from typing import Any, Final
 import attrs
 
 from account_lifecycle.closure import IdentityReuse, reminder_schedule
+from account_lifecycle.compiled import DecisionTable
 from account_lifecycle.duration import Duration
 from account_lifecycle.errors import (
     ErasureInProgress,
@@ -94,6 +95,13 @@ class Rules:
     hooked_effects: frozenset[str] = frozenset()
     retry_backoff: timedelta = timedelta(minutes=1)
     max_retry_backoff: timedelta = timedelta(hours=6)
+    #: The machine's decisions compiled once (``compiled.DecisionTable``): the command path
+    #: decides through it; ``verify``, diagrams and ``allowed_actions`` read the machine.
+    table: DecisionTable = attrs.field(
+        default=attrs.Factory(lambda self: DecisionTable(self.machine), takes_self=True),
+        eq=False,
+        repr=False,
+    )
 
 
 @attrs.frozen
@@ -323,7 +331,7 @@ def decide_command(
         authenticated_at=command.authenticated_at,
         pending=pending,
     )
-    dest = rules.machine.decide(command.action, attempt)
+    dest = rules.table.decide(command.action, attempt)
     changes, details, effects, name = _PLANS[command.action](rules, record, command, dest, now)
     events = [Event(name or command.action, record.state, dest, details, command.actor)]
     events += [Event(effect, dest, dest, effect_details, command.actor) for effect, effect_details in effects]
@@ -687,7 +695,7 @@ def _move_on_if_settled(rules: Rules, record: AccountRecord, now: datetime) -> D
     if not all(settled(record, k) for k in keys):
         return None
     trigger = SETTLE if phase == "cancel" else EXPIRE
-    dest = rules.machine.decide(trigger, Attempt(record=record, actor=_SYSTEM, relation=None, now=now))
+    dest = rules.table.decide(trigger, Attempt(record=record, actor=_SYSTEM, relation=None, now=now))
     changes: dict[str, Any] = {"state": dest}
     details: dict[str, Any] = {}
     policy = rules.policy
