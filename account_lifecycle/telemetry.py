@@ -35,6 +35,10 @@ try:
 except ImportError:  # the otel extra is absent: record nothing
     _metrics = None  # type: ignore[assignment]
     _trace = None  # type: ignore[assignment]
+try:  # the API's stand-in until a meter provider is set (not exported by the API)
+    from opentelemetry.metrics._internal import _ProxyMeterProvider
+except ImportError:  # pragma: no cover - absent, or moved by a later API: always record
+    _ProxyMeterProvider = None  # type: ignore[assignment,misc]
 
 __all__ = [
     "METRICS",
@@ -91,6 +95,58 @@ def enabled() -> bool:
     return _trace is not None
 
 
+_live = False  # a provider was seen: it stays (the API sets each provider once per process)
+
+
+def _recording() -> bool:
+    """Whether a span or a count made now could be recorded: a tracer or a meter provider is
+    set (or named by the environment). Until one is, the API hands out proxies that record
+    nothing (its no-op span carries the caller's context on, which the caller's own span
+    already does), so the wrappers below call the method alone: a third of the CPU of an
+    in-memory command (``bench/engine.py``). Asked at every call until a provider is seen,
+    so one set later is followed at once, as the proxies would."""
+    global _live
+    if _live:
+        return True
+    if _unset is not None:
+        if _unset():
+            return False
+    elif isinstance(_trace.get_tracer_provider(), _trace.ProxyTracerProvider) and isinstance(
+        _metrics.get_meter_provider(), _ProxyMeterProvider
+    ):
+        return False
+    _live = True
+    return True
+
+
+def _unset_check() -> Callable[[], bool] | None:
+    """A cheap "no provider set, none named by the environment" from the API's module globals
+    (reading them costs 0.1 us, asking the API for its providers 5-10 us), or None where this
+    version of the API keeps them elsewhere (then the providers are asked)."""
+    if _trace is None or _ProxyMeterProvider is None:
+        return None
+    import os
+
+    from opentelemetry import trace as trace_module
+    from opentelemetry.metrics import _internal as metrics_module
+
+    if not hasattr(trace_module, "_TRACER_PROVIDER") or not hasattr(metrics_module, "_METER_PROVIDER"):
+        return None  # pragma: no cover - a later API
+    named = any(name in os.environ for name in ("OTEL_PYTHON_TRACER_PROVIDER", "OTEL_PYTHON_METER_PROVIDER"))
+
+    def unset() -> bool:
+        return (
+            not named
+            and trace_module._TRACER_PROVIDER is None
+            and metrics_module._METER_PROVIDER is None
+        )
+
+    return unset
+
+
+_unset = _unset_check()
+
+
 def _instrument(name: str) -> Any:
     """The counter or histogram *name*, made once (the API's proxies follow a provider set later)."""
     with _lock:
@@ -134,6 +190,8 @@ def traced_command(method: F) -> F:
 
     @functools.wraps(method)
     def run(self: Any, account_id: str, command: Any, *args: Any, **kwargs: Any) -> Any:
+        if not _recording():
+            return method(self, account_id, command, *args, **kwargs)
         with _command(str(command.action), account_id):
             return method(self, account_id, command, *args, **kwargs)
 
@@ -147,6 +205,8 @@ def traced_open(method: F) -> F:
 
     @functools.wraps(method)
     def run(self: Any, account_id: str, *args: Any, **kwargs: Any) -> Any:
+        if not _recording():
+            return method(self, account_id, *args, **kwargs)
         with _command("open", account_id):
             return method(self, account_id, *args, **kwargs)
 
@@ -161,6 +221,8 @@ def traced_step(method: F) -> F:
 
     @functools.wraps(method)
     def run(self: Any, record: Any, key: str, *args: Any, **kwargs: Any) -> Any:
+        if not _recording():
+            return method(self, record, key, *args, **kwargs)
         tracer = _trace.get_tracer(SCOPE)
         attempt = getattr(record.purge.get(key), "attempts", 0) + 1
         attributes = {ACCOUNT: record.account_id, CATEGORY: key, ATTEMPT: attempt}
@@ -202,6 +264,8 @@ def traced_sweep(method: F) -> F:
 
     @functools.wraps(method)
     def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if not _recording():
+            return method(self, *args, **kwargs)
         tracer = _trace.get_tracer(SCOPE)
         with tracer.start_as_current_span(SPAN_SWEEP) as span:
             report = method(self, *args, **kwargs)
