@@ -34,7 +34,7 @@ from account_lifecycle import (
     policies,
 )
 from account_lifecycle.machine import Attempt, PolicyMachine
-from account_lifecycle.testing.fakes import FakePurger, fake_purgers
+from account_lifecycle.testing.fakes import FakePurger, fake_identity_keys, fake_purgers
 from bench._common import Result, interleaved, median_ns_per_op, quick_mode, report
 
 POLICY = policies.ALLCLIENTS
@@ -199,7 +199,13 @@ def command_benchmarks(quick: bool) -> list[Result]:
     n = 200 if quick else 500
     rounds = 5 if quick else 21
 
-    lc = Lifecycle(POLICY, store=MemoryStore(), purgers=noop_purgers(POLICY), clock=SystemClock())
+    lc = Lifecycle(
+        POLICY,
+        store=MemoryStore(),
+        purgers=noop_purgers(POLICY),
+        clock=SystemClock(),
+        identity_keys=fake_identity_keys(),
+    )
     ids = [f"acct-{i}" for i in range(n)]
     owners = [Actor.user(f"owner-{i}") for i in range(n)]
     for account_id, owner in zip(ids, owners, strict=True):
@@ -229,6 +235,19 @@ def command_benchmarks(quick: bool) -> list[Result]:
         for _, record, owner, relation in triples:
             decider.decide(Action.WITHDRAW, Attempt(record=record, actor=owner, relation=relation, now=now))
 
+    # The same decisions through the table compiled from the machine (the command path's),
+    # where this tree has one.
+    table = getattr(lc.rules, "table", None)
+
+    def table_decisions() -> None:
+        assert table is not None
+        for record, _, owner, relation in triples:
+            table.decide(
+                Action.REQUEST_CANCELLATION, Attempt(record=record, actor=owner, relation=relation, now=now)
+            )
+        for _, record, owner, relation in triples:
+            table.decide(Action.WITHDRAW, Attempt(record=record, actor=owner, relation=relation, now=now))
+
     machine = bare_transitions_machine()
     request, withdraw = machine.events["request_cancellation"], machine.events["withdraw"]
     plain = [Plain() for _ in range(n)]
@@ -257,16 +276,16 @@ def command_benchmarks(quick: bool) -> list[Result]:
         for m in fresh_models:
             psm(model=m, state_field="state").send("withdraw")
 
-    medians = interleaved(
-        {
-            "library": median_ns_per_op(library, 2 * n),
-            "decide": median_ns_per_op(decisions, 2 * n),
-            "transitions": median_ns_per_op(bare, 2 * n),
-            "psm": median_ns_per_op(psm_bound, 2 * n),
-            "psm_fresh": median_ns_per_op(psm_fresh, 2 * (n // 5)),
-        },
-        rounds=rounds,
-    )
+    blocks = {
+        "library": median_ns_per_op(library, 2 * n),
+        "decide": median_ns_per_op(decisions, 2 * n),
+        "transitions": median_ns_per_op(bare, 2 * n),
+        "psm": median_ns_per_op(psm_bound, 2 * n),
+        "psm_fresh": median_ns_per_op(psm_fresh, 2 * (n // 5)),
+    }
+    if table is not None:
+        blocks["table"] = median_ns_per_op(table_decisions, 2 * n)
+    medians = interleaved(blocks, rounds=rounds)
     assert all(lc.get(i).state.value == "active" for i in ids)
     assert all(o.state == "active" for o in plain + psm_models + fresh_models)
     us = {k: v / 1000 for k, v in medians.items()}
@@ -274,7 +293,23 @@ def command_benchmarks(quick: bool) -> list[Result]:
         "python-statemachine keeps one machine object per account (built beforehand, not timed); "
         f"building one per command for a stored account as well costs {us['psm_fresh']:.0f} us"
     )
+    compiled = []
+    if "table" in us:
+        compiled.append(
+            Result(
+                "1a decision through the compiled table (command path) vs bare transitions",
+                us["table"],
+                "us",
+                "transitions Event.trigger",
+                us["transitions"],
+                us["table"] / us["transitions"],
+                notes=[
+                    f"the same decisions firing the machine (PolicyMachine.decide): {us['decide']:.2f} us"
+                ],
+            )
+        )
     return [
+        *compiled,
         Result(
             "1a command on MemoryStore vs bare transitions",
             us["library"],
@@ -321,7 +356,9 @@ def memory_benchmark(quick: bool) -> list[Result]:
     n = 2_000 if quick else 10_000
     store = MemoryStore()
     clock = SystemClock()
-    lc = Lifecycle(POLICY, store=store, purgers=noop_purgers(POLICY), clock=clock)
+    lc = Lifecycle(
+        POLICY, store=store, purgers=noop_purgers(POLICY), clock=clock, identity_keys=fake_identity_keys()
+    )
     ids = [f"acct-{i:06d}" for i in range(n)]  # the ids are the host's: made before measuring
     owners = [f"owner-{i:06d}" for i in range(n)]
     identities = [f"user{i:06d}@example.com" for i in range(n)]

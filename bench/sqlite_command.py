@@ -23,6 +23,7 @@ from pathlib import Path
 
 from account_lifecycle import Actor, Lifecycle, SQLiteStore, SystemClock, policies
 from account_lifecycle.adapters.sqlite import _SCHEMA  # the store's own schema, for like-for-like rows
+from account_lifecycle.testing.fakes import fake_identity_keys
 from bench._common import Result, interleaved, median_ns_per_op, quick_mode, report
 from bench.engine import noop_purgers
 
@@ -98,7 +99,13 @@ def durable_command(synchronous: str, quick: bool, tmp: Path) -> Result:
     n = 20 if quick else 50
     rounds = 5 if quick else 15
     store = SQLiteStore(tmp / f"library-{synchronous}.db", synchronous=synchronous)
-    lc = Lifecycle(POLICY, store=store, purgers=noop_purgers(POLICY), clock=SystemClock())
+    lc = Lifecycle(
+        POLICY,
+        store=store,
+        purgers=noop_purgers(POLICY),
+        clock=SystemClock(),
+        identity_keys=fake_identity_keys(),
+    )
     ids = [f"acct-{i}" for i in range(n)]
     identities = [f"{a}@example.com" for a in ids]
     owners = [Actor.user(f"owner-{i}") for i in range(n)]

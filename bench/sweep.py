@@ -44,7 +44,7 @@ from account_lifecycle import (
     policies,
 )
 from account_lifecycle.ports import AccountStore
-from account_lifecycle.testing.fakes import fake_purgers
+from account_lifecycle.testing.fakes import fake_identity_keys, fake_purgers
 from bench._common import Result, quick_mode, report
 from bench.engine import noop_purgers
 
@@ -63,7 +63,9 @@ POLICY: Policy = attrs.evolve(
 def populate(store: AccountStore, n: int, prefix: str) -> None:
     """Open *n* accounts and take each to RESTORABLE at START."""
     clock = ManualClock(START)
-    lc = Lifecycle(POLICY, store=store, purgers=noop_purgers(POLICY), clock=clock)
+    lc = Lifecycle(
+        POLICY, store=store, purgers=noop_purgers(POLICY), clock=clock, identity_keys=fake_identity_keys()
+    )
     for i in range(n):
         account_id = f"{prefix}-{i:06d}"
         owner = Actor.user(f"owner-{i}")
@@ -76,7 +78,13 @@ def populate(store: AccountStore, n: int, prefix: str) -> None:
 
 def timed_sweep(store: AccountStore) -> tuple[int, float, float]:
     """Sweep everything due at LATER; (accounts purged, start, end) on the perf counter."""
-    lc = Lifecycle(POLICY, store=store, purgers=noop_purgers(POLICY), clock=ManualClock(LATER))
+    lc = Lifecycle(
+        POLICY,
+        store=store,
+        purgers=noop_purgers(POLICY),
+        clock=ManualClock(LATER),
+        identity_keys=fake_identity_keys(),
+    )
     start = time.perf_counter()
     report_ = lc.sweep()
     end = time.perf_counter()
@@ -428,7 +436,13 @@ def _pg_store(schema: str, options: str = "") -> Any:
 
 def _pg_sweeper(schema: str, options: str, barrier: Any, out: Any) -> None:
     store = _pg_store(schema, options)
-    lc = Lifecycle(POLICY, store=store, purgers=noop_purgers(POLICY), clock=ManualClock(LATER))
+    lc = Lifecycle(
+        POLICY,
+        store=store,
+        purgers=noop_purgers(POLICY),
+        clock=ManualClock(LATER),
+        identity_keys=fake_identity_keys(),
+    )
     lc.get("acct-000000")  # opens the pool and checks the schema before the clock starts
     barrier.wait(timeout=120)
     cpu = time.process_time()
