@@ -1,5 +1,6 @@
-"""Target 5: the testing toolkit runs at least 200 Hypothesis examples per second for 20-step
-runs of ``LifecycleStateMachine`` on ``MemoryStore``.
+"""Target 5: the testing toolkit runs at least 0.8x the examples per second of its hollow
+baseline (the same rules with empty bodies), 20-step runs of ``LifecycleStateMachine`` on
+``MemoryStore``; rates are examples per CPU second, examples drawn with a fixed seed.
 
 Only the generate phase runs (no example database, no shrinking: nothing fails), with no
 deadline. Two baselines show where the time goes:
@@ -113,6 +114,7 @@ def rate(machine: Any, examples: int) -> float:
         stateful_step_count=20,
         deadline=None,
         database=None,
+        derandomize=True,  # the same examples in every run, on both sides and both trees
         phases=[Phase.generate],
         suppress_health_check=list(HealthCheck),
     )
@@ -164,8 +166,8 @@ def run(quick: bool = False) -> list[Result]:
                     "hollow toolkit (same rules, no work)",
                     base,
                     figure / base,
-                    ">= 200/s",
-                    figure >= 200,
+                    ">= 0.8x hollow",
+                    figure / base >= 0.8,
                     notes=[
                         f"{examples} examples per run, median of {reps} runs; per example: "
                         f"{ms_ours:.1f} ms, of which Hypothesis drawing the same steps {ms_shell:.1f} ms "
