@@ -135,11 +135,7 @@ def _unset_check() -> Callable[[], bool] | None:
     named = any(name in os.environ for name in ("OTEL_PYTHON_TRACER_PROVIDER", "OTEL_PYTHON_METER_PROVIDER"))
 
     def unset() -> bool:
-        return (
-            not named
-            and trace_module._TRACER_PROVIDER is None
-            and metrics_module._METER_PROVIDER is None
-        )
+        return not named and trace_module._TRACER_PROVIDER is None and metrics_module._METER_PROVIDER is None
 
     return unset
 
