@@ -15,8 +15,10 @@ import sqlite3
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -67,7 +69,7 @@ def _sqlite_file(path: Path, n: int) -> None:
     store.close()
 
 
-def _claims(claim: callable, release: callable, reps: int) -> float:  # type: ignore[valid-type]
+def _claims(claim: Callable[..., list[Any]], release: Callable[[list[Any], Lease], None], reps: int) -> float:
     times = []
     for rep in range(reps):
         lease = Lease(f"s{rep}", NOW + timedelta(minutes=5))
