@@ -53,6 +53,14 @@ from account_lifecycle.model import (
     State,
     SurveyOutcome,
 )
+from account_lifecycle.outbox import (
+    ListenerStatus,
+    OutboxBusy,
+    OutboxStatus,
+    RedeliveryReport,
+    Relay,
+    RelayReport,
+)
 from account_lifecycle.policy import (
     Acknowledgement,
     ConfirmationPolicy,
@@ -63,15 +71,26 @@ from account_lifecycle.policy import (
     RecoveryPolicy,
     SurveyPolicy,
 )
-from account_lifecycle.ports import AccountStore, Clock, EffectHook, Listener, PrerequisiteCheck, Purger
+from account_lifecycle.ports import (
+    AccountStore,
+    Clock,
+    EffectHook,
+    Listener,
+    OutboxStore,
+    PrerequisiteCheck,
+    Purger,
+)
 from account_lifecycle.purge import Claim, SweepReport
 from account_lifecycle.receipts import ErasedCategory, ErasureReceipt, RedactedValue, RetainedCategory
 from account_lifecycle.sealed import SealedValue
 from account_lifecycle.timeline import KeptCategory, ScheduledErasure, Timeline, TimelinePhase
 from account_lifecycle.values import (
     CorruptRecord,
+    DeadLetter,
     EffectContext,
     Lease,
+    OutboxCursor,
+    OutboxEntry,
     PendingItem,
     PurgeContext,
     PurgeResult,
@@ -102,6 +121,7 @@ __all__ = [
     "ConfigurationError",
     "ConfirmationPolicy",
     "CorruptRecord",
+    "DeadLetter",
     "DiffReport",
     "Difference",
     "Duration",
@@ -124,10 +144,16 @@ __all__ = [
     "Lifecycle",
     "LifecycleError",
     "Listener",
+    "ListenerStatus",
     "ManualClock",
     "MemoryStore",
     "MissingAcknowledgements",
     "NotPermitted",
+    "OutboxBusy",
+    "OutboxCursor",
+    "OutboxEntry",
+    "OutboxStatus",
+    "OutboxStore",
     "PendingItem",
     "Policy",
     "PolicyError",
@@ -148,8 +174,11 @@ __all__ = [
     "RecoveryPolicy",
     "RecoveryWindowExpired",
     "RedactedValue",
+    "RedeliveryReport",
     "RekeyReport",
     "Relation",
+    "Relay",
+    "RelayReport",
     "Reminder",
     "RetainedCategory",
     "SQLiteStore",

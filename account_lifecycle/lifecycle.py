@@ -49,6 +49,15 @@ from account_lifecycle.model import (
     SurveyOutcome,
     validate_id,
 )
+from account_lifecycle.outbox import (
+    OUTBOX_METHODS,
+    OutboxStatus,
+    RedeliveryReport,
+    Relay,
+    RelayReport,
+    check_listeners,
+    outbox_store,
+)
 from account_lifecycle.policy import ON_CANCEL_EFFECTS, Policy
 from account_lifecycle.ports import (
     AccountStore,
@@ -125,6 +134,8 @@ class Lifecycle:
         effects: Mapping[str, EffectHook] | None = None,
         sweep_concurrency: int = 1,
         identity_keys: IdentityKeys | None = None,
+        outbox_listeners: Mapping[str, Listener] | None = None,
+        outbox_max_attempts: int = 8,
     ) -> None:
         if not isinstance(policy, Policy):
             raise TypeError(f"policy must be a Policy, got {type(policy).__name__}")
@@ -181,6 +192,7 @@ class Lifecycle:
             max_retry_backoff=max_retry_backoff,
         )
         self.journal = Journal(store, policy.label, self.listeners)
+        self._relay = self._outbox_relay(outbox_listeners, outbox_max_attempts)
         self.runner = PurgeRunner(
             rules=self.rules,
             store=store,
@@ -190,6 +202,28 @@ class Lifecycle:
             lease_duration=lease,
             effects=self.effects,
             concurrency=sweep_concurrency,
+        )
+
+    def _outbox_relay(self, listeners: Mapping[str, Listener] | None, max_attempts: int) -> Relay | None:
+        """The relay of the durable listeners, on a store that keeps an outbox (None on one that
+        keeps none; ``ConfigurationError`` if such a store is given outbox listeners)."""
+        named = check_listeners(listeners)
+        if outbox_store(self.store) is None:
+            if named:
+                missing = [m for m in OUTBOX_METHODS if not callable(getattr(self.store, m, None))]
+                raise ConfigurationError(
+                    f"outbox listeners need a store that keeps an outbox; {type(self.store).__name__} "
+                    f"has no {', '.join(missing)} (ports.OutboxStore)"
+                )
+            return None
+        return Relay(
+            self.store,  # type: ignore[arg-type]  # checked by outbox_store
+            named,
+            clock=self.clock,
+            lease=self.lease,
+            backoff=self.retry_backoff,
+            max_backoff=self.max_retry_backoff,
+            max_attempts=max_attempts,
         )
 
     def _index_purgers(self, purgers: Iterable[Purger]) -> dict[str, Purger]:
@@ -567,10 +601,42 @@ class Lifecycle:
 
         Each account is claimed before it is worked on, so parallel sweepers never work on
         one account at once. Works in batches until nothing is due or *limit* accounts were
-        handled."""
+        handled. Then relays the outbox to the durable listeners, if any (``relayed``)."""
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
             raise ValueError(f"limit must be a whole number >= 0 or None, got {limit!r}")
-        return self.runner.sweep(limit=limit, batch=self.sweep_batch)
+        report = self.runner.sweep(limit=limit, batch=self.sweep_batch)
+        if self._relay is not None and self._relay.listeners:
+            report = attrs.evolve(report, relayed=self.relay().total)
+        return report
+
+    # -- the outbox (durable listeners) -----------------------------------------------------
+
+    def relay(self, limit: int | None = None) -> RelayReport:
+        """Feed the durable listeners (``outbox_listeners``) from the store's outbox, each in
+        position order, up to *limit* entries each (see ``account_lifecycle.outbox``). A
+        lifecycle without outbox listeners delivers nothing."""
+        if self._relay is None:
+            return RelayReport()
+        return self._relay.relay(limit)
+
+    def outbox_status(self) -> OutboxStatus:
+        """Each durable listener's position, lag behind the head, failing delivery and dead
+        letters; ``ConfigurationError`` on a store that keeps no outbox."""
+        return self._outbox().status()
+
+    def redeliver(self, listener: str, positions: Iterable[int]) -> RedeliveryReport:
+        """Deliver those dead letters of *listener* again, in position order, removing each one
+        delivered (``Relay.redeliver``)."""
+        return self._outbox().redeliver(listener, positions)
+
+    def dismiss(self, listener: str, positions: Iterable[int]) -> int:
+        """Remove those dead letters of *listener* without delivering them; how many."""
+        return self._outbox().dismiss(listener, positions)
+
+    def _outbox(self) -> Relay:
+        if self._relay is None:
+            raise ConfigurationError(f"{type(self.store).__name__} keeps no outbox (ports.OutboxStore)")
+        return self._relay
 
     def claim_due(self, limit: int | None = None, *, owner: str | None = None) -> Claim:
         """Claim up to *limit* (default ``sweep_batch``) accounts whose purge work is due, for

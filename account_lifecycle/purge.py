@@ -74,12 +74,14 @@ def _plain_dict(value: Mapping[str, str]) -> dict[str, str]:
 class SweepReport:
     """What one sweep did: accounts now purged, accounts whose purge failed or could not be
     read (retried by a later sweep; ``errors`` says why, by account id), and accounts that
-    finished their cancel-time purge and are now restorable."""
+    finished their cancel-time purge and are now restorable. *relayed*: events the sweep
+    then delivered to the durable listeners (``Lifecycle(outbox_listeners=...)``)."""
 
     purged: tuple[str, ...] = ()
     failed: tuple[str, ...] = ()
     restorable: tuple[str, ...] = ()
     errors: Mapping[str, str] = attrs.field(factory=dict, converter=_plain_dict, eq=False)
+    relayed: int = 0
 
 
 @attrs.frozen

@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from functools import cached_property
 from typing import Any, Final, LiteralString
 
 import attrs
@@ -29,6 +30,13 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import tuple_row
 from psycopg_pool import ConnectionPool
 
+from account_lifecycle.adapters._outbox import (
+    check_advance,
+    check_read,
+    claimed_cursor,
+    may_advance,
+    outbox_conflict,
+)
 from account_lifecycle.adapters._plain_identities import DIGEST_STEP_NOTE, digested, digested_body
 from account_lifecycle.audit import AuditEvent
 from account_lifecycle.clock import require_aware
@@ -55,7 +63,15 @@ from account_lifecycle.ports import save_each
 from account_lifecycle.redact import REDACTOR, dsn_secrets, redact
 from account_lifecycle.schedule import due_at
 from account_lifecycle.sealed import SealedValue
-from account_lifecycle.values import CorruptRecord, Lease, Write, require_now
+from account_lifecycle.values import (
+    CorruptRecord,
+    DeadLetter,
+    Lease,
+    OutboxCursor,
+    OutboxEntry,
+    Write,
+    require_now,
+)
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "PostgresStore"]
 
@@ -140,6 +156,48 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[LiteralString, ...]], ...]] = (
                 PRIMARY KEY (account_id, seq, field)
             )
             """,
+        ),
+    ),
+    (
+        4,
+        "the outbox: an entry per audit event numbered in commit order, listeners' cursors, dead letters",
+        (
+            # Positions come from the column's sequence, drawn under a transaction advisory lock
+            # held until commit (PostgresStore._outbox_append): numbering order is commit order.
+            """
+            CREATE TABLE {schema}.outbox (
+                position   bigserial PRIMARY KEY,
+                account_id text NOT NULL,
+                seq        bigint NOT NULL,
+                UNIQUE (account_id, seq)
+            )
+            """,
+            """
+            CREATE TABLE {schema}.outbox_cursors (
+                listener    text PRIMARY KEY,
+                position    bigint NOT NULL,
+                attempts    integer NOT NULL,
+                retry_at    timestamptz,
+                error       text,
+                claim_owner text,
+                claim_until timestamptz,
+                version     bigint NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE {schema}.outbox_dead (
+                listener   text NOT NULL,
+                position   bigint NOT NULL,
+                account_id text NOT NULL,
+                seq        bigint NOT NULL,
+                error      text NOT NULL,
+                at         timestamptz NOT NULL,
+                PRIMARY KEY (listener, position)
+            )
+            """,
+            # The events written before the outbox get entries, per account in seq order.
+            "INSERT INTO {schema}.outbox (account_id, seq)"
+            " SELECT account_id, seq FROM {schema}.events ORDER BY account_id, seq",
         ),
     ),
 )
@@ -442,6 +500,7 @@ class PostgresStore:
             for field, held in e.sealed_values.items():
                 row = (e.account_id, e.seq, field, held.salt, dumps(held.value))
                 cursor.execute(self._sql.insert_sealed, row)
+        self._outbox_append(cursor, events)
 
     def _check_aliases(
         self,
@@ -710,7 +769,7 @@ class PostgresStore:
         if from_version == 0:
             composed += [self._sql.create_schema, self._sql.create_migrations]
         for version, description, statements in MIGRATIONS:
-            if version == 3 and from_version > 0:
+            if version == 3 and 0 < from_version < 3:
                 composed.append(sql.SQL(DIGEST_STEP_NOTE))
                 break
             if version > from_version:
@@ -751,6 +810,110 @@ class PostgresStore:
             schema_version=version,
             library_schema_version=SCHEMA_VERSION,
         )
+
+    # -- the outbox --------------------------------------------------------------------------
+
+    @cached_property
+    def _outbox_sql(self) -> _OutboxStatements:
+        return _OutboxStatements(self._sql)
+
+    def _outbox_append(self, cursor: _Cursor, events: Sequence[AuditEvent]) -> None:
+        """The outbox entries of *events*, numbered last in the write's transaction, under a
+        transaction advisory lock held until it commits: a writer numbers its entries only
+        after every writer that numbered before it has committed (or rolled back), so positions
+        increase in commit order and a reader never sees a position before a lower one."""
+        if not events:
+            return
+        sql_ = self._outbox_sql
+        cursor.execute(sql_.lock, (sql_.lock_name,))
+        rows = [(e.account_id, e.seq) for e in events]
+        if len(rows) == 1:
+            cursor.execute(sql_.insert, rows[0])
+        else:
+            cursor.executemany(sql_.insert, rows)
+
+    def outbox_read(self, *, after: int, limit: int) -> list[OutboxEntry]:
+        """Up to *limit* entries after position *after*, in order (``OutboxStore.outbox_read``)."""
+        after, limit = check_read(after, limit)
+        if limit == 0:
+            return []
+        with self._transaction("reading the outbox") as cursor:
+            cursor.execute(self._outbox_sql.read, (after, limit))
+            rows = cursor.fetchall()
+            sealed: list[tuple[Any, ...]] = []
+            if rows:
+                cursor.execute(self._outbox_sql.read_sealed, (after, rows[-1][0]))
+                sealed = cursor.fetchall()
+        by_event: dict[tuple[str, int], dict[str, SealedValue]] = {}
+        for account_id, seq, field, salt, value in sealed:
+            by_event.setdefault((account_id, seq), {})[field] = sealed_from_row(account_id, seq, salt, value)
+        out = []
+        for position, account_id, seq, body in rows:
+            event = event_from_json(body, account_id, seq)
+            held = by_event.get((account_id, seq))
+            out.append(OutboxEntry(position, attrs.evolve(event, sealed_values=held) if held else event))
+        return out
+
+    def outbox_claim(self, listener: str, *, lease: Lease, now: datetime) -> OutboxCursor | None:
+        """Claim *listener*'s cursor for ``lease.owner`` (``OutboxStore.outbox_claim``)."""
+        now = require_aware(now)
+        with self._transaction("claiming an outbox cursor") as cursor:
+            cursor.execute(self._outbox_sql.create_cursor, (listener,))
+            cursor.execute(self._outbox_sql.lock_cursor, (listener,))
+            row = cursor.fetchone()
+            assert row is not None  # created just above if it was missing
+            claimed = claimed_cursor(OutboxCursor(*row), lease, now)
+            if claimed is not None:
+                cursor.execute(self._outbox_sql.write_cursor, _cursor_params(claimed))
+        return claimed
+
+    def outbox_advance(
+        self, cursor: OutboxCursor, *, expected_version: int, dead: Sequence[DeadLetter] = ()
+    ) -> None:
+        """Compare-and-set *cursor* and add *dead* letters (``OutboxStore.outbox_advance``)."""
+        check_advance(cursor, expected_version, dead)
+        with self._transaction("advancing an outbox cursor") as db:
+            db.execute(self._outbox_sql.lock_cursor, (cursor.listener,))
+            row = db.fetchone()
+            if row is None or not may_advance(row[7], row[5], cursor, expected_version):
+                raise outbox_conflict(cursor.listener, expected_version)
+            db.execute(self._outbox_sql.write_cursor, _cursor_params(cursor))
+            if dead:
+                db.executemany(
+                    self._outbox_sql.insert_dead,
+                    [
+                        (d.listener, d.position, d.account_id, d.seq, d.error, require_aware(d.at))
+                        for d in dead
+                    ],
+                )
+
+    def outbox_cursors(self) -> tuple[OutboxCursor, ...]:
+        """Every listener's cursor, by listener name."""
+        with self._transaction("reading the outbox cursors") as cursor:
+            cursor.execute(self._outbox_sql.cursors)
+            rows = cursor.fetchall()
+        return tuple(OutboxCursor(*row) for row in rows)
+
+    def outbox_dead_letters(self, listener: str | None = None) -> tuple[DeadLetter, ...]:
+        """The dead letters of *listener* (or all), by listener then position."""
+        with self._transaction("reading the outbox dead letters") as cursor:
+            cursor.execute(self._outbox_sql.dead, {"listener": listener})
+            rows = cursor.fetchall()
+        return tuple(DeadLetter(*row) for row in rows)
+
+    def outbox_forget_dead(self, listener: str, positions: Sequence[int]) -> int:
+        """Remove those dead letters of *listener*; how many were removed."""
+        wanted = sorted({int(p) for p in positions})
+        with self._transaction("removing outbox dead letters") as cursor:
+            cursor.execute(self._outbox_sql.forget_dead, (listener, wanted))
+            return cursor.rowcount
+
+    def outbox_head(self) -> int:
+        """The highest position written so far (0 if none)."""
+        with self._transaction("reading the outbox head") as cursor:
+            cursor.execute(self._outbox_sql.head)
+            row = cursor.fetchone()
+        return 0 if row is None else int(row[0])
 
 
 class _Refused(LifecycleError):
@@ -873,3 +1036,65 @@ def _decode_claimed(account_id: str, body: str) -> AccountRecord | CorruptRecord
         return record_from_json(body, account_id)
     except RecordCorrupt as exc:
         return CorruptRecord(account_id, exc.reason)
+
+
+class _OutboxStatements:
+    """The statements of the outbox, bound to the store's schema."""
+
+    def __init__(self, statements: _Statements) -> None:
+        self.lock = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
+        self.lock_name = f"account_lifecycle.outbox:{statements.schema.as_string()}"
+        self.insert = statements.format("INSERT INTO {schema}.outbox (account_id, seq) VALUES (%s, %s)")
+        self.read = statements.format(
+            "SELECT o.position, o.account_id, o.seq, e.body FROM {schema}.outbox AS o"
+            " JOIN {schema}.events AS e ON e.account_id = o.account_id AND e.seq = o.seq"
+            " WHERE o.position > %s ORDER BY o.position LIMIT %s"
+        )
+        self.read_sealed = statements.format(
+            "SELECT s.account_id, s.seq, s.field, s.salt, s.value FROM {schema}.outbox AS o"
+            " JOIN {schema}.sealed_values AS s ON s.account_id = o.account_id AND s.seq = o.seq"
+            " WHERE o.position > %s AND o.position <= %s"
+        )
+        columns: LiteralString = (
+            "listener, position, attempts, retry_at, error, claim_owner, claim_until, version"
+        )
+        self.create_cursor = statements.format(
+            "INSERT INTO {schema}.outbox_cursors (listener, position, attempts, version)"
+            " VALUES (%s, 0, 0, 0) ON CONFLICT (listener) DO NOTHING"
+        )
+        self.lock_cursor = statements.format(
+            "SELECT " + columns + " FROM {schema}.outbox_cursors WHERE listener = %s FOR UPDATE"  # noqa: S608 (constant)
+        )
+        self.write_cursor = statements.format(
+            "UPDATE {schema}.outbox_cursors SET position = %(position)s, attempts = %(attempts)s,"
+            " retry_at = %(retry_at)s, error = %(error)s, claim_owner = %(owner)s,"
+            " claim_until = %(until)s, version = %(version)s WHERE listener = %(listener)s"
+        )
+        self.cursors = statements.format(
+            "SELECT " + columns + " FROM {schema}.outbox_cursors ORDER BY listener"  # noqa: S608 (constant)
+        )
+        self.insert_dead = statements.format(
+            "INSERT INTO {schema}.outbox_dead (listener, position, account_id, seq, error, at)"
+            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (listener, position) DO NOTHING"
+        )
+        self.dead = statements.format(
+            "SELECT listener, position, account_id, seq, error, at FROM {schema}.outbox_dead"
+            " WHERE %(listener)s::text IS NULL OR listener = %(listener)s ORDER BY listener, position"
+        )
+        self.forget_dead = statements.format(
+            "DELETE FROM {schema}.outbox_dead WHERE listener = %s AND position = ANY(%s)"
+        )
+        self.head = statements.format("SELECT COALESCE(max(position), 0) FROM {schema}.outbox")
+
+
+def _cursor_params(cursor: OutboxCursor) -> dict[str, Any]:
+    return {
+        "listener": cursor.listener,
+        "position": cursor.position,
+        "attempts": cursor.attempts,
+        "retry_at": cursor.retry_at,
+        "error": cursor.error,
+        "owner": cursor.owner,
+        "until": cursor.until,
+        "version": cursor.version,
+    }

@@ -15,10 +15,17 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
 from os import PathLike
-from typing import Final
+from typing import Any, Final
 
 import attrs
 
+from account_lifecycle.adapters._outbox import (
+    check_advance,
+    check_read,
+    claimed_cursor,
+    may_advance,
+    outbox_conflict,
+)
 from account_lifecycle.adapters._plain_identities import DIGEST_STEP_NOTE, digested, digested_body
 from account_lifecycle.audit import AuditEvent, format_time
 from account_lifecycle.clock import require_aware
@@ -43,7 +50,15 @@ from account_lifecycle.model import AccountRecord
 from account_lifecycle.ports import REFUSALS
 from account_lifecycle.schedule import due_at
 from account_lifecycle.sealed import SealedValue
-from account_lifecycle.values import CorruptRecord, Lease, Write, require_now
+from account_lifecycle.values import (
+    CorruptRecord,
+    DeadLetter,
+    Lease,
+    OutboxCursor,
+    OutboxEntry,
+    Write,
+    require_now,
+)
 
 __all__ = ["SQLiteStore"]
 
@@ -51,7 +66,9 @@ __all__ = ["SQLiteStore"]
 #: 3: identities and identifier values as keyed digests; sealed_values (personal data of events).
 #: The due index is (due_at, account_id), the claim's order, so a claim reads only the rows it
 #: takes, however many accounts share a due time (it was (due_at): every due row was sorted).
-SCHEMA_VERSION: Final = 3
+#: 4: the outbox: an entry per event (its position is the rowid: writers are serialized by
+#: BEGIN IMMEDIATE, so positions increase in commit order), listeners' cursors, dead letters.
+SCHEMA_VERSION: Final = 4
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS accounts (
     account_id    TEXT PRIMARY KEY,
@@ -88,7 +105,39 @@ CREATE TABLE IF NOT EXISTS sealed_values (
     value      TEXT NOT NULL,
     PRIMARY KEY (account_id, seq, field)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outbox (
+    position   INTEGER PRIMARY KEY,
+    account_id TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    UNIQUE (account_id, seq)
+);
+CREATE TABLE IF NOT EXISTS outbox_cursors (
+    listener    TEXT PRIMARY KEY,
+    position    INTEGER NOT NULL,
+    attempts    INTEGER NOT NULL,
+    retry_at    TEXT,
+    error       TEXT,
+    claim_owner TEXT,
+    claim_until TEXT,
+    version     INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outbox_dead (
+    listener   TEXT NOT NULL,
+    position   INTEGER NOT NULL,
+    account_id TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    error      TEXT NOT NULL,
+    at         TEXT NOT NULL,
+    PRIMARY KEY (listener, position)
+) WITHOUT ROWID;
 """
+#: Schema 4's data step: the events a store written before the outbox holds get entries, in a
+#: stable order (by account, then by seq: each account's events in their own order).
+_OUTBOX_BACKFILL: Final = (
+    "INSERT INTO outbox (account_id, seq) SELECT account_id, seq FROM events AS e"
+    " WHERE NOT EXISTS (SELECT 1 FROM outbox AS o WHERE o.account_id = e.account_id AND o.seq = e.seq)"
+    " ORDER BY account_id, seq"
+)
 
 
 _SET = "UPDATE accounts SET version = ?, state = ?, live_identity = ?, due_at = ?, body = ?"
@@ -243,6 +292,8 @@ class SQLiteStore:
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             if row is not None and int(row[0]) < 3:
                 self._digest_plain_identities(conn, identity_keys)
+            if row is not None and int(row[0]) < 4:
+                conn.execute(_OUTBOX_BACKFILL)
             if row is None:
                 conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             elif int(row[0]) > SCHEMA_VERSION:
@@ -308,12 +359,12 @@ class SQLiteStore:
             record_to_json(record),
         )
 
-    @staticmethod
-    def _append(conn: sqlite3.Connection, events: Sequence[AuditEvent]) -> None:
+    def _append(self, conn: sqlite3.Connection, events: Sequence[AuditEvent]) -> None:
         conn.executemany(
             "INSERT INTO events (account_id, seq, body) VALUES (?, ?, ?)",
             [(e.account_id, e.seq, event_to_json(e)) for e in events],
         )
+        self._outbox_append(conn, events)
         sealed = [
             (e.account_id, e.seq, field, held.salt, dumps(held.value))
             for e in events
@@ -599,8 +650,11 @@ class SQLiteStore:
         statements = [" ".join(s.split()) for s in _SCHEMA.split(";") if s.strip()]
         if from_version == 0:
             statements.append(f"INSERT INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}')")  # noqa: S608 (an int)
-        else:
+        elif from_version < 3:
             statements.append(DIGEST_STEP_NOTE)
+        else:
+            statements.append(_OUTBOX_BACKFILL)
+            statements.append(f"UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema_version'")  # noqa: S608 (an int)
         return tuple(statements)
 
     def status(self, *, now: datetime) -> StoreStatus:
@@ -639,6 +693,118 @@ class SQLiteStore:
             schema_version=0 if version_row is None else int(version_row[0]),
             library_schema_version=SCHEMA_VERSION,
         )
+
+    # -- the outbox --------------------------------------------------------------------------
+
+    def _outbox_append(self, conn: sqlite3.Connection, events: Sequence[AuditEvent]) -> None:
+        """The outbox entries of *events*, in the write's transaction: positions are rowids,
+        numbered under the write lock (``BEGIN IMMEDIATE``), so they increase in commit order."""
+        conn.executemany(
+            "INSERT INTO outbox (account_id, seq) VALUES (?, ?)", [(e.account_id, e.seq) for e in events]
+        )
+
+    def outbox_read(self, *, after: int, limit: int) -> list[OutboxEntry]:
+        """Up to *limit* entries after position *after*, in order (``OutboxStore.outbox_read``)."""
+        after, limit = check_read(after, limit)
+        if limit == 0:
+            return []
+        with self._read("reading the outbox") as conn:
+            conn.execute("BEGIN")  # one snapshot for the entries and their sealed values
+            try:
+                rows = conn.execute(
+                    "SELECT o.position, o.account_id, o.seq, CAST(e.body AS BLOB) FROM outbox AS o"
+                    " JOIN events AS e ON e.account_id = o.account_id AND e.seq = o.seq"
+                    " WHERE o.position > ? ORDER BY o.position LIMIT ?",
+                    (after, limit),
+                ).fetchall()
+                sealed = (
+                    conn.execute(
+                        "SELECT s.account_id, s.seq, s.field, s.salt, CAST(s.value AS BLOB)"
+                        " FROM outbox AS o JOIN sealed_values AS s"
+                        " ON s.account_id = o.account_id AND s.seq = o.seq"
+                        " WHERE o.position > ? AND o.position <= ?",
+                        (after, rows[-1][0]),
+                    ).fetchall()
+                    if rows
+                    else []
+                )
+            finally:
+                conn.execute("COMMIT")
+        return _entries(rows, sealed)
+
+    def outbox_claim(self, listener: str, *, lease: Lease, now: datetime) -> OutboxCursor | None:
+        """Claim *listener*'s cursor for ``lease.owner`` (``OutboxStore.outbox_claim``)."""
+        now = require_aware(now)
+        with self._write("claiming an outbox cursor") as conn:
+            row = conn.execute(
+                f"SELECT {_CURSOR_COLUMNS} FROM outbox_cursors WHERE listener = ?",  # noqa: S608 (constant)
+                (listener,),
+            ).fetchone()
+            cursor = OutboxCursor(listener) if row is None else _cursor(row)
+            claimed = claimed_cursor(cursor, lease, now)
+            if claimed is not None:
+                conn.execute(
+                    f"INSERT OR REPLACE INTO outbox_cursors ({_CURSOR_COLUMNS})"  # noqa: S608 (constant)
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    _cursor_row(claimed),
+                )
+        return claimed
+
+    def outbox_advance(
+        self, cursor: OutboxCursor, *, expected_version: int, dead: Sequence[DeadLetter] = ()
+    ) -> None:
+        """Compare-and-set *cursor* and add *dead* letters (``OutboxStore.outbox_advance``)."""
+        check_advance(cursor, expected_version, dead)
+        with self._write("advancing an outbox cursor") as conn:
+            row = conn.execute(
+                "SELECT version, claim_owner FROM outbox_cursors WHERE listener = ?", (cursor.listener,)
+            ).fetchone()
+            if row is None or not may_advance(row[0], row[1], cursor, expected_version):
+                raise outbox_conflict(cursor.listener, expected_version)
+            conn.execute(
+                f"INSERT OR REPLACE INTO outbox_cursors ({_CURSOR_COLUMNS})"  # noqa: S608 (constant)
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                _cursor_row(cursor),
+            )
+            conn.executemany(
+                "INSERT OR REPLACE INTO outbox_dead (listener, position, account_id, seq, error, at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [(d.listener, d.position, d.account_id, d.seq, d.error, format_time(d.at)) for d in dead],
+            )
+
+    def outbox_cursors(self) -> tuple[OutboxCursor, ...]:
+        """Every listener's cursor, by listener name."""
+        with self._read("reading the outbox cursors") as conn:
+            rows = conn.execute(
+                f"SELECT {_CURSOR_COLUMNS} FROM outbox_cursors ORDER BY listener"  # noqa: S608 (constant)
+            ).fetchall()
+        return tuple(_cursor(row) for row in rows)
+
+    def outbox_dead_letters(self, listener: str | None = None) -> tuple[DeadLetter, ...]:
+        """The dead letters of *listener* (or all), by listener then position."""
+        with self._read("reading the outbox dead letters") as conn:
+            rows = conn.execute(
+                "SELECT listener, position, account_id, seq, error, at FROM outbox_dead"
+                " WHERE ? IS NULL OR listener = ? ORDER BY listener, position",
+                (listener, listener),
+            ).fetchall()
+        return tuple(DeadLetter(r[0], r[1], r[2], r[3], r[4], datetime.fromisoformat(r[5])) for r in rows)
+
+    def outbox_forget_dead(self, listener: str, positions: Sequence[int]) -> int:
+        """Remove those dead letters of *listener*; how many were removed."""
+        with self._write("removing outbox dead letters") as conn:
+            removed = 0
+            for position in sorted(set(positions)):
+                removed += conn.execute(
+                    "DELETE FROM outbox_dead WHERE listener = ? AND position = ?", (listener, position)
+                ).rowcount
+        return removed
+
+    def outbox_head(self) -> int:
+        """The highest position written so far (0 if none)."""
+        with self._read("reading the outbox head") as conn:
+            row = conn.execute("SELECT COALESCE(MAX(position), 0) FROM outbox").fetchone()
+        return int(row[0])
 
 
 class _ReadOnlySQLiteStore(SQLiteStore):
@@ -701,3 +867,42 @@ def _decode_claimed(account_id: str, body: bytes) -> AccountRecord | CorruptReco
         return record_from_json(body, account_id)
     except RecordCorrupt as exc:
         return CorruptRecord(account_id, exc.reason)
+
+
+_CURSOR_COLUMNS: Final = "listener, position, attempts, retry_at, error, claim_owner, claim_until, version"
+
+
+def _cursor(row: tuple[Any, ...]) -> OutboxCursor:
+    listener, position, attempts, retry_at, error, owner, until, version = row
+    return OutboxCursor(
+        listener, position, attempts, _moment(retry_at), error, owner, _moment(until), version
+    )
+
+
+def _cursor_row(cursor: OutboxCursor) -> tuple[object, ...]:
+    return (
+        cursor.listener,
+        cursor.position,
+        cursor.attempts,
+        None if cursor.retry_at is None else format_time(cursor.retry_at),
+        cursor.error,
+        cursor.owner,
+        None if cursor.until is None else format_time(cursor.until),
+        cursor.version,
+    )
+
+
+def _entries(
+    rows: Sequence[tuple[int, str, int, bytes]], sealed: Sequence[tuple[str, int, str, str, bytes]]
+) -> list[OutboxEntry]:
+    """Outbox entries from rows ``(position, account_id, seq, body)`` and the sealed values
+    ``(account_id, seq, field, salt, value)`` of their events."""
+    by_event: dict[tuple[str, int], dict[str, SealedValue]] = {}
+    for account_id, seq, field, salt, value in sealed:
+        by_event.setdefault((account_id, seq), {})[field] = sealed_from_row(account_id, seq, salt, value)
+    out = []
+    for position, account_id, seq, body in rows:
+        event = event_from_json(body, account_id, seq)
+        held = by_event.get((account_id, seq))
+        out.append(OutboxEntry(position, attrs.evolve(event, sealed_values=held) if held else event))
+    return out

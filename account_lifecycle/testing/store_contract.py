@@ -54,8 +54,10 @@ from account_lifecycle.model import (
     ServiceState,
     State,
 )
-from account_lifecycle.ports import AccountStore, CorruptRecord, Lease, Write, save_many
+from account_lifecycle.outbox import OUTBOX_METHODS
+from account_lifecycle.ports import AccountStore, CorruptRecord, Lease, OutboxStore, Write, save_many
 from account_lifecycle.sealed import SealedValue, commitment
+from account_lifecycle.values import DeadLetter, OutboxCursor
 
 __all__ = ["NOW", "StoreContract", "advance", "due_record", "new_account"]
 
@@ -1409,6 +1411,253 @@ class StoreContract:
         assert store.get("acc-1") == third[0]
         assert store.history("acc-1") == events + second[1] + third[1]
 
+    # -- the outbox (OutboxStore; skipped, saying so, for a store without it) ------------------
+
+    def test_an_empty_store_has_an_empty_outbox(self, store: AccountStore) -> None:
+        """No entries (head 0), no cursors, no dead letters."""
+        outbox = _outbox(store)
+        assert outbox.outbox_head() == 0
+        assert list(outbox.outbox_read(after=0, limit=10)) == []
+        assert outbox.outbox_cursors() == ()
+        assert outbox.outbox_dead_letters() == ()
+
+    def test_every_event_written_gets_an_outbox_entry_in_commit_order(self, store: AccountStore) -> None:
+        """``create``, ``save`` and ``save_many`` each write an entry per event, in the write's
+        transaction; positions increase in the order the writes committed, each account's
+        events in their own order; the head is the last position."""
+        outbox = _outbox(store)
+        a1, a_events = new_account("acc-a", actions=("open", "survey"))
+        outbox.create(a1, a_events)
+        b1, b_events = new_account("acc-b")
+        outbox.create(b1, b_events)
+        a2 = advance(a1)
+        outbox.save(a2[0], expected_version=1, events=a2[1])
+        b2 = advance(b1, actions=("one", "two"))
+        a3 = advance(a2[0])
+        assert save_many(outbox, [_write(b2, 1), _write(a3, 2)], now=NOW) == [None, None]
+
+        entries = list(outbox.outbox_read(after=0, limit=100))
+
+        expected = [*a_events, *b_events, *a2[1], *b2[1], *a3[1]]
+        assert [e.event for e in entries] == expected
+        positions = [e.position for e in entries]
+        assert positions == sorted(positions)
+        assert len(set(positions)) == len(positions)
+        assert positions[0] >= 1
+        assert outbox.outbox_head() == positions[-1]
+
+    def test_a_refused_write_writes_no_outbox_entry(self, store: AccountStore) -> None:
+        """A create of a taken id, a stale save and the refused write of a batch add nothing to
+        the outbox; the writes a batch made do."""
+        outbox = _outbox(store)
+        record, events = new_account("acc-1")
+        outbox.create(record, events)
+        with pytest.raises(AccountExists):
+            outbox.create(*new_account("acc-1", actions=("open", "again")))
+        stale = advance(record)
+        outbox.save(stale[0], expected_version=1, events=stale[1])
+        with pytest.raises(ConcurrentUpdate):
+            outbox.save(advance(record, actions=("lost",))[0], expected_version=1, events=stale[1])
+        lost = advance(record, actions=("lost-in-batch",))
+        other = new_account("acc-2")
+        outbox.create(*other)
+        results = save_many(
+            outbox, [_write(lost, 1), _write(advance(other[0], actions=("made",)), 1)], now=NOW
+        )
+        assert isinstance(results[0], ConcurrentUpdate)
+        assert results[1] is None
+
+        actions = [(e.event.account_id, e.event.action) for e in outbox.outbox_read(after=0, limit=100)]
+
+        assert actions == [("acc-1", "open"), ("acc-1", "change"), ("acc-2", "open"), ("acc-2", "made")]
+
+    def test_outbox_read_pages_after_a_position(self, store: AccountStore) -> None:
+        """``outbox_read(after=p, limit=n)`` returns the first *n* entries above *p*."""
+        outbox = _outbox(store)
+        record, events = new_account("acc-1", actions=("a", "b", "c", "d", "e"))
+        outbox.create(record, events)
+        every = list(outbox.outbox_read(after=0, limit=100))
+
+        page = list(outbox.outbox_read(after=every[1].position, limit=2))
+
+        assert page == every[2:4]
+        assert list(outbox.outbox_read(after=every[-1].position, limit=10)) == []
+        assert list(outbox.outbox_read(after=0, limit=0)) == []
+
+    def test_outbox_read_of_bad_arguments_is_a_value_error(self, store: AccountStore) -> None:
+        """A negative or non-integer *after* or *limit* is a ``ValueError``."""
+        outbox = _outbox(store)
+        for after, limit in ((-1, 1), (0, -1), (True, 1), (0, 1.5)):
+            with pytest.raises(ValueError, match="whole number"):
+                outbox.outbox_read(after=after, limit=limit)  # type: ignore[arg-type]
+
+    def test_outbox_entries_carry_sealed_values_until_they_are_erased(self, store: AccountStore) -> None:
+        """An entry's event comes with its sealed values while they are held, as from
+        ``history``; once ``erase_sealed`` erased them it comes without."""
+        outbox = _outbox(store)
+        record, events = _sealed_account("acc-1", {"answers": {"why": "too dear"}})
+        outbox.create(record, events)
+
+        before = [e.event for e in outbox.outbox_read(after=0, limit=10)]
+        assert before == list(outbox.history("acc-1"))
+        assert before[1].sealed_values["answers"].value == {"why": "too dear"}
+
+        purged = advance(record, actions=("purged",))
+        outbox.save(purged[0], expected_version=1, events=purged[1], erase_sealed=True)
+
+        after = [e.event for e in outbox.outbox_read(after=0, limit=10)]
+        assert [dict(e.sealed_values) for e in after] == [{}, {}, {}]
+        assert [e.hash for e in after] == [e.hash for e in (*events, *purged[1])]
+
+    def test_a_new_listeners_cursor_starts_at_zero_claimed(self, store: AccountStore) -> None:
+        """The first claim of a listener creates its cursor at position 0, version 0, held by
+        the lease's owner until the lease ends."""
+        outbox = _outbox(store)
+        cursor = outbox.outbox_claim("mailer", lease=Lease("relay-1", NOW + _LEASE), now=NOW)
+
+        assert cursor == OutboxCursor("mailer", 0, 0, None, None, "relay-1", NOW + _LEASE, 0)
+        assert outbox.outbox_cursors() == (cursor,)
+
+    def test_a_live_cursor_claim_is_refused_to_another_owner_and_renewed_by_its_own(
+        self, store: AccountStore
+    ) -> None:
+        """One relay at a time feeds a listener: another owner gets None while the claim is
+        live; its owner renews it."""
+        outbox = _outbox(store)
+        first = outbox.outbox_claim("mailer", lease=Lease("relay-1", NOW + _LEASE), now=NOW)
+        assert first is not None
+
+        assert outbox.outbox_claim("mailer", lease=Lease("relay-2", NOW + 2 * _LEASE), now=NOW) is None
+        renewed = outbox.outbox_claim("mailer", lease=Lease("relay-1", NOW + 2 * _LEASE), now=NOW)
+
+        assert renewed is not None
+        assert (renewed.owner, renewed.until) == ("relay-1", NOW + 2 * _LEASE)
+        other = outbox.outbox_claim("audit-mirror", lease=Lease("relay-2", NOW + _LEASE), now=NOW)
+        assert other is not None
+        assert [c.listener for c in outbox.outbox_cursors()] == ["audit-mirror", "mailer"]
+
+    def test_a_lapsed_cursor_claim_is_taken_over_and_its_first_owner_cannot_advance(
+        self, store: AccountStore
+    ) -> None:
+        """Once the claim lapsed another owner takes the cursor; a write by the first owner,
+        made from the cursor it claimed, is then refused (``ConcurrentUpdate``)."""
+        outbox = _outbox(store)
+        first = outbox.outbox_claim("mailer", lease=Lease("relay-1", NOW + _LEASE), now=NOW)
+        assert first is not None
+        later = NOW + _LEASE
+        second = outbox.outbox_claim("mailer", lease=Lease("relay-2", later + _LEASE), now=later)
+        assert second is not None
+        assert second.owner == "relay-2"
+
+        with pytest.raises(ConcurrentUpdate):
+            outbox.outbox_advance(
+                attrs.evolve(first, position=5, version=first.version + 1), expected_version=first.version
+            )
+
+        assert outbox.outbox_cursors()[0].position == 0
+        outbox.outbox_advance(
+            attrs.evolve(second, position=5, version=second.version + 1), expected_version=second.version
+        )
+        assert outbox.outbox_cursors()[0].position == 5
+
+    def test_outbox_advance_is_compare_and_set_on_the_version(self, store: AccountStore) -> None:
+        """A write from a stale version is refused and writes nothing, dead letters included; a
+        cursor whose version is not expected_version + 1 is a ``ValueError``."""
+        outbox = _outbox(store)
+        cursor = outbox.outbox_claim("mailer", lease=Lease("relay-1", NOW + _LEASE), now=NOW)
+        assert cursor is not None
+        moved = attrs.evolve(cursor, position=3, version=cursor.version + 1)
+        outbox.outbox_advance(moved, expected_version=cursor.version)
+        assert outbox.outbox_cursors() == (moved,)
+
+        letter = DeadLetter("mailer", 4, "acc-1", 2, "ValueError: no", NOW)
+        with pytest.raises(ConcurrentUpdate):
+            outbox.outbox_advance(
+                attrs.evolve(moved, position=9, version=cursor.version + 1),
+                expected_version=cursor.version,
+                dead=[letter],
+            )
+        with pytest.raises(ValueError, match="version"):
+            outbox.outbox_advance(attrs.evolve(moved, position=9), expected_version=moved.version)
+
+        assert outbox.outbox_cursors() == (moved,)
+        assert outbox.outbox_dead_letters() == ()
+
+    def test_a_cursor_keeps_its_failing_delivery_and_drops_its_claim(self, store: AccountStore) -> None:
+        """``attempts``, ``retry_at`` and ``error`` round-trip; a cursor written with
+        ``owner=None`` drops the claim, and another owner may claim it at once."""
+        outbox = _outbox(store)
+        cursor = outbox.outbox_claim("mailer", lease=Lease("relay-1", NOW + _LEASE), now=NOW)
+        assert cursor is not None
+        failing = attrs.evolve(
+            cursor,
+            position=2,
+            attempts=3,
+            retry_at=NOW + timedelta(minutes=4),
+            error="ConnectionError: smtp down",
+            owner=None,
+            until=None,
+            version=cursor.version + 1,
+        )
+
+        outbox.outbox_advance(failing, expected_version=cursor.version)
+
+        assert outbox.outbox_cursors() == (failing,)
+        taken = outbox.outbox_claim("mailer", lease=Lease("relay-2", NOW + _LEASE), now=NOW)
+        assert taken is not None
+        assert (taken.owner, taken.attempts, taken.error) == ("relay-2", 3, "ConnectionError: smtp down")
+
+    def test_dead_letters_are_written_with_the_cursor_listed_and_forgotten(self, store: AccountStore) -> None:
+        """Dead letters come back by listener then position, for one listener or all;
+        ``outbox_forget_dead`` removes those named and says how many it removed."""
+        outbox = _outbox(store)
+        for name in ("mailer", "audit-mirror"):
+            cursor = outbox.outbox_claim(name, lease=Lease("relay-1", NOW + _LEASE), now=NOW)
+            assert cursor is not None
+            dead = [
+                DeadLetter(name, 7, "acc-1", 2, "TimeoutError: slow", NOW),
+                DeadLetter(name, 3, "acc-2", 1, "ValueError: bad", NOW + _TICK),
+            ]
+            outbox.outbox_advance(
+                attrs.evolve(cursor, position=7, version=cursor.version + 1),
+                expected_version=cursor.version,
+                dead=dead,
+            )
+
+        mailer = outbox.outbox_dead_letters("mailer")
+        assert [(d.listener, d.position, d.account_id, d.seq) for d in mailer] == [
+            ("mailer", 3, "acc-2", 1),
+            ("mailer", 7, "acc-1", 2),
+        ]
+        assert mailer[0] == DeadLetter("mailer", 3, "acc-2", 1, "ValueError: bad", NOW + _TICK)
+        assert [d.listener for d in outbox.outbox_dead_letters()] == ["audit-mirror"] * 2 + ["mailer"] * 2
+
+        assert outbox.outbox_forget_dead("mailer", [3, 99]) == 1
+        assert [d.position for d in outbox.outbox_dead_letters("mailer")] == [7]
+        assert len(outbox.outbox_dead_letters("audit-mirror")) == 2
+        assert outbox.outbox_forget_dead("nobody", [7]) == 0
+
+    def test_one_of_two_threads_claiming_a_cursor_at_once_gets_it(self, store: AccountStore) -> None:
+        """Two relays claiming one listener's cursor at the same moment: exactly one holds it."""
+        outbox = _outbox(store)
+        barrier = threading.Barrier(2, timeout=30)
+        got: dict[str, OutboxCursor | None] = {}
+
+        def claim(owner: str) -> None:
+            barrier.wait()
+            got[owner] = outbox.outbox_claim("mailer", lease=Lease(owner, NOW + _LEASE), now=NOW)
+
+        threads = [threading.Thread(target=claim, args=(f"relay-{n}",)) for n in (1, 2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+
+        winners = [owner for owner, cursor in got.items() if cursor is not None]
+        assert len(got) == 2
+        assert len(winners) == 1
+        assert outbox.outbox_cursors()[0].owner == winners[0]
+
 
 def _sealed_account(account_id: str, sealed: dict[str, Any]) -> tuple[AccountRecord, tuple[AuditEvent, ...]]:
     """A version-1 record whose second event sealed *sealed* (with salts ``salt-2``, ...)."""
@@ -1437,3 +1686,13 @@ def _sealed_events(
         sealed_values=values,
     )
     return attrs.evolve(record, version=version, chain_head=event.hash, last_seq=seq), (event,)
+
+
+def _outbox(store: AccountStore) -> OutboxStore:
+    """*store* as an ``OutboxStore``; the test is skipped, saying so, for a store without one."""
+    missing = [name for name in OUTBOX_METHODS if not callable(getattr(store, name, None))]
+    if missing:
+        pytest.skip(
+            f"{type(store).__name__} keeps no outbox (no {', '.join(missing)}): OutboxStore is optional"
+        )
+    return store  # type: ignore[return-value]

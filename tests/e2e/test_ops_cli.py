@@ -57,7 +57,7 @@ class TestSQLite:
 
     def test_migrate_creates_then_has_nothing_to_do(self, tmp_path: Path) -> None:
         sql = ok(cli("migrate", "--sql", cwd=tmp_path))
-        assert sql.splitlines()[-1] == "INSERT INTO meta VALUES ('schema_version', '3');"
+        assert sql.splitlines()[-1] == "INSERT INTO meta VALUES ('schema_version', '4');"
         assert not (tmp_path / "accounts.db").exists()  # --sql runs nothing
         assert (
             ok(cli("migrate", cwd=tmp_path))
@@ -65,9 +65,9 @@ class TestSQLite:
         )
         assert (
             ok(cli("migrate", cwd=tmp_path))
-            == "SQLite database 'accounts.db' is at schema version 3: nothing to do\n"
+            == "SQLite database 'accounts.db' is at schema version 4: nothing to do\n"
         )
-        assert ok(cli("migrate", "--sql", cwd=tmp_path)) == "-- schema version 3 is current: nothing to run\n"
+        assert ok(cli("migrate", "--sql", cwd=tmp_path)) == "-- schema version 4 is current: nothing to run\n"
         assert json.loads(ok(cli("migrate", "--json", cwd=tmp_path))) == {
             "from_version": 3,
             "to_version": 3,
@@ -82,7 +82,7 @@ class TestSQLite:
         result = cli("status", "--db", "old.db", "--now", "2026-02-01T12:00:00Z", cwd=tmp_path)
         assert result.returncode == 1
         assert "1 (library 3): run account-lifecycle migrate" in result.stdout
-        assert result.stderr.startswith("status: schema version 1 is older than the library's 3")
+        assert result.stderr.startswith("status: schema version 1 is older than the library's 4")
         data = json.loads(cli("status", "--db", "old.db", "--json", cwd=tmp_path).stdout)
         assert (data["schema_version"], data["schema_outdated"]) == (1, True)
 
@@ -92,7 +92,7 @@ class TestSQLite:
             ["sweep", "--policy", "smrtphone", "--dry-run"],
         ):
             assert refused(cli(*command, "--db", "old.db", cwd=tmp_path), 2) == (
-                "error: SQLite database 'old.db' has schema version 1, older than the library's 3; "
+                "error: SQLite database 'old.db' has schema version 1, older than the library's 4; "
                 "run: account-lifecycle migrate --db old.db"
             )
         sql = ok(cli("migrate", "--db", "old.db", "--sql", cwd=tmp_path))
@@ -185,6 +185,6 @@ def test_postgresql_status_migrate_and_refusal(tmp_path: Path, pg_schema: tuple[
     assert (data["schema_version"], data["due"], data["stuck"]) == (3, 0, [])
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f'DELETE FROM "{schema}".schema_migrations WHERE version = 3')
-    assert "older than the library's 3" in refused(run("history", "pg-1", "--policy", "smrtphone"), 2)  # type: ignore[arg-type]
+    assert "older than the library's 4" in refused(run("history", "pg-1", "--policy", "smrtphone"), 2)  # type: ignore[arg-type]
     for text in (run("status").stdout, run("status").stderr, run("migrate", "--sql").stdout):  # type: ignore[attr-defined]
         assert secret not in text

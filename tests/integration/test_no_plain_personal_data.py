@@ -265,7 +265,7 @@ def test_a_version_2_sqlite_file_needs_the_keys_and_is_left_as_it_was_without(ol
 def test_a_version_2_sqlite_file_is_migrated_to_digests(old_sqlite_file: Path) -> None:
     store = SQLiteStore(old_sqlite_file, identity_keys=KEYS)
     try:
-        assert store.schema_version() == 3
+        assert store.schema_version() == 4
         store.checkpoint()
         assert found(file_bytes(old_sqlite_file), OLD_PLAIN) == []
         check_migrated(store)
