@@ -3,7 +3,8 @@
 Policy tools: ``check``, ``show``, ``diagram``, ``verify``, ``diff``, ``studio``. The operator console
 over a store: ``open``, ``request``, ``survey``, ``confirm``, ``withdraw``, ``restore``,
 ``sweep``, ``status``, ``history``, ``receipt``. Operations: ``status`` without an account
-(the store's health, read-only) and ``migrate`` (``cli/ops.py``). And ``demo``. The rules live in the
+(the store's health, read-only) and ``migrate`` (``cli/ops.py``); ``outbox``, ``redeliver`` and
+``dismiss`` (the transactional outbox, ``cli/outbox_commands.py``). And ``demo``. The rules live in the
 library (``Policy``, ``Lifecycle``, ``verify``, ``diagram``, ``describe``); this package only turns
 arguments into calls and results into text or JSON.
 
@@ -29,6 +30,7 @@ from account_lifecycle.cli.console import (
 )
 from account_lifecycle.cli.demo import demo
 from account_lifecycle.cli.ops import migrate, status
+from account_lifecycle.cli.outbox_commands import dismiss, outbox, redeliver
 from account_lifecycle.cli.policy_commands import check, diagram, diff, show, verify
 from account_lifecycle.studio.command import studio
 
@@ -47,6 +49,8 @@ def cli() -> None:
 
 
 for _command in (check, show, diagram, verify, diff, demo, studio, migrate):
+    cli.add_command(_command)
+for _command in (outbox, redeliver, dismiss):
     cli.add_command(_command)
 for _command in (open_, request, survey, confirm, withdraw, restore, sweep, status, history, receipt):
     cli.add_command(_command)
