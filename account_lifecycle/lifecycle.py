@@ -136,6 +136,7 @@ class Lifecycle:
         identity_keys: IdentityKeys | None = None,
         outbox_listeners: Mapping[str, Listener] | None = None,
         outbox_max_attempts: int = 8,
+        outbox_advance_every: int = 1,
     ) -> None:
         if not isinstance(policy, Policy):
             raise TypeError(f"policy must be a Policy, got {type(policy).__name__}")
@@ -192,7 +193,7 @@ class Lifecycle:
             max_retry_backoff=max_retry_backoff,
         )
         self.journal = Journal(store, policy.label, self.listeners)
-        self._relay = self._outbox_relay(outbox_listeners, outbox_max_attempts)
+        self._relay = self._outbox_relay(outbox_listeners, outbox_max_attempts, outbox_advance_every)
         self.runner = PurgeRunner(
             rules=self.rules,
             store=store,
@@ -204,7 +205,9 @@ class Lifecycle:
             concurrency=sweep_concurrency,
         )
 
-    def _outbox_relay(self, listeners: Mapping[str, Listener] | None, max_attempts: int) -> Relay | None:
+    def _outbox_relay(
+        self, listeners: Mapping[str, Listener] | None, max_attempts: int, advance_every: int
+    ) -> Relay | None:
         """The relay of the durable listeners, on a store that keeps an outbox (None on one that
         keeps none; ``ConfigurationError`` if such a store is given outbox listeners)."""
         named = check_listeners(listeners)
@@ -224,6 +227,7 @@ class Lifecycle:
             backoff=self.retry_backoff,
             max_backoff=self.max_retry_backoff,
             max_attempts=max_attempts,
+            advance_every=advance_every,
         )
 
     def _index_purgers(self, purgers: Iterable[Purger]) -> dict[str, Purger]:

@@ -200,7 +200,11 @@ class Relay:
     """Feeds the durable *listeners* (name -> callable taking an ``AuditEvent``) from *store*'s
     outbox. Failed deliveries are retried after *backoff*, doubled each attempt up to
     *max_backoff*, measured on *clock*; after *max_attempts* attempts an entry is a dead
-    letter. A relay claims a listener's cursor for *lease*, renewed with each delivery."""
+    letter. A relay claims a listener's cursor for *lease*, renewed with each write of it.
+
+    The cursor is written (compare-and-set) after every *advance_every* deliveries (1: after
+    each), and before the relay stops; a crash delivers again at most the deliveries not
+    written yet, so a larger batch trades more redelivery after a crash for fewer writes."""
 
     def __init__(
         self,
@@ -213,6 +217,7 @@ class Relay:
         max_backoff: timedelta = timedelta(hours=6),
         max_attempts: int = 8,
         page: int = _PAGE,
+        advance_every: int = 1,
     ) -> None:
         if outbox_store(store) is None:
             missing = [name for name in OUTBOX_METHODS if not callable(getattr(store, name, None))]
@@ -225,6 +230,8 @@ class Relay:
             raise ValueError(f"outbox max_attempts must be a whole number >= 1, got {max_attempts!r}")
         if isinstance(page, bool) or not isinstance(page, int) or page < 1:
             raise ValueError(f"page must be a whole number >= 1, got {page!r}")
+        if isinstance(advance_every, bool) or not isinstance(advance_every, int) or advance_every < 1:
+            raise ValueError(f"outbox advance_every must be a whole number >= 1, got {advance_every!r}")
         self.store = store
         self.clock = clock
         self.lease = lease
@@ -232,6 +239,7 @@ class Relay:
         self.max_backoff = max_backoff
         self.max_attempts = max_attempts
         self.page = page
+        self.advance_every = advance_every
 
     def _now(self) -> datetime:
         return require_aware(self.clock.now(), "clock.now()")
@@ -437,7 +445,9 @@ class _Feed:
         self.dead = 0
         self.retrying: str | None = None
         self.busy = False
-        self.cursor: OutboxCursor | None = None
+        self.cursor: OutboxCursor | None = None  # as last written (None: not held)
+        self.reached = 0  # every entry up to here was delivered or dead-lettered
+        self.unwritten = 0  # deliveries since the cursor was last written
 
     def run(self, limit: int | None) -> None:
         relay = self.relay
@@ -447,6 +457,7 @@ class _Feed:
         if self.cursor is None:
             self.busy = True
             return
+        self.reached = self.cursor.position
         try:
             self._deliver(limit)
         except ConcurrentUpdate:
@@ -462,11 +473,12 @@ class _Feed:
         if cursor.retry_at is not None and self.relay._now() < cursor.retry_at:
             self.retrying = cursor.error or "waiting to retry"
             return
+        attempts = cursor.attempts  # of the entry after self.reached
         parked = {d.account_id: d.position for d in self.store.outbox_dead_letters(self.name)}
         handled = 0
         while limit is None or handled < limit:
             size = self.relay.page if limit is None else min(self.relay.page, limit - handled)
-            entries = self.store.outbox_read(after=self._position(), limit=size)
+            entries = self.store.outbox_read(after=self.reached, limit=size)
             if not entries:
                 return
             for entry in entries:
@@ -487,14 +499,15 @@ class _Feed:
                         f"parked behind dead letter {ahead} of the same account",
                         now,
                     )
-                    self._advance(now, position=entry.position, dead=(letter,))
+                    self.reached = entry.position
+                    self._advance(now, dead=(letter,))
                     self.dead += 1
                     continue
                 try:
                     self.listener(event)
                 except Exception as exc:
                     error = describe_failure(exc, event)
-                    attempts = held.attempts + 1
+                    attempts += 1
                     log.warning(
                         "outbox listener %s failed on %s #%d (attempt %d of %d): %s",
                         self.name,
@@ -510,36 +523,38 @@ class _Feed:
                         self.retrying = error
                         return
                     letter = DeadLetter(self.name, entry.position, event.account_id, event.seq, error, now)
-                    self._advance(now, position=entry.position, dead=(letter,))
+                    self.reached = entry.position
+                    attempts = 0
+                    self._advance(now, dead=(letter,))
                     parked[event.account_id] = entry.position
                     self.dead += 1
                     continue
-                self._advance(now, position=entry.position)
+                self.reached = entry.position
+                attempts = 0
                 self.delivered += 1
+                self.unwritten += 1
+                if self.unwritten >= self.relay.advance_every:
+                    self._advance(now)
                 if limit is not None and handled >= limit:
                     return
-
-    def _position(self) -> int:
-        assert self.cursor is not None
-        return self.cursor.position
 
     def _advance(
         self,
         now: datetime,
         *,
-        position: int | None = None,
         attempts: int = 0,
         retry_at: datetime | None = None,
         error: str | None = None,
         dead: Sequence[DeadLetter] = (),
         release: bool = False,
     ) -> None:
-        """Write the cursor (compare-and-set), renewing the claim, or dropping it with *release*."""
+        """Write the cursor at ``reached`` (compare-and-set) with *dead*, renewing the claim, or
+        dropping it with *release*."""
         cursor = self.cursor
         assert cursor is not None
         new = attrs.evolve(
             cursor,
-            position=cursor.position if position is None else position,
+            position=self.reached,
             attempts=attempts,
             retry_at=retry_at,
             error=error,
@@ -548,13 +563,18 @@ class _Feed:
             version=cursor.version + 1,
         )
         self.store.outbox_advance(new, expected_version=cursor.version, dead=dead)
+        self.unwritten = 0
         self.cursor = None if release else new
 
     def _release(self) -> None:
+        """Drop the claim, writing the deliveries not written yet (a failing delivery recorded
+        on the cursor stays, unless the cursor moved past it)."""
         cursor = self.cursor
         if cursor is None:
             return
         self.cursor = None
+        if self.reached != cursor.position:
+            cursor = attrs.evolve(cursor, position=self.reached, attempts=0, retry_at=None, error=None)
         _release(self.store, cursor)
 
 

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from conftest import START as _START
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -35,6 +34,7 @@ from account_lifecycle.testing.fakes import fake_purgers
 OWNER = Actor.user("owner")
 START_POLICY = policies.ALLCLIENTS
 BACKOFF = timedelta(minutes=1)
+_START = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 
 class Recorder:
@@ -436,10 +436,41 @@ def test_a_relay_whose_claim_was_taken_over_stops_and_the_other_goes_on(
 
     first = lc.relay()
 
-    assert first.delivered == {}
+    assert first.delivered == {"mailer": 1}  # its listener ran; its cursor write was refused
     assert second_relay[0].delivered == {"mailer": 2}
     assert got == [("a", 1), ("a", 1), ("b", 1)]
     assert lc.outbox_status().listener("mailer").lag == 0
+
+
+def test_advancing_every_few_deliveries_writes_the_rest_when_it_stops(
+    store: Any, clock: ManualClock, mailer: Recorder
+) -> None:
+    """With ``outbox_advance_every=3`` the cursor is written after every third delivery and when
+    the relay stops: a failure keeps the deliveries before it, and the failing entry's attempts
+    are its own."""
+    writes: list[int] = []
+
+    class Counting:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(store, name)
+
+        def outbox_advance(self, cursor: Any, **kwargs: Any) -> None:
+            writes.append(cursor.position)
+            store.outbox_advance(cursor, **kwargs)
+
+    lc = lifecycle(Counting(), clock, {"mailer": mailer}, outbox_advance_every=3, outbox_max_attempts=3)
+    for account_id in ("a", "b", "c", "d", "e"):
+        lc.open(account_id, owner="owner")
+    mailer.fail[("e", 1)] = 1
+
+    assert lc.relay().delivered == {"mailer": 4}
+    assert writes == [3, 4]  # after three; then the failure at 5, keeping 4 and dropping the claim
+    [status] = lc.outbox_status().listeners
+    assert (status.position, status.attempts, status.owner) == (4, 1, None)
+    clock.advance(timedelta(hours=1))
+    assert lc.relay().delivered == {"mailer": 1}
+    assert [a for a, _, _ in mailer.got] == ["a", "b", "c", "d", "e"]
+    assert lc.outbox_status().listener("mailer").attempts == 0
 
 
 # -- properties ----------------------------------------------------------------------------------
