@@ -8,7 +8,8 @@ microseconds per command; the difference is the outbox's cost per event.
 
 **Relay throughput.** Commands write N events; ``Lifecycle.relay`` then feeds them to one
 durable listener that does nothing, advancing the cursor (one compare-and-set write) after each
-delivery: events per second, the store's write path being the bound.
+delivery (``outbox_advance_every=1``, the default) or after every 20: events per second, the
+store's write path being the bound.
 
 ``python -m bench.outbox`` (``--quick`` for a smoke test; ``--no-postgres`` for SQLite only).
 """
@@ -101,36 +102,39 @@ def _command_cost(label: str, with_outbox: Any, without: Any, quick: bool) -> Re
     )
 
 
-def _relay_throughput(label: str, store: Any, quick: bool) -> Result:
+def _relay_throughput(label: str, store: Any, quick: bool) -> list[Result]:
     events = 300 if quick else 2000
     commands = _Commands(store, 100, "relay")
     while store.outbox_head() - 100 < events:
         commands.run()
-    delivered: list[int] = []
-
-    def listener(event: AuditEvent) -> None:
-        delivered.append(event.seq)
-
-    lc = Lifecycle(
-        POLICY,
-        store=store,
-        purgers=noop_purgers(POLICY),
-        clock=commands.lc.clock,
-        outbox_listeners={"bench": listener},
-    )
     total = store.outbox_head()
-    started = time.perf_counter()
-    relayed = lc.relay().total
-    seconds = time.perf_counter() - started
-    assert relayed == total == len(delivered), (relayed, total)
-    return report(
-        Result(
-            f"outbox: {label} relay throughput",
-            relayed / seconds,
-            "events/s",
-            notes=[f"{relayed} events to one listener, the cursor advanced after each delivery"],
+    results = []
+    for every in (1, 20):  # two listeners, each fed all the events; the cursor written ...
+        delivered: list[int] = []
+        lc = Lifecycle(
+            POLICY,
+            store=store,
+            purgers=noop_purgers(POLICY),
+            clock=commands.lc.clock,
+            outbox_listeners={f"bench-{every}": lambda event, seen=delivered: seen.append(event.seq)},
+            outbox_advance_every=every,
         )
-    )
+        started = time.perf_counter()
+        relayed = lc.relay().total
+        seconds = time.perf_counter() - started
+        assert relayed == total == len(delivered), (relayed, total)
+        how = "after each delivery" if every == 1 else f"every {every} deliveries"
+        results.append(
+            report(
+                Result(
+                    f"outbox: {label} relay throughput, cursor written {how}",
+                    relayed / seconds,
+                    "events/s",
+                    notes=[f"{relayed} events to one listener that does nothing"],
+                )
+            )
+        )
+    return results
 
 
 @contextmanager
@@ -166,7 +170,7 @@ def run(quick: bool, *, postgres: bool = True) -> list[Result]:
             a.close()
             b.close()
             relay_store = SQLiteStore(tmp / f"relay-{synchronous}.db", synchronous=synchronous)
-            results.append(_relay_throughput(f"SQLite ({synchronous})", relay_store, quick))
+            results += _relay_throughput(f"SQLite ({synchronous})", relay_store, quick)
             relay_store.close()
     if postgres:
         with_class, without_class = _postgres_classes()
@@ -179,7 +183,7 @@ def run(quick: bool, *, postgres: bool = True) -> list[Result]:
                     stores.append(store)
                 try:
                     results.append(_command_cost("PostgreSQL", stores[0], stores[1], quick))
-                    results.append(_relay_throughput("PostgreSQL", stores[2], quick))
+                    results += _relay_throughput("PostgreSQL", stores[2], quick)
                 finally:
                     for store in stores:
                         store.close()

@@ -1488,7 +1488,7 @@ class StoreContract:
         """A negative or non-integer *after* or *limit* is a ``ValueError``."""
         outbox = _outbox(store)
         for after, limit in ((-1, 1), (0, -1), (True, 1), (0, 1.5)):
-            with pytest.raises(ValueError, match="whole number"):
+            with pytest.raises(ValueError):
                 outbox.outbox_read(after=after, limit=limit)  # type: ignore[arg-type]
 
     def test_outbox_entries_carry_sealed_values_until_they_are_erased(self, store: AccountStore) -> None:
@@ -1577,7 +1577,7 @@ class StoreContract:
                 expected_version=cursor.version,
                 dead=[letter],
             )
-        with pytest.raises(ValueError, match="version"):
+        with pytest.raises(ValueError):
             outbox.outbox_advance(attrs.evolve(moved, position=9), expected_version=moved.version)
 
         assert outbox.outbox_cursors() == (moved,)
