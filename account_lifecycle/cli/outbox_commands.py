@@ -184,7 +184,7 @@ def dismiss(
     """Remove dead letters of LISTENER without delivering them (the listener will never see
     those events). A position that is not one of its dead letters is refused, and nothing is
     removed."""
-    store = _open_store(db, dsn, schema)
+    store = _open_store(db, dsn, schema, dry_run=True)  # an existing store only: nothing is created
     try:
         relay = _relay(store)
         removed = relay.dismiss(listener, _positions(listener, positions, every, relay.status()))

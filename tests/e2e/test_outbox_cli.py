@@ -137,4 +137,7 @@ def test_usage_errors(tmp_path: Path) -> None:
     assert refused(cli("outbox", "--db", "missing.db", cwd=tmp_path), 2) == (
         "error: SQLite database 'missing.db' does not exist"
     )
+    assert "no SQLite database at 'missing.db'" in refused(
+        cli("dismiss", "mailer", "--all", "--db", "missing.db", cwd=tmp_path), 2
+    )
     assert not (tmp_path / "missing.db").exists()
