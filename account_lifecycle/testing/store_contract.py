@@ -1485,10 +1485,10 @@ class StoreContract:
         assert list(outbox.outbox_read(after=0, limit=0)) == []
 
     def test_outbox_read_of_bad_arguments_is_a_value_error(self, store: AccountStore) -> None:
-        """A negative or non-integer *after* or *limit* is a ``ValueError``."""
+        """A negative or non-integer *after* or *limit* is a ``ValueError`` naming it."""
         outbox = _outbox(store)
         for after, limit in ((-1, 1), (0, -1), (True, 1), (0, 1.5)):
-            with pytest.raises(ValueError):
+            with pytest.raises(ValueError, match=r"after|limit"):  # the message names the argument
                 outbox.outbox_read(after=after, limit=limit)  # type: ignore[arg-type]
 
     def test_outbox_entries_carry_sealed_values_until_they_are_erased(self, store: AccountStore) -> None:
@@ -1577,7 +1577,7 @@ class StoreContract:
                 expected_version=cursor.version,
                 dead=[letter],
             )
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="version"):
             outbox.outbox_advance(attrs.evolve(moved, position=9), expected_version=moved.version)
 
         assert outbox.outbox_cursors() == (moved,)
