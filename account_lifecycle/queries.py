@@ -20,7 +20,8 @@ import binascii
 import hashlib
 import hmac
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any, Final
 
 import attrs
@@ -43,6 +44,7 @@ __all__ = [
     "check_query",
     "decode_cursor",
     "encode_cursor",
+    "query_of",
     "unindexed_match",
 ]
 
@@ -92,6 +94,33 @@ def check_query(query: object) -> AccountQuery:
         if value is not None and not isinstance(value, bool):
             raise TypeError(f"AccountQuery.{name} must be True, False or None, got {type(value).__name__}")
     return attrs.evolve(query, states=states, due_before=due_before)
+
+
+def query_of(
+    *,
+    states: Iterable[State | str] | None = None,
+    due_before: datetime | None = None,
+    with_holds: bool | None = None,
+    with_failed_steps: bool | None = None,
+) -> AccountQuery:
+    """The ``AccountQuery`` of these conditions, checked; *states* may be ``State`` values or
+    their names (``"cancelled"``). ``ValueError`` naming an unknown state; ``TypeError`` for a
+    single string given as *states* or a value of the wrong type."""
+    wanted: frozenset[State] | None = None
+    if states is not None:
+        if isinstance(states, str):
+            raise TypeError(f"states must be a collection of states, not one string ({states!r})")
+        chosen = set()
+        for state in states:
+            if not isinstance(state, str):
+                raise TypeError(f"states must hold State values or their names, got {type(state).__name__}")
+            try:
+                chosen.add(State(state))
+            except ValueError:
+                names = ", ".join(s.value for s in State)
+                raise ValueError(f"unknown state {state!r}; expected one of {names}") from None
+        wanted = frozenset(chosen)
+    return check_query(AccountQuery(wanted, due_before, with_holds, with_failed_steps))
 
 
 def check_limit(limit: object, *, at_most: int | None = None, least: int = 0) -> int:
