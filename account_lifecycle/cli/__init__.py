@@ -3,7 +3,8 @@
 Policy tools: ``check``, ``show``, ``diagram``, ``verify``, ``diff``, ``studio``. The operator console
 over a store: ``open``, ``request``, ``survey``, ``confirm``, ``withdraw``, ``restore``,
 ``sweep``, ``status``, ``history``, ``receipt``. Operations: ``status`` without an account
-(the store's health, read-only) and ``migrate`` (``cli/ops.py``). And ``demo``. The rules live in the
+(the store's health, read-only) and ``migrate`` (``cli/ops.py``), and ``accounts`` (operators'
+queries, read-only, ``cli/queries.py``). And ``demo``. The rules live in the
 library (``Policy``, ``Lifecycle``, ``verify``, ``diagram``, ``describe``); this package only turns
 arguments into calls and results into text or JSON.
 
@@ -30,6 +31,7 @@ from account_lifecycle.cli.console import (
 from account_lifecycle.cli.demo import demo
 from account_lifecycle.cli.ops import migrate, status
 from account_lifecycle.cli.policy_commands import check, diagram, diff, show, verify
+from account_lifecycle.cli.queries import accounts
 from account_lifecycle.studio.command import studio
 
 __all__ = ["cli"]
@@ -46,7 +48,7 @@ def cli() -> None:
     """
 
 
-for _command in (check, show, diagram, verify, diff, demo, studio, migrate):
+for _command in (check, show, diagram, verify, diff, demo, studio, migrate, accounts):
     cli.add_command(_command)
 for _command in (open_, request, survey, confirm, withdraw, restore, sweep, status, history, receipt):
     cli.add_command(_command)
