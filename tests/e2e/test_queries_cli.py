@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_cli import cli, ok, refused
 
 from account_lifecycle import Actor, Lifecycle, ManualClock, Policy, SQLiteStore, policies
@@ -211,3 +213,48 @@ def test_postgresql_lists_read_only(tmp_path: Path, pg_store: Any) -> None:
     assert after is not None
     assert top is not None
     assert after[0] == top[0] - 1
+
+
+_WORDS = [
+    "--state", "cancelled", "closed", "--due-before", "2026-13-40", "9999-12-31T23:59:59Z",
+    "0001-01-01T00:00:00+23:59", "--with-holds", "--without-holds", "--failed", "--not-failed",
+    "--cursor", "ac1.", "ac1.x.0000000000000000", "a" * 5000, "--limit", "0", "-1", "1001",
+    "99999999999999999999", "--json", "--db", "a\x00b", "/dev/zero", "--dsn", "", " ", "--",
+]  # fmt: skip
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    args=st.lists(
+        st.sampled_from(_WORDS)
+        | st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=12),
+        max_size=6,
+    )
+)
+def test_hostile_arguments_exit_0_1_or_2_and_change_nothing(
+    tmp_path: Path, db: Path, args: list[str]
+) -> None:
+    """Whatever the arguments: exit 0, 1 or 2, no traceback, and the file exactly as it was (the
+    command reads only, whether it succeeds or not)."""
+    import contextlib
+    import io
+    import os
+
+    from account_lifecycle.__main__ import main
+
+    before = _digest(db)
+    err = io.StringIO()
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+            try:
+                code = main(["accounts", *args, "--db", str(db)])
+            except SystemExit as exc:  # --help ends through click's exit
+                code = exc.code if isinstance(exc.code, int) else 2
+    finally:
+        os.chdir(cwd)
+
+    assert code in (0, 1, 2), (args, code, err.getvalue())
+    assert "Traceback" not in err.getvalue()
+    assert _digest(db) == before
