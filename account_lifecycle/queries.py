@@ -8,7 +8,8 @@ was made for and checked by a digest, so that a garbled or edited cursor, or one
 another query, is a ``ValueError`` instead of a wrong page. The cursor is no secret and grants
 nothing: it names an account id the caller could list anyway.
 
-``check_query``, ``check_limit``, ``unindexed_match`` and ``account_matches`` are for stores:
+``AccountQuery`` (from ``account_lifecycle.values``) is re-exported here. ``check_query``,
+``check_limit``, ``unindexed_match`` and ``account_matches`` are for stores:
 the shipped ones filter state and due time in SQL and the rest (holds, failed steps) in Python
 with these, so every store means exactly the same by a query.
 """
@@ -37,6 +38,7 @@ __all__ = [
     "DEFAULT_PAGE",
     "MAX_PAGE",
     "AccountPage",
+    "AccountQuery",
     "account_matches",
     "account_page",
     "check_after",

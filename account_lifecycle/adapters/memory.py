@@ -17,10 +17,16 @@ from account_lifecycle.errors import AccountExists, AccountNotFound, ConcurrentU
 from account_lifecycle.health import StatusRow, StoreStatus, summarize
 from account_lifecycle.model import AccountRecord, State
 from account_lifecycle.ports import REFUSALS
-from account_lifecycle.queries import account_matches, check_after, check_limit, check_query
+from account_lifecycle.queries import (
+    AccountQuery,
+    account_matches,
+    check_after,
+    check_limit,
+    check_query,
+)
 from account_lifecycle.schedule import due_at
 from account_lifecycle.sealed import SealedValue
-from account_lifecycle.values import AccountQuery, CorruptRecord, Lease, Write, require_now
+from account_lifecycle.values import CorruptRecord, Lease, Write, require_now
 
 __all__ = ["MemoryStore"]
 

@@ -41,10 +41,16 @@ from account_lifecycle.health import StatusRow, StoreStatus, summarize
 from account_lifecycle.identity_keys import IDENTITY_KIND, IdentityKeys
 from account_lifecycle.model import AccountRecord
 from account_lifecycle.ports import REFUSALS
-from account_lifecycle.queries import check_after, check_limit, check_query, unindexed_match
+from account_lifecycle.queries import (
+    AccountQuery,
+    check_after,
+    check_limit,
+    check_query,
+    unindexed_match,
+)
 from account_lifecycle.schedule import due_at
 from account_lifecycle.sealed import SealedValue
-from account_lifecycle.values import AccountQuery, CorruptRecord, Lease, Write, require_now
+from account_lifecycle.values import CorruptRecord, Lease, Write, require_now
 
 __all__ = ["SQLiteStore"]
 

@@ -3,14 +3,16 @@
 Policy tools: ``check``, ``show``, ``diagram``, ``verify``, ``diff``, ``studio``. The operator console
 over a store: ``open``, ``request``, ``survey``, ``confirm``, ``withdraw``, ``restore``,
 ``sweep``, ``status``, ``history``, ``receipt``. Operations: ``status`` without an account
-(the store's health, read-only) and ``migrate`` (``cli/ops.py``), and ``accounts`` (operators'
-queries, read-only, ``cli/queries.py``). And ``demo``. The rules live in the
+(the store's health, read-only) and ``migrate`` (``cli/ops.py``). And ``demo``. The rules live in the
 library (``Policy``, ``Lifecycle``, ``verify``, ``diagram``, ``describe``); this package only turns
 arguments into calls and results into text or JSON.
 
 Exit codes: 0 success; 1 a check, a proof or a command was refused (the reason on
 stderr); 2 a usage error or an unreadable file. Every command returns its exit code
 (``__main__`` calls ``cli.main(..., standalone_mode=False)``).
+
+Operators' queries: ``accounts`` lists accounts by state, due time, holds and failed steps, a
+page at a time, read-only (``cli/queries.py``).
 """
 
 from __future__ import annotations
