@@ -81,10 +81,12 @@ from account_lifecycle.ports import (
     Purger,
 )
 from account_lifecycle.purge import Claim, SweepReport
+from account_lifecycle.queries import AccountPage
 from account_lifecycle.receipts import ErasedCategory, ErasureReceipt, RedactedValue, RetainedCategory
 from account_lifecycle.sealed import SealedValue
 from account_lifecycle.timeline import KeptCategory, ScheduledErasure, Timeline, TimelinePhase
 from account_lifecycle.values import (
+    AccountQuery,
     CorruptRecord,
     DeadLetter,
     EffectContext,
@@ -108,6 +110,8 @@ except PackageNotFoundError:  # pragma: no cover - imported from a checkout that
 __all__ = [
     "AccountExists",
     "AccountNotFound",
+    "AccountPage",
+    "AccountQuery",
     "AccountRecord",
     "AccountStore",
     "Acknowledgement",

@@ -69,9 +69,11 @@ from account_lifecycle.ports import (
     Purger,
 )
 from account_lifecycle.purge import Claim, PurgeRunner, SweepReport
+from account_lifecycle.queries import DEFAULT_PAGE, AccountPage, account_page, query_of
 from account_lifecycle.receipts import ErasureReceipt, RedactedValue, receipt_for
 from account_lifecycle.sealed import check_sealed, sealed_fields
 from account_lifecycle.timeline import Timeline, build_timeline
+from account_lifecycle.values import AccountQuery
 
 __all__ = ["Lifecycle", "RekeyReport"]
 
@@ -663,6 +665,38 @@ class Lifecycle:
         if not isinstance(account_id, str):
             raise TypeError(f"account_id must be a str, got {type(account_id).__name__}")
         return self.store.get(account_id)
+
+    def accounts(
+        self,
+        query: AccountQuery | None = None,
+        *,
+        states: Iterable[State | str] | None = None,
+        due_before: datetime | None = None,
+        with_holds: bool | None = None,
+        with_failed_steps: bool | None = None,
+        cursor: str | None = None,
+        limit: int = DEFAULT_PAGE,
+    ) -> AccountPage:
+        """A page of the accounts matching *query* (or the same conditions as keywords; neither:
+        every account), in ``account_id`` order, at most *limit* (1 to 1000) long; pass its
+        ``next_cursor`` as *cursor* for the next page (None: no more match). Reads only.
+
+        For a support screen: ``lc.accounts(states={"cancelled"}, with_failed_steps=True)``. A
+        record that cannot be decoded comes back as a ``CorruptRecord`` in its place. A cursor
+        that is garbled, edited or was made for other conditions is a ``ValueError`` saying so; a
+        naive *due_before* is a ``ValueError``; ``ConfigurationError`` if the store has no
+        ``list_accounts`` (``account_lifecycle.ports.QueryStore``)."""
+        keywords = (states, due_before, with_holds, with_failed_steps)
+        if query is not None and any(value is not None for value in keywords):
+            raise TypeError("give either a query or its conditions as keywords, not both")
+        if query is None:
+            query = query_of(
+                states=states,
+                due_before=due_before,
+                with_holds=with_holds,
+                with_failed_steps=with_failed_steps,
+            )
+        return account_page(self.store, query, cursor=cursor, limit=limit)
 
     def preview(
         self, account_id: str, *, at: datetime | None = None, window: Duration | str | None = None

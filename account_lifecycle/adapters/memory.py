@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import threading
 from collections.abc import Mapping, Sequence
@@ -23,6 +24,13 @@ from account_lifecycle.errors import AccountExists, AccountNotFound, ConcurrentU
 from account_lifecycle.health import StatusRow, StoreStatus, summarize
 from account_lifecycle.model import AccountRecord, State
 from account_lifecycle.ports import REFUSALS
+from account_lifecycle.queries import (
+    AccountQuery,
+    account_matches,
+    check_after,
+    check_limit,
+    check_query,
+)
 from account_lifecycle.schedule import due_at
 from account_lifecycle.sealed import SealedValue
 from account_lifecycle.values import (
@@ -280,6 +288,28 @@ class MemoryStore:
             claim = self._claims.get(account_id)
             if claim is not None and claim.owner == owner:
                 del self._claims[account_id]
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def list_accounts(
+        self, query: AccountQuery, *, after: str | None, limit: int
+    ) -> list[AccountRecord | CorruptRecord]:
+        """Up to *limit* accounts matching *query* with ids after *after*, in id order
+        (``QueryStore.list_accounts``). Reads only."""
+        query = check_query(query)
+        after = check_after(after)
+        limit = check_limit(limit)
+        with self._lock:
+            ids = sorted(self._records)
+            start = 0 if after is None else bisect.bisect_right(ids, after)
+            found: list[AccountRecord | CorruptRecord] = []
+            for account_id in ids[start:]:
+                if len(found) >= limit:
+                    break
+                record = self._records[account_id]
+                if account_matches(query, record):
+                    found.append(record)
+            return found
 
     def account_ids(self) -> tuple[str, ...]:
         """Every stored account id (for tests and tools)."""

@@ -60,6 +60,13 @@ from account_lifecycle.health import StatusRow, StoreStatus, summarize
 from account_lifecycle.identity_keys import IDENTITY_KIND, IdentityKeys
 from account_lifecycle.model import AccountRecord
 from account_lifecycle.ports import save_each
+from account_lifecycle.queries import (
+    AccountQuery,
+    check_after,
+    check_limit,
+    check_query,
+    unindexed_match,
+)
 from account_lifecycle.redact import REDACTOR, dsn_secrets, redact
 from account_lifecycle.schedule import due_at
 from account_lifecycle.sealed import SealedValue
@@ -746,6 +753,61 @@ class PostgresStore:
         """Drop *owner*'s claim on the account, and no other owner's."""
         with self._transaction(f"releasing the claim on {account_id!r}") as cursor:
             cursor.execute(self._sql.release, (account_id, owner))
+
+    # -- queries ---------------------------------------------------------------------------
+
+    #: How many rows ``list_accounts`` reads at a time while it filters on decoded records.
+    _QUERY_CHUNK: Final = 256
+
+    def list_accounts(
+        self, query: AccountQuery, *, after: str | None, limit: int
+    ) -> list[AccountRecord | CorruptRecord]:
+        """Up to *limit* accounts matching *query* with ids after *after*, in id order
+        (``QueryStore.list_accounts``), read in one ``REPEATABLE READ, READ ONLY`` transaction.
+
+        State and due time are filtered in SQL on their columns, walking the primary key in
+        order (the order of the column's collation: code points under ``C`` and ``C.UTF-8``);
+        holds and failed steps are read from the decoded records, scanning on in chunks until
+        the page is full. A row that cannot be decoded is returned as a ``CorruptRecord`` when
+        its state and due time match."""
+        query = check_query(query)
+        after = check_after(after)
+        limit = check_limit(limit)
+        if limit == 0 or query.states == frozenset():
+            return []
+        clauses: list[sql.Composable] = []
+        values: dict[str, Any] = {}
+        if query.states is not None:
+            clauses.append(sql.SQL("state = ANY(%(states)s)"))
+            values["states"] = sorted(s.value for s in query.states)
+        if query.due_before is not None:
+            clauses.append(sql.SQL("due_at < %(due_before)s"))
+            values["due_before"] = query.due_before
+        scanning = query.with_holds is not None or query.with_failed_steps is not None
+        chunk = max(limit, self._QUERY_CHUNK) if scanning else limit
+        found: list[AccountRecord | CorruptRecord] = []
+        with self._transaction("listing accounts") as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            while True:
+                where = [*clauses, sql.SQL("account_id > %(after)s")] if after is not None else clauses
+                statement = sql.SQL(
+                    "SELECT account_id, body FROM {}.accounts{} ORDER BY account_id LIMIT {}"
+                ).format(
+                    self._sql.schema,
+                    sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL(""),
+                    sql.Literal(chunk),
+                )
+                cursor.execute(statement, {**values, "after": after})
+                rows = cursor.fetchall()
+                for account_id, body in rows:
+                    item = _decode_claimed(account_id, body)
+                    if isinstance(item, CorruptRecord) or unindexed_match(query, item):
+                        found.append(item)
+                        if len(found) == limit:
+                            return found
+                if len(rows) < chunk:
+                    return found
+                after = rows[-1][0]
 
     def account_ids(self) -> tuple[str, ...]:
         """Every stored account id (for tests and tools)."""

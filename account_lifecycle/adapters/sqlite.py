@@ -48,6 +48,13 @@ from account_lifecycle.health import StatusRow, StoreStatus, summarize
 from account_lifecycle.identity_keys import IDENTITY_KIND, IdentityKeys
 from account_lifecycle.model import AccountRecord
 from account_lifecycle.ports import REFUSALS
+from account_lifecycle.queries import (
+    AccountQuery,
+    check_after,
+    check_limit,
+    check_query,
+    unindexed_match,
+)
 from account_lifecycle.schedule import due_at
 from account_lifecycle.sealed import SealedValue
 from account_lifecycle.values import (
@@ -619,6 +626,60 @@ class SQLiteStore:
                 " WHERE account_id = ? AND claim_owner = ?",
                 (account_id, owner),
             )
+
+    # -- queries ---------------------------------------------------------------------------
+
+    #: How many rows ``list_accounts`` reads at a time while it filters on decoded records.
+    _QUERY_CHUNK: Final = 256
+
+    def list_accounts(
+        self, query: AccountQuery, *, after: str | None, limit: int
+    ) -> list[AccountRecord | CorruptRecord]:
+        """Up to *limit* accounts matching *query* with ids after *after*, in id order
+        (``QueryStore.list_accounts``), read in one read transaction; never writes.
+
+        State and due time are filtered in SQL on their columns, walking the primary key in
+        order (or the due index, when SQLite finds it cheaper); holds and failed steps are read
+        from the decoded records, scanning on in chunks until the page is full. A row that
+        cannot be decoded is returned as a ``CorruptRecord`` when its state and due time match."""
+        query = check_query(query)
+        after = check_after(after)
+        limit = check_limit(limit)
+        if limit == 0 or query.states == frozenset():
+            return []
+        clauses: list[str] = []
+        values: list[object] = []
+        if query.states is not None:
+            clauses.append(f"state IN ({', '.join('?' * len(query.states))})")
+            values += sorted(s.value for s in query.states)
+        if query.due_before is not None:
+            clauses.append("due_at IS NOT NULL AND due_at < ?")
+            values.append(format_time(query.due_before))
+        scanning = query.with_holds is not None or query.with_failed_steps is not None
+        chunk = max(limit, self._QUERY_CHUNK) if scanning else limit
+        found: list[AccountRecord | CorruptRecord] = []
+        with self._read("listing accounts") as conn:
+            conn.execute("BEGIN")
+            try:
+                while True:
+                    where = [*clauses, "account_id > ?"] if after is not None else clauses
+                    # fixed clauses only; every value is a parameter
+                    filtered = " WHERE " + " AND ".join(where) if where else ""
+                    statement = f"SELECT account_id, CAST(body AS BLOB) FROM accounts{filtered}"  # noqa: S608
+                    statement += " ORDER BY account_id LIMIT ?"
+                    params = (*values, after, chunk) if after is not None else (*values, chunk)
+                    rows = conn.execute(statement, params).fetchall()
+                    for account_id, body in rows:
+                        item = _decode_claimed(account_id, body)
+                        if isinstance(item, CorruptRecord) or unindexed_match(query, item):
+                            found.append(item)
+                            if len(found) == limit:
+                                return found
+                    if len(rows) < chunk:
+                        return found
+                    after = rows[-1][0]
+            finally:
+                conn.execute("COMMIT")
 
     def account_ids(self) -> tuple[str, ...]:
         """Every stored account id (for tests and tools)."""

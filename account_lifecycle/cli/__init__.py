@@ -11,6 +11,9 @@ arguments into calls and results into text or JSON.
 Exit codes: 0 success; 1 a check, a proof or a command was refused (the reason on
 stderr); 2 a usage error or an unreadable file. Every command returns its exit code
 (``__main__`` calls ``cli.main(..., standalone_mode=False)``).
+
+Operators' queries: ``accounts`` lists accounts by state, due time, holds and failed steps, a
+page at a time, read-only (``cli/queries.py``).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from account_lifecycle.cli.demo import demo
 from account_lifecycle.cli.ops import migrate, status
 from account_lifecycle.cli.outbox_commands import dismiss, outbox, redeliver
 from account_lifecycle.cli.policy_commands import check, diagram, diff, show, verify
+from account_lifecycle.cli.queries import accounts
 from account_lifecycle.studio.command import studio
 
 __all__ = ["cli"]
@@ -48,7 +52,7 @@ def cli() -> None:
     """
 
 
-for _command in (check, show, diagram, verify, diff, demo, studio, migrate):
+for _command in (check, show, diagram, verify, diff, demo, studio, migrate, accounts):
     cli.add_command(_command)
 for _command in (outbox, redeliver, dismiss):
     cli.add_command(_command)

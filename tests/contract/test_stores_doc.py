@@ -69,7 +69,7 @@ def test_the_postgres_examples_run(pg_schema: tuple[str, str]) -> None:
 def test_the_contract_suite_example_runs(tmp_path: Path) -> None:
     """The example that subclasses StoreContract collects and passes every contract test; the
     store without the optional corrupt_record/corrupt_event hooks skips the tests of undecodable
-    rows (18), saying why, and the one with them runs them."""
+    rows (21), saying why, and the one with them runs them."""
     [example] = python_blocks(mentioning="StoreContract")
     (tmp_path / "test_my_store.py").write_text(example, encoding="utf-8")
 
@@ -82,9 +82,9 @@ def test_the_contract_suite_example_runs(tmp_path: Path) -> None:
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
-    # 178: the 5 save_many tests pass on the example store through the per-record fallback;
-    # both example stores keep an outbox, so its 13 tests run on each
-    assert result.stdout.splitlines()[-1].startswith("178 passed, 18 skipped"), result.stdout
+    # 186: the 5 save_many tests pass on the example store through the per-record fallback;
+    # both example stores keep an outbox, so its 13 tests run on each; 8 query tests pass
+    assert result.stdout.splitlines()[-1].startswith("186 passed, 21 skipped"), result.stdout
     skipped = [line for line in result.stdout.splitlines() if line.startswith("SKIPPED")]
     assert len(skipped) == 2  # one line per hook, each counting its tests
     assert all("TestMyStore does not implement corrupt_" in line for line in skipped), skipped

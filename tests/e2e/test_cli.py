@@ -387,6 +387,7 @@ class TestGroup:
         commands = [line.split()[0] for line in out.split("Commands:")[1].strip().splitlines()]
         assert commands == sorted(
             [
+                "accounts",
                 "check",
                 "confirm",
                 "demo",

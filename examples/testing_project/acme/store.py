@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 from account_lifecycle import (
+    AccountQuery,
     AccountRecord,
     AuditEvent,
     DeadLetter,
@@ -64,6 +65,12 @@ class ChangeLogStore:
 
     def history(self, account_id: str) -> tuple[AuditEvent, ...]:
         return self.inner.history(account_id)
+
+    def list_accounts(
+        self, query: AccountQuery, *, after: str | None, limit: int
+    ) -> Sequence[AccountRecord | CorruptRecord]:
+        """Operators' queries (``QueryStore``): read from the inner store, which has the columns."""
+        return self.inner.list_accounts(query, after=after, limit=limit)
 
     def account_ids(self) -> tuple[str, ...]:
         return self.inner.account_ids()
