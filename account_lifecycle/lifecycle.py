@@ -61,6 +61,7 @@ from account_lifecycle.ports import (
 )
 from account_lifecycle.purge import Claim, PurgeRunner, SweepReport
 from account_lifecycle.receipts import ErasureReceipt, RedactedValue, receipt_for
+from account_lifecycle.registry import PolicyRegistry
 from account_lifecycle.sealed import check_sealed, sealed_fields
 from account_lifecycle.timeline import Timeline, build_timeline
 
@@ -107,11 +108,16 @@ class Lifecycle:
     Holds no per-account state: every command reads the stored record and writes a new
     version of it with compare-and-set, so any number of ``Lifecycle`` objects in any
     number of processes may share one store.
+
+    *policy* is one ``Policy``, or a ``PolicyRegistry`` of several versions (of one or more
+    policy names): each account follows the version it is pinned to (``docs/policy-versions.md``),
+    and ``policy`` is the registry's current version. The purgers, checks and hooks given must
+    cover every version.
     """
 
     def __init__(
         self,
-        policy: Policy,
+        policy: Policy | PolicyRegistry,
         *,
         store: AccountStore,
         purgers: Iterable[Purger] = (),
@@ -126,15 +132,18 @@ class Lifecycle:
         sweep_concurrency: int = 1,
         identity_keys: IdentityKeys | None = None,
     ) -> None:
-        if not isinstance(policy, Policy):
-            raise TypeError(f"policy must be a Policy, got {type(policy).__name__}")
+        if not isinstance(policy, Policy | PolicyRegistry):
+            raise TypeError(f"policy must be a Policy or a PolicyRegistry, got {type(policy).__name__}")
+        self.registry = PolicyRegistry.of(policy)
+        policy = self.registry.current
         if identity_keys is not None and not isinstance(identity_keys, IdentityKeys):
             raise TypeError(f"identity_keys must be IdentityKeys, got {type(identity_keys).__name__}")
-        if identity_keys is None and policy.identity:
-            raise ConfigurationError(
-                f"policy {policy.label} holds identifiers ({', '.join(policy.identity)}), which are "
-                "stored as keyed digests only: pass identity_keys=IdentityKeys(IdentityKey(id, secret))"
-            )
+        for version in self.registry.policies:
+            if identity_keys is None and version.identity:
+                raise ConfigurationError(
+                    f"policy {version.label} holds identifiers ({', '.join(version.identity)}), which "
+                    "are stored as keyed digests only: pass identity_keys=IdentityKeys(IdentityKey(id, secret))"
+                )
         self.identity_keys = identity_keys
         self.policy = policy
         self.store = store
@@ -166,21 +175,27 @@ class Lifecycle:
         self.purgers = self._index_purgers(purgers)
         self.effects = self._index_effects(effects or {})
         self.prerequisites = dict(prerequisites or {})
-        missing = [name for name in policy.prerequisites if name not in self.prerequisites]
-        if missing:
-            raise ConfigurationError(
-                f"policy {policy.label} needs a check for prerequisite(s) {', '.join(missing)}; "
-                "pass prerequisites={name: check}"
+        for version in self.registry.policies:
+            missing = [name for name in version.prerequisites if name not in self.prerequisites]
+            if missing:
+                raise ConfigurationError(
+                    f"policy {version.label} needs a check for prerequisite(s) {', '.join(missing)}; "
+                    "pass prerequisites={name: check}"
+                )
+        #: The decision rules of each version, built once, by label.
+        self.versions: dict[str, Rules] = {
+            version.label: Rules(
+                policy=version,
+                machine=PolicyMachine(version),
+                hooked_effects=frozenset(self.effects),
+                retry_backoff=retry_backoff,
+                max_retry_backoff=max_retry_backoff,
             )
-        self.machine = PolicyMachine(policy)
-        self.rules = Rules(
-            policy=policy,
-            machine=self.machine,
-            hooked_effects=frozenset(self.effects),
-            retry_backoff=retry_backoff,
-            max_retry_backoff=max_retry_backoff,
-        )
-        self.journal = Journal(store, policy.label, self.listeners)
+            for version in self.registry.policies
+        }
+        self.rules = self.versions[policy.label]
+        self.machine = self.rules.machine
+        self.journal = Journal(store, policy.label, self.listeners, label_of=self._label_of)
         self.runner = PurgeRunner(
             rules=self.rules,
             store=store,
@@ -190,14 +205,16 @@ class Lifecycle:
             lease_duration=lease,
             effects=self.effects,
             concurrency=sweep_concurrency,
+            rules_for=self._runner_rules,
         )
 
     def _index_purgers(self, purgers: Iterable[Purger]) -> dict[str, Purger]:
-        wanted = {c.name for c in self.policy.purge.categories}
+        # every category some version erases (a version's protected ones are not in its list)
+        wanted = {c.name for version in self.registry.policies for c in version.purge.categories}
         index: dict[str, Purger] = {}
         for purger in purgers:
             category = purger.category
-            if category in self.policy.purge.protected or category not in wanted:
+            if category not in wanted:
                 continue  # never called: protected data is not handed to a purger
             if category in index:
                 raise ConfigurationError(f"two purgers registered for category {category!r}")
@@ -234,24 +251,50 @@ class Lifecycle:
         return require_aware(self.clock.now(), "clock.now()")
 
     def _own(self, record: AccountRecord) -> AccountRecord:
-        """*record*, if it follows this lifecycle's policy (records from before the policy was
-        stored have none and are taken as they are)."""
-        if record.policy and record.policy != self.policy.name:
-            raise PolicyMismatch(
-                account_id=record.account_id, account_policy=record.policy, lifecycle_policy=self.policy.name
-            )
+        """*record*, if it follows a policy of this lifecycle's registry (records from before
+        the policy was stored have none and are taken as they are); else ``PolicyMismatch``."""
+        self.registry.resolve(record)
         return record
 
-    def _decide(self, record: AccountRecord, command: Command, now: datetime) -> Decision:
+    def _label_of(self, name: str, version: int) -> str:
+        """The label in force for an account of policy *name* pinned to *version* (the journal
+        chains its events under it)."""
+        try:
+            return self.registry.resolve_pin(name, version).label
+        except PolicyMismatch:
+            return f"{name}@{version}" if version else name
+
+    def rules_of(self, record: AccountRecord) -> Rules:
+        """The decision rules of the version *record* follows now: an ``ACTIVE`` account follows
+        the version it would start a cancellation under (the registry's current one for it, or
+        its roll-out's pick), any other the version it is pinned to. ``PolicyMismatch`` for an
+        account of a policy this lifecycle does not hold."""
+        if record.state is State.ACTIVE and self.registry.knows(record.policy):
+            return self.versions[self.registry.current_for(record.account_id).label]
+        return self.versions[self.registry.resolve(record).label]
+
+    def _runner_rules(self, record: AccountRecord) -> Rules | None:
+        try:
+            return self.versions[self.registry.resolve(record).label]
+        except PolicyMismatch:
+            return None
+
+    def _decide(self, rules: Rules, record: AccountRecord, command: Command, now: datetime) -> Decision:
         """The decision core's answer; the prerequisite checks (host code) run only when the
         decision reaches their guard."""
         try:
-            return decide_command(self.rules, record, command, now)
+            decision = decide_command(rules, record, command, now)
         except NeedsPrerequisites:
             pending = {
-                name: self.prerequisites[name](record.account_id) for name in self.policy.prerequisites
+                name: self.prerequisites[name](record.account_id) for name in rules.policy.prerequisites
             }
-            return decide_command(self.rules, record, command, now, pending)
+            decision = decide_command(rules, record, command, now, pending)
+        policy = rules.policy
+        if (record.policy, record.policy_version) != (policy.name, policy.version):
+            # an active account moves to the version it cancels under (or its only version)
+            repin = {"policy": policy.name, "policy_version": policy.version}
+            decision = attrs.evolve(decision, changes={**decision.changes, **repin})
+        return decision
 
     @telemetry.traced_command  # OpenTelemetry (extra otel): a span and a count per command
     def _apply(
@@ -267,13 +310,14 @@ class Lifecycle:
             raise TypeError(f"actor must be an Actor, got {type(command.actor).__name__}")
         if command.idempotency_key is not None:
             validate_id(command.idempotency_key, "idempotency_key")
-        record = self._own(self.get(account_id))
-        if permitted_replay(self.rules, record, command):
+        record = self.get(account_id)
+        rules = self.rules_of(record)
+        if permitted_replay(rules, record, command):
             return record, True
         now = self._now()
-        decision = self._decide(record, command, now)
+        decision = self._decide(rules, record, command, now)
         if lease is not None:
-            started = start_work(self.rules, _applied(record, decision), now, lease.owner)
+            started = start_work(rules, _applied(record, decision), now, lease.owner)
             if started is not None and started.work is not None:
                 # the confirm event says the steps start: the write needs no event of its own
                 decision = decision.then(record, attrs.evolve(started, events=()))
@@ -282,7 +326,7 @@ class Lifecycle:
         except ConcurrentUpdate:
             if command.idempotency_key is not None:  # a retry of the same request may have won the race
                 current = self.get(account_id)
-                if permitted_replay(self.rules, current, command):
+                if permitted_replay(self.rules_of(current), current, command):
                     return current, True
             raise
 
@@ -317,7 +361,8 @@ class Lifecycle:
             raise ValueError(f"the owner {owner!r} cannot also be listed as a member")
         if identity is not None:  # compared and stored in its canonical form (identity.py)
             identity = checked_identity(canonical_text(identity), "identity")
-        held = self._check_identifiers(identifiers)
+        rules = self.versions[self.registry.current_for(account_id).label]
+        held = self._check_identifiers(rules.policy, identifiers)
         keys = self.identity_keys
         aliases: dict[str, tuple[str, ...]] = {}
         if identity is not None or held:
@@ -335,7 +380,7 @@ class Lifecycle:
                 aliases[digest] = keys.aliases(kind, plain.value)
                 held[kind] = HeldIdentifier(digest)
         record, event = decide_open(
-            self.rules,
+            rules,
             account_id=account_id,
             owner=owner,
             members=member_set,
@@ -448,7 +493,7 @@ class Lifecycle:
             authenticated_at=None
             if authenticated_at is None
             else require_aware(authenticated_at, "authenticated_at"),
-            window=self.policy.recovery.choose(window),
+            window=self.rules_of(self.get(account_id)).policy.recovery.choose(window),
             idempotency_key=idempotency_key,
         )
         lease = Lease(f"confirm:{uuid.uuid4().hex}", self._now() + self.lease)
@@ -506,7 +551,7 @@ class Lifecycle:
         An unknown or protected category, or a blank *reason*, is a ``ValueError``; a category
         already held or already erased is an ``InvalidTransition``; a category whose purger is
         running now is ``ErasureInProgress`` (retryable)."""
-        self._check_category(category)
+        self._check_category(account_id, category)
         command = Command(
             Action.PLACE_HOLD,
             actor,
@@ -523,29 +568,32 @@ class Lifecycle:
         it by itself (and moves the account on once nothing else holds it back). Any state but
         ``PURGED``; who may is ``permissions.release_hold``. ``InvalidTransition`` if the
         category is not held."""
-        self._check_category(category)
+        self._check_category(account_id, category)
         command = Command(Action.RELEASE_HOLD, actor, category=category, idempotency_key=idempotency_key)
         return self._command(account_id, command)
 
-    def _check_category(self, category: str) -> None:
-        if category in self.policy.purge.protected:
+    def _check_category(self, account_id: str, category: str) -> None:
+        policy = self.rules_of(self.get(account_id)).policy
+        if category in policy.purge.protected:
             raise ValueError(
                 f"{category!r} is protected: it is never erased, so there is nothing for a hold to stop"
             )
-        names = [c.name for c in self.policy.purge.categories]
+        names = [c.name for c in policy.purge.categories]
         if category not in names:
             raise ValueError(
                 f"unknown category {category!r}; this policy erases {', '.join(names) or 'none'}"
             )
 
-    def _check_identifiers(self, identifiers: Mapping[str, str] | None) -> dict[str, HeldIdentifier]:
+    def _check_identifiers(
+        self, policy: Policy, identifiers: Mapping[str, str] | None
+    ) -> dict[str, HeldIdentifier]:
         if identifiers is None:
             return {}
         if not isinstance(identifiers, Mapping):
             raise TypeError(
                 f"identifiers must be a mapping of kind to value, got {type(identifiers).__name__}"
             )
-        kinds = tuple(self.policy.identity)
+        kinds = tuple(policy.identity)
         held = {}
         for kind, value in identifiers.items():
             if kind not in kinds:
@@ -556,7 +604,7 @@ class Lifecycle:
             if not isinstance(value, str):
                 raise TypeError(f"identifier {kind!r} must be a str, got {type(value).__name__}")
             try:  # compared and stored in its kind's canonical form (identity.py)
-                value = canonical_identifier(kind, value, email_local_part=self.policy.email_local_part)
+                value = canonical_identifier(kind, value, email_local_part=policy.email_local_part)
             except ValueError as exc:
                 raise ValueError(f"identifier {kind!r}: {exc}") from None
             held[kind] = HeldIdentifier(checked_identity(value, f"identifier {kind!r}"))
@@ -604,23 +652,24 @@ class Lifecycle:
         *at* defaults to the lifecycle's clock. Before the account is confirmed the moments
         assume a confirm at *at* (with the *window* the owner would pick, by default the first
         choice); once confirmed they are the account's own."""
-        record = self._own(self.get(account_id))
+        record = self.get(account_id)
         moment = self._now() if at is None else require_aware(at, "at")
-        return build_timeline(self.policy, record, moment, window)
+        return build_timeline(self.rules_of(record).policy, record, moment, window)
 
     def allowed_actions(self, account_id: str, actor: Actor) -> frozenset[Action]:
         """What a UI may offer this actor now, from the state, the relation and the permissions
         (and the window). Inputs such as the token are not guessed."""
         if not isinstance(actor, Actor):
             raise TypeError(f"actor must be an Actor, got {type(actor).__name__}")
-        record = self._own(self.get(account_id))
+        record = self.get(account_id)
+        rules = self.rules_of(record)
         attempt = Attempt(record=record, actor=actor, relation=record.relation_of(actor), now=self._now())
         return frozenset(
             a
             for a in _USER_ACTIONS
-            if self.machine.possible(a, attempt)
+            if rules.machine.possible(a, attempt)
             and (a is not Action.RELEASE_HOLD or record.holds)
-            and not fenced(self.policy, record, Command(a, actor))
+            and not fenced(rules.policy, record, Command(a, actor))
         )
 
     def history(self, account_id: str) -> tuple[AuditEvent, ...]:
@@ -652,7 +701,7 @@ class Lifecycle:
             for field in sealed_fields(event)
             if field not in event.sealed_values
         )
-        return receipt_for(record, self.policy, redacted=redacted)
+        return receipt_for(record, self.registry.resolve(record), redacted=redacted)
 
     def holds_identity(self, account_id: str, identity: str) -> bool:
         """Whether the account was opened with *identity* and still keeps its digest (the
