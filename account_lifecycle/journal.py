@@ -58,7 +58,8 @@ class Journal:
             return self.policy
         name = changes.get("policy", record.policy)
         version = changes.get("policy_version", record.policy_version)
-        assert isinstance(name, str) and isinstance(version, int)
+        assert isinstance(name, str)
+        assert isinstance(version, int)
         return self.label_of(name, version)
 
     def _pinned(

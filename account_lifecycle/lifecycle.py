@@ -141,8 +141,9 @@ class Lifecycle:
         for version in self.registry.policies:
             if identity_keys is None and version.identity:
                 raise ConfigurationError(
-                    f"policy {version.label} holds identifiers ({', '.join(version.identity)}), which "
-                    "are stored as keyed digests only: pass identity_keys=IdentityKeys(IdentityKey(id, secret))"
+                    f"policy {version.label} holds identifiers ({', '.join(version.identity)}), "
+                    "which are stored as keyed digests only: "
+                    "pass identity_keys=IdentityKeys(IdentityKey(id, secret))"
                 )
         self.identity_keys = identity_keys
         self.policy = policy
