@@ -34,12 +34,21 @@ from account_lifecycle.errors import (
     ConfigurationError,
     InvalidTransition,
     LifecycleError,
+    MigrationRefused,
     PolicyMismatch,
 )
 from account_lifecycle.identity import canonical_identifier, canonical_text, checked_identity
 from account_lifecycle.identity_keys import IDENTITY_KIND, IdentityKeys
-from account_lifecycle.journal import Journal
+from account_lifecycle.journal import Commit, Journal
 from account_lifecycle.machine import Attempt, PolicyMachine
+from account_lifecycle.migration import (
+    AccountMove,
+    MigrationPlan,
+    MigrationReport,
+    MigrationRule,
+    check_rules,
+    plan_account,
+)
 from account_lifecycle.model import (
     AccountRecord,
     Action,
@@ -758,6 +767,125 @@ class Lifecycle:
                 continue  # a command won the race: read it again
             return True
         raise ConcurrentUpdate(account_id=account_id, expected_version=record.version)
+
+    # -- policy versions ---------------------------------------------------------------------
+
+    def _pinned_ids(self, source: Policy) -> tuple[str, ...]:
+        """The ids of the accounts pinned to *source*, in order: from the store's index of pinned
+        labels when it has one (``account_ids_pinned``), else by reading every record."""
+        select = getattr(self.store, "account_ids_pinned", None)
+        versions = self.registry.versions_of(source.name)
+        if select is None or len(versions) == 1:  # a lone version also takes unknown versions
+            return tuple(i for i in self.store.account_ids() if self._follows(i, source))
+        ids = set(select(source.label))
+        if versions[0] == source:
+            ids.update(select(source.name))  # records from before versions follow the oldest
+        return tuple(sorted(ids))
+
+    def _follows(self, account_id: str, source: Policy) -> bool:
+        try:
+            return self.registry.pinned_to(source, self.get(account_id))
+        except LifecycleError:
+            return False
+
+    def _moves(self, source: Policy, target: Policy) -> list[AccountMove]:
+        now = self._now()
+        moves = []
+        for account_id in self._pinned_ids(source):
+            try:
+                record = self.get(account_id)
+            except LifecycleError:
+                continue
+            if self.registry.pinned_to(source, record):
+                moves.append(plan_account(record, source, target, now))
+        return moves
+
+    def plan_migration(
+        self, source: str, target: str, *, allow: Iterable[str | MigrationRule] = ()
+    ) -> MigrationPlan:
+        """What ``migrate_accounts`` would do to the accounts pinned to version *source*
+        (``"allclients@1"``) to move them to *target*: per state, how many accounts, what
+        changes for them in the words of the semantic diff, and which promises it would break
+        (``MigrationPlan.refused``: those not in *allow*). Writes nothing. ``UnknownPolicyVersion``
+        for a label the registry does not hold; ``ValueError`` for an unknown rule."""
+        allowed = check_rules(allow)
+        a, b = self.registry.get(source), self.registry.get(target)
+        return MigrationPlan.of(a, b, self._moves(a, b), allowed)
+
+    def migrate_accounts(
+        self,
+        source: str,
+        target: str,
+        *,
+        allow: Iterable[str | MigrationRule] = (),
+        dry_run: bool = True,
+        batch: int = 100,
+    ) -> MigrationReport:
+        """Move the accounts pinned to version *source* to version *target*, after its plan
+        (``plan_migration``). With *dry_run* (the default) only the plan is made.
+
+        Refused as a whole (``MigrationRefused``, nothing written) while the plan breaks a rule
+        not in *allow*. Each account is one audited write (``policy_migrated``, naming both
+        versions) with compare-and-set, *batch* accounts per store transaction, fenced like any
+        other command: an account whose purge steps are in flight, or that a command or sweep
+        changed meanwhile (twice), is left ``busy`` for the next run. Resumable: an account
+        moved is no longer pinned to *source*, so running it again moves the rest."""
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise ValueError(f"batch must be a whole number >= 1, got {batch!r}")
+        plan = self.plan_migration(source, target, allow=allow)
+        if dry_run:
+            return MigrationReport(plan, dry_run=True)
+        if plan.refused:
+            raise MigrationRefused(source=plan.source, target=plan.target, rules=plan.refused)
+        a, b = self.registry.get(source), self.registry.get(target)
+        ids = self._pinned_ids(a)
+        migrated: list[str] = []
+        busy: list[str] = []
+        refused: dict[str, tuple[str, ...]] = {}
+        failed: dict[str, str] = {}
+        for start in range(0, len(ids), batch):
+            pending = list(ids[start : start + batch])
+            for _ in range(2):  # a write that lost a race is decided again once
+                commits: list[Commit] = []
+                now = self._now()
+                for account_id in pending:
+                    try:
+                        record = self.get(account_id)
+                    except LifecycleError as exc:
+                        failed[account_id] = str(exc)
+                        continue
+                    if not self.registry.pinned_to(a, record):
+                        continue  # moved already (a run before this one), or purged since
+                    move = plan_account(record, a, b, now)
+                    if move.busy:
+                        busy.append(account_id)
+                    elif move.blocked is not None or move.decision is None:
+                        continue
+                    elif not_allowed := [r.value for r in move.broken if r not in plan.allowed]:
+                        refused[account_id] = tuple(not_allowed)
+                    else:
+                        commits.append(Commit(record, move.decision, now))
+                written = self.journal.commit_many(commits)
+                pending = []
+                for commit, result in zip(commits, written, strict=True):
+                    account_id = commit.record.account_id
+                    if isinstance(result, ConcurrentUpdate):
+                        pending.append(account_id)
+                    elif isinstance(result, Exception):
+                        failed[account_id] = str(result)
+                    else:
+                        migrated.append(account_id)
+                if not pending:
+                    break
+            busy.extend(pending)
+        return MigrationReport(
+            plan,
+            dry_run=False,
+            migrated=tuple(migrated),
+            busy=tuple(dict.fromkeys(busy)),
+            refused=refused,
+            failed=failed,
+        )
 
 
 _MAX_REASON = 500
