@@ -24,6 +24,7 @@ from account_lifecycle.errors import (
     IdempotencyKeyReused,
     InvalidTransition,
     LifecycleError,
+    MigrationRefused,
     MissingAcknowledgements,
     NotPermitted,
     PolicyError,
@@ -34,10 +35,12 @@ from account_lifecycle.errors import (
     RecoveryWindowExpired,
     StaleConfirmation,
     StoreError,
+    UnknownPolicyVersion,
     WrongConfirmationToken,
 )
 from account_lifecycle.identity_keys import IdentityKey, IdentityKeys
 from account_lifecycle.lifecycle import Lifecycle, RekeyReport
+from account_lifecycle.migration import MigrationPlan, MigrationReport, MigrationRule, StatePlan
 from account_lifecycle.model import (
     AccountRecord,
     Action,
@@ -66,6 +69,7 @@ from account_lifecycle.policy import (
 from account_lifecycle.ports import AccountStore, Clock, EffectHook, Listener, PrerequisiteCheck, Purger
 from account_lifecycle.purge import Claim, SweepReport
 from account_lifecycle.receipts import ErasedCategory, ErasureReceipt, RedactedValue, RetainedCategory
+from account_lifecycle.registry import PolicyRegistry, Rollout
 from account_lifecycle.sealed import SealedValue
 from account_lifecycle.timeline import KeptCategory, ScheduledErasure, Timeline, TimelinePhase
 from account_lifecycle.values import (
@@ -126,12 +130,17 @@ __all__ = [
     "Listener",
     "ManualClock",
     "MemoryStore",
+    "MigrationPlan",
+    "MigrationRefused",
+    "MigrationReport",
+    "MigrationRule",
     "MissingAcknowledgements",
     "NotPermitted",
     "PendingItem",
     "Policy",
     "PolicyError",
     "PolicyMismatch",
+    "PolicyRegistry",
     "PostgresStore",
     "PrerequisiteCheck",
     "PrerequisitesPending",
@@ -152,12 +161,14 @@ __all__ = [
     "Relation",
     "Reminder",
     "RetainedCategory",
+    "Rollout",
     "SQLiteStore",
     "ScheduledErasure",
     "SealedValue",
     "ServiceState",
     "StaleConfirmation",
     "State",
+    "StatePlan",
     "StoreError",
     "SurveyOutcome",
     "SurveyPolicy",
@@ -165,6 +176,7 @@ __all__ = [
     "SystemClock",
     "Timeline",
     "TimelinePhase",
+    "UnknownPolicyVersion",
     "WrongConfirmationToken",
     "describe_policy",
     "diff_policies",

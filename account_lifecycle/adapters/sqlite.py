@@ -99,10 +99,7 @@ _VERSIONS_INDEX: Final = (
     "CREATE INDEX IF NOT EXISTS accounts_policy_label ON accounts (policy_label, account_id)"
 )
 
-_SET = (
-    "UPDATE accounts SET version = ?, state = ?, live_identity = ?, due_at = ?, body = ?,"
-    " policy_label = ?"
-)
+_SET = "UPDATE accounts SET version = ?, state = ?, live_identity = ?, due_at = ?, body = ?, policy_label = ?"
 _WHERE = " WHERE account_id = ? AND version = ?"
 #: A write that leaves the claim as it is (a user command).
 _SAVE: Final = _SET + _WHERE
