@@ -13,6 +13,7 @@ import attrs
 from account_lifecycle.audit import format_time
 from account_lifecycle.model import AccountRecord, PurgeStatus
 from account_lifecycle.policy import Policy
+from account_lifecycle.schedule import EFFECT_PREFIX
 
 __all__ = ["ErasedCategory", "ErasureReceipt", "RedactedValue", "RetainedCategory", "receipt_for"]
 
@@ -122,12 +123,15 @@ def receipt_for(
     version in force when it entered each state."""
     erased = []
     retained = []
-    for category in policy.purge.categories:
-        progress = record.purge.get(category.name)
+    names = [c.name for c in policy.purge.categories]
+    # then any category erased under an earlier version the account was migrated from
+    names += [k for k in record.purge if k not in names and not k.startswith(EFFECT_PREFIX)]
+    for name in names:
+        progress = record.purge.get(name)
         if progress is not None and progress.status is PurgeStatus.DONE and progress.at is not None:
-            erased.append(ErasedCategory(category.name, progress.items, progress.at, progress.purger))
-        elif (hold := record.holds.get(category.name)) is not None:
-            retained.append(RetainedCategory(category.name, hold.reason, hold.at, hold.by))
+            erased.append(ErasedCategory(name, progress.items, progress.at, progress.purger))
+        elif (hold := record.holds.get(name)) is not None:
+            retained.append(RetainedCategory(name, hold.reason, hold.at, hold.by))
     return ErasureReceipt(
         account_id=record.account_id,
         policy=policy.label,

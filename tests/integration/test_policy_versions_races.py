@@ -126,7 +126,11 @@ def test_a_migration_stopped_half_way_resumes() -> None:
         pass
     else:
         raise AssertionError("the store failure was swallowed")
-    assert [lc.get(f"a{n}").policy_label for n in range(3)] == ["allclients@2", "allclients@1", "allclients@1"]
+    assert [lc.get(f"a{n}").policy_label for n in range(3)] == [
+        "allclients@2",
+        "allclients@1",
+        "allclients@1",
+    ]
     store.fail_on = None
     report = lc.migrate_accounts("allclients@1", "allclients@2", dry_run=False, batch=1)
     assert report.migrated == ("a1", "a2")
