@@ -30,6 +30,7 @@ from account_lifecycle.cli.console import (
 from account_lifecycle.cli.demo import demo
 from account_lifecycle.cli.ops import migrate, status
 from account_lifecycle.cli.policy_commands import check, diagram, diff, show, verify
+from account_lifecycle.cli.versions import migrate_accounts
 from account_lifecycle.studio.command import studio
 
 __all__ = ["cli"]
@@ -48,5 +49,17 @@ def cli() -> None:
 
 for _command in (check, show, diagram, verify, diff, demo, studio, migrate):
     cli.add_command(_command)
-for _command in (open_, request, survey, confirm, withdraw, restore, sweep, status, history, receipt):
+for _command in (
+    open_,
+    request,
+    survey,
+    confirm,
+    withdraw,
+    restore,
+    sweep,
+    status,
+    history,
+    receipt,
+    migrate_accounts,
+):
     cli.add_command(_command)
