@@ -80,7 +80,14 @@ from account_lifecycle.values import (
     PurgeContext,
     PurgeResult,
 )
-from account_lifecycle.verify import Change, Difference, DiffReport, diff_policies
+from account_lifecycle.verify import (
+    Change,
+    Difference,
+    DiffReport,
+    RegistryReport,
+    diff_policies,
+    verify_registry,
+)
 
 if TYPE_CHECKING:  # imported lazily by __getattr__ below: it needs the postgres extra
     from account_lifecycle.adapters.postgres import PostgresStore
@@ -157,6 +164,7 @@ __all__ = [
     "RecoveryPolicy",
     "RecoveryWindowExpired",
     "RedactedValue",
+    "RegistryReport",
     "RekeyReport",
     "Relation",
     "Reminder",
@@ -181,6 +189,7 @@ __all__ = [
     "describe_policy",
     "diff_policies",
     "policies",
+    "verify_registry",
 ]
 
 

@@ -242,3 +242,22 @@ def test_purged_accounts_are_not_migrated(world: Any) -> None:
     ]
     assert lc.migrate_accounts("allclients@1", "allclients@2", dry_run=False).migrated == ()
     assert lc.receipt("p").policy == "allclients@1"
+
+
+def test_verify_checks_every_version_and_every_allowed_migration() -> None:
+    from account_lifecycle import verify_registry
+
+    registry = PolicyRegistry([V1, V2])
+    report = verify_registry(registry)  # by default: each version to its later versions
+    assert report.ok
+    assert list(report.versions) == ["allclients@1", "allclients@2"]
+    assert [(m.source, m.target, m.broken) for m in report.migrations] == [
+        ("allclients@1", "allclients@2", ())
+    ]
+    back = verify_registry(registry, [("allclients@2", "allclients@1")])
+    assert not back.ok
+    assert back.migrations[0].broken == ("shorten-window",)
+    assert verify_registry(registry, [("allclients@2", "allclients@1", ["shorten-window"])]).ok
+    assert back.to_dict()["migrations"][0]["ok"] is False
+    with pytest.raises(UnknownPolicyVersion):
+        verify_registry(registry, [("allclients@2", "allclients@3")])
