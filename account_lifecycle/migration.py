@@ -97,6 +97,15 @@ class AccountMove:
     busy: bool = False
     decision: Decision | None = None
 
+    @property
+    def window_moves(self) -> int:
+        """+1 if the move ends the account's recovery window later, -1 sooner, 0 if not at all."""
+        if self.decision is None or "restorable_until" not in self.decision.changes:
+            return 0
+        moved = self.decision.events[0].details["restorable_until"]
+        before, after = moved["from"], moved["to"]
+        return 1 if before is not None and after is not None and after > before else -1
+
 
 def _fates(policy: Policy) -> dict[str, str]:
     fates = {c.name: c.at for c in policy.purge.categories}
@@ -272,6 +281,9 @@ class StatePlan:
     broken: Mapping[MigrationRule, int] = attrs.field(factory=dict)
     blocked: Mapping[str, int] = attrs.field(factory=dict)
     busy: int = 0
+    #: How many accounts' recovery window would end later, and how many sooner.
+    later: int = 0
+    sooner: int = 0
 
 
 def _relevant(state: State, changes: Sequence[Change]) -> tuple[Change, ...]:
@@ -326,6 +338,8 @@ class MigrationPlan:
                     broken,
                     blocked,
                     sum(1 for m in found if m.busy),
+                    sum(1 for m in found if m.window_moves > 0),
+                    sum(1 for m in found if m.window_moves < 0),
                 )
             )
         return cls(source.label, target.label, changes, tuple(states), allowed)
@@ -354,6 +368,10 @@ class MigrationPlan:
                 lines.append(f"  {change}")
             if plan.state is not State.PURGED and not plan.changes:
                 lines.append("  nothing changes for them but the version they follow")
+            if plan.later:
+                lines.append(f"  their recovery window ends later: {_count(plan.later)}")
+            if plan.sooner:
+                lines.append(f"  their recovery window ends sooner: {_count(plan.sooner)}")
             for rule, count in plan.broken.items():
                 verdict = "allowed" if rule in self.allowed else f"REFUSED (--allow {rule.value})"
                 lines.append(f"  {verdict}: {RULE_WORDS[rule]}: {_count(count)} [{rule.value}]")

@@ -30,6 +30,8 @@ def _plan_data(plan: MigrationPlan) -> dict[str, Any]:
                 "broken": {r.value: n for r, n in s.broken.items()},
                 "blocked": dict(s.blocked),
                 "busy": s.busy,
+                "window_later": s.later,
+                "window_sooner": s.sooner,
             }
             for s in plan.states
         ],
