@@ -274,7 +274,7 @@ class Lifecycle:
         except PolicyMismatch:
             return f"{name}@{version}" if version else name
 
-    def rules_of(self, record: AccountRecord) -> Rules:
+    def _rules_of(self, record: AccountRecord) -> Rules:
         """The decision rules of the version *record* follows now: an ``ACTIVE`` account follows
         the version it would start a cancellation under (the registry's current one for it, or
         its roll-out's pick), any other the version it is pinned to. ``PolicyMismatch`` for an
@@ -321,7 +321,7 @@ class Lifecycle:
         if command.idempotency_key is not None:
             validate_id(command.idempotency_key, "idempotency_key")
         record = self.get(account_id)
-        rules = self.rules_of(record)
+        rules = self._rules_of(record)
         if permitted_replay(rules, record, command):
             return record, True
         now = self._now()
@@ -336,7 +336,7 @@ class Lifecycle:
         except ConcurrentUpdate:
             if command.idempotency_key is not None:  # a retry of the same request may have won the race
                 current = self.get(account_id)
-                if permitted_replay(self.rules_of(current), current, command):
+                if permitted_replay(self._rules_of(current), current, command):
                     return current, True
             raise
 
@@ -503,7 +503,7 @@ class Lifecycle:
             authenticated_at=None
             if authenticated_at is None
             else require_aware(authenticated_at, "authenticated_at"),
-            window=self.rules_of(self.get(account_id)).policy.recovery.choose(window),
+            window=self._rules_of(self.get(account_id)).policy.recovery.choose(window),
             idempotency_key=idempotency_key,
         )
         lease = Lease(f"confirm:{uuid.uuid4().hex}", self._now() + self.lease)
@@ -583,7 +583,7 @@ class Lifecycle:
         return self._command(account_id, command)
 
     def _check_category(self, account_id: str, category: str) -> None:
-        policy = self.rules_of(self.get(account_id)).policy
+        policy = self._rules_of(self.get(account_id)).policy
         if category in policy.purge.protected:
             raise ValueError(
                 f"{category!r} is protected: it is never erased, so there is nothing for a hold to stop"
@@ -664,7 +664,7 @@ class Lifecycle:
         choice); once confirmed they are the account's own."""
         record = self.get(account_id)
         moment = self._now() if at is None else require_aware(at, "at")
-        return build_timeline(self.rules_of(record).policy, record, moment, window)
+        return build_timeline(self._rules_of(record).policy, record, moment, window)
 
     def allowed_actions(self, account_id: str, actor: Actor) -> frozenset[Action]:
         """What a UI may offer this actor now, from the state, the relation and the permissions
@@ -672,7 +672,7 @@ class Lifecycle:
         if not isinstance(actor, Actor):
             raise TypeError(f"actor must be an Actor, got {type(actor).__name__}")
         record = self.get(account_id)
-        rules = self.rules_of(record)
+        rules = self._rules_of(record)
         attempt = Attempt(record=record, actor=actor, relation=record.relation_of(actor), now=self._now())
         return frozenset(
             a
