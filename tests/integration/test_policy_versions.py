@@ -261,3 +261,41 @@ def test_verify_checks_every_version_and_every_allowed_migration() -> None:
     assert back.to_dict()["migrations"][0]["ok"] is False
     with pytest.raises(UnknownPolicyVersion):
         verify_registry(registry, [("allclients@2", "allclients@3")])
+
+
+def test_the_pin_round_trips_and_a_malformed_one_is_a_corrupt_record() -> None:
+    import json
+
+    from account_lifecycle import RecordCorrupt
+    from account_lifecycle.codec import record_from_json, record_to_json
+
+    store, clock = MemoryStore(), ManualClock(T0)
+    lc = lifecycle(PolicyRegistry([V1, V2]), store, clock)
+    lc.open("x", owner="u-1")
+    record = cancel(lc, "x")
+    text = record_to_json(record)
+    assert record_from_json(text, "x") == record
+    data = json.loads(text)
+    assert (data["policy_version"], data["pins"]["restorable"]) == (2, "allclients@2")
+    for bad in (
+        {"policy_version": "2"},
+        {"policy_version": -1},
+        {"pins": ["x"]},
+        {"pins": {"nowhere": "a@1"}},
+    ):
+        with pytest.raises(RecordCorrupt):
+            record_from_json(json.dumps({**data, **bad}), "x")
+    legacy = {k: v for k, v in data.items() if k not in ("policy_version", "pins")}
+    old = record_from_json(json.dumps(legacy), "x")
+    assert (old.policy_version, dict(old.pins), old.policy_label) == (0, {}, "allclients")
+
+
+def test_a_rollout_naming_an_unknown_version_changes_nothing() -> None:
+    store, clock = MemoryStore(), ManualClock(T0)
+    broken = PolicyRegistry([V1], rollout=lambda account_id: "allclients@5")
+    lc = lifecycle(broken, store, clock)
+    with pytest.raises(UnknownPolicyVersion):
+        lc.open("x", owner="u-1")
+    assert store.account_ids() == ()
+    with pytest.raises(UnknownPolicyVersion):
+        PolicyRegistry([V1], rollout=Rollout("allclients@5", 0.1))
