@@ -24,6 +24,7 @@ from account_lifecycle.errors import (
     IdempotencyKeyReused,
     InvalidTransition,
     LifecycleError,
+    MigrationRefused,
     MissingAcknowledgements,
     NotPermitted,
     PolicyError,
@@ -34,10 +35,12 @@ from account_lifecycle.errors import (
     RecoveryWindowExpired,
     StaleConfirmation,
     StoreError,
+    UnknownPolicyVersion,
     WrongConfirmationToken,
 )
 from account_lifecycle.identity_keys import IdentityKey, IdentityKeys
 from account_lifecycle.lifecycle import Lifecycle, RekeyReport
+from account_lifecycle.migration import MigrationPlan, MigrationReport, MigrationRule, StatePlan
 from account_lifecycle.model import (
     AccountRecord,
     Action,
@@ -83,6 +86,7 @@ from account_lifecycle.ports import (
 from account_lifecycle.purge import Claim, SweepReport
 from account_lifecycle.queries import AccountPage
 from account_lifecycle.receipts import ErasedCategory, ErasureReceipt, RedactedValue, RetainedCategory
+from account_lifecycle.registry import PolicyRegistry, Rollout
 from account_lifecycle.sealed import SealedValue
 from account_lifecycle.timeline import KeptCategory, ScheduledErasure, Timeline, TimelinePhase
 from account_lifecycle.values import (
@@ -97,7 +101,14 @@ from account_lifecycle.values import (
     PurgeContext,
     PurgeResult,
 )
-from account_lifecycle.verify import Change, Difference, DiffReport, diff_policies
+from account_lifecycle.verify import (
+    Change,
+    Difference,
+    DiffReport,
+    RegistryReport,
+    diff_policies,
+    verify_registry,
+)
 
 if TYPE_CHECKING:  # imported lazily by __getattr__ below: it needs the postgres extra
     from account_lifecycle.adapters.postgres import PostgresStore
@@ -151,6 +162,10 @@ __all__ = [
     "ListenerStatus",
     "ManualClock",
     "MemoryStore",
+    "MigrationPlan",
+    "MigrationRefused",
+    "MigrationReport",
+    "MigrationRule",
     "MissingAcknowledgements",
     "NotPermitted",
     "OutboxBusy",
@@ -162,6 +177,7 @@ __all__ = [
     "Policy",
     "PolicyError",
     "PolicyMismatch",
+    "PolicyRegistry",
     "PostgresStore",
     "PrerequisiteCheck",
     "PrerequisitesPending",
@@ -179,18 +195,21 @@ __all__ = [
     "RecoveryWindowExpired",
     "RedactedValue",
     "RedeliveryReport",
+    "RegistryReport",
     "RekeyReport",
     "Relation",
     "Relay",
     "RelayReport",
     "Reminder",
     "RetainedCategory",
+    "Rollout",
     "SQLiteStore",
     "ScheduledErasure",
     "SealedValue",
     "ServiceState",
     "StaleConfirmation",
     "State",
+    "StatePlan",
     "StoreError",
     "SurveyOutcome",
     "SurveyPolicy",
@@ -198,10 +217,12 @@ __all__ = [
     "SystemClock",
     "Timeline",
     "TimelinePhase",
+    "UnknownPolicyVersion",
     "WrongConfirmationToken",
     "describe_policy",
     "diff_policies",
     "policies",
+    "verify_registry",
 ]
 
 

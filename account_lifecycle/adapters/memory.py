@@ -316,6 +316,12 @@ class MemoryStore:
         with self._lock:
             return tuple(self._records)
 
+    def account_ids_pinned(self, label: str) -> tuple[str, ...]:
+        """The ids of the accounts pinned to *label* (``name@version``, or a bare name for
+        records written before versions), in id order."""
+        with self._lock:
+            return tuple(sorted(i for i, r in self._records.items() if r.policy_label == label))
+
     # -- read-only views for operators --------------------------------------------------------
 
     def schema_version(self) -> int:

@@ -207,6 +207,16 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[LiteralString, ...]], ...]] = (
             " SELECT account_id, seq FROM {schema}.events ORDER BY account_id, seq",
         ),
     ),
+    (
+        5,
+        "policy versions: the label each account is pinned to, indexed (data step: from bodies)",
+        (
+            # NULL: a row not labelled yet (its body says); account_ids_pinned offers it too.
+            "ALTER TABLE {schema}.accounts ADD COLUMN IF NOT EXISTS policy_label text",
+            "CREATE INDEX IF NOT EXISTS accounts_policy_label_idx"
+            " ON {schema}.accounts (policy_label, account_id)",
+        ),
+    ),
 )
 #: The schema version this library reads and writes.
 SCHEMA_VERSION: Final = MIGRATIONS[-1][0]
@@ -437,10 +447,43 @@ class PostgresStore:
                     cursor.execute(self._sql.format(statement))
                 if version == 3 and current > 0:  # a fresh schema holds no plain identities
                     self._digest_plain_identities(cursor, identity_keys)
+                if version == 5 and current > 0:
+                    self._label_pins(cursor)
                 cursor.execute(self._sql.record_migration, (version, description))
                 applied.append(version)
         self._ready = True
         return tuple(applied)
+
+    def _label_pins(self, cursor: _Cursor) -> None:
+        """Migration 5's data step: each row's ``policy_label`` from its body (a body that
+        cannot be decoded is left NULL: ``account_ids_pinned`` still offers it)."""
+        cursor.execute(self._sql.format("SELECT account_id, body FROM {schema}.accounts"))
+        labels = []
+        for account_id, body in cursor.fetchall():
+            try:
+                labels.append((record_from_json(body, account_id).policy_label, account_id))
+            except LifecycleError:
+                continue
+        if labels:
+            cursor.executemany(
+                self._sql.format("UPDATE {schema}.accounts SET policy_label = %s WHERE account_id = %s"),
+                labels,
+            )
+
+    def account_ids_pinned(self, label: str) -> tuple[str, ...]:
+        """The ids of the accounts pinned to *label* (``name@version``, or a bare name for records
+        written before versions), and of rows not labelled yet, in id order (the lifecycle reads
+        each record to decide)."""
+        with self._transaction("listing the accounts of a policy version") as cursor:
+            cursor.execute(
+                self._sql.format(
+                    "SELECT account_id FROM {schema}.accounts"
+                    " WHERE policy_label = %s OR policy_label IS NULL ORDER BY account_id"
+                ),
+                (label,),
+            )
+            rows = cursor.fetchall()
+        return tuple(row[0] for row in rows)
 
     def _digest_plain_identities(self, cursor: _Cursor, keys: IdentityKeys | None) -> None:
         """Migration 3's data step: every plain identity and identifier value becomes its
@@ -495,6 +538,7 @@ class PostgresStore:
             "live_identity": record.live_identity,
             "due_at": due_at(record),
             "body": record_to_json(record),
+            "policy_label": record.policy_label,
         }
 
     def _append(self, cursor: _Cursor, events: Sequence[AuditEvent]) -> None:
@@ -1000,13 +1044,16 @@ class _Statements:
             "INSERT INTO {schema}.schema_migrations (version, description) VALUES (%s, %s)"
         )
         self.insert_account = self.format(
-            "INSERT INTO {schema}.accounts (account_id, version, state, live_identity, due_at, body)"
-            " VALUES (%(account_id)s, %(version)s, %(state)s, %(live_identity)s, %(due_at)s, %(body)s)"
+            "INSERT INTO {schema}.accounts"
+            " (account_id, version, state, live_identity, due_at, body, policy_label)"
+            " VALUES (%(account_id)s, %(version)s, %(state)s, %(live_identity)s, %(due_at)s, %(body)s,"
+            " %(policy_label)s)"
             " ON CONFLICT (account_id) DO NOTHING"
         )
         update: LiteralString = (
             "UPDATE {schema}.accounts SET version = %(version)s, state = %(state)s,"
-            " live_identity = %(live_identity)s, due_at = %(due_at)s, body = %(body)s"
+            " live_identity = %(live_identity)s, due_at = %(due_at)s, body = %(body)s,"
+            " policy_label = %(policy_label)s"
         )
         where: LiteralString = " WHERE account_id = %(account_id)s AND version = %(expected_version)s"
         # A user command's write leaves the claim as it is.

@@ -41,6 +41,7 @@ from account_lifecycle.errors import (
     AccountExists,
     AccountNotFound,
     ConcurrentUpdate,
+    LifecycleError,
     RecordCorrupt,
     StoreError,
 )
@@ -75,7 +76,8 @@ __all__ = ["SQLiteStore"]
 #: takes, however many accounts share a due time (it was (due_at): every due row was sorted).
 #: 4: the outbox: an entry per event (its position is the rowid: writers are serialized by
 #: BEGIN IMMEDIATE, so positions increase in commit order), listeners' cursors, dead letters.
-SCHEMA_VERSION: Final = 4
+#: 5: accounts.policy_label, the policy version each account is pinned to (policy versions).
+SCHEMA_VERSION: Final = 5
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS accounts (
     account_id    TEXT PRIMARY KEY,
@@ -146,8 +148,15 @@ _OUTBOX_BACKFILL: Final = (
     " ORDER BY account_id, seq"
 )
 
+#: Schema 5 (policy versions): the label (``name@version``) each account is pinned to, indexed
+#: to select the accounts of one version (``account_ids_pinned``). Run after ``_SCHEMA`` when
+#: the column is missing; idempotent. NULL: a row not labelled yet (its body says).
+_VERSIONS_COLUMN: Final = "ALTER TABLE accounts ADD COLUMN policy_label TEXT"
+_VERSIONS_INDEX: Final = (
+    "CREATE INDEX IF NOT EXISTS accounts_policy_label ON accounts (policy_label, account_id)"
+)
 
-_SET = "UPDATE accounts SET version = ?, state = ?, live_identity = ?, due_at = ?, body = ?"
+_SET = "UPDATE accounts SET version = ?, state = ?, live_identity = ?, due_at = ?, body = ?, policy_label = ?"
 _WHERE = " WHERE account_id = ? AND version = ?"
 #: A write that leaves the claim as it is (a user command).
 _SAVE: Final = _SET + _WHERE
@@ -296,6 +305,11 @@ class SQLiteStore:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
+            columns = {r[1] for r in conn.execute("PRAGMA table_info(accounts)").fetchall()}
+            if "policy_label" not in columns:
+                conn.execute(_VERSIONS_COLUMN)
+                self._label_pins(conn)
+            conn.execute(_VERSIONS_INDEX)
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             if row is not None and int(row[0]) < 3:
                 self._digest_plain_identities(conn, identity_keys)
@@ -330,6 +344,30 @@ class SQLiteStore:
                     "UPDATE identities SET value = ? WHERE kind = ? AND value = ?", (new, kind, value)
                 )
 
+    @staticmethod
+    def _label_pins(conn: sqlite3.Connection) -> None:
+        """Schema 5's data step: each row's ``policy_label`` from its body (a body that cannot
+        be decoded is left NULL: ``account_ids_pinned`` still offers it)."""
+        rows = conn.execute("SELECT account_id, CAST(body AS BLOB) FROM accounts").fetchall()
+        for account_id, body in rows:
+            try:
+                label = record_from_json(body, account_id).policy_label
+            except LifecycleError:
+                continue
+            conn.execute("UPDATE accounts SET policy_label = ? WHERE account_id = ?", (label, account_id))
+
+    def account_ids_pinned(self, label: str) -> tuple[str, ...]:
+        """The ids of the accounts pinned to *label* (``name@version``, or a bare name for records
+        written before versions), and of rows not labelled yet, in id order (the lifecycle reads
+        each record to decide)."""
+        with self._read("listing the accounts of a policy version") as conn:
+            rows = conn.execute(
+                "SELECT account_id FROM accounts WHERE policy_label = ? OR policy_label IS NULL"
+                " ORDER BY account_id",
+                (label,),
+            ).fetchall()
+        return tuple(row[0] for row in rows)
+
     def checkpoint(self) -> None:
         """Copy the write-ahead log into the file and truncate it (``wal_checkpoint(TRUNCATE)``),
         so that pages holding erased values are gone from the log too. ``StoreError`` if a
@@ -356,7 +394,7 @@ class SQLiteStore:
     # -- the store port --------------------------------------------------------------------
 
     @staticmethod
-    def _columns(record: AccountRecord) -> tuple[int, str, str | None, str | None, str]:
+    def _columns(record: AccountRecord) -> tuple[int, str, str | None, str | None, str, str]:
         due = due_at(record)
         return (
             record.version,
@@ -364,6 +402,7 @@ class SQLiteStore:
             record.live_identity,
             None if due is None else format_time(due),
             record_to_json(record),
+            record.policy_label,
         )
 
     def _append(self, conn: sqlite3.Connection, events: Sequence[AuditEvent]) -> None:
@@ -462,7 +501,7 @@ class SQLiteStore:
         aliases: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         """Insert a new account with its first events (``AccountStore.create``)."""
-        version, state, identity, due, body = self._columns(record)
+        version, state, identity, due, body, label = self._columns(record)
         with self._write(f"creating {record.account_id!r}") as conn:
             if self._exists(conn, record.account_id):
                 raise AccountExists(account_id=record.account_id)
@@ -470,9 +509,10 @@ class SQLiteStore:
                 self._check_aliases(conn, record, aliases, now)
             try:
                 conn.execute(
-                    "INSERT INTO accounts (account_id, version, state, live_identity, due_at, body)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (record.account_id, version, state, identity, due, body),
+                    "INSERT INTO accounts"
+                    " (account_id, version, state, live_identity, due_at, body, policy_label)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (record.account_id, version, state, identity, due, body, label),
                 )
             except sqlite3.IntegrityError:
                 raise AccountExists(account_id=record.account_id, identity=identity) from None
@@ -544,8 +584,7 @@ class SQLiteStore:
         now: datetime | None,
     ) -> tuple[str, tuple[object, ...]]:
         """The compare-and-set statement of one save and its parameters."""
-        version, state, identity, due, body = SQLiteStore._columns(record)
-        values: tuple[object, ...] = (version, state, identity, due, body)
+        values: tuple[object, ...] = SQLiteStore._columns(record)
         where: tuple[object, ...] = (record.account_id, expected_version)
         if lease is not None:
             statement = _SAVE_TAKING_CLAIM
@@ -705,17 +744,23 @@ class SQLiteStore:
 
         From a version before 3 the last step is not SQL: identities stored in plain text become
         keyed digests, which needs the keys. The statements then create the tables and leave the
-        recorded version as it was, and a closing comment says to run ``migrate`` for the rest."""
+        recorded version as it was, and a closing comment says to run ``migrate`` for the rest.
+        From 3, schema 4 adds the outbox and numbers the stored events; schema 5 adds the
+        ``policy_label`` column and its index; rows left without a label are still offered by
+        ``account_ids_pinned`` (``migrate`` fills them in)."""
         if from_version >= SCHEMA_VERSION:
             return ()
+        bump = f"UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema_version'"  # noqa: S608 (an int)
+        if from_version == 4:  # schema 5 alone: the column and its index (labels: see migrate)
+            return (_VERSIONS_COLUMN, _VERSIONS_INDEX, bump)
         statements = [" ".join(s.split()) for s in _SCHEMA.split(";") if s.strip()]
+        statements += [_VERSIONS_COLUMN, _VERSIONS_INDEX]
         if from_version == 0:
             statements.append(f"INSERT INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}')")  # noqa: S608 (an int)
         elif from_version < 3:
             statements.append(DIGEST_STEP_NOTE)
         else:
-            statements.append(_OUTBOX_BACKFILL)
-            statements.append(f"UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema_version'")  # noqa: S608 (an int)
+            statements += [_OUTBOX_BACKFILL, bump]
         return tuple(statements)
 
     def status(self, *, now: datetime) -> StoreStatus:

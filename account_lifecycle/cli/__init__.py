@@ -36,6 +36,7 @@ from account_lifecycle.cli.ops import migrate, status
 from account_lifecycle.cli.outbox_commands import dismiss, outbox, redeliver
 from account_lifecycle.cli.policy_commands import check, diagram, diff, show, verify
 from account_lifecycle.cli.queries import accounts
+from account_lifecycle.cli.versions import migrate_accounts
 from account_lifecycle.studio.command import studio
 
 __all__ = ["cli"]
@@ -56,5 +57,17 @@ for _command in (check, show, diagram, verify, diff, demo, studio, migrate, acco
     cli.add_command(_command)
 for _command in (outbox, redeliver, dismiss):
     cli.add_command(_command)
-for _command in (open_, request, survey, confirm, withdraw, restore, sweep, status, history, receipt):
+for _command in (
+    open_,
+    request,
+    survey,
+    confirm,
+    withdraw,
+    restore,
+    sweep,
+    status,
+    history,
+    receipt,
+    migrate_accounts,
+):
     cli.add_command(_command)
