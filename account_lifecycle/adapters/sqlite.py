@@ -754,7 +754,8 @@ class SQLiteStore:
         if from_version == 4:  # schema 5 alone: the column and its index (labels: see migrate)
             return (_VERSIONS_COLUMN, _VERSIONS_INDEX, bump)
         statements = [" ".join(s.split()) for s in _SCHEMA.split(";") if s.strip()]
-        statements += [_VERSIONS_COLUMN, _VERSIONS_INDEX]
+        if from_version == 0 or from_version >= 3:  # before 3, migrate() adds it with the digests
+            statements += [_VERSIONS_COLUMN, _VERSIONS_INDEX]
         if from_version == 0:
             statements.append(f"INSERT INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}')")  # noqa: S608 (an int)
         elif from_version < 3:
