@@ -78,8 +78,15 @@ from account_lifecycle.values import (
 )
 from account_lifecycle.verify import Change, Difference, DiffReport, diff_policies
 
-if TYPE_CHECKING:  # imported lazily by __getattr__ below: it needs the postgres extra
+if TYPE_CHECKING:  # imported lazily by __getattr__ below: they need the postgres or async extra
     from account_lifecycle.adapters.postgres import PostgresStore
+    from account_lifecycle.aio import (
+        AsyncAccountStore,
+        AsyncLifecycle,
+        AsyncPostgresStore,
+        AsyncPurger,
+        ThreadedStore,
+    )
 
 try:  # one source of truth: the version in pyproject.toml, as installed
     __version__ = version("account-lifecycle")
@@ -94,6 +101,10 @@ __all__ = [
     "Acknowledgement",
     "Action",
     "Actor",
+    "AsyncAccountStore",
+    "AsyncLifecycle",
+    "AsyncPostgresStore",
+    "AsyncPurger",
     "AuditEvent",
     "Change",
     "Claim",
@@ -163,6 +174,7 @@ __all__ = [
     "SurveyPolicy",
     "SweepReport",
     "SystemClock",
+    "ThreadedStore",
     "Timeline",
     "TimelinePhase",
     "WrongConfirmationToken",
@@ -172,10 +184,21 @@ __all__ = [
 ]
 
 
+#: Names imported when first asked for: the asyncio front end needs the ``async`` extra
+#: (greenlet, and asyncio, which ``import account_lifecycle`` does not pay for otherwise).
+_ASYNC = frozenset(
+    {"AsyncAccountStore", "AsyncLifecycle", "AsyncPostgresStore", "AsyncPurger", "ThreadedStore"}
+)
+
+
 def __getattr__(name: str) -> Any:
     # PostgresStore needs the optional ``postgres`` extra (psycopg); import it only when asked.
     if name == "PostgresStore":
         from account_lifecycle.adapters.postgres import PostgresStore
 
         return PostgresStore
+    if name in _ASYNC:
+        from account_lifecycle import aio
+
+        return getattr(aio, name)
     raise AttributeError(f"module 'account_lifecycle' has no attribute {name!r}")
