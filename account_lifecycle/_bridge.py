@@ -14,6 +14,7 @@ Needs the ``greenlet`` package (extra ``async``).
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
@@ -29,13 +30,40 @@ class BridgeError(RuntimeError):
     asyncio front end was called directly, or from a thread): there is no task to await in."""
 
 
-class _Bridged(greenlet.greenlet):  # type: ignore[misc]  # greenlet is untyped
-    """A child greenlet running synchronous code for the task that spawned it."""
+class _Done:
+    """What a worker hands back when its function ended: the result, or the error it raised."""
 
-    def __init__(self, fn: Callable[..., Any], driver: greenlet.greenlet) -> None:
-        super().__init__(fn, driver)
-        # The task's context (contextvars: a tracing span, say), not an empty one.
-        self.gr_context = driver.gr_context
+    __slots__ = ("error", "value")
+
+    def __init__(self) -> None:
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+
+class _Bridged(greenlet.greenlet):  # type: ignore[misc]  # greenlet is untyped
+    """A greenlet that runs synchronous functions for the task that switches into it, one after
+    another: kept idle between calls, since starting a fresh greenlet costs much more than
+    switching into a waiting one."""
+
+    def __init__(self) -> None:
+        super().__init__(self._serve)
+
+    def _serve(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        while True:
+            done = _Done()
+            try:
+                done.value = fn(*args, **kwargs)
+            except greenlet.GreenletExit:
+                raise  # the worker itself is being collected
+            except BaseException as exc:  # handed to the awaiting task, which raises it
+                done.error = exc
+            fn = args = kwargs = None  # type: ignore[assignment]  # hold nothing while idle
+            fn, args, kwargs = self.parent.switch(done)
+
+
+#: Idle workers, per thread (a greenlet only ever runs in the thread that made it).
+_idle = threading.local()
+_MAX_IDLE = 64
 
 
 def in_greenlet() -> bool:
@@ -55,7 +83,6 @@ def await_only(awaitable: Awaitable[T]) -> T:
             "await_only() needs to run inside run_in_greenlet(); an asynchronous store or callable "
             "was reached from synchronous code that no AsyncLifecycle or async store started"
         )
-    assert current.parent is not None
     return cast(T, current.parent.switch(awaitable))
 
 
@@ -64,13 +91,28 @@ async def run_in_greenlet(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     ``await_only`` inside it is awaited here, by the calling task. An exception of *fn*
     leaves from here; one raised while awaiting (a cancellation too) is thrown into *fn*
     where it awaited, so its ``finally`` blocks and context managers run."""
-    child = _Bridged(fn, greenlet.getcurrent())
-    request = child.switch(*args, **kwargs)
-    while not child.dead:
+    idle: list[_Bridged] | None = getattr(_idle, "workers", None)
+    if idle is None:
+        idle = _idle.workers = []
+    worker = idle.pop() if idle else _Bridged()
+    driver = greenlet.getcurrent()
+    worker.parent = driver
+    worker.gr_context = driver.gr_context  # the task's context (a tracing span, say)
+    request = worker.switch(fn, args, kwargs)
+    while not isinstance(request, _Done):
         try:
             value = await request
         except BaseException:
-            request = child.throw(*sys.exc_info())
+            request = worker.throw(*sys.exc_info())
         else:
-            request = child.switch(value)
-    return cast(T, request)
+            request = worker.switch(value)
+    if len(idle) < _MAX_IDLE:
+        idle.append(worker)
+    if request.error is not None:
+        error, request.error = request.error, None
+        try:
+            raise error
+        finally:
+            del error  # no cycle through this frame
+    value, request.value = request.value, None
+    return cast(T, value)
