@@ -178,7 +178,52 @@ def bridge_round_trip(loop: asyncio.AbstractEventLoop, quick: bool) -> Result:
     )
 
 
-def _postgres(loop: asyncio.AbstractEventLoop, n: int, rounds: int) -> Result | None:
+def psycopg_pool_transaction(loop: asyncio.AbstractEventLoop, n: int, rounds: int) -> Result:
+    """psycopg alone, no library: one pooled, checked transaction running ``SELECT 1``
+    (what each store call does around its statements) on ``AsyncConnectionPool`` against
+    ``ConnectionPool``, for the share of the PostgreSQL difference that is the driver's."""
+    from psycopg_pool import AsyncConnectionPool, ConnectionPool
+
+    options: dict[str, Any] = {"min_size": 1, "max_size": 2, "open": False, "kwargs": {"autocommit": True}}
+    sync_pool = ConnectionPool(PG_DSN, check=ConnectionPool.check_connection, **options)
+    async_pool = AsyncConnectionPool(PG_DSN, check=AsyncConnectionPool.check_connection, **options)
+    sync_pool.open(wait=True)
+    loop.run_until_complete(async_pool.open(wait=True))
+
+    def synchronous() -> None:
+        for _ in range(n):
+            with sync_pool.connection() as conn, conn.transaction():
+                conn.execute("SELECT 1").fetchone()
+
+    async def transactions() -> None:
+        for _ in range(n):
+            async with async_pool.connection() as conn, conn.transaction():
+                await (await conn.execute("SELECT 1")).fetchone()
+
+    try:
+        medians = interleaved(
+            {
+                "sync": median_ns_per_op(synchronous, n),
+                "async": median_ns_per_op(lambda: loop.run_until_complete(transactions()), n),
+            },
+            rounds=rounds,
+        )
+    finally:
+        sync_pool.close()
+        loop.run_until_complete(async_pool.close())
+    a, s = medians["async"] / 1000, medians["sync"] / 1000
+    return Result(
+        "async: psycopg alone, a pooled transaction, AsyncConnectionPool",
+        a,
+        "us",
+        "ConnectionPool",
+        s,
+        a / s,
+    )
+
+
+def _postgres(loop: asyncio.AbstractEventLoop, n: int, rounds: int) -> list[Result]:
+    """The driver's own difference, then the command's, on PostgreSQL."""
     try:
         import psycopg
 
@@ -186,24 +231,28 @@ def _postgres(loop: asyncio.AbstractEventLoop, n: int, rounds: int) -> Result | 
 
         psycopg.connect(PG_DSN, connect_timeout=3).close()
     except Exception as exc:  # no server: the row says so instead of a figure
-        return Result(
-            "async command, PostgreSQL: not measured", 0.0, "", notes=[f"{type(exc).__name__}: {exc}"]
-        )
+        return [
+            Result("async command, PostgreSQL: not measured", 0.0, "", notes=[f"{type(exc).__name__}: {exc}"])
+        ]
+    driver = report(psycopg_pool_transaction(loop, n, rounds))
     schemas = [f"al_bench_async_{uuid.uuid4().hex[:8]}" for _ in range(2)]
     sync_store = PostgresStore(PG_DSN, schema=schemas[0], max_connections=2)
     sync_store.migrate()
     async_store = AsyncPostgresStore(PG_DSN, schema=schemas[1], max_connections=2)
     loop.run_until_complete(async_store.migrate())
     try:
-        return _pair(
-            "PostgresStore vs AsyncPostgresStore",
-            sync_store,
-            async_store,
-            loop,
-            n=n,
-            rounds=rounds,
-            async_name="AsyncPostgresStore (psycopg async pool)",
-        )
+        return [
+            driver,
+            _pair(
+                "PostgresStore vs AsyncPostgresStore",
+                sync_store,
+                async_store,
+                loop,
+                n=n,
+                rounds=rounds,
+                async_name="AsyncPostgresStore (psycopg async pool)",
+            ),
+        ]
     finally:
         sync_store.close()
         loop.run_until_complete(async_store.close())
@@ -266,9 +315,8 @@ def run(quick: bool = False, postgres: bool = True) -> list[Result]:
             sync_sqlite.close()
             loop.run_until_complete(threaded_sqlite.close())
         if postgres:
-            pg = _postgres(loop, n, rounds)
-            if pg is not None:
-                results.append(report(pg))
+            *driver, command = _postgres(loop, n, rounds)
+            results += [*driver, report(command)]
     finally:
         loop.close()
     return results
