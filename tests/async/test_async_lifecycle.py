@@ -634,3 +634,39 @@ def test_cancelling_a_command_cancels_its_awaiting_purger(tmp_path: Path) -> Non
             await store.close()
 
     asyncio.run(scenario())
+
+
+def test_plain_callables_and_a_dispatchers_claims_work_too(make_store: MakeStore) -> None:
+    """Plain (not async) purgers and listeners are called as they are; a dispatcher claims due
+    accounts with claim_due and a worker task runs each with run_claimed."""
+    from account_lifecycle.testing.fakes import fake_purgers
+
+    async def scenario(store: AsyncAccountStore) -> None:
+        clock = ManualClock(T0)
+        purgers = fake_purgers(policies.ALLCLIENTS)
+        heard: list[str] = []
+        lc = AsyncLifecycle(
+            policies.ALLCLIENTS,
+            store=store,
+            clock=clock,
+            purgers=purgers.values(),
+            listeners=[lambda e: heard.append(e.action)],
+        )
+        for account_id in ("acct-1", "acct-2"):
+            await lc.open(account_id, owner="owner")
+            await lc.request_cancellation(account_id, OWNER)
+            await lc.skip_survey(account_id, OWNER)
+            await lc.confirm(account_id, OWNER)
+        until = (await lc.get("acct-2")).restorable_until
+        assert until is not None
+        clock.set(until)
+
+        claim = await lc.claim_due()
+        assert claim.account_ids == ("acct-1", "acct-2")
+        done = await asyncio.gather(*(lc.run_claimed(a, claim.lease) for a in claim.account_ids))
+
+        assert [r.state if r else None for r in done] == [State.PURGED, State.PURGED]
+        assert sorted(purgers["backups"].accounts()) == ["acct-1", "acct-2"]
+        assert heard.count("category_purged") == 14  # 6 at cancel and backups, per account
+
+    run(scenario, make_store)
