@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
+import queue
+import threading
+import weakref
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from account_lifecycle.audit import AuditEvent
 from account_lifecycle.errors import StoreError
@@ -19,6 +22,38 @@ from account_lifecycle.values import CorruptRecord, Lease, Write
 __all__ = ["ThreadedStore"]
 
 T = TypeVar("T")
+
+_Job = tuple["asyncio.Future[Any]", Callable[[], Any]]
+#: Tells the store's thread to end.
+_STOP: Final = None
+
+
+def _serve(jobs: queue.SimpleQueue[_Job | None]) -> None:
+    """The store's thread: run each job's call and hand its outcome to the job's loop."""
+    while True:
+        job = jobs.get()
+        if job is _STOP:
+            return
+        future, call = job
+        del job
+        if future.cancelled():  # its task was cancelled before the call started: not made
+            continue
+        try:
+            outcome: tuple[bool, Any] = (True, call())
+        except BaseException as exc:  # the awaiting task raises it
+            outcome = (False, exc)
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody awaits the call any more
+            future.get_loop().call_soon_threadsafe(_settle, future, *outcome)
+        del future, call, outcome
+
+
+def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if future.cancelled():
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
 
 
 class ThreadedStore:
@@ -31,9 +66,10 @@ class ThreadedStore:
 
     Every public method of *store* is available as a coroutine method of the same name
     (``save_many``, the outbox and query methods, ``status``, ``close``...). A call whose
-    awaiting task is cancelled still finishes on the thread: a write it began is committed or
-    not as a whole, as the store guarantees. ``close()`` closes *store* (if it has ``close``) and
-    ends the thread.
+    awaiting task is cancelled before the thread starts it is not made; one already running
+    finishes on the thread, and a write it began is committed or not as a whole, as the store
+    guarantees. ``close()`` closes *store* (if it has ``close``) and ends the thread (which also
+    ends when the ``ThreadedStore`` is collected).
     """
 
     def __init__(self, store: AccountStore, *, name: str = "account_lifecycle-store") -> None:
@@ -45,19 +81,32 @@ class ThreadedStore:
             )
         #: The synchronous store every call runs on.
         self.store = store
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix=name)
+        self._name = name
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._starting = threading.Lock()
 
     def __repr__(self) -> str:
         return f"ThreadedStore({self.store!r})"
 
     async def _call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """``fn(*args, **kwargs)`` on the store's thread, in the caller's context."""
-        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
-        try:
-            future = self._thread.submit(call)
-        except RuntimeError:  # the thread was ended by close()
-            raise StoreError(f"{self!r} is closed") from None
-        return await asyncio.wrap_future(future)
+        if self._closed:
+            raise StoreError(f"{self!r} is closed")
+        if self._thread is None:
+            self._start()
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._jobs.put((future, functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)))
+        return await future
+
+    def _start(self) -> None:
+        with self._starting:
+            if self._thread is None:
+                thread = threading.Thread(target=_serve, args=(self._jobs,), name=self._name, daemon=True)
+                thread.start()
+                weakref.finalize(self, self._jobs.put, _STOP)  # collected unclosed: the thread ends
+                self._thread = thread
 
     def __getattr__(self, name: str) -> Callable[..., Coroutine[Any, Any, Any]]:
         """Any other public method of the store, as a coroutine method run on its thread."""
@@ -142,7 +191,8 @@ class ThreadedStore:
         """Close the store (on its thread, if it has ``close``), then end the thread."""
         close = getattr(self.store, "close", None)
         try:
-            if callable(close):
+            if callable(close) and not self._closed:
                 await self._call(close)
         finally:
-            self._thread.shutdown(wait=False)
+            self._closed = True
+            self._jobs.put(_STOP)
