@@ -408,12 +408,14 @@ def test_two_tasks_racing_one_command_have_one_winner(make_store: MakeStore) -> 
 # -- the fence ------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("concurrency", [1, 4])
 def test_a_restore_while_an_async_purger_erases_backups_is_erasure_in_progress(
-    make_store: MakeStore,
+    make_store: MakeStore, concurrency: int
 ) -> None:
-    """While the window-end sweep's async backups purger runs (held on an asyncio.Event), a
-    support restore decided a microsecond before the deadline is refused with
-    ErasureInProgress; the purge then completes and no restore is recorded."""
+    """While the window-end sweep's async backups purger runs (held on an asyncio.Event; in a
+    task of its own with sweep_concurrency=4), a support restore decided a microsecond before
+    the deadline is refused with ErasureInProgress; the purge then completes and no restore is
+    recorded."""
 
     async def scenario(store: AsyncAccountStore) -> None:
         erasing = asyncio.Event()
@@ -423,7 +425,9 @@ def test_a_restore_while_an_async_purger_erases_backups_is_erasure_in_progress(
             erasing.set()
             await asyncio.wait_for(go_on.wait(), BOUND)
 
-        sweeper = AsyncWorld(policies.ALLCLIENTS, store, gates={"backups": hold})
+        sweeper = AsyncWorld(
+            policies.ALLCLIENTS, store, gates={"backups": hold}, sweep_concurrency=concurrency
+        )
         user = AsyncWorld(policies.ALLCLIENTS, store, clock=ManualClock(T0))
         await user.cancelled()
         until = (await user.lc.get("acct-1")).restorable_until
