@@ -674,3 +674,32 @@ def test_plain_callables_and_a_dispatchers_claims_work_too(make_store: MakeStore
         assert heard.count("category_purged") == 14  # 6 at cancel and backups, per account
 
     run(scenario, make_store)
+
+
+@pytest.mark.postgres
+def test_a_host_async_pool_is_used_and_left_open(pg_schema: tuple[str, str]) -> None:
+    """AsyncPostgresStore on an AsyncConnectionPool the host manages: commands run on it, and
+    closing the store leaves the host's pool open."""
+    from psycopg_pool import AsyncConnectionPool
+
+    from account_lifecycle import AsyncPostgresStore
+
+    dsn, schema = pg_schema
+
+    async def scenario() -> None:
+        pool = AsyncConnectionPool(dsn, min_size=1, max_size=2, open=False, kwargs={"autocommit": True})
+        await pool.open()
+        try:
+            store = AsyncPostgresStore(pool, schema=schema)
+            assert "pool" in repr(store)
+            await store.migrate()
+            w = AsyncWorld(policies.ALLCLIENTS, store)
+            await w.cancelled()
+            assert (await w.lc.get("acct-1")).state is State.RESTORABLE
+            await store.close()
+            async with pool.connection() as conn:  # still open
+                assert await (await conn.execute("SELECT 1")).fetchone() == (1,)
+        finally:
+            await pool.close()
+
+    asyncio.run(scenario())
