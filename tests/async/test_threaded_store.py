@@ -85,3 +85,45 @@ def test_a_closed_store_refuses_calls_with_store_error() -> None:
             await store.get("a")
 
     asyncio.run(main())
+
+
+def test_a_write_waiting_for_sqlites_lock_leaves_the_loop_running(tmp_path: Any) -> None:
+    """Another connection holds the file's write lock: the command's save waits for it on the
+    store's thread while the loop runs another task to its end; released, the save commits."""
+    import sqlite3
+
+    from account_lifecycle import Actor, AsyncLifecycle, SQLiteStore, State, policies
+    from account_lifecycle.testing.fakes import fake_purgers
+
+    entered = threading.Event()
+
+    class Signalling(SQLiteStore):
+        def save(self, *args: Any, **kwargs: Any) -> None:
+            entered.set()
+            super().save(*args, **kwargs)
+
+    path = tmp_path / "accounts.db"
+    owner = Actor.user("owner")
+
+    async def main() -> None:
+        store = ThreadedStore(Signalling(path))
+        lc = AsyncLifecycle(
+            policies.ALLCLIENTS, store=store, purgers=fake_purgers(policies.ALLCLIENTS).values()
+        )
+        await lc.open("acct-1", owner="owner")
+        entered.clear()
+        locker = sqlite3.connect(path, isolation_level=None)
+        locker.execute("BEGIN IMMEDIATE")  # the write lock, held
+        try:
+            command = asyncio.create_task(lc.request_cancellation("acct-1", owner))
+            assert await asyncio.to_thread(entered.wait, BOUND)
+            other = await asyncio.to_thread(lambda: "another task ran")  # the loop is free
+            assert other == "another task ran"
+            assert not command.done()  # the save cannot commit while the lock is held
+        finally:
+            locker.execute("ROLLBACK")
+            locker.close()
+        assert (await command).state is State.SURVEYED
+        await store.close()
+
+    asyncio.run(main())
