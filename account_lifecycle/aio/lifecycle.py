@@ -23,6 +23,7 @@ from account_lifecycle.lifecycle import Lifecycle
 from account_lifecycle.policy import Policy
 from account_lifecycle.ports import AccountStore, Clock, EffectHook, Listener, PrerequisiteCheck, Purger
 from account_lifecycle.purge import SerialPool, StepPool, purger_name
+from account_lifecycle.registry import PolicyRegistry
 from account_lifecycle.values import PurgeContext, PurgeResult
 
 from .ports import AsyncAccountStore, AsyncEffectHook, AsyncListener, AsyncPrerequisiteCheck, AsyncPurger
@@ -188,7 +189,7 @@ class AsyncLifecycle:
 
     def __init__(
         self,
-        policy: Policy,
+        policy: Policy | PolicyRegistry,
         *,
         store: AsyncAccountStore,
         purgers: Iterable[Purger | AsyncPurger] = (),
@@ -202,6 +203,9 @@ class AsyncLifecycle:
         effects: Mapping[str, EffectHook | AsyncEffectHook] | None = None,
         sweep_concurrency: int = 1,
         identity_keys: IdentityKeys | None = None,
+        outbox_listeners: Mapping[str, Listener | AsyncListener] | None = None,
+        outbox_max_attempts: int = 8,
+        outbox_advance_every: int = 1,
     ) -> None:
         missing = [
             name for name in _STORE_METHODS if not inspect.iscoroutinefunction(getattr(store, name, None))
@@ -220,6 +224,9 @@ class AsyncLifecycle:
         hooks: Mapping[str, Any] | None = effects
         if isinstance(effects, Mapping):
             hooks = {k: _Awaiting(v) if callable(v) else v for k, v in effects.items()}
+        durable: Mapping[str, Any] | None = outbox_listeners
+        if isinstance(outbox_listeners, Mapping):
+            durable = {k: _Awaiting(v) if callable(v) else v for k, v in outbox_listeners.items()}
         sync_store = getattr(store, "_greenlet_store", None)  # AsyncPostgresStore: no second hop
         self._lifecycle = Lifecycle(
             policy,
@@ -235,10 +242,13 @@ class AsyncLifecycle:
             effects=cast("Mapping[str, EffectHook] | None", hooks),
             sweep_concurrency=sweep_concurrency,
             identity_keys=identity_keys,
+            outbox_listeners=cast("Mapping[str, Listener] | None", durable),
+            outbox_max_attempts=outbox_max_attempts,
+            outbox_advance_every=outbox_advance_every,
         )
         self._lifecycle.runner.pools = _pools  # the runner's seam: tasks instead of threads
-        #: The policy every account of this lifecycle follows.
-        self.policy = policy
+        #: The policy new accounts follow (the registry's current version).
+        self.policy = self._lifecycle.policy
         #: Where the lifecycle reads the time.
         self.clock = self._lifecycle.clock
 
@@ -259,9 +269,14 @@ class AsyncLifecycle:
     place_hold = _awaitable(Lifecycle.place_hold)
     release_hold = _awaitable(Lifecycle.release_hold)
     sweep = _awaitable(Lifecycle.sweep)
+    relay = _awaitable(Lifecycle.relay)
+    outbox_status = _awaitable(Lifecycle.outbox_status)
+    redeliver = _awaitable(Lifecycle.redeliver)
+    dismiss = _awaitable(Lifecycle.dismiss)
     claim_due = _awaitable(Lifecycle.claim_due)
     run_claimed = _awaitable(Lifecycle.run_claimed)
     get = _awaitable(Lifecycle.get)
+    accounts = _awaitable(Lifecycle.accounts)
     preview = _awaitable(Lifecycle.preview)
     allowed_actions = _awaitable(Lifecycle.allowed_actions)
     history = _awaitable(Lifecycle.history)
@@ -269,3 +284,5 @@ class AsyncLifecycle:
     receipt = _awaitable(Lifecycle.receipt)
     holds_identity = _awaitable(Lifecycle.holds_identity)
     rekey_identities = _awaitable(Lifecycle.rekey_identities)
+    plan_migration = _awaitable(Lifecycle.plan_migration)
+    migrate_accounts = _awaitable(Lifecycle.migrate_accounts)
