@@ -109,8 +109,15 @@ from account_lifecycle.verify import (
     verify_registry,
 )
 
-if TYPE_CHECKING:  # imported lazily by __getattr__ below: it needs the postgres extra
+if TYPE_CHECKING:  # imported lazily by __getattr__ below: they need the postgres or async extra
     from account_lifecycle.adapters.postgres import PostgresStore
+    from account_lifecycle.aio import (
+        AsyncAccountStore,
+        AsyncLifecycle,
+        AsyncPostgresStore,
+        AsyncPurger,
+        ThreadedStore,
+    )
 
     __version__: str
 
@@ -137,6 +144,10 @@ __all__ = [
     "Acknowledgement",
     "Action",
     "Actor",
+    "AsyncAccountStore",
+    "AsyncLifecycle",
+    "AsyncPostgresStore",
+    "AsyncPurger",
     "AuditEvent",
     "Change",
     "Claim",
@@ -224,6 +235,7 @@ __all__ = [
     "SurveyPolicy",
     "SweepReport",
     "SystemClock",
+    "ThreadedStore",
     "Timeline",
     "TimelinePhase",
     "UnknownPolicyVersion",
@@ -235,6 +247,13 @@ __all__ = [
 ]
 
 
+#: Names imported when first asked for: the asyncio front end needs the ``async`` extra
+#: (greenlet, and asyncio, which ``import account_lifecycle`` does not pay for otherwise).
+_ASYNC = frozenset(
+    {"AsyncAccountStore", "AsyncLifecycle", "AsyncPostgresStore", "AsyncPurger", "ThreadedStore"}
+)
+
+
 def __getattr__(name: str) -> Any:
     # PostgresStore needs the optional ``postgres`` extra (psycopg); import it only when asked.
     if name == "PostgresStore":
@@ -244,4 +263,8 @@ def __getattr__(name: str) -> Any:
     if name == "__version__":
         globals()["__version__"] = found = _installed_version()
         return found
+    if name in _ASYNC:
+        from account_lifecycle import aio
+
+        return getattr(aio, name)
     raise AttributeError(f"module 'account_lifecycle' has no attribute {name!r}")

@@ -18,10 +18,10 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make ``bench`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import engine, outbox, scale, size, sqlite_command, startup, sweep, toolkit
+from bench import async_command, engine, outbox, scale, size, sqlite_command, startup, sweep, toolkit
 from bench._common import Result, machine_info, print_results, quick_mode
 
-BENCHMARKS = ("engine", "sqlite", "sweep", "scale", "size", "startup", "toolkit", "outbox")
+BENCHMARKS = ("engine", "sqlite", "sweep", "scale", "size", "startup", "toolkit", "outbox", "async")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         "startup": lambda: startup.run(quick),
         "toolkit": lambda: toolkit.run(quick),
         "outbox": lambda: outbox.run(quick, postgres=not args.no_postgres),
+        "async": lambda: async_command.run(quick, postgres=not args.no_postgres),
     }
     results: list[Result] = []
     for name in chosen:

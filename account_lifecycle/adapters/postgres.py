@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from functools import cached_property
-from typing import Any, Final, LiteralString
+from typing import Any, ClassVar, Final, LiteralString
 
 import attrs
 import psycopg
@@ -259,6 +259,10 @@ class PostgresStore:
     anything.
     """
 
+    #: The pool a DSN becomes, and the one a host may hand in: where every transaction gets its
+    #: connection (``_transaction``). ``AsyncPostgresStore`` puts psycopg's async pool behind it.
+    _pool_class: ClassVar[type[ConnectionPool[Any]]] = ConnectionPool
+
     def __init__(
         self,
         dsn_or_pool: str | ConnectionPool[Any],
@@ -276,7 +280,7 @@ class PostgresStore:
         self._ready = False
         self._lock = threading.RLock()  # _check_schema runs a transaction while holding it
         self._secrets: frozenset[str] = frozenset()
-        if isinstance(dsn_or_pool, ConnectionPool):
+        if isinstance(dsn_or_pool, self._pool_class):
             conninfo = dsn_or_pool.conninfo
             self._secrets = dsn_secrets(conninfo) if isinstance(conninfo, str) else frozenset()
             self._pool: ConnectionPool[Any] = dsn_or_pool
@@ -292,12 +296,12 @@ class PostgresStore:
                 raise _invalid_dsn(dsn_or_pool, exc, self._secrets) from None
             REDACTOR.register(self._secrets)
             # Opened on first use, so building a store (say, before a fork) connects nothing.
-            self._pool = ConnectionPool(
+            self._pool = self._pool_class(
                 dsn_or_pool,
                 min_size=1,
                 max_size=max_connections,
                 kwargs={"autocommit": True, "connect_timeout": max(1, round(timeout))},
-                check=ConnectionPool.check_connection,
+                check=self._pool_class.check_connection,
                 timeout=timeout,
                 name=f"account_lifecycle:{schema}",
                 open=False,

@@ -8,6 +8,8 @@ Install the extra ``testing`` (Hypothesis and pytest). The modules:
 - ``stateful``: ``LifecycleStateMachine``, a rule-based test of a lifecycle against the
   independent ``reference`` model, with named, selectable invariants;
 - ``store_contract``: ``StoreContract``, the suite every ``AccountStore`` must pass;
+- ``async_store_contract``: ``AsyncStoreContract``, the same suite on an async store (extra
+  ``async``), through ``BlockingStore`` on a ``LoopThread``;
 - ``purger_contract``: ``PurgerContract``, the suite every ``Purger`` must pass;
 - ``fakes``: ``FakePurger`` (``RecordingPurger``, its first name), ``FakeEffectHook``,
   ``fake_purgers``, ``recording_purgers``, ``PendingItems``, ``fake_identity_keys``;
@@ -25,6 +27,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from account_lifecycle.testing.async_store_contract import AsyncStoreContract
     from account_lifecycle.testing.fakes import (
         FakeEffectHook,
         FakePurger,
@@ -48,6 +51,7 @@ if TYPE_CHECKING:
 __all__ = [
     "INVARIANTS",
     "INVARIANT_TABLE",
+    "AsyncStoreContract",
     "FakeEffectHook",
     "FakePurger",
     "GeneratedPolicyMachine",
@@ -66,6 +70,7 @@ __all__ = [
 _HOMES = {
     "INVARIANTS": "stateful",
     "INVARIANT_TABLE": "stateful",
+    "AsyncStoreContract": "async_store_contract",
     "FakeEffectHook": "fakes",
     "FakePurger": "fakes",
     "GeneratedPolicyMachine": "stateful",

@@ -12,7 +12,14 @@ import account_lifecycle
 ROOT = Path(__file__).resolve().parents[2]
 _ENTRY = re.compile(r"^::: (?P<path>[\w.]+)$", re.MULTILINE)
 #: Names documented under their defining module, because importing them needs an extra.
-_LAZY = {"PostgresStore": "account_lifecycle.adapters.postgres.PostgresStore"}
+_LAZY = {
+    "PostgresStore": "account_lifecycle.adapters.postgres.PostgresStore",
+    "AsyncLifecycle": "account_lifecycle.aio.lifecycle.AsyncLifecycle",
+    "AsyncAccountStore": "account_lifecycle.aio.ports.AsyncAccountStore",
+    "AsyncPurger": "account_lifecycle.aio.ports.AsyncPurger",
+    "ThreadedStore": "account_lifecycle.aio.threaded.ThreadedStore",
+    "AsyncPostgresStore": "account_lifecycle.aio.postgres.AsyncPostgresStore",
+}
 
 
 def test_reference_has_an_entry_for_every_public_name() -> None:
