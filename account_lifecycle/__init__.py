@@ -80,6 +80,7 @@ from account_lifecycle.verify import Change, Difference, DiffReport, diff_polici
 
 if TYPE_CHECKING:  # imported lazily by __getattr__ below: it needs the postgres extra
     from account_lifecycle.adapters.postgres import PostgresStore
+    from account_lifecycle.adapters.sqlalchemy import AsyncSQLAlchemyStore, SQLAlchemyStore
 
 try:  # one source of truth: the version in pyproject.toml, as installed
     __version__ = version("account-lifecycle")
@@ -92,6 +93,7 @@ __all__ = [
     "AccountRecord",
     "AccountStore",
     "Acknowledgement",
+    "AsyncSQLAlchemyStore",
     "Action",
     "Actor",
     "AuditEvent",
@@ -152,6 +154,7 @@ __all__ = [
     "Relation",
     "Reminder",
     "RetainedCategory",
+    "SQLAlchemyStore",
     "SQLiteStore",
     "ScheduledErasure",
     "SealedValue",
@@ -178,4 +181,9 @@ def __getattr__(name: str) -> Any:
         from account_lifecycle.adapters.postgres import PostgresStore
 
         return PostgresStore
+    # SQLAlchemyStore and AsyncSQLAlchemyStore need the ``sqlalchemy`` extra, imported when asked.
+    if name in ("SQLAlchemyStore", "AsyncSQLAlchemyStore"):
+        from account_lifecycle.adapters import sqlalchemy
+
+        return getattr(sqlalchemy, name)
     raise AttributeError(f"module 'account_lifecycle' has no attribute {name!r}")

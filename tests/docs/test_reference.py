@@ -12,7 +12,11 @@ import account_lifecycle
 ROOT = Path(__file__).resolve().parents[2]
 _ENTRY = re.compile(r"^::: (?P<path>[\w.]+)$", re.MULTILINE)
 #: Names documented under their defining module, because importing them needs an extra.
-_LAZY = {"PostgresStore": "account_lifecycle.adapters.postgres.PostgresStore"}
+_LAZY = {
+    "PostgresStore": "account_lifecycle.adapters.postgres.PostgresStore",
+    "SQLAlchemyStore": "account_lifecycle.adapters.sqlalchemy.SQLAlchemyStore",
+    "AsyncSQLAlchemyStore": "account_lifecycle.adapters.sqlalchemy.AsyncSQLAlchemyStore",
+}
 
 
 def test_reference_has_an_entry_for_every_public_name() -> None:

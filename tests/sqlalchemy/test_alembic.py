@@ -152,3 +152,21 @@ def test_the_documented_recipe_generates_and_applies_a_revision(
         command.check(config)  # raises if autogenerate would propose anything more
     finally:
         engine.dispose()
+
+
+def test_importing_the_library_loads_no_sqlalchemy() -> None:
+    """import account_lifecycle loads no sqlalchemy; account_lifecycle.SQLAlchemyStore loads it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, account_lifecycle\n"
+        "assert 'sqlalchemy' not in sys.modules, 'sqlalchemy imported eagerly'\n"
+        "from account_lifecycle import AsyncSQLAlchemyStore, SQLAlchemyStore\n"
+        "assert 'sqlalchemy' in sys.modules\n"
+        "print(SQLAlchemyStore.__module__, AsyncSQLAlchemyStore.__module__)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+
+    assert result.stderr == ""
+    assert result.stdout.split() == ["account_lifecycle.adapters.sqlalchemy"] * 2
