@@ -50,13 +50,13 @@ from sqlalchemy import (
     null,
     or_,
     select,
-    text,
     update,
 )
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
+from sqlalchemy.schema import CreateSchema
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import LargeBinary
 
@@ -476,8 +476,15 @@ class _Logic:
         results: list[Exception | None] = []
         made: list[AuditEvent] = []
         for w, statement in zip(writes, statements, strict=True):
+            # Only a write the database may refuse (a unique identity or identifier) needs a
+            # SAVEPOINT: on PostgreSQL the failed statement aborts the transaction otherwise. A
+            # stale or unknown write is refused by its UPDATE matching no row: nothing written.
+            risky = w.record.live_identity is not None or bool(w.record.identifiers)
             try:
-                with conn.begin_nested():  # a refused write leaves nothing, the others go on
+                if risky:
+                    with conn.begin_nested():
+                        self.save(conn, w.record, w.expected_version, statement, now, w.erase_sealed)
+                else:
                     self.save(conn, w.record, w.expected_version, statement, now, w.erase_sealed)
             except REFUSALS as exc:
                 results.append(exc)
@@ -732,7 +739,7 @@ class _Logic:
         if self._pg(conn):
             self._lock(conn, f"account_lifecycle.migrate:{schema or ''}:{PREFIX}")
             if schema is not None:
-                conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))  # checked name
+                conn.execute(CreateSchema(schema, if_not_exists=True))
         self.metadata.create_all(conn, checkfirst=True)
         m = self.meta
         row = conn.execute(select(m.c.value).where(m.c.key == "schema_version")).first()
