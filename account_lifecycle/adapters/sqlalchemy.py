@@ -30,7 +30,6 @@ from typing import Any, Final, TypeVar
 import attrs
 from sqlalchemy import (
     BigInteger,
-    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -134,8 +133,6 @@ def build_metadata(schema: str | None = None) -> MetaData:
         Column("due_at", _TIME),
         Column("claim_owner", Text),
         Column("claim_until", _TIME),
-        Column("has_holds", Boolean, nullable=False),
-        Column("has_failed_steps", Boolean, nullable=False),
         Column("body", Text, nullable=False),
         UniqueConstraint("live_identity", name=f"{PREFIX}accounts_live_identity_key"),
         Index(f"{PREFIX}accounts_due", "due_at", "account_id"),
@@ -227,10 +224,6 @@ def _aware(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _has_failed_steps(record: AccountRecord) -> bool:
-    return any(progress.status is PurgeStatus.FAILED for progress in record.purge.values())
-
-
 def _check_limit(limit: object) -> int:
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
         raise ValueError(f"limit must be a whole number >= 0, got {limit!r}")
@@ -289,8 +282,6 @@ class _Logic:
             "state": record.state.value,
             "live_identity": record.live_identity,
             "due_at": _utc(due_at(record)),
-            "has_holds": bool(record.holds),
-            "has_failed_steps": _has_failed_steps(record),
             "body": record_to_json(record),
         }
 
@@ -573,28 +564,41 @@ class _Logic:
         a = self.accounts
         return tuple(row[0] for row in conn.execute(select(a.c.account_id).order_by(a.c.account_id)).all())
 
+    #: How many rows ``list_accounts`` reads at a time while it filters on decoded records.
+    QUERY_CHUNK: Final = 256
+
     def list_accounts(
         self, conn: Connection, query: AccountQuery, after: str | None, limit: int
     ) -> list[AccountRecord | CorruptRecord]:
+        """State and due time filtered in SQL, by ``account_id`` pages; holds and failed steps
+        on the decoded records (as every shipped store does), scanning on in chunks until the
+        page is full. A row that cannot be decoded comes back when its columns match."""
         a = self.accounts
         where: list[ColumnElement[bool]] = []
-        if after is not None:
-            where.append(a.c.account_id > after)
         if query.states is not None:
             where.append(a.c.state.in_(sorted(State(s).value for s in query.states)))
         if query.due_before is not None:
             where.append(and_(a.c.due_at.is_not(None), a.c.due_at < _utc(query.due_before)))
-        if query.with_holds is not None:
-            where.append(a.c.has_holds == query.with_holds)
-        if query.with_failed_steps is not None:
-            where.append(a.c.has_failed_steps == query.with_failed_steps)
-        rows = conn.execute(
-            select(a.c.account_id, self._body(conn, a.c.body))
-            .where(*where)
-            .order_by(a.c.account_id)
-            .limit(limit)
-        ).all()
-        return [_decode_claimed(row[0], row[1]) for row in rows]
+        scanning = query.with_holds is not None or query.with_failed_steps is not None
+        chunk = max(limit, self.QUERY_CHUNK) if scanning else limit
+        found: list[AccountRecord | CorruptRecord] = []
+        while True:
+            page = [*where, a.c.account_id > after] if after is not None else where
+            rows = conn.execute(
+                select(a.c.account_id, self._body(conn, a.c.body))
+                .where(*page)
+                .order_by(a.c.account_id)
+                .limit(chunk)
+            ).all()
+            for account_id, body in rows:
+                item = _decode_claimed(account_id, body)
+                if isinstance(item, CorruptRecord) or _unindexed_match(query, item):
+                    found.append(item)
+                    if len(found) == limit:
+                        return found
+            if len(rows) < chunk:
+                return found
+            after = rows[-1][0]
 
     # -- the outbox ------------------------------------------------------------------------
 
@@ -648,14 +652,13 @@ class _Logic:
             row = conn.execute(query).first()
             if row is None:  # pragma: no cover - the row was just inserted
                 raise StoreError(f"the outbox cursor of {listener!r} vanished while it was claimed")
-        cursor = self._cursor(row)
-        if cursor.owner not in (None, lease.owner) and cursor.until is not None and cursor.until > now:
+        claimed = _claimed_cursor(self._cursor(row), lease, now)
+        if claimed is None:
             return None
-        claimed = attrs.evolve(cursor, owner=lease.owner, until=_utc(lease.until), version=cursor.version + 1)
         result = conn.execute(
             update(c)
-            .where(c.c.listener == listener, c.c.version == cursor.version)
-            .values(owner=claimed.owner, until=claimed.until, version=claimed.version)
+            .where(c.c.listener == listener, c.c.version == row.version)
+            .values(owner=claimed.owner, until=_utc(claimed.until), version=claimed.version)
         )
         if result.rowcount != 1:
             return None
@@ -682,8 +685,12 @@ class _Logic:
             )
         )
         if result.rowcount != 1:
-            raise ConcurrentUpdate(account_id=cursor.listener, expected_version=expected_version)
-        if dead:
+            raise ConcurrentUpdate(account_id=f"outbox:{cursor.listener}", expected_version=expected_version)
+        if dead:  # a letter written again (after a takeover) replaces the earlier one
+            d = self.dead
+            conn.execute(
+                delete(d).where(d.c.listener == cursor.listener, d.c.position.in_([x.position for x in dead]))
+            )
             conn.execute(
                 insert(self.dead),
                 [
@@ -1073,7 +1080,7 @@ class SQLAlchemyStore(_Base):
         self, cursor: OutboxCursor, *, expected_version: int, dead: Sequence[DeadLetter] = ()
     ) -> None:
         """Compare-and-set *cursor* and add the *dead* letters (``OutboxStore.outbox_advance``)."""
-        _check_cursor(cursor, expected_version)
+        _check_cursor(cursor, expected_version, dead)
         self._run(
             f"advancing the outbox cursor of {cursor.listener!r}",
             lambda conn: self._logic.outbox_advance(conn, cursor, expected_version, dead),
@@ -1108,7 +1115,7 @@ def _check_position(position: object) -> None:
         raise ValueError(f"an outbox position must be a whole number >= 0, got {position!r}")
 
 
-def _check_cursor(cursor: OutboxCursor, expected_version: int) -> None:
+def _check_cursor(cursor: OutboxCursor, expected_version: int, dead: Sequence[DeadLetter]) -> None:
     if not isinstance(cursor, OutboxCursor):
         raise TypeError(f"cursor must be an OutboxCursor, got {type(cursor).__name__}")
     if cursor.version != expected_version + 1:
@@ -1116,7 +1123,38 @@ def _check_cursor(cursor: OutboxCursor, expected_version: int) -> None:
             f"the cursor written must have version expected_version + 1 = {expected_version + 1}, "
             f"got {cursor.version}"
         )
-    _check_position(cursor.position)
+    if cursor.position < 0 or cursor.attempts < 0:
+        raise ValueError("a cursor's position and attempts are whole numbers >= 0")
+    for moment in (cursor.retry_at, cursor.until):
+        if moment is not None:
+            require_aware(moment, "a cursor's moment")
+    for letter in dead:
+        if letter.listener != cursor.listener:
+            raise ValueError(
+                f"a dead letter of listener {letter.listener!r} written with the cursor "
+                f"of {cursor.listener!r}"
+            )
+        require_aware(letter.at, "DeadLetter.at")
+
+
+def _claimed_cursor(cursor: OutboxCursor, lease: Lease, now: datetime) -> OutboxCursor | None:
+    """*cursor* claimed by *lease* at *now*, or None while another owner's claim is live. Taking
+    it from another owner (a lapsed claim) increases its version, so the earlier owner's next
+    write fails; claiming a free cursor or renewing one's own leaves the version as it is."""
+    until = require_aware(lease.until, "lease.until")
+    if cursor.owner is not None and cursor.owner != lease.owner:
+        if cursor.until is not None and cursor.until > now:
+            return None
+        return attrs.evolve(cursor, owner=lease.owner, until=until, version=cursor.version + 1)
+    return attrs.evolve(cursor, owner=lease.owner, until=until)
+
+
+def _unindexed_match(query: AccountQuery, record: AccountRecord) -> bool:
+    """Whether *record* meets the conditions on legal holds and failed purge steps."""
+    if query.with_holds is not None and bool(record.holds) != query.with_holds:
+        return False
+    failed = any(progress.status is PurgeStatus.FAILED for progress in record.purge.values())
+    return query.with_failed_steps is None or failed == query.with_failed_steps
 
 
 def _check_query(query: AccountQuery, after: str | None) -> None:
@@ -1333,7 +1371,7 @@ class AsyncSQLAlchemyStore(_Base):
         self, cursor: OutboxCursor, *, expected_version: int, dead: Sequence[DeadLetter] = ()
     ) -> None:
         """Compare-and-set *cursor* and add the *dead* letters (``OutboxStore.outbox_advance``)."""
-        _check_cursor(cursor, expected_version)
+        _check_cursor(cursor, expected_version, dead)
         await self._run(
             f"advancing the outbox cursor of {cursor.listener!r}",
             lambda conn: self._logic.outbox_advance(conn, cursor, expected_version, dead),
