@@ -21,6 +21,7 @@ message names the database without its password and quotes no stored value or pa
 
 from __future__ import annotations
 
+import copy
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
@@ -879,19 +880,13 @@ class SQLAlchemyStore(_Base):
     store never disposes of it. Tested on PostgreSQL (psycopg) and SQLite (pysqlite).
     """
 
-    def __init__(
-        self,
-        engine: Engine,
-        *,
-        schema: str | None = None,
-        _host: Connection | Session | None = None,
-    ) -> None:
+    def __init__(self, engine: Engine, *, schema: str | None = None) -> None:
         if not isinstance(engine, Engine):
             raise TypeError(f"SQLAlchemyStore needs a sqlalchemy Engine, got {type(engine).__name__}")
         super().__init__(schema, _shown(engine))
         self.engine = engine
         self.schema = schema
-        self._host = _host
+        self._host: Connection | Session | None = None
 
     def __repr__(self) -> str:
         bound = ", bound" if self._host is not None else ""
@@ -905,7 +900,9 @@ class SQLAlchemyStore(_Base):
         ``lifecycle.using(store.bound(session))``."""
         if not isinstance(host, Connection | Session):
             raise TypeError(f"bound() needs a sqlalchemy Connection or Session, got {type(host).__name__}")
-        return SQLAlchemyStore(self.engine, schema=self.schema, _host=host)
+        view = copy.copy(self)
+        view._host = host
+        return view
 
     def _run(
         self,
@@ -1183,19 +1180,13 @@ class AsyncSQLAlchemyStore(_Base):
     ``AsyncConnection.run_sync``. ``bound(async_connection_or_session)`` works inside the host's
     transaction, as ``SQLAlchemyStore.bound`` does."""
 
-    def __init__(
-        self,
-        engine: AsyncEngine,
-        *,
-        schema: str | None = None,
-        _host: AsyncConnection | AsyncSession | None = None,
-    ) -> None:
+    def __init__(self, engine: AsyncEngine, *, schema: str | None = None) -> None:
         if not isinstance(engine, AsyncEngine):
             raise TypeError(f"AsyncSQLAlchemyStore needs an AsyncEngine, got {type(engine).__name__}")
         super().__init__(schema, _shown(engine.sync_engine))
         self.engine = engine
         self.schema = schema
-        self._host = _host
+        self._host: AsyncConnection | AsyncSession | None = None
 
     def __repr__(self) -> str:
         bound = ", bound" if self._host is not None else ""
@@ -1204,7 +1195,9 @@ class AsyncSQLAlchemyStore(_Base):
     def bound(self, host: AsyncConnection | AsyncSession) -> AsyncSQLAlchemyStore:
         """This store writing through the host's ``AsyncConnection`` or ``AsyncSession``, inside
         its transaction (a SAVEPOINT per write, never a commit): see ``SQLAlchemyStore.bound``."""
-        return AsyncSQLAlchemyStore(self.engine, schema=self.schema, _host=_async_host(host))
+        view = copy.copy(self)
+        view._host = _async_host(host)
+        return view
 
     async def _run(
         self,
