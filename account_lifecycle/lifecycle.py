@@ -304,13 +304,17 @@ class Lifecycle:
 
         In-process *listeners* are not carried over (none unless given): they are called as soon
         as the store has written, which on a bound store is before the host commits, so they
-        could report events the host then rolls back. Outbox listeners see committed events only."""
+        could report events the host then rolls back. Nor is the outbox relay: read through the
+        host's transaction it would see entries not committed yet; ``relay()`` of this lifecycle
+        delivers nothing, and the relay keeps running on the lifecycle of the store's own
+        transactions, where outbox listeners see committed events only."""
         listening = tuple(listeners)
         other = copy.copy(self)
         other.store = store
         other.listeners = listening
         other.journal = attrs.evolve(self.journal, store=store, listeners=listening)
         other.runner = attrs.evolve(self.runner, store=store, journal=other.journal)
+        other._relay = None
         return other
 
     # -- plumbing --------------------------------------------------------------------------

@@ -60,6 +60,7 @@ from sqlalchemy.schema import CreateSchema
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import LargeBinary
 
+from account_lifecycle.adapters._outbox import check_advance, check_read, claimed_cursor, outbox_conflict
 from account_lifecycle.audit import AuditEvent
 from account_lifecycle.clock import require_aware
 from account_lifecycle.codec import (
@@ -78,8 +79,9 @@ from account_lifecycle.errors import (
     StoreError,
 )
 from account_lifecycle.health import StatusRow, StoreStatus, summarize
-from account_lifecycle.model import AccountRecord, PurgeStatus, State, validate_id
+from account_lifecycle.model import AccountRecord, State, validate_id
 from account_lifecycle.ports import REFUSALS
+from account_lifecycle.queries import check_after, check_limit, check_query, unindexed_match
 from account_lifecycle.schedule import due_at
 from account_lifecycle.sealed import SealedValue
 from account_lifecycle.values import (
@@ -593,7 +595,7 @@ class _Logic:
             ).all()
             for account_id, body in rows:
                 item = _decode_claimed(account_id, body)
-                if isinstance(item, CorruptRecord) or _unindexed_match(query, item):
+                if isinstance(item, CorruptRecord) or unindexed_match(query, item):
                     found.append(item)
                     if len(found) == limit:
                         return found
@@ -653,7 +655,7 @@ class _Logic:
             row = conn.execute(query).first()
             if row is None:  # pragma: no cover - the row was just inserted
                 raise StoreError(f"the outbox cursor of {listener!r} vanished while it was claimed")
-        claimed = _claimed_cursor(self._cursor(row), lease, now)
+        claimed = claimed_cursor(self._cursor(row), lease, now)
         if claimed is None:
             return None
         result = conn.execute(
@@ -686,7 +688,7 @@ class _Logic:
             )
         )
         if result.rowcount != 1:
-            raise ConcurrentUpdate(account_id=f"outbox:{cursor.listener}", expected_version=expected_version)
+            raise outbox_conflict(cursor.listener, expected_version)
         if dead:  # a letter written again (after a takeover) replaces the earlier one
             d = self.dead
             conn.execute(
@@ -1045,8 +1047,8 @@ class SQLAlchemyStore(_Base):
         self, query: AccountQuery, *, after: str | None, limit: int
     ) -> list[AccountRecord | CorruptRecord]:
         """Up to *limit* accounts matching *query* after *after*, by id (``QueryStore``)."""
-        _check_query(query, after)
-        if _check_limit(limit) == 0:
+        query, after, limit = check_query(query), check_after(after), check_limit(limit)
+        if limit == 0 or query.states == frozenset():
             return []
         return self._run(
             "listing accounts", lambda conn: self._logic.list_accounts(conn, query, after, limit), write=False
@@ -1056,8 +1058,8 @@ class SQLAlchemyStore(_Base):
 
     def outbox_read(self, *, after: int, limit: int) -> list[OutboxEntry]:
         """Up to *limit* outbox entries after position *after*, in order (``OutboxStore``)."""
-        _check_position(after)
-        if _check_limit(limit) == 0:
+        after, limit = check_read(after, limit)
+        if limit == 0:
             return []
         return self._run(
             "reading the outbox", lambda conn: self._logic.outbox_read(conn, after, limit), write=False
@@ -1065,7 +1067,7 @@ class SQLAlchemyStore(_Base):
 
     def outbox_claim(self, listener: str, *, lease: Lease, now: datetime) -> OutboxCursor | None:
         """Claim *listener*'s cursor for ``lease.owner`` (``OutboxStore.outbox_claim``)."""
-        validate_id(listener, "listener")
+        validate_id(listener, "outbox listener name")
         now = require_aware(now)
         require_aware(lease.until)
         return self._run(
@@ -1077,7 +1079,7 @@ class SQLAlchemyStore(_Base):
         self, cursor: OutboxCursor, *, expected_version: int, dead: Sequence[DeadLetter] = ()
     ) -> None:
         """Compare-and-set *cursor* and add the *dead* letters (``OutboxStore.outbox_advance``)."""
-        _check_cursor(cursor, expected_version, dead)
+        check_advance(cursor, expected_version, dead)
         self._run(
             f"advancing the outbox cursor of {cursor.listener!r}",
             lambda conn: self._logic.outbox_advance(conn, cursor, expected_version, dead),
@@ -1110,57 +1112,6 @@ class SQLAlchemyStore(_Base):
 def _check_position(position: object) -> None:
     if isinstance(position, bool) or not isinstance(position, int) or position < 0:
         raise ValueError(f"an outbox position must be a whole number >= 0, got {position!r}")
-
-
-def _check_cursor(cursor: OutboxCursor, expected_version: int, dead: Sequence[DeadLetter]) -> None:
-    if not isinstance(cursor, OutboxCursor):
-        raise TypeError(f"cursor must be an OutboxCursor, got {type(cursor).__name__}")
-    if cursor.version != expected_version + 1:
-        raise ValueError(
-            f"the cursor written must have version expected_version + 1 = {expected_version + 1}, "
-            f"got {cursor.version}"
-        )
-    if cursor.position < 0 or cursor.attempts < 0:
-        raise ValueError("a cursor's position and attempts are whole numbers >= 0")
-    for moment in (cursor.retry_at, cursor.until):
-        if moment is not None:
-            require_aware(moment, "a cursor's moment")
-    for letter in dead:
-        if letter.listener != cursor.listener:
-            raise ValueError(
-                f"a dead letter of listener {letter.listener!r} written with the cursor "
-                f"of {cursor.listener!r}"
-            )
-        require_aware(letter.at, "DeadLetter.at")
-
-
-def _claimed_cursor(cursor: OutboxCursor, lease: Lease, now: datetime) -> OutboxCursor | None:
-    """*cursor* claimed by *lease* at *now*, or None while another owner's claim is live. Taking
-    it from another owner (a lapsed claim) increases its version, so the earlier owner's next
-    write fails; claiming a free cursor or renewing one's own leaves the version as it is."""
-    until = require_aware(lease.until, "lease.until")
-    if cursor.owner is not None and cursor.owner != lease.owner:
-        if cursor.until is not None and cursor.until > now:
-            return None
-        return attrs.evolve(cursor, owner=lease.owner, until=until, version=cursor.version + 1)
-    return attrs.evolve(cursor, owner=lease.owner, until=until)
-
-
-def _unindexed_match(query: AccountQuery, record: AccountRecord) -> bool:
-    """Whether *record* meets the conditions on legal holds and failed purge steps."""
-    if query.with_holds is not None and bool(record.holds) != query.with_holds:
-        return False
-    failed = any(progress.status is PurgeStatus.FAILED for progress in record.purge.values())
-    return query.with_failed_steps is None or failed == query.with_failed_steps
-
-
-def _check_query(query: AccountQuery, after: str | None) -> None:
-    if not isinstance(query, AccountQuery):
-        raise TypeError(f"query must be an AccountQuery, got {type(query).__name__}")
-    if after is not None and not isinstance(after, str):
-        raise TypeError(f"after must be an account id or None, got {type(after).__name__}")
-    if query.due_before is not None:
-        require_aware(query.due_before, "due_before")
 
 
 # -- async -----------------------------------------------------------------------------------
@@ -1334,8 +1285,8 @@ class AsyncSQLAlchemyStore(_Base):
         self, query: AccountQuery, *, after: str | None, limit: int
     ) -> list[AccountRecord | CorruptRecord]:
         """Up to *limit* accounts matching *query* after *after*, by id (``QueryStore``)."""
-        _check_query(query, after)
-        if _check_limit(limit) == 0:
+        query, after, limit = check_query(query), check_after(after), check_limit(limit)
+        if limit == 0 or query.states == frozenset():
             return []
         return await self._run(
             "listing accounts", lambda conn: self._logic.list_accounts(conn, query, after, limit), write=False
@@ -1343,8 +1294,8 @@ class AsyncSQLAlchemyStore(_Base):
 
     async def outbox_read(self, *, after: int, limit: int) -> list[OutboxEntry]:
         """Up to *limit* outbox entries after position *after*, in order (``OutboxStore``)."""
-        _check_position(after)
-        if _check_limit(limit) == 0:
+        after, limit = check_read(after, limit)
+        if limit == 0:
             return []
         return await self._run(
             "reading the outbox", lambda conn: self._logic.outbox_read(conn, after, limit), write=False
@@ -1352,7 +1303,7 @@ class AsyncSQLAlchemyStore(_Base):
 
     async def outbox_claim(self, listener: str, *, lease: Lease, now: datetime) -> OutboxCursor | None:
         """Claim *listener*'s cursor for ``lease.owner`` (``OutboxStore.outbox_claim``)."""
-        validate_id(listener, "listener")
+        validate_id(listener, "outbox listener name")
         now = require_aware(now)
         require_aware(lease.until)
         return await self._run(
@@ -1364,7 +1315,7 @@ class AsyncSQLAlchemyStore(_Base):
         self, cursor: OutboxCursor, *, expected_version: int, dead: Sequence[DeadLetter] = ()
     ) -> None:
         """Compare-and-set *cursor* and add the *dead* letters (``OutboxStore.outbox_advance``)."""
-        _check_cursor(cursor, expected_version, dead)
+        check_advance(cursor, expected_version, dead)
         await self._run(
             f"advancing the outbox cursor of {cursor.listener!r}",
             lambda conn: self._logic.outbox_advance(conn, cursor, expected_version, dead),

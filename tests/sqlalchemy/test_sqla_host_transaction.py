@@ -218,6 +218,7 @@ def test_using_keeps_the_configuration_and_drops_in_process_listeners(lc: Lifecy
         for name, value in vars(other).items()
         if value is first or getattr(value, "store", None) is first
     ]
+    assert other.relay().total == 0  # no relay through a view of the store
     assert stale == []
     other.open("acct-1", owner="u-1")
     assert seen == []
