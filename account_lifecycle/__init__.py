@@ -111,6 +111,7 @@ from account_lifecycle.verify import (
 
 if TYPE_CHECKING:  # imported lazily by __getattr__ below: they need the postgres or async extra
     from account_lifecycle.adapters.postgres import PostgresStore
+    from account_lifecycle.adapters.sqlalchemy import AsyncSQLAlchemyStore, SQLAlchemyStore
     from account_lifecycle.aio import (
         AsyncAccountStore,
         AsyncLifecycle,
@@ -148,6 +149,7 @@ __all__ = [
     "AsyncLifecycle",
     "AsyncPostgresStore",
     "AsyncPurger",
+    "AsyncSQLAlchemyStore",
     "AuditEvent",
     "Change",
     "Claim",
@@ -223,6 +225,7 @@ __all__ = [
     "Reminder",
     "RetainedCategory",
     "Rollout",
+    "SQLAlchemyStore",
     "SQLiteStore",
     "ScheduledErasure",
     "SealedValue",
@@ -267,4 +270,9 @@ def __getattr__(name: str) -> Any:
         from account_lifecycle import aio
 
         return getattr(aio, name)
+    # SQLAlchemyStore and AsyncSQLAlchemyStore need the ``sqlalchemy`` extra, imported when asked.
+    if name in ("SQLAlchemyStore", "AsyncSQLAlchemyStore"):
+        from account_lifecycle.adapters import sqlalchemy
+
+        return getattr(sqlalchemy, name)
     raise AttributeError(f"module 'account_lifecycle' has no attribute {name!r}")

@@ -3,6 +3,7 @@ saves the new record with its audit events in one compare-and-set, then runs eff
 
 from __future__ import annotations
 
+import copy
 import logging
 import uuid
 from collections.abc import Iterable, Mapping
@@ -294,6 +295,27 @@ class Lifecycle:
                 raise TypeError(f"the hook for effect {name!r} must be callable, got {hook!r}")
             index[name] = hook
         return index
+
+    def using(self, store: AccountStore, *, listeners: Iterable[Listener] = ()) -> Lifecycle:
+        """This lifecycle (policy, purgers, checks, effects, clock, keys, timings) on *store*: most
+        often a view writing inside the host's transaction, ``lc.using(store.bound(session))``,
+        so that a command commits or rolls back with the host's own writes. Cheap: nothing is
+        rebuilt but what writes to the store.
+
+        In-process *listeners* are not carried over (none unless given): they are called as soon
+        as the store has written, which on a bound store is before the host commits, so they
+        could report events the host then rolls back. Nor is the outbox relay: read through the
+        host's transaction it would see entries not committed yet; ``relay()`` of this lifecycle
+        delivers nothing, and the relay keeps running on the lifecycle of the store's own
+        transactions, where outbox listeners see committed events only."""
+        listening = tuple(listeners)
+        other = copy.copy(self)
+        other.store = store
+        other.listeners = listening
+        other.journal = attrs.evolve(self.journal, store=store, listeners=listening)
+        other.runner = attrs.evolve(self.runner, store=store, journal=other.journal)
+        other._relay = None
+        return other
 
     # -- plumbing --------------------------------------------------------------------------
 

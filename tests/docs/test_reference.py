@@ -19,6 +19,8 @@ _LAZY = {
     "AsyncPurger": "account_lifecycle.aio.ports.AsyncPurger",
     "ThreadedStore": "account_lifecycle.aio.threaded.ThreadedStore",
     "AsyncPostgresStore": "account_lifecycle.aio.postgres.AsyncPostgresStore",
+    "SQLAlchemyStore": "account_lifecycle.adapters.sqlalchemy.SQLAlchemyStore",
+    "AsyncSQLAlchemyStore": "account_lifecycle.adapters.sqlalchemy.AsyncSQLAlchemyStore",
 }
 
 
