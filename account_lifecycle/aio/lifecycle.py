@@ -9,6 +9,7 @@ Nothing is decided here: the commands, their errors and guarantees are ``Lifecyc
 from __future__ import annotations
 
 import asyncio
+import copy
 import functools
 import inspect
 from collections import deque
@@ -172,6 +173,17 @@ def _awaitable(
     return call
 
 
+def _check_async_store(store: object) -> None:
+    """``TypeError`` unless every method of ``AccountStore`` is a coroutine method of *store*."""
+    missing = [name for name in _STORE_METHODS if not inspect.iscoroutinefunction(getattr(store, name, None))]
+    if missing:
+        raise TypeError(
+            f"store must be an async store (AsyncAccountStore), got {type(store).__name__}, whose "
+            f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not async; wrap a "
+            "synchronous store in ThreadedStore(store)"
+        )
+
+
 class AsyncLifecycle:
     """``Lifecycle`` for asyncio: the same constructor arguments, the same commands and queries
     as coroutine methods, the same errors and guarantees (compare-and-set, fenced erasure,
@@ -207,15 +219,7 @@ class AsyncLifecycle:
         outbox_max_attempts: int = 8,
         outbox_advance_every: int = 1,
     ) -> None:
-        missing = [
-            name for name in _STORE_METHODS if not inspect.iscoroutinefunction(getattr(store, name, None))
-        ]
-        if missing:
-            raise TypeError(
-                f"store must be an async store (AsyncAccountStore), got {type(store).__name__}, whose "
-                f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not async; wrap a "
-                "synchronous store in ThreadedStore(store)"
-            )
+        _check_async_store(store)
         #: The async store the commands read and write.
         self.store = store
         checks: Mapping[str, Any] | None = prerequisites
@@ -254,6 +258,24 @@ class AsyncLifecycle:
 
     def __repr__(self) -> str:
         return f"AsyncLifecycle({self.policy.label}, store={self.store!r})"
+
+    def using(
+        self, store: AsyncAccountStore, *, listeners: Iterable[Listener | AsyncListener] = ()
+    ) -> AsyncLifecycle:
+        """This lifecycle (policy, purgers, checks, effects, clock, keys, timings) on the async
+        *store*: most often a view writing inside the host's transaction,
+        ``alc.using(async_store.bound(async_session))``, so that a command commits or rolls back
+        with the host's own writes. No I/O (a plain method, not a coroutine): see
+        ``Lifecycle.using``, whose rules it keeps, in-process *listeners* included."""
+        _check_async_store(store)
+        other = copy.copy(self)
+        other.store = store
+        sync_store = getattr(store, "_greenlet_store", None)
+        other._lifecycle = self._lifecycle.using(
+            cast(AccountStore, sync_store if sync_store is not None else _AwaitingStore(store)),
+            listeners=[cast(Listener, _Awaiting(listener)) for listener in listeners],
+        )
+        return other
 
     # One line per public method of Lifecycle (tests/async/test_counterparts.py checks that
     # none is missing and that the parameters are the same).

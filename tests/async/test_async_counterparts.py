@@ -15,13 +15,18 @@ from account_lifecycle import AsyncLifecycle, Lifecycle, MemoryStore, SQLiteStor
 from account_lifecycle.aio import ports as async_ports
 from account_lifecycle.ports import AccountStore, BatchStore, OutboxStore, QueryStore
 
+#: Public methods of Lifecycle that do no I/O, and whose AsyncLifecycle counterpart is therefore
+#: a plain method (tested on its own below): ``using`` builds a lifecycle on another store.
+NOT_COROUTINES = frozenset({"using"})
+
 
 def public_methods(cls: type) -> list[str]:
-    """The public methods *cls* defines or inherits (not those of ``object``)."""
+    """The public methods *cls* defines or inherits (not those of ``object``), but those of
+    ``NOT_COROUTINES``."""
     return sorted(
         name
         for name, member in inspect.getmembers(cls)
-        if not name.startswith("_") and inspect.isfunction(member)
+        if not name.startswith("_") and inspect.isfunction(member) and name not in NOT_COROUTINES
     )
 
 
@@ -125,3 +130,9 @@ def test_async_postgres_store_has_every_method_of_postgres_store() -> None:
     for name in public_methods(PostgresStore):
         assert inspect.iscoroutinefunction(getattr(store, name)), name
     assert not hasattr(store, "no_such_method")
+
+
+def test_using_is_a_plain_method_with_lifecycles_parameters() -> None:
+    """``AsyncLifecycle.using`` builds (no I/O), as ``Lifecycle.using`` does, with its parameters."""
+    assert not inspect.iscoroutinefunction(AsyncLifecycle.using)
+    assert parameters(AsyncLifecycle.using) == parameters(Lifecycle.using)
