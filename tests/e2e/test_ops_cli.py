@@ -57,17 +57,17 @@ class TestSQLite:
 
     def test_migrate_creates_then_has_nothing_to_do(self, tmp_path: Path) -> None:
         sql = ok(cli("migrate", "--sql", cwd=tmp_path))
-        assert sql.splitlines()[-1] == "INSERT INTO meta VALUES ('schema_version', '4');"
+        assert sql.splitlines()[-1] == "INSERT INTO meta VALUES ('schema_version', '5');"
         assert not (tmp_path / "accounts.db").exists()  # --sql runs nothing
         assert (
             ok(cli("migrate", cwd=tmp_path))
-            == "SQLite database 'accounts.db' migrated from schema version 0 to 4\n"
+            == "SQLite database 'accounts.db' migrated from schema version 0 to 5\n"
         )
         assert (
             ok(cli("migrate", cwd=tmp_path))
-            == "SQLite database 'accounts.db' is at schema version 4: nothing to do\n"
+            == "SQLite database 'accounts.db' is at schema version 5: nothing to do\n"
         )
-        assert ok(cli("migrate", "--sql", cwd=tmp_path)) == "-- schema version 4 is current: nothing to run\n"
+        assert ok(cli("migrate", "--sql", cwd=tmp_path)) == "-- schema version 5 is current: nothing to run\n"
         assert json.loads(ok(cli("migrate", "--json", cwd=tmp_path))) == {
             "from_version": 4,
             "to_version": 4,
@@ -101,7 +101,7 @@ class TestSQLite:
         assert _digest(path) == digest  # status, refusals and --sql changed nothing
 
         assert ok(cli("migrate", "--db", "old.db", cwd=tmp_path)) == (
-            "SQLite database 'old.db' migrated from schema version 1 to 4\n"
+            "SQLite database 'old.db' migrated from schema version 1 to 5\n"
         )
         assert "a1: cancelled" in ok(
             cli("status", "a1", "--policy", "smrtphone", "--db", "old.db", cwd=tmp_path)
@@ -179,7 +179,7 @@ def test_postgresql_status_migrate_and_refusal(tmp_path: Path, pg_schema: tuple[
     assert sql.splitlines()[0] == f'CREATE SCHEMA "{schema}";'
     assert not schema_exists()
 
-    assert ok(run("migrate")) == f"PostgreSQL schema {schema!r} migrated from schema version 0 to 4\n"  # type: ignore[arg-type]
+    assert ok(run("migrate")) == f"PostgreSQL schema {schema!r} migrated from schema version 0 to 5\n"  # type: ignore[arg-type]
     ok(run("open", "pg-1", "--owner", "u1", "--policy", "smrtphone"))  # type: ignore[arg-type]
     data = json.loads(ok(run("status", "--json")))  # type: ignore[arg-type]
     assert (data["schema_version"], data["due"], data["stuck"]) == (4, 0, [])
