@@ -69,8 +69,8 @@ class TestSQLite:
         )
         assert ok(cli("migrate", "--sql", cwd=tmp_path)) == "-- schema version 5 is current: nothing to run\n"
         assert json.loads(ok(cli("migrate", "--json", cwd=tmp_path))) == {
-            "from_version": 4,
-            "to_version": 4,
+            "from_version": 5,
+            "to_version": 5,
             "migrated": False,
         }
 
@@ -81,8 +81,8 @@ class TestSQLite:
 
         result = cli("status", "--db", "old.db", "--now", "2026-02-01T12:00:00Z", cwd=tmp_path)
         assert result.returncode == 1
-        assert "1 (library 4): run account-lifecycle migrate" in result.stdout
-        assert result.stderr.startswith("status: schema version 1 is older than the library's 4")
+        assert "1 (library 5): run account-lifecycle migrate" in result.stdout
+        assert result.stderr.startswith("status: schema version 1 is older than the library's 5")
         data = json.loads(cli("status", "--db", "old.db", "--json", cwd=tmp_path).stdout)
         assert (data["schema_version"], data["schema_outdated"]) == (1, True)
 
@@ -92,7 +92,7 @@ class TestSQLite:
             ["sweep", "--policy", "smrtphone", "--dry-run"],
         ):
             assert refused(cli(*command, "--db", "old.db", cwd=tmp_path), 2) == (
-                "error: SQLite database 'old.db' has schema version 1, older than the library's 4; "
+                "error: SQLite database 'old.db' has schema version 1, older than the library's 5; "
                 "run: account-lifecycle migrate --db old.db"
             )
         sql = ok(cli("migrate", "--db", "old.db", "--sql", cwd=tmp_path))
@@ -182,9 +182,9 @@ def test_postgresql_status_migrate_and_refusal(tmp_path: Path, pg_schema: tuple[
     assert ok(run("migrate")) == f"PostgreSQL schema {schema!r} migrated from schema version 0 to 5\n"  # type: ignore[arg-type]
     ok(run("open", "pg-1", "--owner", "u1", "--policy", "smrtphone"))  # type: ignore[arg-type]
     data = json.loads(ok(run("status", "--json")))  # type: ignore[arg-type]
-    assert (data["schema_version"], data["due"], data["stuck"]) == (4, 0, [])
+    assert (data["schema_version"], data["due"], data["stuck"]) == (5, 0, [])
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'DELETE FROM "{schema}".schema_migrations WHERE version = 4')
-    assert "older than the library's 4" in refused(run("history", "pg-1", "--policy", "smrtphone"), 2)  # type: ignore[arg-type]
+        conn.execute(f'DELETE FROM "{schema}".schema_migrations WHERE version >= 4')
+    assert "older than the library's 5" in refused(run("history", "pg-1", "--policy", "smrtphone"), 2)  # type: ignore[arg-type]
     for text in (run("status").stdout, run("status").stderr, run("migrate", "--sql").stdout):  # type: ignore[attr-defined]
         assert secret not in text

@@ -65,13 +65,15 @@ def test_sqlite_from_schema_3_with_data(tmp_path: Path) -> None:
     with sqlite3.connect(path) as conn:  # back to schema 3, as the previous release left it
         conn.execute("DROP INDEX accounts_policy_label")
         conn.execute("ALTER TABLE accounts DROP COLUMN policy_label")
+        for table in ("outbox", "outbox_cursors", "outbox_dead"):  # schema 4's
+            conn.execute(f"DROP TABLE {table}")
         conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
         for account_id, body in conn.execute("SELECT account_id, body FROM accounts").fetchall():
             conn.execute(
                 "UPDATE accounts SET body = ? WHERE account_id = ?", (_as_before_versions(body), account_id)
             )
     conn.close()
-    assert SQLiteStore.migration_statements(3)[0] == "ALTER TABLE accounts ADD COLUMN policy_label TEXT"
+    assert "ALTER TABLE accounts ADD COLUMN policy_label TEXT" in SQLiteStore.migration_statements(3)
 
     store = SQLiteStore(path)  # migrates
     try:
@@ -126,7 +128,9 @@ def test_postgres_from_schema_3_with_data(pg_schema: tuple[str, str]) -> None:
     store.close()
     query(dsn, f'DROP INDEX "{schema}".accounts_policy_label_idx')
     query(dsn, f'ALTER TABLE "{schema}".accounts DROP COLUMN policy_label')
-    query(dsn, f'DELETE FROM "{schema}".schema_migrations WHERE version = 5')
+    for table in ("outbox", "outbox_cursors", "outbox_dead"):  # migration 4's
+        query(dsn, f'DROP TABLE "{schema}".{table}')
+    query(dsn, f'DELETE FROM "{schema}".schema_migrations WHERE version >= 4')
     for account_id, body in query(dsn, f'SELECT account_id, body FROM "{schema}".accounts'):
         query(
             dsn,
@@ -137,8 +141,10 @@ def test_postgres_from_schema_3_with_data(pg_schema: tuple[str, str]) -> None:
     older = PostgresStore(dsn, schema=schema)
     try:
         assert older.schema_version() == 3
-        assert older.migration_statements(3)[0].startswith(f'ALTER TABLE "{schema}".accounts ADD COLUMN')
-        assert older.migrate() == (5,)
+        assert any(
+            s.startswith(f'ALTER TABLE "{schema}".accounts ADD COLUMN') for s in older.migration_statements(3)
+        )
+        assert older.migrate() == (4, 5)
         assert query(dsn, f'SELECT account_id, policy_label FROM "{schema}".accounts ORDER BY 1') == [
             ("old-active", "allclients"),
             ("old-restorable", "allclients"),
