@@ -3,6 +3,7 @@ auditable state machine. Everything public is importable from here."""
 
 from __future__ import annotations
 
+import logging
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
@@ -77,6 +78,9 @@ from account_lifecycle.values import (
     PurgeResult,
 )
 from account_lifecycle.verify import Change, Difference, DiffReport, diff_policies
+
+# A library logs into the host's logging set-up and sets none up itself: quiet by default.
+logging.getLogger("account_lifecycle").addHandler(logging.NullHandler())
 
 if TYPE_CHECKING:  # imported lazily by __getattr__ below: it needs the postgres extra
     from account_lifecycle.adapters.postgres import PostgresStore

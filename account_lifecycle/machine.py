@@ -15,6 +15,7 @@ from typing import Any, Final
 
 import attrs
 from transitions import Machine, MachineError
+from transitions import State as _TransitionsState
 
 from account_lifecycle.errors import (
     InvalidTransition,
@@ -340,6 +341,24 @@ def _reached(transitions: Sequence[Mapping[str, Any]]) -> list[State]:
     return [s for s in State if s in seen]
 
 
+class _QuietState(_TransitionsState):
+    """A state of the policy's machine. ``transitions`` logs an INFO line each time a state is
+    entered or left, into whatever log the host configured; the library's states have no enter
+    or exit callbacks, so these run the (empty) callbacks and log nothing."""
+
+    def enter(self, event_data: Any) -> None:
+        event_data.machine.callbacks(self.on_enter, event_data)
+
+    def exit(self, event_data: Any) -> None:
+        event_data.machine.callbacks(self.on_exit, event_data)
+
+
+class _QuietMachine(Machine):
+    """``Machine`` with quiet states (see ``_QuietState``); nothing else differs."""
+
+    state_cls = _QuietState
+
+
 class PolicyMachine:
     """The machine of one policy: states, transitions and guards, and decisions over them."""
 
@@ -430,7 +449,7 @@ class PolicyMachine:
             add(Action.PLACE_HOLD, unpurged, None, may[Action.PLACE_HOLD])
             add(Action.RELEASE_HOLD, unpurged, None, may[Action.RELEASE_HOLD])
 
-        self.machine = Machine(
+        self.machine = _QuietMachine(
             model=None,
             states=[s.value for s in State],
             transitions=transitions,
