@@ -659,7 +659,16 @@ class TestDiagram:
             f"    pending_confirm --> cancelled: confirm [{', '.join(confirm_guards)}]\n"
             "    cancelled --> purged: settle (system, once the cancel-time purge is done)\n"
             "    active --> active: transfer_ownership [may_transfer_ownership, new_owner_is_member]\n"
-            "    purged --> [*]\n"
+            + "".join(
+                f"    {state} --> {state}: {line}\n"
+                for line in (
+                    "add_member [may_add_member, may_join]",
+                    "remove_member [may_remove_member, may_leave]",
+                    "change_identity [may_change_identity]",
+                )
+                for state in ("active", "surveyed", "pending_confirm")
+            )
+            + "    purged --> [*]\n"
         )
 
     def test_dot_has_one_edge_per_transition(self) -> None:
@@ -667,7 +676,7 @@ class TestDiagram:
         machine = PolicyMachine(ALLCLIENTS)
         dot = to_dot(machine)
         edges = [line for line in dot.splitlines() if " -> " in line and "__start" not in line]
-        assert len(edges) == len(machine.transitions()) == 12
+        assert len(edges) == len(machine.transitions()) == 12 + 3 * 3  # team changes in 3 states
         assert '    restorable -> active [label="restore [may_restore, within_window]"];' in edges
         assert (
             '    restorable -> purged [label="expire (system, once the window ends and the rest is purged)", '
