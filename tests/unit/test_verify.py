@@ -224,10 +224,8 @@ class TestTeamChanges:
         assert found[2:] == [
             "3. owner: remove_member user=member  [pending_confirm -> pending_confirm]",
             "4. member: confirm  [pending_confirm -> cancelled]",
-        ] + [
             "a removed member's confirmation was accepted: it is a stranger to the account",
         ]
-        assert found[-1] == "a removed member's confirmation was accepted: it is a stranger to the account"
 
     def test_report_as_json_data(self) -> None:
         """``to_dict`` lists every invariant with its status."""
