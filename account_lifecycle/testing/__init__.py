@@ -41,6 +41,7 @@ if TYPE_CHECKING:
         GeneratedPolicyMachine,
         Invariant,
         LifecycleStateMachine,
+        TeamChangesMachine,
         machine_for,
     )
     from account_lifecycle.testing.store_contract import StoreContract
@@ -57,6 +58,7 @@ __all__ = [
     "PurgerContract",
     "RecordingPurger",
     "StoreContract",
+    "TeamChangesMachine",
     "fake_identity_keys",
     "fake_purgers",
     "machine_for",
@@ -71,6 +73,7 @@ _HOMES = {
     "GeneratedPolicyMachine": "stateful",
     "Invariant": "stateful",
     "LifecycleStateMachine": "stateful",
+    "TeamChangesMachine": "stateful",
     "PendingItems": "fakes",
     "PurgerContract": "purger_contract",
     "RecordingPurger": "fakes",
