@@ -3,6 +3,7 @@ auditable state machine. Everything public is importable from here."""
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from account_lifecycle import policies
@@ -108,6 +109,9 @@ from account_lifecycle.verify import (
     diff_policies,
     verify_registry,
 )
+
+# A library logs into the host's logging set-up and sets none up itself: quiet by default.
+logging.getLogger("account_lifecycle").addHandler(logging.NullHandler())
 
 if TYPE_CHECKING:  # imported lazily by __getattr__ below: they need the postgres or async extra
     from account_lifecycle.adapters.postgres import PostgresStore

@@ -158,6 +158,10 @@ class Command:
     request_id: str | None = None
     authenticated_at: datetime | None = None
     window: Duration | None = None
+    member: str | None = None
+    #: ``change_identity``: the new identity and identifiers, as keyed digests (never plain)
+    identity: str | None = None
+    identifiers: Mapping[str, HeldIdentifier] = attrs.Factory(dict)
     category: str | None = None
     reason: str | None = None
     idempotency_key: str | None = None
@@ -194,8 +198,17 @@ def command_digest(command: Command) -> str:
     """The digest of everything a command says, its actor included, but not its key: the same
     key with another actor or other arguments is another request."""
     authenticated = command.authenticated_at
+    # Keys added with later commands are present only when set: earlier digests stay valid.
+    later: dict[str, Any] = {}
+    if command.member is not None:
+        later["member"] = command.member
+    if command.identity is not None:
+        later["identity"] = command.identity
+    if command.identifiers:
+        later["identifiers"] = {kind: held.value for kind, held in command.identifiers.items()}
     return _digest(
         {
+            **later,
             "action": str(command.action),
             "actor": str(command.actor),
             "token": command.token,
@@ -328,6 +341,7 @@ def decide_command(
         outcome=command.outcome,
         service=command.service,
         new_owner=command.new_owner,
+        member=command.member,
         request_id=command.request_id,
         authenticated_at=command.authenticated_at,
         pending=pending,
@@ -513,6 +527,48 @@ def _plan_release_hold(
     return changes, {"category": category, "held_since": held.at}, (), "hold_released"
 
 
+def _plan_add_member(
+    rules: Rules, record: AccountRecord, command: Command, dest: State, now: datetime
+) -> _Plan:
+    member = command.member
+    assert member is not None
+    return {"members": record.members | {member}}, {"member": member}, (), None
+
+
+def _plan_remove_member(
+    rules: Rules, record: AccountRecord, command: Command, dest: State, now: datetime
+) -> _Plan:
+    member = command.member
+    assert member is not None
+    return {"members": record.members - {member}}, {"member": member}, (), None
+
+
+def _plan_change_identity(
+    rules: Rules, record: AccountRecord, command: Command, dest: State, now: datetime
+) -> _Plan:
+    """The new identity and identifiers (keyed digests); the event names what changed, never a
+    value. The store's compare-and-set refuses one another account holds (``AccountExists``)."""
+    changes: dict[str, Any] = {}
+    details: dict[str, Any] = {}
+    if command.identity is not None and command.identity != record.identity:
+        changes["identity"] = command.identity
+        details["identity"] = "changed"
+    changed = sorted(
+        kind
+        for kind, held in command.identifiers.items()
+        if (old := record.identifiers.get(kind)) is None or old.value != held.value
+    )
+    if changed:
+        changes["identifiers"] = {
+            **record.identifiers,
+            **{kind: HeldIdentifier(command.identifiers[kind].value) for kind in changed},
+        }
+        details["identifiers"] = changed
+    if not changes:
+        raise ValueError(f"account {record.account_id!r} already holds this identity: nothing changes")
+    return changes, details, (), None
+
+
 _PLANS: Final = {
     Action.REQUEST_CANCELLATION: _plan_request,
     Action.SUBMIT_SURVEY: _plan_survey,
@@ -524,6 +580,9 @@ _PLANS: Final = {
     Action.CANCEL_SERVICE: _plan_cancel_service,
     Action.PLACE_HOLD: _plan_place_hold,
     Action.RELEASE_HOLD: _plan_release_hold,
+    Action.ADD_MEMBER: _plan_add_member,
+    Action.REMOVE_MEMBER: _plan_remove_member,
+    Action.CHANGE_IDENTITY: _plan_change_identity,
 }
 
 

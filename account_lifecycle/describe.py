@@ -92,7 +92,12 @@ def describe_policy(policy: Policy) -> list[str]:
         effects.append("Remaining credit is forfeited.")
     lines.append("  " + " ".join(effects))
     at_cancel = policy.purge.at("cancel")
-    lines.append(f"  Erased at once: {', '.join(at_cancel) if at_cancel else 'nothing'}.")
+    if policy.purge.cancel_work == "deferred" and at_cancel:
+        lines.append(
+            f"  Erased right after, by the next sweep (confirming returns at once): {', '.join(at_cancel)}."
+        )
+    else:
+        lines.append(f"  Erased at once: {', '.join(at_cancel) if at_cancel else 'nothing'}.")
     if policy.purge.protected:
         lines.append(f"  Never erased (protected): {', '.join(policy.purge.protected)}.")
 
@@ -134,6 +139,11 @@ def describe_policy(policy: Policy) -> list[str]:
         who = _who(policy, Action.CANCEL_SERVICE)
         lines.append(f"  Services that can be cancelled alone, by {who}: {', '.join(policy.services)}.")
     lines.append(f"  Ownership may be handed to a member by {_who(policy, Action.TRANSFER_OWNERSHIP)}.")
+    lines.append(
+        f"  Until the account is cancelled, members are added by {_who(policy, Action.ADD_MEMBER)} "
+        f"and removed by {_who(policy, Action.REMOVE_MEMBER)} (a removed member loses every "
+        f"permission at once); the identity is changed by {_who(policy, Action.CHANGE_IDENTITY)}."
+    )
     if policy.waivers:
         lines.append(f"  Knowingly departs from: {', '.join(policy.waivers)} (see verify).")
     return lines

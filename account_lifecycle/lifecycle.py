@@ -533,6 +533,7 @@ class Lifecycle:
         idempotency_key: str | None = None,
         window: Duration | str | None = None,
         authenticated_at: datetime | None = None,
+        defer: bool | None = None,
     ) -> AccountRecord:
         """Confirm the cancellation. Access ends, the cancel-time purge runs inline, and the
         resulting record comes back: ``RESTORABLE`` or ``PURGED``, or ``CANCELLED`` with the
@@ -540,6 +541,10 @@ class Lifecycle:
 
         The confirmation and the start of its purge steps are one write, which also claims the
         account until the inline purge ends; the steps' outcomes are a second write.
+
+        *defer* (None: the policy's ``[purge] cancel_work``) True makes the confirmation the one
+        write: it returns the ``CANCELLED`` record with its cancel-time steps due now, calls no
+        purger and takes no claim; ``sweep`` (or the Celery tasks) erase them, under their claim.
 
         *request_id* binds the confirm to the request it answers (the ``cancellation_id`` the
         page was rendered with): a confirm for an earlier, withdrawn request raises
@@ -556,6 +561,9 @@ class Lifecycle:
         for ack in acks:
             if not isinstance(ack, str):
                 raise TypeError(f"acknowledgement ids are strings, got {ack!r}")
+        if defer is not None and not isinstance(defer, bool):
+            raise TypeError(f"defer must be True, False or None, got {defer!r}")
+        policy = self._rules_of(self.get(account_id)).policy  # the version the account follows
         command = Command(
             Action.CONFIRM,
             actor,
@@ -565,9 +573,13 @@ class Lifecycle:
             authenticated_at=None
             if authenticated_at is None
             else require_aware(authenticated_at, "authenticated_at"),
-            window=self._rules_of(self.get(account_id)).policy.recovery.choose(window),
+            window=policy.recovery.choose(window),
             idempotency_key=idempotency_key,
         )
+        if defer is None:
+            defer = policy.purge.cancel_work == "deferred"
+        if defer:  # one commit: the steps are due now, for the sweep to claim and run
+            return self._apply(account_id, command)[0]
         lease = Lease(f"confirm:{uuid.uuid4().hex}", self._now() + self.lease)
         cancelled, replayed = self._apply(account_id, command, lease=lease)
         if replayed:
@@ -642,6 +654,66 @@ class Lifecycle:
         category is not held."""
         self._check_category(account_id, category)
         command = Command(Action.RELEASE_HOLD, actor, category=category, idempotency_key=idempotency_key)
+        return self._command(account_id, command)
+
+    def add_member(
+        self, account_id: str, actor: Actor, user_id: str, *, idempotency_key: str | None = None
+    ) -> AccountRecord:
+        """Add *user_id* to the account's team (``ACTIVE``, ``SURVEYED`` or ``PENDING_CONFIRM``;
+        who may is ``permissions.add_member``). The owner or a member already is a
+        ``ValueError``. Audited as ``add_member`` with the user's id."""
+        validate_id(user_id, "user_id")
+        command = Command(Action.ADD_MEMBER, actor, member=user_id, idempotency_key=idempotency_key)
+        return self._command(account_id, command)
+
+    def remove_member(
+        self, account_id: str, actor: Actor, user_id: str, *, idempotency_key: str | None = None
+    ) -> AccountRecord:
+        """Remove *user_id* from the account's team: from this write on it has no relation to the
+        account and is permitted nothing (relations are read from the stored record). Same states
+        as ``add_member``; who may is ``permissions.remove_member``. The owner (transfer ownership
+        first) or a user who is not a member is a ``ValueError``."""
+        validate_id(user_id, "user_id")
+        command = Command(Action.REMOVE_MEMBER, actor, member=user_id, idempotency_key=idempotency_key)
+        return self._command(account_id, command)
+
+    def change_identity(
+        self,
+        account_id: str,
+        actor: Actor,
+        identity: str | None = None,
+        *,
+        identifiers: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> AccountRecord:
+        """Change the account's identity and/or some of its *identifiers* (kinds the policy's
+        ``[identity]`` table lists; the others are kept), before the account is cancelled; who
+        may is ``permissions.change_identity``.
+
+        Each value is canonicalised and stored as a keyed digest exactly as ``open`` does; the
+        audit event names what changed, never a value. ``AccountExists`` (nothing written) if
+        another account holds the new identity or identifier, or holds it in quarantine; the
+        values the account gives up are free at once. Neither given, or the values it already
+        holds, is a ``ValueError``."""
+        if identity is None and not identifiers:
+            raise ValueError("change_identity needs a new identity or identifiers; neither was given")
+        if identity is not None:
+            identity = checked_identity(canonical_text(identity), "identity")
+        held = self._check_identifiers(self._rules_of(self.get(account_id)).policy, identifiers)
+        keys = self.identity_keys
+        if keys is None:
+            raise ConfigurationError(
+                "an identity is stored as a keyed digest only, and this Lifecycle has no key: "
+                "pass identity_keys=IdentityKeys(IdentityKey(id, secret))"
+            )
+        digested = {kind: HeldIdentifier(keys.digest(kind, plain.value)) for kind, plain in held.items()}
+        command = Command(
+            Action.CHANGE_IDENTITY,
+            actor,
+            identity=None if identity is None else keys.digest(IDENTITY_KIND, identity),
+            identifiers=digested,
+            idempotency_key=idempotency_key,
+        )
         return self._command(account_id, command)
 
     def _check_category(self, account_id: str, category: str) -> None:
@@ -805,6 +877,7 @@ class Lifecycle:
             for a in _USER_ACTIONS
             if rules.machine.possible(a, attempt)
             and (a is not Action.RELEASE_HOLD or record.holds)
+            and (a is not Action.REMOVE_MEMBER or record.members)
             and not fenced(rules.policy, record, Command(a, actor))
         )
 

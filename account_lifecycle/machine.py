@@ -15,6 +15,7 @@ from typing import Any, Final
 
 import attrs
 from transitions import Machine, MachineError
+from transitions import State as _TransitionsState
 
 from account_lifecycle.errors import (
     InvalidTransition,
@@ -62,6 +63,7 @@ class Attempt:
     outcome: SurveyOutcome | None = None
     service: str | None = None
     new_owner: str | None = None
+    member: str | None = None  # the user added or removed
     request_id: str | None = None
     authenticated_at: datetime | None = None  # when the actor last logged in, as the host says
     prerequisites: Mapping[str, Callable[[str], Sequence[str | PendingItem]]] = attrs.field(factory=dict)
@@ -326,6 +328,29 @@ def _new_owner_is_member(attempt: Attempt) -> Exception | None:
     )
 
 
+def _may_join(attempt: Attempt) -> Exception | None:
+    """The user added is neither the owner nor already a member."""
+    user, record = attempt.member, attempt.record
+    if user == record.owner:
+        return ValueError(f"{user!r} is the owner of {record.account_id!r}, not a member to add")
+    if user in record.members:
+        return ValueError(f"{user!r} is already a member of {record.account_id!r}")
+    return None
+
+
+def _may_leave(attempt: Attempt) -> Exception | None:
+    """The user removed is a member; the owner cannot be removed (transfer ownership first)."""
+    user, record = attempt.member, attempt.record
+    if user == record.owner:
+        return ValueError(
+            f"{user!r} is the owner of {record.account_id!r} and cannot be removed; "
+            "transfer ownership to a member first"
+        )
+    if user not in record.members:
+        return ValueError(f"{user!r} is not a member of {record.account_id!r}")
+    return None
+
+
 def _reached(transitions: Sequence[Mapping[str, Any]]) -> list[State]:
     """The states the transitions (as given to ``Machine``) reach from ``ACTIVE``, in order."""
     seen = {State.ACTIVE}
@@ -338,6 +363,24 @@ def _reached(transitions: Sequence[Mapping[str, Any]]) -> list[State]:
                 seen.add(dest)
                 frontier.append(dest)
     return [s for s in State if s in seen]
+
+
+class _QuietState(_TransitionsState):
+    """A state of the policy's machine. ``transitions`` logs an INFO line each time a state is
+    entered or left, into whatever log the host configured; the library's states have no enter
+    or exit callbacks, so these run the (empty) callbacks and log nothing."""
+
+    def enter(self, event_data: Any) -> None:
+        event_data.machine.callbacks(self.on_enter, event_data)
+
+    def exit(self, event_data: Any) -> None:
+        event_data.machine.callbacks(self.on_exit, event_data)
+
+
+class _QuietMachine(Machine):
+    """``Machine`` with quiet states (see ``_QuietState``); nothing else differs."""
+
+    state_cls = _QuietState
 
 
 class PolicyMachine:
@@ -424,13 +467,32 @@ class PolicyMachine:
                 may[Action.CANCEL_SERVICE],
                 _service_active(policy),
             )
+        # The team and the identity change until the account is cancelled (access has ended
+        # then: a restorable account comes back with the team it had).
+        before_cancel = (State.ACTIVE, State.SURVEYED, State.PENDING_CONFIRM)
+        live: list[State] = [s for s in _reached(transitions) if s in before_cancel]
+        add(
+            Action.ADD_MEMBER,
+            live,
+            None,
+            may[Action.ADD_MEMBER],
+            Guard("may_join", _may_join, needs_input=True),
+        )
+        add(
+            Action.REMOVE_MEMBER,
+            live,
+            None,
+            may[Action.REMOVE_MEMBER],
+            Guard("may_leave", _may_leave, needs_input=True),
+        )
+        add(Action.CHANGE_IDENTITY, live, None, may[Action.CHANGE_IDENTITY])
         if policy.purge.on_hold is not None:
             # Legal holds change no state; they can be placed and released until the purge.
             unpurged: list[State] = [s for s in _reached(transitions) if s is not State.PURGED]
             add(Action.PLACE_HOLD, unpurged, None, may[Action.PLACE_HOLD])
             add(Action.RELEASE_HOLD, unpurged, None, may[Action.RELEASE_HOLD])
 
-        self.machine = Machine(
+        self.machine = _QuietMachine(
             model=None,
             states=[s.value for s in State],
             transitions=transitions,

@@ -56,7 +56,8 @@ class Action(enum.StrEnum):
 
     Users' commands: ``OPEN``, ``REQUEST_CANCELLATION``, ``SUBMIT_SURVEY``, ``SKIP_SURVEY``,
     ``WITHDRAW``, ``CONFIRM``, ``RESTORE``, ``TRANSFER_OWNERSHIP``, ``CANCEL_SERVICE``; support's
-    legal holds: ``PLACE_HOLD``, ``RELEASE_HOLD``; the system's: ``PURGE``. Effects (a category
+    legal holds: ``PLACE_HOLD``, ``RELEASE_HOLD``; team and identity changes: ``ADD_MEMBER``,
+    ``REMOVE_MEMBER``, ``CHANGE_IDENTITY``; the system's: ``PURGE``. Effects (a category
     purged, team access revoked) are recorded under their own names, not as actions.
     """
 
@@ -72,6 +73,9 @@ class Action(enum.StrEnum):
     PURGE = "purge"
     PLACE_HOLD = "place_hold"
     RELEASE_HOLD = "release_hold"
+    ADD_MEMBER = "add_member"
+    REMOVE_MEMBER = "remove_member"
+    CHANGE_IDENTITY = "change_identity"
 
 
 class SurveyOutcome(enum.StrEnum):

@@ -27,9 +27,11 @@ from account_lifecycle.model import Action, Relation, SurveyOutcome
 __all__ = [
     "ACCOUNT_ID_PLACEHOLDER",
     "ACTIONS_WITH_PERMISSIONS",
+    "CANCEL_WORK_MODES",
     "HOLD_ACTIONS",
     "INVARIANTS",
     "ON_CANCEL_EFFECTS",
+    "TEAM_ACTIONS",
     "Acknowledgement",
     "ConfirmationPolicy",
     "Policy",
@@ -52,6 +54,11 @@ INVARIANTS: Final = (
     "all_states_reachable",
     "no_dead_end",
 )
+#: Changes of the team and of the identity after ``open``. A written ``[permissions]`` table
+#: that leaves one out grants it to nobody (files from before these commands keep their
+#: meaning: team and identity frozen at ``open``); a policy built in Python without
+#: ``permissions`` grants them to the owner.
+TEAM_ACTIONS: Final = (Action.ADD_MEMBER, Action.REMOVE_MEMBER, Action.CHANGE_IDENTITY)
 #: Actions a policy grants to relations; ``open`` is the host's and ``purge`` the system's.
 ACTIONS_WITH_PERMISSIONS: Final = (
     Action.REQUEST_CANCELLATION,
@@ -62,6 +69,7 @@ ACTIONS_WITH_PERMISSIONS: Final = (
     Action.RESTORE,
     Action.TRANSFER_OWNERSHIP,
     Action.CANCEL_SERVICE,
+    *TEAM_ACTIONS,
 )
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,63}", re.ASCII)
 _MAX_TEXT = 2000
@@ -213,6 +221,9 @@ class PurgePolicy:
     #: What a legal hold does to its category's purge: ``"wait"``, ``"retain"``, or None when
     #: the policy takes no legal holds.
     on_hold: str | None = attrs.field(default=None, kw_only=True)
+    #: Where ``confirm`` leaves the cancel-time steps: ``"inline"`` (run before it returns, the
+    #: default) or ``"deferred"`` (one commit; ``sweep`` or a worker runs them).
+    cancel_work: str = attrs.field(default="inline", kw_only=True)
 
     def at(self, moment: str) -> tuple[str, ...]:
         """Names of the categories erased at ``"cancel"`` or at ``"expiry"``."""
@@ -781,6 +792,16 @@ def _check_identity(policy: Policy, has_window: bool) -> None:
             )
 
 
+#: The values of ``[purge] cancel_work``.
+CANCEL_WORK_MODES: Final = ("inline", "deferred")
+
+
+def _check_cancel_work(policy: Policy) -> None:
+    cancel_work = getattr(policy.purge, "cancel_work", "inline")
+    if cancel_work not in CANCEL_WORK_MODES:
+        raise _fail("purge.cancel_work", f"expected 'inline' or 'deferred', got {cancel_work!r}")
+
+
 def _check_on_hold(policy: Policy) -> None:
     on_hold = getattr(policy.purge, "on_hold", None)
     if on_hold is not None and on_hold not in HOLD_MODES:
@@ -820,6 +841,7 @@ _CHECKS: Final[tuple[Callable[[Policy], list[PolicyError] | None], ...]] = (
     _check_identity_reuse,
     _check_waivers,
     _check_on_hold,
+    _check_cancel_work,
     _check_reminders_of,
     _check_identity_of,
     _check_email_local_part,

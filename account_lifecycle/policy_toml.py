@@ -54,7 +54,7 @@ _TABLES: Final[dict[str, tuple[str, ...]]] = {
     "survey": ("mode", "outcomes"),
     "confirmation": ("token", "acknowledgements", "fresh_login"),
     "recovery": ("window", "phases", "choices", "reminders"),
-    "purge": ("protected", "categories", "on_hold"),
+    "purge": ("protected", "categories", "on_hold", "cancel_work"),
 }
 _ACKNOWLEDGEMENT: Final = ("id", "text")
 _CATEGORY: Final = ("name", "at")
@@ -353,7 +353,13 @@ def policy_from_toml(text: str) -> Policy:
                 for item in purge.items("categories", _CATEGORY)
             )
             on_hold = purge.get("on_hold", str, "'wait' or 'retain'")
-            kwargs["purge"] = PurgePolicy(categories, purge.strings("protected") or (), on_hold=on_hold)
+            cancel_work = purge.get("cancel_work", str, "'inline' or 'deferred'")
+            kwargs["purge"] = PurgePolicy(
+                categories,
+                purge.strings("protected") or (),
+                on_hold=on_hold,
+                cancel_work="inline" if cancel_work is None else cancel_work,
+            )
 
     def identity_part() -> None:
         identity = top.get("identity", dict, "a table")
@@ -488,6 +494,8 @@ def policy_to_toml(policy: Policy) -> str:
     lines += ["", "[purge]", f"protected = {_list(policy.purge.protected)}"]
     if policy.purge.on_hold is not None:
         lines.append(f"on_hold = {_s(policy.purge.on_hold)}")
+    if policy.purge.cancel_work != "inline":
+        lines.append(f"cancel_work = {_s(policy.purge.cancel_work)}")
     lines.append("categories = [")
     for category in policy.purge.categories:
         lines.append(f"  {{ name = {_s(category.name)}, at = {_s(category.at)} }},")

@@ -137,6 +137,13 @@ class Simulator:
                 return lambda: lc.release_hold(ACCOUNT, actor, category)
             reason = _text(inputs, "reason") or "litigation hold (simulated)"
             return lambda: lc.place_hold(ACCOUNT, actor, category, reason)
+        if action in (Action.ADD_MEMBER, Action.REMOVE_MEMBER):
+            user = _text(inputs, "user") or "member"
+            team_call = lc.add_member if action is Action.ADD_MEMBER else lc.remove_member
+            return lambda: team_call(ACCOUNT, actor, user)
+        if action is Action.CHANGE_IDENTITY:
+            identity = _text(inputs, "identity") or "renamed@example.com"
+            return lambda: lc.change_identity(ACCOUNT, actor, identity)
         simple = {
             Action.REQUEST_CANCELLATION: lc.request_cancellation,
             Action.SKIP_SURVEY: lc.skip_survey,
@@ -301,7 +308,7 @@ class Simulator:
             }
         if action == Action.SUBMIT_SURVEY:
             return {"outcome": inputs.get("outcome")}
-        return {key: str(value) for key, value in inputs.items() if key in ("service", "new_owner")}
+        return {key: str(value) for key, value in inputs.items() if key in ("service", "new_owner", "user")}
 
     def _time_passes(self, action: str, inputs: Mapping[str, Any]) -> str | None:
         timeline = self.lifecycle.preview(ACCOUNT)

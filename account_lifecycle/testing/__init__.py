@@ -44,6 +44,7 @@ if TYPE_CHECKING:
         GeneratedPolicyMachine,
         Invariant,
         LifecycleStateMachine,
+        TeamChangesMachine,
         machine_for,
     )
     from account_lifecycle.testing.store_contract import StoreContract
@@ -61,6 +62,7 @@ __all__ = [
     "PurgerContract",
     "RecordingPurger",
     "StoreContract",
+    "TeamChangesMachine",
     "fake_identity_keys",
     "fake_purgers",
     "machine_for",
@@ -76,6 +78,7 @@ _HOMES = {
     "GeneratedPolicyMachine": "stateful",
     "Invariant": "stateful",
     "LifecycleStateMachine": "stateful",
+    "TeamChangesMachine": "stateful",
     "PendingItems": "fakes",
     "PurgerContract": "purger_contract",
     "RecordingPurger": "fakes",

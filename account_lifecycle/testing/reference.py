@@ -185,6 +185,8 @@ def _source_ok(policy: Policy, state: State, action: Action) -> bool:
         return state is State.PENDING_CONFIRM
     if action is Action.RESTORE:
         return state is State.RESTORABLE
+    if action in (Action.ADD_MEMBER, Action.REMOVE_MEMBER, Action.CHANGE_IDENTITY):
+        return state in (State.ACTIVE, State.SURVEYED, State.PENDING_CONFIRM)  # until cancelled
     return False
 
 
@@ -204,6 +206,7 @@ def expected_outcome(
     authenticated_at: datetime | None = None,
     window: Duration | None = None,
     category: str | None = None,
+    member: str | None = None,
 ) -> Outcome:
     """The state a command leads to before any purge runs, or the error it must raise."""
     if action is Action.CONFIRM and window is not None and window not in policy.recovery.choices:
@@ -280,6 +283,10 @@ def expected_outcome(
         if account.services.get(service) is ServiceState.CANCELLED:
             return InvalidTransition
         return State.ACTIVE
+    if action is Action.ADD_MEMBER:
+        return ValueError if member == account.owner or member in account.members else account.state
+    if action is Action.REMOVE_MEMBER:
+        return ValueError if member == account.owner or member not in account.members else account.state
     raise AssertionError(f"no reference rule for {action}")  # pragma: no cover
 
 

@@ -52,7 +52,7 @@ from account_lifecycle.adapters.memory import MemoryStore
 from account_lifecycle.audit import AuditEvent
 from account_lifecycle.clock import ManualClock
 from account_lifecycle.duration import Duration
-from account_lifecycle.errors import ConcurrentUpdate, ErasureInProgress, LifecycleError
+from account_lifecycle.errors import ConcurrentUpdate, ErasureInProgress, LifecycleError, NotPermitted
 from account_lifecycle.lifecycle import Lifecycle
 from account_lifecycle.model import (
     AccountRecord,
@@ -102,6 +102,7 @@ __all__ = [
     "Invariant",
     "LifecycleStateMachine",
     "ObservedPurger",
+    "TeamChangesMachine",
     "machine_for",
 ]
 
@@ -1234,6 +1235,35 @@ class GeneratedPolicyMachine(LifecycleStateMachine):
         return self._open(
             "a@example.com", 1, {kind: identifier_value(kind, 0) for kind in self.policy.identity}
         )
+
+
+class TeamChangesMachine(LifecycleStateMachine):
+    """``LifecycleStateMachine`` that also adds and removes team members (``add_member``,
+    ``remove_member``) against the reference. A separate class, so the base machine's search
+    (its rules, its speed at finding planted faults) stays as it was; use it as a base:
+    ``machine_for(policy, base=TeamChangesMachine)``."""
+
+    @rule(account=LifecycleStateMachine.accounts, relation=ACTORS, add=st.booleans(), which=st.integers(0, 3))
+    def change_team(self, account: str, relation: str, add: bool, which: int) -> None:
+        """Add or remove a user: a member, the owner, or a newcomer. A removed member is a
+        stranger from that write on: its next command is refused (``NotPermitted``)."""
+        if not self._known(account):
+            return
+        actor, rel = self._actor(account, relation)
+        ref = self.model[account]
+        users = [*sorted(ref.members), ref.owner, f"n-{which}"]  # the simplest draw: a member
+        user = users[which % len(users)]
+        action = Action.ADD_MEMBER if add else Action.REMOVE_MEMBER
+        expected = expected_outcome(self.policy, ref, action, rel, now=self.clock.now(), member=user)
+        call = self.lc.add_member if add else self.lc.remove_member
+        record = self._run(account, expected, lambda: call(account, actor, user))
+        if record is None:
+            return
+        if add:
+            ref.members = ref.members | {user}
+            return
+        ref.members = ref.members - {user}
+        self._run(account, NotPermitted, lambda: self.lc.withdraw(account, Actor.user(user)))
 
 
 def machine_for(

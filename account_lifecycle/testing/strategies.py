@@ -613,6 +613,7 @@ def timelines(
 # -- commands --------------------------------------------------------------------------------
 
 _SUPPORT = Actor.support("support-1")
+_IDENTITIES: Final = ("renamed-1@example.com", "renamed-2@example.com")
 _STRANGER = Actor.user("stranger-1")
 
 
@@ -646,6 +647,8 @@ class Command:
     login: timedelta | None = None
     window: Duration | None = None  # the recovery window picked at confirm
     category: str | None = None  # the category of a hold
+    #: ``change_identity``: the new identity (a made-up address; digested by the lifecycle)
+    identity: str | None = None
 
     def actor(self, record: AccountRecord, role: Role | None = None) -> Actor:
         """The actor playing *role* (default: this command's) for *record*."""
@@ -706,6 +709,14 @@ class Command:
         if action is Action.CANCEL_SERVICE:
             assert self.service is not None
             return lifecycle.cancel_service(account_id, actor, self.service)
+        if action in (Action.ADD_MEMBER, Action.REMOVE_MEMBER):
+            # the user added or removed plays new_owner_role: a member, the owner, a stranger
+            user = self.actor(record, self.new_owner_role).id
+            change = lifecycle.add_member if action is Action.ADD_MEMBER else lifecycle.remove_member
+            return change(account_id, actor, user)
+        if action is Action.CHANGE_IDENTITY:
+            assert self.identity is not None
+            return lifecycle.change_identity(account_id, actor, self.identity)
         if action is Action.PLACE_HOLD:
             assert self.category is not None
             return lifecycle.place_hold(account_id, actor, self.category, "case-1")
@@ -787,6 +798,10 @@ def _command(draw: st.DrawFn, policy: Policy) -> Command:
         return Command(action, role, service=service)
     if action == Action.TRANSFER_OWNERSHIP:
         return Command(action, role, new_owner_role=draw(st.sampled_from(("member", "stranger"))))
+    if action in (Action.ADD_MEMBER, Action.REMOVE_MEMBER):
+        return Command(action, role, new_owner_role=draw(st.sampled_from(("member", "owner", "stranger"))))
+    if action == Action.CHANGE_IDENTITY:
+        return Command(action, role, identity=draw(st.sampled_from(_IDENTITIES)))
     if action == "advance_clock":
         return Command(action, "system", advance=draw(_ADVANCES))
     return Command(action, role)

@@ -176,7 +176,15 @@ def _confirmation(a: Policy, b: Policy) -> Iterator[Change]:
 # -- who may do what ----------------------------------------------------------------------------
 
 #: Granting these to more relations erases more; to fewer, restores less (see _risky_grant).
-_MORE_IS_RISKY: Final = frozenset({Action.REQUEST_CANCELLATION, Action.CONFIRM, Action.RELEASE_HOLD})
+_MORE_IS_RISKY: Final = frozenset(
+    {
+        Action.REQUEST_CANCELLATION,
+        Action.CONFIRM,
+        Action.RELEASE_HOLD,
+        Action.ADD_MEMBER,  # a new member gains whatever members may do
+        Action.CHANGE_IDENTITY,  # who holds the sign-in identity holds the account
+    }
+)
 _FEWER_IS_RISKY: Final = frozenset({Action.RESTORE, Action.PLACE_HOLD, Action.WITHDRAW})
 
 
@@ -366,6 +374,16 @@ def _erasure(a: Policy, b: Policy) -> Iterator[Change]:
             ("purge.on_hold",),
             "auditor",
             risky=b.purge.on_hold is None,
+        )
+    if a.purge.cancel_work != b.purge.cancel_work:
+        words = {
+            "inline": "confirm runs the cancel-time erasure before it returns",
+            "deferred": "confirm returns at once; the next sweep runs the cancel-time erasure",
+        }
+        yield Change(
+            f"cancel-time erasure: {_arrow(words[a.purge.cancel_work], words[b.purge.cancel_work])}",
+            ("purge.cancel_work",),
+            "support",
         )
 
 

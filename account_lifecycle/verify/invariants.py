@@ -14,6 +14,7 @@ from account_lifecycle.verify.probes import _Alphabet, _probes
 from account_lifecycle.verify.report import Counterexample, InvariantResult, VerificationReport
 from account_lifecycle.verify.situation import _NO_WINDOW, Situation
 
+_TEAM: Final = frozenset({Action.ADD_MEMBER, Action.REMOVE_MEMBER})
 _DESCRIPTIONS: Final = {
     "owner_confirms": "nothing is purged unless the owner confirmed",
     "no_restore_after_window": "restore is accepted only while the recovery window is open",
@@ -24,6 +25,13 @@ _DESCRIPTIONS: Final = {
 
 
 def _owner_confirms(edge: _Edge) -> str | None:
+    if (
+        edge.source.team != _NO_WINDOW
+        and edge.step.actor == "member"
+        and edge.step.action == Action.CONFIRM
+        and edge.outcome.accepted
+    ):
+        return "a removed member's confirmation was accepted: it is a stranger to the account"
     confirmed_by = edge.source.confirmed_by
     if confirmed_by == "owner":
         return None
@@ -114,7 +122,15 @@ def _no_dead_end(graph: _Graph, machine: PolicyMachine) -> Counterexample | None
         if situation not in good:
             stuck = {s.state.value for s in graph.order if s not in good}
             leaving = [e for e in graph.edges[situation] if e.outcome.target != situation]
-            moves = sorted({e.outcome.target.state.value for e in leaving if e.outcome.target is not None})
+            # a team change leaves the situation but not its state: no way on
+            moves = sorted(
+                {
+                    e.outcome.target.state.value
+                    for e in leaving
+                    if e.outcome.target is not None
+                    and (e.outcome.target.state is not situation.state or e.step.action not in _TEAM)
+                }
+            )
             conclusion = (
                 f"dead end: from {situation} neither active nor purged can be reached"
                 f" (stuck states: {', '.join(sorted(stuck))})"

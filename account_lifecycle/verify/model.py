@@ -23,6 +23,8 @@ from account_lifecycle.verify.situation import (
     Step,
 )
 
+_REMOVED = "member removed"
+
 # -- one machine over abstract situations ---------------------------------------------------
 
 
@@ -78,7 +80,7 @@ class _Model:
                 account_id=_ACCOUNT,
                 state=situation.state,
                 owner="owner",
-                members=frozenset({"member"}),
+                members=frozenset() if situation.team == _REMOVED else frozenset({"member"}),
                 cancelled_at=_CANCELLED_AT if cancelled else None,
                 restorable_until=bounds[-1][1] if cancelled and bounds else None,
                 services=dict.fromkeys(self.policy.services, ServiceState.ACTIVE),
@@ -125,6 +127,8 @@ class _Model:
     def command(self, situation: Situation, probe: _Probe) -> _Outcome:
         if probe.trigger in (Action.PLACE_HOLD, Action.RELEASE_HOLD):
             return self._hold(situation, probe)
+        if probe.trigger in (Action.ADD_MEMBER, Action.REMOVE_MEMBER):
+            return self._team(situation, probe)
         choice = situation.choice
         if probe.trigger == Action.CONFIRM:
             try:
@@ -197,6 +201,15 @@ class _Model:
         held = "yes" if probe.trigger == Action.PLACE_HOLD else _NO_WINDOW
         return _Outcome(attrs.evolve(situation, held=held))
 
+    def _team(self, situation: Situation, probe: _Probe) -> _Outcome:
+        """Adding or removing the one member (the guards refuse the owner, and a member added
+        twice or removed when gone); the state stays, the ``team`` fact changes."""
+        result = self.decide(situation, probe.trigger, probe.step.actor, probe)
+        if not isinstance(result, State):
+            return _Outcome(None, result)
+        team = _REMOVED if probe.trigger == Action.REMOVE_MEMBER else _NO_WINDOW
+        return _Outcome(attrs.evolve(situation, team=team))
+
     def _internal(self, situation: Situation, event: str) -> tuple[Step, _Outcome]:
         step = Step("system", event)
         result = self.decide(situation, event, "system", None)
@@ -206,10 +219,12 @@ class _Model:
 
 
 def _after(situation: Situation, dest: State, step: Step, **facts: Any) -> Situation:
-    """The situation after an accepted step moved the account to *dest*; legal holds stay
-    through every move."""
+    """The situation after an accepted step moved the account to *dest*; legal holds and the
+    team stay through every move."""
     after = _moved(situation, dest, step, **facts)
-    return after if after.held == situation.held else attrs.evolve(after, held=situation.held)
+    if after.held == situation.held and after.team == situation.team:
+        return after
+    return attrs.evolve(after, held=situation.held, team=situation.team)
 
 
 def _moved(

@@ -110,6 +110,11 @@ def _probes(policy: Policy, alphabet: _Alphabet) -> tuple[_Probe, ...]:
                 for service in alphabet.services:
                     step = Step(relation, action, (("service", service),))
                     out.append(_Probe(step, action, {"service": service}))
+            elif action in (Action.ADD_MEMBER, Action.REMOVE_MEMBER):
+                # the account's one member, and the owner (never a member to add or remove)
+                for user in ("member", "owner"):
+                    step = Step(relation, action, (("user", user),))
+                    out.append(_Probe(step, action, {"member": user}))
             elif action is Action.TRANSFER_OWNERSHIP:
                 step = Step(relation, action, (("new_owner", "member"),))
                 out.append(_Probe(step, action, {"new_owner": "member"}))

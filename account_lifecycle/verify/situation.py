@@ -40,9 +40,12 @@ class Situation:
     purge: str = _NO_WINDOW  # "pending" or "failed" while purge work is due
     choice: str = _NO_WINDOW  # the window picked from recovery.choices at confirm
     held: str = _NO_WINDOW  # "yes" while a category is under a legal hold
+    team: str = _NO_WINDOW  # "member removed" once the one member was removed (until added back)
 
     def __str__(self) -> str:
         facts = []
+        if self.team != _NO_WINDOW:
+            facts.append(self.team)
         if self.held != _NO_WINDOW:
             facts.append("on hold")
         if self.window != _NO_WINDOW:

@@ -624,7 +624,7 @@ class TestConsoleSmrtphone:
         ok(console(tmp_path, "request", "sp-1", "--as", "user:u1"))
         assert state_of(console(tmp_path, "withdraw", "sp-1", "--as", "user:u1", "--json")) == "active"
         assert ok(console(tmp_path, "status", "sp-1", "--as", "user:u1")).splitlines()[-1] == (
-            "  allowed now: request_cancellation, transfer_ownership"
+            "  allowed now: add_member, change_identity, request_cancellation, transfer_ownership"
         )
         status = json.loads(ok(console(tmp_path, "status", "sp-1", "--as", "support:s1", "--json")))
         assert status["allowed_actions"] == []

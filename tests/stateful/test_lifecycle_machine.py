@@ -10,7 +10,7 @@ import attrs
 from hypothesis import settings
 
 from account_lifecycle import AccountStore, Policy, SQLiteStore, SurveyOutcome, SurveyPolicy, policies
-from account_lifecycle.testing.stateful import LifecycleStateMachine
+from account_lifecycle.testing.stateful import LifecycleStateMachine, TeamChangesMachine
 
 STEPS = settings(max_examples=150, stateful_step_count=40)
 
@@ -65,3 +65,23 @@ TestNoSurveyVariant = NoSurveyVariant.TestCase
 TestNoSurveyVariant.settings = settings(max_examples=50, stateful_step_count=30)
 TestKeepOrCancelVariant = KeepOrCancelVariant.TestCase
 TestKeepOrCancelVariant.settings = settings(max_examples=50, stateful_step_count=30)
+
+
+class TeamAllClients(TeamChangesMachine):
+    """AllClients with members who may ask for and withdraw a cancellation, so that a removed
+    member visibly loses what it could do; members come and go between the other commands."""
+
+    policy: Policy = attrs.evolve(
+        policies.ALLCLIENTS,
+        name="team",
+        permissions={
+            **{a.value: sorted(r.value for r in rs) for a, rs in policies.ALLCLIENTS.permissions.items()},
+            "request_cancellation": ["member", "owner"],
+            "withdraw": ["member", "owner"],
+            "add_member": ["member", "owner"],
+        },
+    )
+
+
+TestTeamAllClients = TeamAllClients.TestCase
+TestTeamAllClients.settings = settings(max_examples=50, stateful_step_count=30)

@@ -144,3 +144,17 @@ def test_reminders_are_due_before_the_window_ends_and_sent_by_the_sweep() -> Non
     [reminder] = simulator.view()["reminders"]
     assert reminder["sent_at"] == "2026-04-10T09:00:00.000000Z"
     assert simulator.view()["history"][-1]["action"] == "reminder"
+
+
+def test_team_changes_run_in_the_simulator() -> None:
+    """The team commands take the page's ``user`` (default: the sample member); the identity
+    change is held as a digest, and the log names no identity."""
+    simulator = Simulator(policies.ALLCLIENTS)
+    assert simulator.act("owner", "remove_member", {}) is None
+    assert simulator.record().members == frozenset()
+    assert simulator.act("member", "request_cancellation", {}) is not None  # a stranger now
+    assert simulator.act("owner", "add_member", {"user": "member"}) is None
+    assert simulator.act("owner", "remove_member", {"user": "owner"}) is not None
+    assert simulator.act("owner", "change_identity", {"identity": "x@example.com"}) is None
+    assert simulator.lifecycle.holds_identity("sample", "x@example.com")
+    assert not any("x@example.com" in line for line in simulator.log)

@@ -30,7 +30,7 @@ from account_lifecycle import decide as decide_module
 from account_lifecycle import machine as machine_module
 from account_lifecycle.errors import ReauthenticationRequired, RecoveryWindowExpired
 from account_lifecycle.machine import Attempt, Guard
-from account_lifecycle.testing.stateful import LifecycleStateMachine, machine_for
+from account_lifecycle.testing.stateful import LifecycleStateMachine, TeamChangesMachine, machine_for
 
 # the library's own functions, kept before a test plants a fault in their place
 _TOKEN_MATCHES = machine_module._token_matches
@@ -470,3 +470,22 @@ def test_state_machine_reports_a_fault_in_each_closure_feature(
     steps = steps_of(info.value)
     assert steps[0] == "accounts_0 = state.first_account()"
     assert len(steps) <= 3, steps
+
+
+def test_team_changes_machine_reports_a_removal_that_removes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Planted fault: ``remove_member`` audited but the member kept. ``TeamChangesMachine``
+    reports it: the removed member's next command is not refused as a stranger's, shrunk to a
+    few steps."""
+
+    def keeps_the_member(rules: Any, record: Any, command: Any, dest: Any, now: Any) -> Any:
+        return {}, {"member": command.member}, (), None
+
+    monkeypatch.setitem(decide_module._PLANS, decide_module.Action.REMOVE_MEMBER, keeps_the_member)
+
+    with pytest.raises(AssertionError) as info:
+        run_state_machine_as_test(machine_for(policies.ALLCLIENTS, base=TeamChangesMachine), settings=FIND)
+    assert str(info.value).startswith("expected NotPermitted, got InvalidTransition"), str(info.value)
+    steps = steps_of(info.value)
+    assert steps[0] == "accounts_0 = state.first_account()"
+    assert any("change_team" in step for step in steps)
+    assert len(steps) <= 4, steps

@@ -402,15 +402,16 @@ class TestAllowedActions:
     def test_owner_in_each_state(self, ac: World) -> None:
         """allowed_actions follows state, relation and permissions."""
         ac.open()
+        team = {Action.ADD_MEMBER, Action.REMOVE_MEMBER, Action.CHANGE_IDENTITY}  # until cancelled
         assert ac.lc.allowed_actions("acct-1", OWNER) == {
-            Action.REQUEST_CANCELLATION, Action.TRANSFER_OWNERSHIP, Action.CANCEL_SERVICE,
+            Action.REQUEST_CANCELLATION, Action.TRANSFER_OWNERSHIP, Action.CANCEL_SERVICE, *team,
         }  # fmt: skip
         ac.lc.request_cancellation("acct-1", OWNER)
         assert ac.lc.allowed_actions("acct-1", OWNER) == {
-            Action.SUBMIT_SURVEY, Action.SKIP_SURVEY, Action.WITHDRAW,
+            Action.SUBMIT_SURVEY, Action.SKIP_SURVEY, Action.WITHDRAW, *team,
         }  # fmt: skip
         ac.lc.skip_survey("acct-1", OWNER)
-        assert ac.lc.allowed_actions("acct-1", OWNER) == {Action.CONFIRM, Action.WITHDRAW}
+        assert ac.lc.allowed_actions("acct-1", OWNER) == {Action.CONFIRM, Action.WITHDRAW, *team}
         assert ac.lc.allowed_actions("acct-1", MEMBER) == frozenset()
         assert ac.lc.allowed_actions("acct-1", STRANGER) == frozenset()
 

@@ -47,7 +47,8 @@ class TestSmrtPhone:
         """'Pressing the button will open a survey': the survey is required, it cannot be skipped."""
         sp.open()
         sp.lc.request_cancellation("acct-1", OWNER)
-        assert sp.lc.allowed_actions("acct-1", OWNER) == {Action.SUBMIT_SURVEY, Action.WITHDRAW}
+        team = {Action.ADD_MEMBER, Action.REMOVE_MEMBER, Action.CHANGE_IDENTITY}  # until cancelled
+        assert sp.lc.allowed_actions("acct-1", OWNER) == {Action.SUBMIT_SURVEY, Action.WITHDRAW, *team}
         with pytest.raises(InvalidTransition):
             sp.lc.skip_survey("acct-1", OWNER)
         with pytest.raises(InvalidTransition):

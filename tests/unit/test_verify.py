@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import attrs
 import pytest
@@ -145,6 +146,8 @@ def attempt(
             lc.cancel_service("account", actor, inputs["service"])
         elif step.action == "transfer_ownership":
             lc.transfer_ownership("account", actor, "member")
+        elif step.action in ("add_member", "remove_member"):
+            getattr(lc, step.action)("account", actor, inputs["user"])
         else:
             getattr(lc, step.action)("account", actor)
     except (LifecycleError, ValueError) as exc:
@@ -177,9 +180,52 @@ class TestBuiltins:
         assert report.notes == ()
 
     def test_exploration_covers_every_fact(self) -> None:
-        """AllClients' situations: the window open and ended, purge pending and failed."""
+        """AllClients' situations: the window open and ended, purge pending and failed, each
+        with the member on the team and removed."""
         report = verify_policy(ALLCLIENTS)
-        assert (report.situations, report.steps) == (9, 461)
+        assert (report.situations, report.steps) == (18, 1372)
+
+
+class TestTeamChanges:
+    def test_a_removed_member_is_refused_everything(self) -> None:
+        """Every step the member tries once removed is refused, even where members may confirm."""
+        from account_lifecycle.verify.graph import _Graph
+        from account_lifecycle.verify.model import _Model
+        from account_lifecycle.verify.probes import _Alphabet, _probes
+
+        policy = attrs.evolve(granting(ALLCLIENTS, confirm=["owner", "member"]), waivers=("owner_confirms",))
+        graph = _Graph(_Model(PolicyMachine(policy), ()), _probes(policy, _Alphabet.of(policy)))
+        removed = [s for s in graph.order if s.team != "-"]
+        assert {s.state for s in removed} == set(State)
+        member_steps = [e for s in removed for e in graph.edges[s] if e.step.actor == "member"]
+        assert member_steps
+        assert [e for e in member_steps if e.outcome.accepted] == []
+        refusals = {e.outcome.refusal.partition(":")[0] for e in member_steps if e.outcome.refusal}
+        assert refusals == {"NotPermitted", "InvalidTransition"}  # no such step in that state
+
+    def test_a_machine_that_keeps_a_removed_members_relation_is_caught(self) -> None:
+        """Planted fault: a machine that decides a removed member's confirm with a stale
+        relation breaks ``owner_confirms``, with the removal on the path."""
+
+        class StaleRelation(PolicyMachine):
+            def decide(self, trigger: str, attempt: Any) -> State:
+                if (
+                    trigger == "confirm"
+                    and attempt.actor == Actor.user("member")
+                    and attempt.relation is None
+                ):
+                    attempt.relation = Relation.OWNER  # as if read from a cache before the removal
+                return super().decide(trigger, attempt)
+
+        assert verify_policy(ALLCLIENTS).ok
+        result = verify_policy(ALLCLIENTS, machine=StaleRelation(ALLCLIENTS)).result("owner_confirms")
+        assert not result.holds
+        found = lines(result.counterexample)
+        assert found[2:] == [
+            "3. owner: remove_member user=member  [pending_confirm -> pending_confirm]",
+            "4. member: confirm  [pending_confirm -> cancelled]",
+            "a removed member's confirmation was accepted: it is a stranger to the account",
+        ]
 
     def test_report_as_json_data(self) -> None:
         """``to_dict`` lists every invariant with its status."""
@@ -659,7 +705,16 @@ class TestDiagram:
             f"    pending_confirm --> cancelled: confirm [{', '.join(confirm_guards)}]\n"
             "    cancelled --> purged: settle (system, once the cancel-time purge is done)\n"
             "    active --> active: transfer_ownership [may_transfer_ownership, new_owner_is_member]\n"
-            "    purged --> [*]\n"
+            + "".join(
+                f"    {state} --> {state}: {line}\n"
+                for line in (
+                    "add_member [may_add_member, may_join]",
+                    "remove_member [may_remove_member, may_leave]",
+                    "change_identity [may_change_identity]",
+                )
+                for state in ("active", "surveyed", "pending_confirm")
+            )
+            + "    purged --> [*]\n"
         )
 
     def test_dot_has_one_edge_per_transition(self) -> None:
@@ -667,7 +722,7 @@ class TestDiagram:
         machine = PolicyMachine(ALLCLIENTS)
         dot = to_dot(machine)
         edges = [line for line in dot.splitlines() if " -> " in line and "__start" not in line]
-        assert len(edges) == len(machine.transitions()) == 12
+        assert len(edges) == len(machine.transitions()) == 12 + 3 * 3  # team changes in 3 states
         assert '    restorable -> active [label="restore [may_restore, within_window]"];' in edges
         assert (
             '    restorable -> purged [label="expire (system, once the window ends and the rest is purged)", '
