@@ -143,14 +143,17 @@ def clock() -> Iterator[ManualClock]:
 
 
 @pytest.fixture
-def sqlite_db() -> Iterator[str]:
+def sqlite_db() -> str:
     """The SQLite alias, its tables empty."""
+    from django.contrib.auth.models import User
+
     empty_tables("default")
+    User.objects.all().delete()
     return "default"
 
 
 @pytest.fixture
-def pg_db() -> Iterator[str]:
+def pg_db() -> str:
     """The PostgreSQL alias, its schema migrated and its tables empty."""
     migrate_pg()
     empty_tables("pg")
@@ -174,3 +177,29 @@ def _threads_close_their_connections(monkeypatch: pytest.MonkeyPatch) -> None:
             connections.close_all()
 
     monkeypatch.setattr(threading.Thread, "run", run_then_close)
+
+
+@pytest.fixture
+def lc(sqlite_db: str, clock: ManualClock) -> Iterator[Any]:
+    """The lifecycle the settings configure (ALLCLIENTS, the example's ORM purgers), on the
+    SQLite database, built afresh for the test."""
+    from account_lifecycle.contrib.django import conf
+
+    conf.reset()
+    yield conf.lifecycle()
+    conf.reset()
+
+
+def open_customer(lc: Any, username: str = "ann") -> tuple[Any, str]:
+    """A customer user with an open account and a row of each of the example's categories."""
+    from crm.models import Appointment, Contact, Item
+    from django.contrib.auth.models import User
+
+    user = User.objects.create_user(username, password="pw")
+    account_id = f"acct-{user.pk}"
+    lc.open(account_id, owner=str(user.pk))
+    Contact.objects.create(account_id=account_id, name="Bob")
+    Appointment.objects.create(account_id=account_id, title="Kick-off")
+    for kind in ("todos", "email_templates", "autoresponders", "history", "backups"):
+        Item.objects.create(account_id=account_id, kind=kind, text="x")
+    return user, account_id
