@@ -69,7 +69,7 @@ def test_history_lists_the_events_and_says_the_chain_verifies(lc: Any) -> None:
 def test_verify_reports_a_tampered_chain_and_exits_1(lc: Any) -> None:
     """Editing an event's stored body breaks the chain: verify names the account and event."""
     _, account_id = cancelled(lc)
-    other, _ = open_customer(lc, "bob")
+    open_customer(lc, "bob")
     assert run("lifecycle_verify") == "verified 2 account(s): every chain is intact\n"
     row = EventRow.objects.get(account_id=account_id, seq=2)
     row.body = row.body.replace("request_cancellation", "withdraw")

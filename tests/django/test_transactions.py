@@ -22,10 +22,15 @@ class HostFailure(Exception):
 def test_a_host_error_undoes_the_lifecycle_commit_made_in_its_transaction(lc: Any) -> None:
     """open() and the host's own row, in one atomic block that then fails: neither is kept, no
     audit event and no outbox entry either."""
-    with pytest.raises(HostFailure), transaction.atomic():
-        lc.open("acct-9", owner="9")
-        Contact.objects.create(account_id="acct-9", name="Bob")
-        raise HostFailure
+
+    def host_view() -> None:
+        with transaction.atomic():
+            lc.open("acct-9", owner="9")
+            Contact.objects.create(account_id="acct-9", name="Bob")
+            raise HostFailure
+
+    with pytest.raises(HostFailure):
+        host_view()
 
     with pytest.raises(AccountNotFound):
         lc.get("acct-9")
@@ -65,7 +70,7 @@ def test_a_stale_write_inside_the_host_transaction_is_concurrent_update_and_writ
     from account_lifecycle import ConcurrentUpdate
     from account_lifecycle.testing.store_contract import advance
 
-    user, account_id = open_customer(lc)
+    _, account_id = open_customer(lc)
     record = lc.get(account_id)
     following, events = advance(record)
     with transaction.atomic():
