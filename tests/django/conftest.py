@@ -69,6 +69,7 @@ def _configure() -> None:
         "pg": _pg_database(),
     }
     values["ACCOUNT_LIFECYCLE"] = {**base.ACCOUNT_LIFECYCLE, "CLOCK": CLOCK}
+    values["ALLOWED_HOSTS"] = [*base.ALLOWED_HOSTS, "testserver"]  # django.test.Client's host
     values["PASSWORD_HASHERS"] = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast, tests only
     settings.configure(**values)
     django.setup()
