@@ -4,8 +4,8 @@ and legal holds as actions through the lifecycle (as Actor.support), receipts as
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
