@@ -53,8 +53,9 @@ def cancel(request, step):
         raise Http404("no such step")
     try:
         with transaction.atomic():
-            record = commands[step]()
+            # the note first: confirm's purge, in this same transaction, erases the history too
             Item.objects.create(account_id=account_id, kind="history", text=f"customer: {step}")
+            record = commands[step]()
     except LifecycleError as exc:
         return render(
             request, "crm/account.html", {"record": lc.get(account_id), "error": str(exc)}, status=409
