@@ -48,7 +48,7 @@ def site(lc: Any) -> Iterator[str]:
     call_command("seed_demo", password=PASSWORD, stdout=StringIO())
 
     class QuietHandler(WSGIRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
     server = ThreadedWSGIServer(("127.0.0.1", 0), QuietHandler, allow_reuse_address=False)
