@@ -67,6 +67,13 @@ def _configure() -> None:
             "NAME": str(_TMP / "django.sqlite3"),
         },
         "pg": _pg_database(),
+        # the same file with SQLite's default DEFERRED transactions (the fallback without the
+        # recommended "transaction_mode": "IMMEDIATE")
+        "deferred": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(_TMP / "django.sqlite3"),
+            "OPTIONS": {"timeout": 30},
+        },
     }
     values["ACCOUNT_LIFECYCLE"] = {**base.ACCOUNT_LIFECYCLE, "CLOCK": CLOCK}
     values["ALLOWED_HOSTS"] = [*base.ALLOWED_HOSTS, "testserver"]  # django.test.Client's host

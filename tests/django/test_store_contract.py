@@ -31,6 +31,15 @@ class TestDjangoStoreOnSQLite(_Damage, StoreContract):
         return DjangoStore(sqlite_db)
 
 
+class TestDjangoStoreOnDeferredSQLite(_Damage, StoreContract):
+    """Without ``"transaction_mode": "IMMEDIATE"``: every write transaction of the store starts
+    with a write statement, so it takes SQLite's lock before it reads."""
+
+    @pytest.fixture
+    def store(self, sqlite_db: str) -> AccountStore:
+        return DjangoStore("deferred")
+
+
 @pytest.mark.postgres
 class TestDjangoStoreOnPostgres(_Damage, StoreContract):
     @pytest.fixture
