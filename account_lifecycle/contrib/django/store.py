@@ -415,30 +415,47 @@ class DjangoStore:
 
     # -- queries (QueryStore) ------------------------------------------------------------------
 
+    #: Rows read per step while a query filters on holds or failed steps (on decoded records).
+    _QUERY_CHUNK: Final = 200
+
     def list_accounts(
         self, query: AccountQuery, *, after: str | None, limit: int
     ) -> list[AccountRecord | CorruptRecord]:
-        """Up to *limit* accounts matching *query* after the id *after*, by id (``QueryStore``)."""
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-            raise ValueError(f"limit must be a whole number >= 0, got {limit!r}")
+        """Up to *limit* accounts matching *query* with ids after *after*, in id order
+        (``QueryStore.list_accounts``), read in one atomic block; never writes.
+
+        State and due time are filtered in SQL on their columns; holds and failed steps on the
+        decoded records, scanning on in chunks until the page is full. A row that cannot be
+        decoded is returned as a ``CorruptRecord`` when its state and due time match."""
         if not isinstance(query, AccountQuery):
             raise TypeError(f"query must be an AccountQuery, got {type(query).__name__}")
-        if limit == 0:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise ValueError(f"limit must be a whole number >= 0, got {limit!r}")
+        if after is not None and not isinstance(after, str):
+            raise TypeError(f"after must be an account id or None, got {type(after).__name__}")
+        if limit == 0 or query.states == frozenset():
             return []
         rows = self._rows(AccountRow).all()
         if query.states is not None:
-            rows = rows.filter(state__in=[str(s) for s in query.states])
+            rows = rows.filter(state__in=sorted(str(s) for s in query.states))
         if query.due_before is not None:
             rows = rows.filter(due_at__lt=require_aware(query.due_before))
-        if query.with_holds is not None:
-            rows = rows.filter(has_holds=query.with_holds)
-        if query.with_failed_steps is not None:
-            rows = rows.filter(has_failed_steps=query.with_failed_steps)
-        if after is not None:
-            rows = rows.filter(account_id__gt=after)
+        scanning = query.with_holds is not None or query.with_failed_steps is not None
+        chunk = max(limit, self._QUERY_CHUNK) if scanning else limit
+        found: list[AccountRecord | CorruptRecord] = []
         with self._atomic("listing accounts"):
-            found = list(rows.order_by("account_id").values_list("account_id", "body")[:limit])
-        return [_decode_claimed(account_id, body) for account_id, body in found]
+            while True:
+                page = rows if after is None else rows.filter(account_id__gt=after)
+                batch = list(page.order_by("account_id").values_list("account_id", "body")[:chunk])
+                for account_id, body in batch:
+                    item = _decode_claimed(account_id, body)
+                    if isinstance(item, CorruptRecord) or _unindexed_match(query, item):
+                        found.append(item)
+                        if len(found) == limit:
+                            return found
+                if len(batch) < chunk:
+                    return found
+                after = batch[-1][0]
 
     # -- the outbox (OutboxStore) --------------------------------------------------------------
 
@@ -586,6 +603,14 @@ class DjangoStore:
         with self._atomic("reading the outbox head"):
             head = self._rows(OutboxEntryRow).aggregate(head=Max("position"))["head"]
         return int(head or 0)
+
+
+def _unindexed_match(query: AccountQuery, record: AccountRecord) -> bool:
+    """Whether *record* meets the conditions the query filters on decoded records."""
+    if query.with_holds is not None and bool(record.holds) != query.with_holds:
+        return False
+    failed = any(p.status is PurgeStatus.FAILED for p in record.purge.values())
+    return query.with_failed_steps is None or failed == query.with_failed_steps
 
 
 def _sqlstate(exc: BaseException) -> str | None:
