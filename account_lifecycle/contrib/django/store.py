@@ -523,15 +523,12 @@ class DjangoStore:
                         row = cursors.create(listener=listener)
                 except IntegrityError:  # another relay created it meanwhile
                     row = cursors.select_for_update().get(listener=listener)
-            if (
-                row.owner is not None
-                and row.owner != lease.owner
-                and row.until is not None
-                and row.until > now
-            ):
-                return None
+            if row.owner is not None and row.owner != lease.owner:
+                if row.until is not None and row.until > now:
+                    return None
+                row.version += 1  # a takeover: the earlier owner's compare-and-set now fails
             row.owner, row.until = lease.owner, require_aware(lease.until)
-            cursors.filter(listener=listener).update(owner=row.owner, until=row.until)
+            cursors.filter(listener=listener).update(owner=row.owner, until=row.until, version=row.version)
             return self._cursor(row)
 
     def outbox_advance(
