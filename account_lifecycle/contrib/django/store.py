@@ -462,8 +462,9 @@ class DjangoStore:
     def outbox_read(self, *, after: int, limit: int) -> list[OutboxEntry]:
         """Up to *limit* entries after position *after*, in order, each with its event as
         ``history`` returns it (``OutboxStore.outbox_read``)."""
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-            raise ValueError(f"limit must be a whole number >= 0, got {limit!r}")
+        for name, value in (("after", after), ("limit", limit)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
         if limit == 0:
             return []
         with self._atomic("reading the outbox"):
@@ -538,9 +539,20 @@ class DjangoStore:
         still at *expected_version* and owned by ``cursor.owner``; else ``ConcurrentUpdate``."""
         if cursor.version != expected_version + 1:
             raise ValueError(
-                "the cursor's version must be expected_version + 1 "
-                f"({expected_version + 1}), got {cursor.version}"
+                "the cursor written must have version expected_version + 1 = "
+                f"{expected_version + 1}, got {cursor.version}"
             )
+        if cursor.position < 0 or cursor.attempts < 0:
+            raise ValueError("a cursor's position and attempts are whole numbers >= 0")
+        for moment in (cursor.retry_at, cursor.until, *(d.at for d in dead)):
+            if moment is not None:
+                require_aware(moment)
+        for letter in dead:
+            if letter.listener != cursor.listener:
+                raise ValueError(
+                    f"a dead letter of listener {letter.listener!r} written with the cursor "
+                    f"of {cursor.listener!r}"
+                )
         with self._atomic(f"advancing the outbox cursor of {cursor.listener!r}"):
             rows = self._rows(OutboxCursorRow).filter(listener=cursor.listener, version=expected_version)
             if cursor.owner is not None:
@@ -555,7 +567,9 @@ class DjangoStore:
                 version=cursor.version,
             )
             if updated != 1:
-                raise ConcurrentUpdate(account_id=cursor.listener, expected_version=expected_version)
+                raise ConcurrentUpdate(
+                    account_id=f"outbox:{cursor.listener}", expected_version=expected_version
+                )
             if dead:
                 self._rows(DeadLetterRow).bulk_create(
                     [
