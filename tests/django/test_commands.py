@@ -98,3 +98,24 @@ def test_receipt_prints_json_once_purged_and_refuses_before(lc: Any, clock: Any)
     )
     with pytest.raises(CommandError, match="acct-nobody"):
         run("lifecycle_receipt", "acct-nobody")
+
+
+def test_the_sweep_worker_stops_on_sigterm_and_gives_the_handlers_back(lc: Any) -> None:
+    """--loop with a long interval: SIGTERM (sent by the first sweep's report, so it arrives
+    while the worker waits) ends the loop; the process's own handlers are back afterwards."""
+    import os
+    import signal
+
+    before = signal.getsignal(signal.SIGTERM)
+
+    class Reporter(StringIO):
+        def write(self, text: str) -> int:
+            if text.startswith("swept:"):
+                os.kill(os.getpid(), signal.SIGTERM)
+            return super().write(text)
+
+    out = Reporter()
+    call_command("lifecycle_sweep", "--loop", "--interval", "3600", stdout=out)
+
+    assert out.getvalue().count("swept:") == 1
+    assert signal.getsignal(signal.SIGTERM) is before

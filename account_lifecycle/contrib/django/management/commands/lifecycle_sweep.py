@@ -35,17 +35,22 @@ class Command(BaseCommand):
         if interval <= 0:
             raise CommandError(f"--interval must be > 0, got {interval}")
         stop = threading.Event()
+        previous: dict[int, Any] = {}
         if options["loop"] and threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(signum, lambda *_: stop.set())
-        done = 0
-        while True:
-            self._sweep_once(limit)
-            done += 1
-            if not options["loop"] or (runs is not None and done >= runs):
-                return
-            if stop.wait(interval):  # woken early by a signal: the worker stops
-                return
+                previous[signum] = signal.signal(signum, lambda *_: stop.set())
+        try:
+            done = 0
+            while True:
+                self._sweep_once(limit)
+                done += 1
+                if not options["loop"] or (runs is not None and done >= runs):
+                    return
+                if stop.wait(interval):  # woken early by a signal: the worker stops
+                    return
+        finally:
+            for signum, handler in previous.items():  # the caller's handlers, as they were
+                signal.signal(signum, handler)
 
     def _sweep_once(self, limit: int | None) -> None:
         try:
