@@ -35,7 +35,7 @@ class Command(BaseCommand):
         if interval <= 0:
             raise CommandError(f"--interval must be > 0, got {interval}")
         stop = threading.Event()
-        previous: dict[int, Any] = {}
+        previous: dict[signal.Signals, Any] = {}
         if options["loop"] and threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
                 previous[signum] = signal.signal(signum, lambda *_: stop.set())
