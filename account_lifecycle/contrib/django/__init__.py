@@ -22,21 +22,23 @@ __all__ = ["DjangoStore", "lifecycle", "support_actor"]
 
 if TYPE_CHECKING:
     from account_lifecycle.contrib.django.store import DjangoStore
+    from account_lifecycle.lifecycle import Lifecycle
+    from account_lifecycle.model import Actor
 
 
-def lifecycle() -> Any:
+def lifecycle() -> Lifecycle:
     """The ``Lifecycle`` ``settings.ACCOUNT_LIFECYCLE`` describes, built once per process."""
     from account_lifecycle.contrib.django.conf import lifecycle as configured
 
     return configured()
 
 
-def support_actor(user: Any) -> Any:
+def support_actor(user: Any) -> Actor:
     """The ``Actor`` a staff user acts as: ``Actor.support`` with the user's primary key (never a
     name or an e-mail address: actor ids are written into the audit trail)."""
-    from account_lifecycle.model import Actor
+    from account_lifecycle.model import Actor as _Actor
 
-    return Actor.support(f"staff-{user.pk}")
+    return _Actor.support(f"staff-{user.pk}")
 
 
 def __getattr__(name: str) -> Any:
