@@ -67,6 +67,16 @@ def _configure() -> None:
             "NAME": str(_TMP / "django.sqlite3"),
         },
         "pg": _pg_database(),
+        # a PostgreSQL server nobody listens for (storage failures), with a password to hide
+        "unreachable": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": "test",
+            "USER": "postgres",
+            "PASSWORD": "hunter2-secret",
+            "HOST": "127.0.0.1",
+            "PORT": "1",
+            "OPTIONS": {"connect_timeout": 3},
+        },
         # the same file with SQLite's default DEFERRED transactions (the fallback without the
         # recommended "transaction_mode": "IMMEDIATE")
         "deferred": {

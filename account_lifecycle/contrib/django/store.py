@@ -52,6 +52,7 @@ from account_lifecycle.errors import (
     AccountExists,
     AccountNotFound,
     ConcurrentUpdate,
+    ConfigurationError,
     LifecycleError,
     RecordCorrupt,
     StoreError,
@@ -94,6 +95,8 @@ class DjangoStore:
     own: Django's per-thread connections serve every call."""
 
     def __init__(self, using: str = "default") -> None:
+        if using not in connections.settings:
+            raise ConfigurationError(f"DjangoStore: DATABASES has no alias {using!r}")
         self.using = using
 
     def __repr__(self) -> str:
