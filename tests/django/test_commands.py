@@ -119,3 +119,24 @@ def test_the_sweep_worker_stops_on_sigterm_and_gives_the_handlers_back(lc: Any) 
 
     assert out.getvalue().count("swept:") == 1
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("lifecycle_sweep", "--limit", "-1"), "--limit must be >= 0"),
+        (("lifecycle_sweep", "--loop", "--interval", "0"), "--interval must be > 0"),
+        (("lifecycle_history", "acct-nobody"), "acct-nobody"),
+        (("lifecycle_verify", "acct-nobody"), "1 of 1 account"),
+    ],
+)
+def test_bad_arguments_are_command_errors_and_change_nothing(
+    lc: Any, args: tuple[str, ...], message: str
+) -> None:
+    _, account_id = open_customer(lc)
+    before = lc.history(account_id)
+
+    with pytest.raises(CommandError, match=message):
+        call_command(*args, stdout=StringIO(), stderr=StringIO())
+
+    assert lc.history(account_id) == before
