@@ -24,6 +24,7 @@ from account_lifecycle.errors import (
     IdempotencyKeyReused,
     InvalidTransition,
     LifecycleError,
+    MigrationRefused,
     MissingAcknowledgements,
     NotPermitted,
     PolicyError,
@@ -34,10 +35,12 @@ from account_lifecycle.errors import (
     RecoveryWindowExpired,
     StaleConfirmation,
     StoreError,
+    UnknownPolicyVersion,
     WrongConfirmationToken,
 )
 from account_lifecycle.identity_keys import IdentityKey, IdentityKeys
 from account_lifecycle.lifecycle import Lifecycle, RekeyReport
+from account_lifecycle.migration import MigrationPlan, MigrationReport, MigrationRule, StatePlan
 from account_lifecycle.model import (
     AccountRecord,
     Action,
@@ -53,6 +56,14 @@ from account_lifecycle.model import (
     State,
     SurveyOutcome,
 )
+from account_lifecycle.outbox import (
+    ListenerStatus,
+    OutboxBusy,
+    OutboxStatus,
+    RedeliveryReport,
+    Relay,
+    RelayReport,
+)
 from account_lifecycle.policy import (
     Acknowledgement,
     ConfirmationPolicy,
@@ -63,20 +74,41 @@ from account_lifecycle.policy import (
     RecoveryPolicy,
     SurveyPolicy,
 )
-from account_lifecycle.ports import AccountStore, Clock, EffectHook, Listener, PrerequisiteCheck, Purger
+from account_lifecycle.ports import (
+    AccountStore,
+    Clock,
+    EffectHook,
+    Listener,
+    OutboxStore,
+    PrerequisiteCheck,
+    Purger,
+)
 from account_lifecycle.purge import Claim, SweepReport
+from account_lifecycle.queries import AccountPage
 from account_lifecycle.receipts import ErasedCategory, ErasureReceipt, RedactedValue, RetainedCategory
+from account_lifecycle.registry import PolicyRegistry, Rollout
 from account_lifecycle.sealed import SealedValue
 from account_lifecycle.timeline import KeptCategory, ScheduledErasure, Timeline, TimelinePhase
 from account_lifecycle.values import (
+    AccountQuery,
     CorruptRecord,
+    DeadLetter,
     EffectContext,
     Lease,
+    OutboxCursor,
+    OutboxEntry,
     PendingItem,
     PurgeContext,
     PurgeResult,
 )
-from account_lifecycle.verify import Change, Difference, DiffReport, diff_policies
+from account_lifecycle.verify import (
+    Change,
+    Difference,
+    DiffReport,
+    RegistryReport,
+    diff_policies,
+    verify_registry,
+)
 
 if TYPE_CHECKING:  # imported lazily by __getattr__ below: it needs the postgres extra
     from account_lifecycle.adapters.postgres import PostgresStore
@@ -89,6 +121,8 @@ except PackageNotFoundError:  # pragma: no cover - imported from a checkout that
 __all__ = [
     "AccountExists",
     "AccountNotFound",
+    "AccountPage",
+    "AccountQuery",
     "AccountRecord",
     "AccountStore",
     "Acknowledgement",
@@ -102,6 +136,7 @@ __all__ = [
     "ConfigurationError",
     "ConfirmationPolicy",
     "CorruptRecord",
+    "DeadLetter",
     "DiffReport",
     "Difference",
     "Duration",
@@ -124,14 +159,25 @@ __all__ = [
     "Lifecycle",
     "LifecycleError",
     "Listener",
+    "ListenerStatus",
     "ManualClock",
     "MemoryStore",
+    "MigrationPlan",
+    "MigrationRefused",
+    "MigrationReport",
+    "MigrationRule",
     "MissingAcknowledgements",
     "NotPermitted",
+    "OutboxBusy",
+    "OutboxCursor",
+    "OutboxEntry",
+    "OutboxStatus",
+    "OutboxStore",
     "PendingItem",
     "Policy",
     "PolicyError",
     "PolicyMismatch",
+    "PolicyRegistry",
     "PostgresStore",
     "PrerequisiteCheck",
     "PrerequisitesPending",
@@ -148,16 +194,22 @@ __all__ = [
     "RecoveryPolicy",
     "RecoveryWindowExpired",
     "RedactedValue",
+    "RedeliveryReport",
+    "RegistryReport",
     "RekeyReport",
     "Relation",
+    "Relay",
+    "RelayReport",
     "Reminder",
     "RetainedCategory",
+    "Rollout",
     "SQLiteStore",
     "ScheduledErasure",
     "SealedValue",
     "ServiceState",
     "StaleConfirmation",
     "State",
+    "StatePlan",
     "StoreError",
     "SurveyOutcome",
     "SurveyPolicy",
@@ -165,10 +217,12 @@ __all__ = [
     "SystemClock",
     "Timeline",
     "TimelinePhase",
+    "UnknownPolicyVersion",
     "WrongConfirmationToken",
     "describe_policy",
     "diff_policies",
     "policies",
+    "verify_registry",
 ]
 
 

@@ -103,6 +103,10 @@ def _closure_to_dict(record: AccountRecord) -> dict[str, Any]:
             "steps": list(e.steps),
             "started_at": format_time(e.started_at),
         }
+    if record.policy_version:
+        data["policy_version"] = record.policy_version
+    if record.pins:
+        data["pins"] = dict(record.pins)
     return data
 
 
@@ -121,7 +125,23 @@ def _closure_from_dict(data: dict[str, Any]) -> dict[str, Any]:
             for kind, i in data.get("identifiers", {}).items()
         },
         "erasure": _erasure_from_dict(data.get("erasure")),
+        "policy_version": _version_from(data.get("policy_version", 0)),
+        "pins": _pins_from(data.get("pins", {})),
     }
+
+
+def _version_from(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError("policy_version is not a whole number >= 0")
+    return value
+
+
+def _pins_from(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise TypeError("pins is not a table of state to policy label")
+    return {State(k).value: v for k, v in value.items()}
 
 
 def _erasure_from_dict(data: dict[str, Any] | None) -> Erasure | None:

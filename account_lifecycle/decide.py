@@ -258,6 +258,7 @@ def decide_open(
         version=0,
         services=dict.fromkeys(rules.policy.services, ServiceState.ACTIVE),
         policy=rules.policy.name,
+        policy_version=rules.policy.version,
         recent_keys=() if idempotency_key is None else ((idempotency_key, str(Action.OPEN), digest),),
         identifiers=identifiers,
     )

@@ -20,6 +20,8 @@ Every error a caller can act on derives from one root::
     ├── PolicyError                an invalid policy, naming the key
     ├── ConfigurationError         a lifecycle missing a purger or a check
     ├── PolicyMismatch             an account of another policy handed to this lifecycle
+    ├── UnknownPolicyVersion       a policy label (name@version) the registry does not hold
+    ├── MigrationRefused           an account migration that would break a promise
     └── StoreError                 the store failed; nothing was written
         └── RecordCorrupt          a stored record cannot be decoded
 
@@ -51,6 +53,7 @@ __all__ = [
     "IdempotencyKeyReused",
     "InvalidTransition",
     "LifecycleError",
+    "MigrationRefused",
     "MissingAcknowledgements",
     "NotPermitted",
     "PolicyError",
@@ -61,6 +64,7 @@ __all__ = [
     "RecoveryWindowExpired",
     "StaleConfirmation",
     "StoreError",
+    "UnknownPolicyVersion",
     "WrongConfirmationToken",
 ]
 
@@ -350,6 +354,39 @@ class PolicyMismatch(LifecycleError):
         super().__init__(
             f"account {account_id!r} follows policy {account_policy!r}, not {lifecycle_policy!r}; "
             "use the lifecycle of its policy (or one store per policy)"
+        )
+
+
+class UnknownPolicyVersion(LifecycleError):
+    """A policy label (``name@version``) that the lifecycle's registry does not hold, or that is
+    not a label at all. Nothing was written. ``.label`` is the label asked for, ``.known`` the
+    labels the registry holds."""
+
+    def __init__(self, *, label: str, known: Sequence[str]) -> None:
+        self.label = label
+        self.known = tuple(known)
+        super().__init__(
+            f"no policy version {label!r} in this registry; it holds {', '.join(self.known) or 'none'}"
+        )
+
+
+class MigrationRefused(LifecycleError):
+    """An account migration refused because it would break a promise made to accounts (a
+    recovery window or phase shortened, a category erased earlier or one that was kept, a hold
+    dropped), by rule, unless allowed rule by rule. Nothing was written. ``.source`` and
+    ``.target`` are the labels, ``.rules`` maps each broken rule to how many accounts break it."""
+
+    def __init__(self, *, source: str, target: str, rules: Mapping[str, int]) -> None:
+        self.source = source
+        self.target = target
+        self.rules = dict(rules)
+        broken = ", ".join(
+            f"{rule} ({count} account{'s' if count != 1 else ''})" for rule, count in self.rules.items()
+        )
+        flags = " ".join(f"--allow {rule}" for rule in self.rules)
+        super().__init__(
+            f"migrating {source} -> {target} would break: {broken}; nothing was written "
+            f"(allow each rule explicitly to go ahead: {flags})"
         )
 
 

@@ -9,7 +9,7 @@ compare-and-set, and then hands the events to the listeners. ``Lifecycle`` (comm
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 
 import attrs
@@ -17,7 +17,7 @@ import attrs
 from account_lifecycle import telemetry
 from account_lifecycle.audit import GENESIS, AuditEvent, ChainWriter
 from account_lifecycle.decide import Decision, Event
-from account_lifecycle.model import AccountRecord, evolve_record
+from account_lifecycle.model import AccountRecord, State, evolve_record
 from account_lifecycle.ports import AccountStore, Lease, Listener, Write, save_many
 from account_lifecycle.sealed import seal
 
@@ -40,11 +40,36 @@ class Commit:
 
 @attrs.define
 class Journal:
-    """Writes decisions to *store* for the policy labelled *policy* and notifies *listeners*."""
+    """Writes decisions to *store* for the policy labelled *policy* and notifies *listeners*.
+
+    *label_of*, when given, names the policy version in force for an account from its policy
+    name and pinned version (as the write leaves them): each event is chained under that label,
+    and a write that moves the account to another state pins the state to it
+    (``AccountRecord.pins``)."""
 
     store: AccountStore
     policy: str
     listeners: tuple[Listener, ...] = ()
+    label_of: Callable[[str, int], str] | None = None
+
+    def label(self, record: AccountRecord, changes: Mapping[str, object]) -> str:
+        """The label in force for *record* once *changes* are applied."""
+        if self.label_of is None:
+            return self.policy
+        name = changes.get("policy", record.policy)
+        version = changes.get("policy_version", record.policy_version)
+        assert isinstance(name, str)
+        assert isinstance(version, int)
+        return self.label_of(name, version)
+
+    def _pinned(
+        self, record: AccountRecord, changes: Mapping[str, object], label: str
+    ) -> Mapping[str, object]:
+        """*changes*, with the state they move the account to pinned to *label*."""
+        state = changes.get("state")
+        if self.label_of is None or not isinstance(state, State) or state is record.state:
+            return changes
+        return {**changes, "pins": {**record.pins, state.value: label}}
 
     def create(
         self,
@@ -56,9 +81,13 @@ class Journal:
     ) -> AccountRecord:
         """Insert *record* (version 1) with its first event; ``AccountExists`` if taken (also
         when another account holds one of the *aliases* of its identity digests)."""
-        writer = ChainWriter(record.account_id, self.policy, GENESIS, 0, 1)
+        label = self.label(record, {})
+        writer = ChainWriter(record.account_id, label, GENESIS, 0, 1)
         self._append(writer, (event,), now)
-        new = evolve_record(record, version=1, chain_head=writer.head, last_seq=writer.seq)
+        pins = {record.state.value: label} if self.label_of is not None else {}
+        new = evolve_record(
+            record, version=1, chain_head=writer.head, last_seq=writer.seq, **({"pins": pins} if pins else {})
+        )
         if aliases:
             self.store.create(new, tuple(writer.events), now=now, aliases=aliases)
         else:
@@ -79,8 +108,9 @@ class Journal:
         stored version is still *record*'s (else ``ConcurrentUpdate``, nothing written); take or
         renew the claim with *lease*, or drop *release*'s claim; erase the sealed personal
         values of the account's events when the decision says so. Then notify the listeners."""
+        label = self.label(record, decision.changes)
         writer = ChainWriter(
-            record.account_id, self.policy, record.chain_head or GENESIS, record.last_seq, record.version + 1
+            record.account_id, label, record.chain_head or GENESIS, record.last_seq, record.version + 1
         )
         self._append(writer, decision.events, now)
         new = evolve_record(
@@ -88,7 +118,7 @@ class Journal:
             version=record.version + 1,
             chain_head=writer.head,
             last_seq=writer.seq,
-            **decision.changes,
+            **self._pinned(record, decision.changes, label),
         )
         if decision.erase_sealed:
             self.store.save(
@@ -126,9 +156,10 @@ class Journal:
         chained: list[list[AuditEvent]] = []
         for c in commits:
             record = c.record
+            label = self.label(record, c.decision.changes)
             writer = ChainWriter(
                 record.account_id,
-                self.policy,
+                label,
                 record.chain_head or GENESIS,
                 record.last_seq,
                 record.version + 1,
@@ -139,7 +170,7 @@ class Journal:
                 version=record.version + 1,
                 chain_head=writer.head,
                 last_seq=writer.seq,
-                **c.decision.changes,
+                **self._pinned(record, c.decision.changes, label),
             )
             events = writer.events
             news.append(new)

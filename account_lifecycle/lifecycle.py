@@ -34,12 +34,21 @@ from account_lifecycle.errors import (
     ConfigurationError,
     InvalidTransition,
     LifecycleError,
+    MigrationRefused,
     PolicyMismatch,
 )
 from account_lifecycle.identity import canonical_identifier, canonical_text, checked_identity
 from account_lifecycle.identity_keys import IDENTITY_KIND, IdentityKeys
-from account_lifecycle.journal import Journal
+from account_lifecycle.journal import Commit, Journal
 from account_lifecycle.machine import Attempt, PolicyMachine
+from account_lifecycle.migration import (
+    AccountMove,
+    MigrationPlan,
+    MigrationReport,
+    MigrationRule,
+    check_rules,
+    plan_account,
+)
 from account_lifecycle.model import (
     AccountRecord,
     Action,
@@ -48,6 +57,15 @@ from account_lifecycle.model import (
     State,
     SurveyOutcome,
     validate_id,
+)
+from account_lifecycle.outbox import (
+    OUTBOX_METHODS,
+    OutboxStatus,
+    RedeliveryReport,
+    Relay,
+    RelayReport,
+    check_listeners,
+    outbox_store,
 )
 from account_lifecycle.policy import ON_CANCEL_EFFECTS, Policy
 from account_lifecycle.ports import (
@@ -60,9 +78,12 @@ from account_lifecycle.ports import (
     Purger,
 )
 from account_lifecycle.purge import Claim, PurgeRunner, SweepReport
+from account_lifecycle.queries import DEFAULT_PAGE, AccountPage, account_page, query_of
 from account_lifecycle.receipts import ErasureReceipt, RedactedValue, receipt_for
+from account_lifecycle.registry import PolicyRegistry
 from account_lifecycle.sealed import check_sealed, sealed_fields
 from account_lifecycle.timeline import Timeline, build_timeline
+from account_lifecycle.values import AccountQuery
 
 __all__ = ["Lifecycle", "RekeyReport"]
 
@@ -107,11 +128,16 @@ class Lifecycle:
     Holds no per-account state: every command reads the stored record and writes a new
     version of it with compare-and-set, so any number of ``Lifecycle`` objects in any
     number of processes may share one store.
+
+    *policy* is one ``Policy``, or a ``PolicyRegistry`` of several versions (of one or more
+    policy names): each account follows the version it is pinned to (``docs/policy-versions.md``),
+    and ``policy`` is the registry's current version. The purgers, checks and hooks given must
+    cover every version.
     """
 
     def __init__(
         self,
-        policy: Policy,
+        policy: Policy | PolicyRegistry,
         *,
         store: AccountStore,
         purgers: Iterable[Purger] = (),
@@ -125,16 +151,23 @@ class Lifecycle:
         effects: Mapping[str, EffectHook] | None = None,
         sweep_concurrency: int = 1,
         identity_keys: IdentityKeys | None = None,
+        outbox_listeners: Mapping[str, Listener] | None = None,
+        outbox_max_attempts: int = 8,
+        outbox_advance_every: int = 1,
     ) -> None:
-        if not isinstance(policy, Policy):
-            raise TypeError(f"policy must be a Policy, got {type(policy).__name__}")
+        if not isinstance(policy, Policy | PolicyRegistry):
+            raise TypeError(f"policy must be a Policy or a PolicyRegistry, got {type(policy).__name__}")
+        self.registry = PolicyRegistry.of(policy)
+        policy = self.registry.current
         if identity_keys is not None and not isinstance(identity_keys, IdentityKeys):
             raise TypeError(f"identity_keys must be IdentityKeys, got {type(identity_keys).__name__}")
-        if identity_keys is None and policy.identity:
-            raise ConfigurationError(
-                f"policy {policy.label} holds identifiers ({', '.join(policy.identity)}), which are "
-                "stored as keyed digests only: pass identity_keys=IdentityKeys(IdentityKey(id, secret))"
-            )
+        for version in self.registry.policies:
+            if identity_keys is None and version.identity:
+                raise ConfigurationError(
+                    f"policy {version.label} holds identifiers ({', '.join(version.identity)}), "
+                    "which are stored as keyed digests only: "
+                    "pass identity_keys=IdentityKeys(IdentityKey(id, secret))"
+                )
         self.identity_keys = identity_keys
         self.policy = policy
         self.store = store
@@ -166,21 +199,28 @@ class Lifecycle:
         self.purgers = self._index_purgers(purgers)
         self.effects = self._index_effects(effects or {})
         self.prerequisites = dict(prerequisites or {})
-        missing = [name for name in policy.prerequisites if name not in self.prerequisites]
-        if missing:
-            raise ConfigurationError(
-                f"policy {policy.label} needs a check for prerequisite(s) {', '.join(missing)}; "
-                "pass prerequisites={name: check}"
+        for version in self.registry.policies:
+            missing = [name for name in version.prerequisites if name not in self.prerequisites]
+            if missing:
+                raise ConfigurationError(
+                    f"policy {version.label} needs a check for prerequisite(s) {', '.join(missing)}; "
+                    "pass prerequisites={name: check}"
+                )
+        #: The decision rules of each version, built once, by label.
+        self.versions: dict[str, Rules] = {
+            version.label: Rules(
+                policy=version,
+                machine=PolicyMachine(version),
+                hooked_effects=frozenset(self.effects),
+                retry_backoff=retry_backoff,
+                max_retry_backoff=max_retry_backoff,
             )
-        self.machine = PolicyMachine(policy)
-        self.rules = Rules(
-            policy=policy,
-            machine=self.machine,
-            hooked_effects=frozenset(self.effects),
-            retry_backoff=retry_backoff,
-            max_retry_backoff=max_retry_backoff,
-        )
-        self.journal = Journal(store, policy.label, self.listeners)
+            for version in self.registry.policies
+        }
+        self.rules = self.versions[policy.label]
+        self.machine = self.rules.machine
+        self.journal = Journal(store, policy.label, self.listeners, label_of=self._label_of)
+        self._relay = self._outbox_relay(outbox_listeners, outbox_max_attempts, outbox_advance_every)
         self.runner = PurgeRunner(
             rules=self.rules,
             store=store,
@@ -190,14 +230,41 @@ class Lifecycle:
             lease_duration=lease,
             effects=self.effects,
             concurrency=sweep_concurrency,
+            rules_for=self._runner_rules,
+        )
+
+    def _outbox_relay(
+        self, listeners: Mapping[str, Listener] | None, max_attempts: int, advance_every: int
+    ) -> Relay | None:
+        """The relay of the durable listeners, on a store that keeps an outbox (None on one that
+        keeps none; ``ConfigurationError`` if such a store is given outbox listeners)."""
+        named = check_listeners(listeners)
+        if outbox_store(self.store) is None:
+            if named:
+                missing = [m for m in OUTBOX_METHODS if not callable(getattr(self.store, m, None))]
+                raise ConfigurationError(
+                    f"outbox listeners need a store that keeps an outbox; {type(self.store).__name__} "
+                    f"has no {', '.join(missing)} (ports.OutboxStore)"
+                )
+            return None
+        return Relay(
+            self.store,  # type: ignore[arg-type]  # checked by outbox_store
+            named,
+            clock=self.clock,
+            lease=self.lease,
+            backoff=self.retry_backoff,
+            max_backoff=self.max_retry_backoff,
+            max_attempts=max_attempts,
+            advance_every=advance_every,
         )
 
     def _index_purgers(self, purgers: Iterable[Purger]) -> dict[str, Purger]:
-        wanted = {c.name for c in self.policy.purge.categories}
+        # every category some version erases (a version's protected ones are not in its list)
+        wanted = {c.name for version in self.registry.policies for c in version.purge.categories}
         index: dict[str, Purger] = {}
         for purger in purgers:
             category = purger.category
-            if category in self.policy.purge.protected or category not in wanted:
+            if category not in wanted:
                 continue  # never called: protected data is not handed to a purger
             if category in index:
                 raise ConfigurationError(f"two purgers registered for category {category!r}")
@@ -234,24 +301,50 @@ class Lifecycle:
         return require_aware(self.clock.now(), "clock.now()")
 
     def _own(self, record: AccountRecord) -> AccountRecord:
-        """*record*, if it follows this lifecycle's policy (records from before the policy was
-        stored have none and are taken as they are)."""
-        if record.policy and record.policy != self.policy.name:
-            raise PolicyMismatch(
-                account_id=record.account_id, account_policy=record.policy, lifecycle_policy=self.policy.name
-            )
+        """*record*, if it follows a policy of this lifecycle's registry (records from before
+        the policy was stored have none and are taken as they are); else ``PolicyMismatch``."""
+        self.registry.resolve(record)
         return record
 
-    def _decide(self, record: AccountRecord, command: Command, now: datetime) -> Decision:
+    def _label_of(self, name: str, version: int) -> str:
+        """The label in force for an account of policy *name* pinned to *version* (the journal
+        chains its events under it)."""
+        try:
+            return self.registry.resolve_pin(name, version).label
+        except PolicyMismatch:
+            return f"{name}@{version}" if version else name
+
+    def _rules_of(self, record: AccountRecord) -> Rules:
+        """The decision rules of the version *record* follows now: an ``ACTIVE`` account follows
+        the version it would start a cancellation under (the registry's current one for it, or
+        its roll-out's pick), any other the version it is pinned to. ``PolicyMismatch`` for an
+        account of a policy this lifecycle does not hold."""
+        if record.state is State.ACTIVE and self.registry.knows(record.policy):
+            return self.versions[self.registry.current_for(record.account_id).label]
+        return self.versions[self.registry.resolve(record).label]
+
+    def _runner_rules(self, record: AccountRecord) -> Rules | None:
+        try:
+            return self.versions[self.registry.resolve(record).label]
+        except PolicyMismatch:
+            return None
+
+    def _decide(self, rules: Rules, record: AccountRecord, command: Command, now: datetime) -> Decision:
         """The decision core's answer; the prerequisite checks (host code) run only when the
         decision reaches their guard."""
         try:
-            return decide_command(self.rules, record, command, now)
+            decision = decide_command(rules, record, command, now)
         except NeedsPrerequisites:
             pending = {
-                name: self.prerequisites[name](record.account_id) for name in self.policy.prerequisites
+                name: self.prerequisites[name](record.account_id) for name in rules.policy.prerequisites
             }
-            return decide_command(self.rules, record, command, now, pending)
+            decision = decide_command(rules, record, command, now, pending)
+        policy = rules.policy
+        if (record.policy, record.policy_version) != (policy.name, policy.version):
+            # an active account moves to the version it cancels under (or its only version)
+            repin = {"policy": policy.name, "policy_version": policy.version}
+            decision = attrs.evolve(decision, changes={**decision.changes, **repin})
+        return decision
 
     @telemetry.traced_command  # OpenTelemetry (extra otel): a span and a count per command
     def _apply(
@@ -267,13 +360,14 @@ class Lifecycle:
             raise TypeError(f"actor must be an Actor, got {type(command.actor).__name__}")
         if command.idempotency_key is not None:
             validate_id(command.idempotency_key, "idempotency_key")
-        record = self._own(self.get(account_id))
-        if permitted_replay(self.rules, record, command):
+        record = self.get(account_id)
+        rules = self._rules_of(record)
+        if permitted_replay(rules, record, command):
             return record, True
         now = self._now()
-        decision = self._decide(record, command, now)
+        decision = self._decide(rules, record, command, now)
         if lease is not None:
-            started = start_work(self.rules, _applied(record, decision), now, lease.owner)
+            started = start_work(rules, _applied(record, decision), now, lease.owner)
             if started is not None and started.work is not None:
                 # the confirm event says the steps start: the write needs no event of its own
                 decision = decision.then(record, attrs.evolve(started, events=()))
@@ -282,7 +376,7 @@ class Lifecycle:
         except ConcurrentUpdate:
             if command.idempotency_key is not None:  # a retry of the same request may have won the race
                 current = self.get(account_id)
-                if permitted_replay(self.rules, current, command):
+                if permitted_replay(self._rules_of(current), current, command):
                     return current, True
             raise
 
@@ -317,7 +411,8 @@ class Lifecycle:
             raise ValueError(f"the owner {owner!r} cannot also be listed as a member")
         if identity is not None:  # compared and stored in its canonical form (identity.py)
             identity = checked_identity(canonical_text(identity), "identity")
-        held = self._check_identifiers(identifiers)
+        rules = self.versions[self.registry.current_for(account_id).label]
+        held = self._check_identifiers(rules.policy, identifiers)
         keys = self.identity_keys
         aliases: dict[str, tuple[str, ...]] = {}
         if identity is not None or held:
@@ -335,7 +430,7 @@ class Lifecycle:
                 aliases[digest] = keys.aliases(kind, plain.value)
                 held[kind] = HeldIdentifier(digest)
         record, event = decide_open(
-            self.rules,
+            rules,
             account_id=account_id,
             owner=owner,
             members=member_set,
@@ -448,7 +543,7 @@ class Lifecycle:
             authenticated_at=None
             if authenticated_at is None
             else require_aware(authenticated_at, "authenticated_at"),
-            window=self.policy.recovery.choose(window),
+            window=self._rules_of(self.get(account_id)).policy.recovery.choose(window),
             idempotency_key=idempotency_key,
         )
         lease = Lease(f"confirm:{uuid.uuid4().hex}", self._now() + self.lease)
@@ -506,7 +601,7 @@ class Lifecycle:
         An unknown or protected category, or a blank *reason*, is a ``ValueError``; a category
         already held or already erased is an ``InvalidTransition``; a category whose purger is
         running now is ``ErasureInProgress`` (retryable)."""
-        self._check_category(category)
+        self._check_category(account_id, category)
         command = Command(
             Action.PLACE_HOLD,
             actor,
@@ -523,29 +618,32 @@ class Lifecycle:
         it by itself (and moves the account on once nothing else holds it back). Any state but
         ``PURGED``; who may is ``permissions.release_hold``. ``InvalidTransition`` if the
         category is not held."""
-        self._check_category(category)
+        self._check_category(account_id, category)
         command = Command(Action.RELEASE_HOLD, actor, category=category, idempotency_key=idempotency_key)
         return self._command(account_id, command)
 
-    def _check_category(self, category: str) -> None:
-        if category in self.policy.purge.protected:
+    def _check_category(self, account_id: str, category: str) -> None:
+        policy = self._rules_of(self.get(account_id)).policy
+        if category in policy.purge.protected:
             raise ValueError(
                 f"{category!r} is protected: it is never erased, so there is nothing for a hold to stop"
             )
-        names = [c.name for c in self.policy.purge.categories]
+        names = [c.name for c in policy.purge.categories]
         if category not in names:
             raise ValueError(
                 f"unknown category {category!r}; this policy erases {', '.join(names) or 'none'}"
             )
 
-    def _check_identifiers(self, identifiers: Mapping[str, str] | None) -> dict[str, HeldIdentifier]:
+    def _check_identifiers(
+        self, policy: Policy, identifiers: Mapping[str, str] | None
+    ) -> dict[str, HeldIdentifier]:
         if identifiers is None:
             return {}
         if not isinstance(identifiers, Mapping):
             raise TypeError(
                 f"identifiers must be a mapping of kind to value, got {type(identifiers).__name__}"
             )
-        kinds = tuple(self.policy.identity)
+        kinds = tuple(policy.identity)
         held = {}
         for kind, value in identifiers.items():
             if kind not in kinds:
@@ -556,7 +654,7 @@ class Lifecycle:
             if not isinstance(value, str):
                 raise TypeError(f"identifier {kind!r} must be a str, got {type(value).__name__}")
             try:  # compared and stored in its kind's canonical form (identity.py)
-                value = canonical_identifier(kind, value, email_local_part=self.policy.email_local_part)
+                value = canonical_identifier(kind, value, email_local_part=policy.email_local_part)
             except ValueError as exc:
                 raise ValueError(f"identifier {kind!r}: {exc}") from None
             held[kind] = HeldIdentifier(checked_identity(value, f"identifier {kind!r}"))
@@ -567,10 +665,42 @@ class Lifecycle:
 
         Each account is claimed before it is worked on, so parallel sweepers never work on
         one account at once. Works in batches until nothing is due or *limit* accounts were
-        handled."""
+        handled. Then relays the outbox to the durable listeners, if any (``relayed``)."""
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
             raise ValueError(f"limit must be a whole number >= 0 or None, got {limit!r}")
-        return self.runner.sweep(limit=limit, batch=self.sweep_batch)
+        report = self.runner.sweep(limit=limit, batch=self.sweep_batch)
+        if self._relay is not None and self._relay.listeners:
+            report = attrs.evolve(report, relayed=self.relay().total)
+        return report
+
+    # -- the outbox (durable listeners) -----------------------------------------------------
+
+    def relay(self, limit: int | None = None) -> RelayReport:
+        """Feed the durable listeners (``outbox_listeners``) from the store's outbox, each in
+        position order, up to *limit* entries each (see ``account_lifecycle.outbox``). A
+        lifecycle without outbox listeners delivers nothing."""
+        if self._relay is None:
+            return RelayReport()
+        return self._relay.relay(limit)
+
+    def outbox_status(self) -> OutboxStatus:
+        """Each durable listener's position, lag behind the head, failing delivery and dead
+        letters; ``ConfigurationError`` on a store that keeps no outbox."""
+        return self._outbox().status()
+
+    def redeliver(self, listener: str, positions: Iterable[int]) -> RedeliveryReport:
+        """Deliver those dead letters of *listener* again, in position order, removing each one
+        delivered (``Relay.redeliver``)."""
+        return self._outbox().redeliver(listener, positions)
+
+    def dismiss(self, listener: str, positions: Iterable[int]) -> int:
+        """Remove those dead letters of *listener* without delivering them; how many."""
+        return self._outbox().dismiss(listener, positions)
+
+    def _outbox(self) -> Relay:
+        if self._relay is None:
+            raise ConfigurationError(f"{type(self.store).__name__} keeps no outbox (ports.OutboxStore)")
+        return self._relay
 
     def claim_due(self, limit: int | None = None, *, owner: str | None = None) -> Claim:
         """Claim up to *limit* (default ``sweep_batch``) accounts whose purge work is due, for
@@ -594,6 +724,38 @@ class Lifecycle:
             raise TypeError(f"account_id must be a str, got {type(account_id).__name__}")
         return self.store.get(account_id)
 
+    def accounts(
+        self,
+        query: AccountQuery | None = None,
+        *,
+        states: Iterable[State | str] | None = None,
+        due_before: datetime | None = None,
+        with_holds: bool | None = None,
+        with_failed_steps: bool | None = None,
+        cursor: str | None = None,
+        limit: int = DEFAULT_PAGE,
+    ) -> AccountPage:
+        """A page of the accounts matching *query* (or the same conditions as keywords; neither:
+        every account), in ``account_id`` order, at most *limit* (1 to 1000) long; pass its
+        ``next_cursor`` as *cursor* for the next page (None: no more match). Reads only.
+
+        For a support screen: ``lc.accounts(states={"cancelled"}, with_failed_steps=True)``. A
+        record that cannot be decoded comes back as a ``CorruptRecord`` in its place. A cursor
+        that is garbled, edited or was made for other conditions is a ``ValueError`` saying so; a
+        naive *due_before* is a ``ValueError``; ``ConfigurationError`` if the store has no
+        ``list_accounts`` (``account_lifecycle.ports.QueryStore``)."""
+        keywords = (states, due_before, with_holds, with_failed_steps)
+        if query is not None and any(value is not None for value in keywords):
+            raise TypeError("give either a query or its conditions as keywords, not both")
+        if query is None:
+            query = query_of(
+                states=states,
+                due_before=due_before,
+                with_holds=with_holds,
+                with_failed_steps=with_failed_steps,
+            )
+        return account_page(self.store, query, cursor=cursor, limit=limit)
+
     def preview(
         self, account_id: str, *, at: datetime | None = None, window: Duration | str | None = None
     ) -> Timeline:
@@ -604,23 +766,24 @@ class Lifecycle:
         *at* defaults to the lifecycle's clock. Before the account is confirmed the moments
         assume a confirm at *at* (with the *window* the owner would pick, by default the first
         choice); once confirmed they are the account's own."""
-        record = self._own(self.get(account_id))
+        record = self.get(account_id)
         moment = self._now() if at is None else require_aware(at, "at")
-        return build_timeline(self.policy, record, moment, window)
+        return build_timeline(self._rules_of(record).policy, record, moment, window)
 
     def allowed_actions(self, account_id: str, actor: Actor) -> frozenset[Action]:
         """What a UI may offer this actor now, from the state, the relation and the permissions
         (and the window). Inputs such as the token are not guessed."""
         if not isinstance(actor, Actor):
             raise TypeError(f"actor must be an Actor, got {type(actor).__name__}")
-        record = self._own(self.get(account_id))
+        record = self.get(account_id)
+        rules = self._rules_of(record)
         attempt = Attempt(record=record, actor=actor, relation=record.relation_of(actor), now=self._now())
         return frozenset(
             a
             for a in _USER_ACTIONS
-            if self.machine.possible(a, attempt)
+            if rules.machine.possible(a, attempt)
             and (a is not Action.RELEASE_HOLD or record.holds)
-            and not fenced(self.policy, record, Command(a, actor))
+            and not fenced(rules.policy, record, Command(a, actor))
         )
 
     def history(self, account_id: str) -> tuple[AuditEvent, ...]:
@@ -652,7 +815,7 @@ class Lifecycle:
             for field in sealed_fields(event)
             if field not in event.sealed_values
         )
-        return receipt_for(record, self.policy, redacted=redacted)
+        return receipt_for(record, self.registry.resolve(record), redacted=redacted)
 
     def holds_identity(self, account_id: str, identity: str) -> bool:
         """Whether the account was opened with *identity* and still keeps its digest (the
@@ -708,6 +871,125 @@ class Lifecycle:
                 continue  # a command won the race: read it again
             return True
         raise ConcurrentUpdate(account_id=account_id, expected_version=record.version)
+
+    # -- policy versions ---------------------------------------------------------------------
+
+    def _pinned_ids(self, source: Policy) -> tuple[str, ...]:
+        """The ids of the accounts pinned to *source*, in order: from the store's index of pinned
+        labels when it has one (``account_ids_pinned``), else by reading every record."""
+        select = getattr(self.store, "account_ids_pinned", None)
+        versions = self.registry.versions_of(source.name)
+        if select is None or len(versions) == 1:  # a lone version also takes unknown versions
+            return tuple(i for i in self.store.account_ids() if self._follows(i, source))
+        ids = set(select(source.label))
+        if versions[0] == source:
+            ids.update(select(source.name))  # records from before versions follow the oldest
+        return tuple(sorted(ids))
+
+    def _follows(self, account_id: str, source: Policy) -> bool:
+        try:
+            return self.registry.pinned_to(source, self.get(account_id))
+        except LifecycleError:
+            return False
+
+    def _moves(self, source: Policy, target: Policy) -> list[AccountMove]:
+        now = self._now()
+        moves = []
+        for account_id in self._pinned_ids(source):
+            try:
+                record = self.get(account_id)
+            except LifecycleError:
+                continue
+            if self.registry.pinned_to(source, record):
+                moves.append(plan_account(record, source, target, now))
+        return moves
+
+    def plan_migration(
+        self, source: str, target: str, *, allow: Iterable[str | MigrationRule] = ()
+    ) -> MigrationPlan:
+        """What ``migrate_accounts`` would do to the accounts pinned to version *source*
+        (``"allclients@1"``) to move them to *target*: per state, how many accounts, what
+        changes for them in the words of the semantic diff, and which promises it would break
+        (``MigrationPlan.refused``: those not in *allow*). Writes nothing. ``UnknownPolicyVersion``
+        for a label the registry does not hold; ``ValueError`` for an unknown rule."""
+        allowed = check_rules(allow)
+        a, b = self.registry.get(source), self.registry.get(target)
+        return MigrationPlan.of(a, b, self._moves(a, b), allowed)
+
+    def migrate_accounts(
+        self,
+        source: str,
+        target: str,
+        *,
+        allow: Iterable[str | MigrationRule] = (),
+        dry_run: bool = True,
+        batch: int = 100,
+    ) -> MigrationReport:
+        """Move the accounts pinned to version *source* to version *target*, after its plan
+        (``plan_migration``). With *dry_run* (the default) only the plan is made.
+
+        Refused as a whole (``MigrationRefused``, nothing written) while the plan breaks a rule
+        not in *allow*. Each account is one audited write (``policy_migrated``, naming both
+        versions) with compare-and-set, *batch* accounts per store transaction, fenced like any
+        other command: an account whose purge steps are in flight, or that a command or sweep
+        changed meanwhile (twice), is left ``busy`` for the next run. Resumable: an account
+        moved is no longer pinned to *source*, so running it again moves the rest."""
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise ValueError(f"batch must be a whole number >= 1, got {batch!r}")
+        plan = self.plan_migration(source, target, allow=allow)
+        if dry_run:
+            return MigrationReport(plan, dry_run=True)
+        if plan.refused:
+            raise MigrationRefused(source=plan.source, target=plan.target, rules=plan.refused)
+        a, b = self.registry.get(source), self.registry.get(target)
+        ids = self._pinned_ids(a)
+        migrated: list[str] = []
+        busy: list[str] = []
+        refused: dict[str, tuple[str, ...]] = {}
+        failed: dict[str, str] = {}
+        for start in range(0, len(ids), batch):
+            pending = list(ids[start : start + batch])
+            for _ in range(2):  # a write that lost a race is decided again once
+                commits: list[Commit] = []
+                now = self._now()
+                for account_id in pending:
+                    try:
+                        record = self.get(account_id)
+                    except LifecycleError as exc:
+                        failed[account_id] = str(exc)
+                        continue
+                    if not self.registry.pinned_to(a, record):
+                        continue  # moved already (a run before this one), or purged since
+                    move = plan_account(record, a, b, now)
+                    if move.busy:
+                        busy.append(account_id)
+                    elif move.blocked is not None or move.decision is None:
+                        continue
+                    elif not_allowed := [r.value for r in move.broken if r not in plan.allowed]:
+                        refused[account_id] = tuple(not_allowed)
+                    else:
+                        commits.append(Commit(record, move.decision, now))
+                written = self.journal.commit_many(commits)
+                pending = []
+                for commit, result in zip(commits, written, strict=True):
+                    account_id = commit.record.account_id
+                    if isinstance(result, ConcurrentUpdate):
+                        pending.append(account_id)
+                    elif isinstance(result, Exception):
+                        failed[account_id] = str(result)
+                    else:
+                        migrated.append(account_id)
+                if not pending:
+                    break
+            busy.extend(pending)
+        return MigrationReport(
+            plan,
+            dry_run=False,
+            migrated=tuple(migrated),
+            busy=tuple(dict.fromkeys(busy)),
+            refused=refused,
+            failed=failed,
+        )
 
 
 _MAX_REASON = 500

@@ -315,6 +315,17 @@ class AccountRecord:
     # ^ identifiers by kind ("email", "phone"), kept apart from the single ``identity``
     erasure: Erasure | None = None
     # ^ purge steps started and not yet recorded (the fence commands respect)
+    policy_version: int = 0
+    # ^ the version of ``policy`` whose rules the account follows now (0: a record written
+    #   before versions were recorded; the lifecycle's registry resolves it)
+    pins: Mapping[str, str] = attrs.field(converter=_frozen_mapping, factory=dict)
+    # ^ state value -> the policy label (``name@version``) in force when the account entered it
+
+    @property
+    def policy_label(self) -> str:
+        """``name@version`` of the policy version the account is pinned to; the name alone for
+        a record written before versions were recorded."""
+        return f"{self.policy}@{self.policy_version}" if self.policy_version else self.policy
 
     @property
     def live_identity(self) -> str | None:

@@ -74,12 +74,14 @@ def _plain_dict(value: Mapping[str, str]) -> dict[str, str]:
 class SweepReport:
     """What one sweep did: accounts now purged, accounts whose purge failed or could not be
     read (retried by a later sweep; ``errors`` says why, by account id), and accounts that
-    finished their cancel-time purge and are now restorable."""
+    finished their cancel-time purge and are now restorable. *relayed*: events the sweep
+    then delivered to the durable listeners (``Lifecycle(outbox_listeners=...)``)."""
 
     purged: tuple[str, ...] = ()
     failed: tuple[str, ...] = ()
     restorable: tuple[str, ...] = ()
     errors: Mapping[str, str] = attrs.field(factory=dict, converter=_plain_dict, eq=False)
+    relayed: int = 0
 
 
 @attrs.frozen
@@ -222,6 +224,19 @@ class PurgeRunner:
     concurrency: int = 1
     #: Builds the pool that runs a batch's purger calls, from ``concurrency``.
     pools: Callable[[int], StepPool] = default_pool
+    #: The rules of the policy version an account is pinned to (a ``PolicyRegistry``'s), or
+    #: None for an account this runner must leave alone; without it, ``rules`` for accounts of
+    #: its policy's name.
+    rules_for: Callable[[AccountRecord], Rules | None] | None = None
+
+    def rules_of(self, record: AccountRecord) -> Rules | None:
+        """The rules *record*'s work runs under, or None when it follows a policy this runner
+        does not hold (its work is left to that policy's lifecycle)."""
+        if self.rules_for is not None:
+            return self.rules_for(record)
+        if record.policy and record.policy != self.rules.policy.name:
+            return None
+        return self.rules
 
     # -- claiming ----------------------------------------------------------------------------
 
@@ -426,10 +441,11 @@ class PurgeRunner:
     def _run_category(self, record: AccountRecord, category: str, attempt: int, now: datetime) -> StepOutcome:
         purger = self.purgers[category]
         name = purger_name(purger)
+        rules = self.rules_of(record) or self.rules
         context = PurgeContext(
             account_id=record.account_id,
             category=category,
-            policy=self.rules.policy.label,
+            policy=rules.policy.label,
             attempt=attempt,
             cancelled_at=record.cancelled_at,
             now=now,
@@ -463,7 +479,7 @@ class PurgeRunner:
                 EffectContext(
                     account_id=record.account_id,
                     effect=effect,
-                    policy=self.rules.policy.label,
+                    policy=(self.rules_of(record) or self.rules).policy.label,
                     attempt=attempt,
                     cancelled_at=record.cancelled_at,
                     now=now,
@@ -487,7 +503,7 @@ class _Work:
 
     def __init__(self, runner: PurgeRunner, lease: Lease) -> None:
         self.runner = runner
-        self.rules = runner.rules
+        self.rules = runner.rules  # the rules of the account's pinned version, once run
         self.lease = lease
         self.released = False
         self.tried: frozenset[str] = frozenset()  # steps run in this run: not again before the next
@@ -497,19 +513,21 @@ class _Work:
         ``yield``, answered with the new record or the step's outcome, or raising the write's
         error); it ends with the latest record, or None when the claim lapsed or another runner
         took over."""
-        runner, rules, owner = self.runner, self.rules, self.lease.owner
-        if record.policy and record.policy != rules.policy.name:
-            # Never run one policy's purgers on another policy's account (a store shared by
-            # two policies); the claim is released and the account left to its own lifecycle.
-            log.error(
-                "%s follows policy %r, not %r: its purge work is left to that policy's lifecycle",
-                record.account_id,
-                record.policy,
-                rules.policy.name,
-            )
-            return record
+        runner, owner = self.runner, self.lease.owner
         retries = 0
         while not self.released:
+            pinned = runner.rules_of(record)  # again after every re-read: a migration may move it
+            if pinned is None:
+                # Never run one policy's purgers on another policy's account (a store shared by
+                # two policies); the claim is released and the account left to its own lifecycle.
+                log.error(
+                    "%s follows policy %r, not %r: its purge work is left to that policy's lifecycle",
+                    record.account_id,
+                    record.policy_label,
+                    runner.rules.policy.name,
+                )
+                return record
+            self.rules = rules = pinned
             now = runner._now()
             if now >= self.lease.until:
                 return None  # the claim lapsed: whoever holds it now goes on
@@ -550,6 +568,7 @@ class _Work:
         retries = 0
         while True:
             now = self.runner._now()
+            self.rules = self.runner.rules_of(record) or self.rules
             try:
                 decision = finish_work(self.rules, record, (outcome,), now, self.lease.owner)
             except LifecycleError:

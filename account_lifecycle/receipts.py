@@ -4,6 +4,7 @@ what was kept (protected) and what was retained under a legal hold."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +13,7 @@ import attrs
 from account_lifecycle.audit import format_time
 from account_lifecycle.model import AccountRecord, PurgeStatus
 from account_lifecycle.policy import Policy
+from account_lifecycle.schedule import EFFECT_PREFIX
 
 __all__ = ["ErasedCategory", "ErasureReceipt", "RedactedValue", "RetainedCategory", "receipt_for"]
 
@@ -47,6 +49,10 @@ class RedactedValue:
     field: str
 
 
+def _plain(value: Mapping[str, str]) -> dict[str, str]:
+    return dict(value)
+
+
 @attrs.frozen
 class ErasureReceipt:
     """Proof of erasure for a compliance file: what was erased, what was kept (protected), what
@@ -59,6 +65,9 @@ class ErasureReceipt:
     chain_head: str
     retained: tuple[RetainedCategory, ...] = ()
     redacted: tuple[RedactedValue, ...] = ()
+    #: The policy version in force when the account entered each state (``state -> label``);
+    #: ``policy`` is the version it was purged under.
+    versions: Mapping[str, str] = attrs.field(factory=dict, converter=_plain)
 
     def to_dict(self) -> dict[str, Any]:
         """The receipt as plain JSON data (``to_json`` writes it)."""
@@ -84,6 +93,12 @@ class ErasureReceipt:
                 if self.redacted
                 else {}
             ),
+            # Likewise only when a state was entered under another version than the receipt's.
+            **(
+                {"versions": dict(self.versions)}
+                if any(label != self.policy for label in self.versions.values())
+                else {}
+            ),
         }
 
     @staticmethod
@@ -103,16 +118,20 @@ class ErasureReceipt:
 def receipt_for(
     record: AccountRecord, policy: Policy, *, redacted: tuple[RedactedValue, ...] = ()
 ) -> ErasureReceipt:
-    """The receipt of a purged *record*: its erased categories in the policy's order, and the
-    *redacted* values of its audit trail."""
+    """The receipt of a purged *record* under *policy*, the version it was purged under: its
+    erased categories in the policy's order, the *redacted* values of its audit trail, and the
+    version in force when it entered each state."""
     erased = []
     retained = []
-    for category in policy.purge.categories:
-        progress = record.purge.get(category.name)
+    names = [c.name for c in policy.purge.categories]
+    # then any category erased under an earlier version the account was migrated from
+    names += [k for k in record.purge if k not in names and not k.startswith(EFFECT_PREFIX)]
+    for name in names:
+        progress = record.purge.get(name)
         if progress is not None and progress.status is PurgeStatus.DONE and progress.at is not None:
-            erased.append(ErasedCategory(category.name, progress.items, progress.at, progress.purger))
-        elif (hold := record.holds.get(category.name)) is not None:
-            retained.append(RetainedCategory(category.name, hold.reason, hold.at, hold.by))
+            erased.append(ErasedCategory(name, progress.items, progress.at, progress.purger))
+        elif (hold := record.holds.get(name)) is not None:
+            retained.append(RetainedCategory(name, hold.reason, hold.at, hold.by))
     return ErasureReceipt(
         account_id=record.account_id,
         policy=policy.label,
@@ -121,4 +140,5 @@ def receipt_for(
         chain_head=record.chain_head,
         retained=tuple(retained),
         redacted=redacted,
+        versions=record.pins,
     )

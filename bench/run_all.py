@@ -18,10 +18,10 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make ``bench`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import engine, scale, sqlite_command, startup, sweep, toolkit
+from bench import engine, outbox, scale, sqlite_command, startup, sweep, toolkit
 from bench._common import Result, machine_info, print_results, quick_mode
 
-BENCHMARKS = ("engine", "sqlite", "sweep", "scale", "startup", "toolkit")
+BENCHMARKS = ("engine", "sqlite", "sweep", "scale", "startup", "toolkit", "outbox")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         "scale": lambda: scale.run(quick),
         "startup": lambda: startup.run(quick),
         "toolkit": lambda: toolkit.run(quick),
+        "outbox": lambda: outbox.run(quick, postgres=not args.no_postgres),
     }
     results: list[Result] = []
     for name in chosen:

@@ -31,6 +31,7 @@ from celery import Celery
 
 from account_lifecycle import (
     Actor,
+    AuditEvent,
     EffectContext,
     Lifecycle,
     ManualClock,
@@ -77,6 +78,19 @@ def revoke_team_access(account_id: str, context: EffectContext) -> None:
     log.info("revoking the sessions of %s on %s", ", ".join(sorted(context.members)), account_id)
 
 
+def send_mail(event: AuditEvent) -> None:
+    """A durable (outbox) listener: mails the owner about their cancellation. Delivered at
+    least once, so it remembers what it sent by ``(account_id, seq)``; here it appends a line to
+    ``ACCOUNT_LIFECYCLE_OUTBOX_LOG`` when that is set (the tests read it), else logs."""
+    line = f"{event.account_id} {event.seq} {event.action}"
+    path = os.environ.get("ACCOUNT_LIFECYCLE_OUTBOX_LOG")
+    if path is None:
+        log.info("mail about %s", line)
+        return
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(line + "\n")
+
+
 def make_lifecycle() -> Lifecycle:
     """The factory each worker process calls once, on its first task."""
     return Lifecycle(
@@ -84,11 +98,12 @@ def make_lifecycle() -> Lifecycle:
         store=SQLiteStore(os.environ.get("ACCOUNT_LIFECYCLE_DB", "accounts.db")),
         purgers=[DeleteRows(c.name) for c in POLICY.purge.categories],
         effects={"revoke_team_access": revoke_team_access},
+        outbox_listeners={"mailer": send_mail},
     )
 
 
 tasks = register_tasks(app, make_lifecycle)
-app.conf.beat_schedule = beat_schedule(every=timedelta(minutes=5), fan_out=True)
+app.conf.beat_schedule = beat_schedule(every=timedelta(minutes=5), fan_out=True, relay_every=30)
 
 
 def try_it_eagerly() -> None:
@@ -111,6 +126,7 @@ def try_it_eagerly() -> None:
         print("cancelled 4 months ago:", then.confirm("acct-1", owner).state.value)
         print("dispatch:", tasks.dispatch.delay().get())
         print("sweep:", tasks.sweep.delay().get())
+        print("relay:", tasks.relay.delay().get())
         lc = make_lifecycle()
         print("now:", lc.get("acct-1").state.value)
         print("receipt:", [e.category for e in lc.receipt("acct-1").erased])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import threading
 from collections.abc import Mapping, Sequence
@@ -10,15 +11,37 @@ from typing import Final
 
 import attrs
 
+from account_lifecycle.adapters._outbox import (
+    check_advance,
+    check_read,
+    claimed_cursor,
+    may_advance,
+    outbox_conflict,
+)
 from account_lifecycle.audit import AuditEvent
 from account_lifecycle.clock import require_aware
 from account_lifecycle.errors import AccountExists, AccountNotFound, ConcurrentUpdate
 from account_lifecycle.health import StatusRow, StoreStatus, summarize
 from account_lifecycle.model import AccountRecord, State
 from account_lifecycle.ports import REFUSALS
+from account_lifecycle.queries import (
+    AccountQuery,
+    account_matches,
+    check_after,
+    check_limit,
+    check_query,
+)
 from account_lifecycle.schedule import due_at
 from account_lifecycle.sealed import SealedValue
-from account_lifecycle.values import CorruptRecord, Lease, Write, require_now
+from account_lifecycle.values import (
+    CorruptRecord,
+    DeadLetter,
+    Lease,
+    OutboxCursor,
+    OutboxEntry,
+    Write,
+    require_now,
+)
 
 __all__ = ["MemoryStore"]
 
@@ -38,6 +61,10 @@ class MemoryStore:
         self._claims: dict[str, Lease] = {}
         # the side table: account id -> seq -> field -> sealed value (events are kept without)
         self._sealed: dict[str, dict[int, Mapping[str, SealedValue]]] = {}
+        # the outbox: (position, event without its sealed values), positions 1, 2, ...
+        self._outbox: list[tuple[int, AuditEvent]] = []
+        self._cursors: dict[str, OutboxCursor] = {}
+        self._dead: dict[tuple[str, int], DeadLetter] = {}
 
     def __len__(self) -> int:
         return len(self._records)
@@ -99,6 +126,7 @@ class MemoryStore:
                 sealed[event.seq] = dict(event.sealed_values)
                 event = attrs.evolve(event, sealed_values={})
             stored.append(event)
+            self._outbox_append(event)
 
     def _index(self, record: AccountRecord, previous: AccountRecord | None) -> None:
         if previous is not None and previous.live_identity is not None:
@@ -261,10 +289,38 @@ class MemoryStore:
             if claim is not None and claim.owner == owner:
                 del self._claims[account_id]
 
+    # -- queries ---------------------------------------------------------------------------
+
+    def list_accounts(
+        self, query: AccountQuery, *, after: str | None, limit: int
+    ) -> list[AccountRecord | CorruptRecord]:
+        """Up to *limit* accounts matching *query* with ids after *after*, in id order
+        (``QueryStore.list_accounts``). Reads only."""
+        query = check_query(query)
+        after = check_after(after)
+        limit = check_limit(limit)
+        with self._lock:
+            ids = sorted(self._records)
+            start = 0 if after is None else bisect.bisect_right(ids, after)
+            found: list[AccountRecord | CorruptRecord] = []
+            for account_id in ids[start:]:
+                if len(found) >= limit:
+                    break
+                record = self._records[account_id]
+                if account_matches(query, record):
+                    found.append(record)
+            return found
+
     def account_ids(self) -> tuple[str, ...]:
         """Every stored account id (for tests and tools)."""
         with self._lock:
             return tuple(self._records)
+
+    def account_ids_pinned(self, label: str) -> tuple[str, ...]:
+        """The ids of the accounts pinned to *label* (``name@version``, or a bare name for
+        records written before versions), in id order."""
+        with self._lock:
+            return tuple(sorted(i for i, r in self._records.items() if r.policy_label == label))
 
     # -- read-only views for operators --------------------------------------------------------
 
@@ -290,6 +346,70 @@ class MemoryStore:
                 if account_id in self._due or account_id in self._claims or record.state in _WORKING
             ]
         return summarize(rows, now=now, schema_version=0, library_schema_version=0)
+
+    # -- the outbox --------------------------------------------------------------------------
+
+    def _outbox_append(self, event: AuditEvent) -> None:
+        """The event's outbox entry, under the lock of the write that appends it."""
+        self._outbox.append((len(self._outbox) + 1, event))
+
+    def outbox_read(self, *, after: int, limit: int) -> list[OutboxEntry]:
+        """Up to *limit* entries after position *after*, in order (``OutboxStore.outbox_read``)."""
+        after, limit = check_read(after, limit)
+        with self._lock:
+            page = self._outbox[after : after + limit]  # position p is at index p - 1
+            out = []
+            for position, event in page:
+                sealed = self._sealed.get(event.account_id, {}).get(event.seq)
+                out.append(
+                    OutboxEntry(position, attrs.evolve(event, sealed_values=sealed) if sealed else event)
+                )
+            return out
+
+    def outbox_claim(self, listener: str, *, lease: Lease, now: datetime) -> OutboxCursor | None:
+        """Claim *listener*'s cursor for ``lease.owner`` (``OutboxStore.outbox_claim``)."""
+        now = require_aware(now)
+        with self._lock:
+            cursor = self._cursors.get(listener, OutboxCursor(listener))
+            claimed = claimed_cursor(cursor, lease, now)
+            if claimed is not None:
+                self._cursors[listener] = claimed
+            return claimed
+
+    def outbox_advance(
+        self, cursor: OutboxCursor, *, expected_version: int, dead: Sequence[DeadLetter] = ()
+    ) -> None:
+        """Compare-and-set *cursor* and add *dead* letters (``OutboxStore.outbox_advance``)."""
+        check_advance(cursor, expected_version, dead)
+        with self._lock:
+            stored = self._cursors.get(cursor.listener)
+            if stored is None or not may_advance(stored.version, stored.owner, cursor, expected_version):
+                raise outbox_conflict(cursor.listener, expected_version)
+            self._cursors[cursor.listener] = cursor
+            for letter in dead:
+                self._dead[(letter.listener, letter.position)] = letter
+
+    def outbox_cursors(self) -> tuple[OutboxCursor, ...]:
+        """Every listener's cursor, by listener name."""
+        with self._lock:
+            return tuple(self._cursors[name] for name in sorted(self._cursors))
+
+    def outbox_dead_letters(self, listener: str | None = None) -> tuple[DeadLetter, ...]:
+        """The dead letters of *listener* (or all), by listener then position."""
+        with self._lock:
+            return tuple(
+                self._dead[key] for key in sorted(self._dead) if listener is None or key[0] == listener
+            )
+
+    def outbox_forget_dead(self, listener: str, positions: Sequence[int]) -> int:
+        """Remove those dead letters of *listener*; how many were removed."""
+        with self._lock:
+            return sum(self._dead.pop((listener, p), None) is not None for p in set(positions))
+
+    def outbox_head(self) -> int:
+        """The highest position written so far (0 if none)."""
+        with self._lock:
+            return len(self._outbox)
 
 
 #: States in which an account may have purge steps (failed ones included) on its ledger.

@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from functools import cached_property
 from typing import Any, Final, LiteralString
 
 import attrs
@@ -29,6 +30,13 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import tuple_row
 from psycopg_pool import ConnectionPool
 
+from account_lifecycle.adapters._outbox import (
+    check_advance,
+    check_read,
+    claimed_cursor,
+    may_advance,
+    outbox_conflict,
+)
 from account_lifecycle.adapters._plain_identities import DIGEST_STEP_NOTE, digested, digested_body
 from account_lifecycle.audit import AuditEvent
 from account_lifecycle.clock import require_aware
@@ -52,10 +60,25 @@ from account_lifecycle.health import StatusRow, StoreStatus, summarize
 from account_lifecycle.identity_keys import IDENTITY_KIND, IdentityKeys
 from account_lifecycle.model import AccountRecord
 from account_lifecycle.ports import save_each
+from account_lifecycle.queries import (
+    AccountQuery,
+    check_after,
+    check_limit,
+    check_query,
+    unindexed_match,
+)
 from account_lifecycle.redact import REDACTOR, dsn_secrets, redact
 from account_lifecycle.schedule import due_at
 from account_lifecycle.sealed import SealedValue
-from account_lifecycle.values import CorruptRecord, Lease, Write, require_now
+from account_lifecycle.values import (
+    CorruptRecord,
+    DeadLetter,
+    Lease,
+    OutboxCursor,
+    OutboxEntry,
+    Write,
+    require_now,
+)
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "PostgresStore"]
 
@@ -140,6 +163,58 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[LiteralString, ...]], ...]] = (
                 PRIMARY KEY (account_id, seq, field)
             )
             """,
+        ),
+    ),
+    (
+        4,
+        "the outbox: an entry per audit event numbered in commit order, listeners' cursors, dead letters",
+        (
+            # Positions come from the column's sequence, drawn under a transaction advisory lock
+            # held until commit (PostgresStore._outbox_append): numbering order is commit order.
+            """
+            CREATE TABLE {schema}.outbox (
+                position   bigserial PRIMARY KEY,
+                account_id text NOT NULL,
+                seq        bigint NOT NULL,
+                UNIQUE (account_id, seq)
+            )
+            """,
+            """
+            CREATE TABLE {schema}.outbox_cursors (
+                listener    text PRIMARY KEY,
+                position    bigint NOT NULL,
+                attempts    integer NOT NULL,
+                retry_at    timestamptz,
+                error       text,
+                claim_owner text,
+                claim_until timestamptz,
+                version     bigint NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE {schema}.outbox_dead (
+                listener   text NOT NULL,
+                position   bigint NOT NULL,
+                account_id text NOT NULL,
+                seq        bigint NOT NULL,
+                error      text NOT NULL,
+                at         timestamptz NOT NULL,
+                PRIMARY KEY (listener, position)
+            )
+            """,
+            # The events written before the outbox get entries, per account in seq order.
+            "INSERT INTO {schema}.outbox (account_id, seq)"
+            " SELECT account_id, seq FROM {schema}.events ORDER BY account_id, seq",
+        ),
+    ),
+    (
+        5,
+        "policy versions: the label each account is pinned to, indexed (data step: from bodies)",
+        (
+            # NULL: a row not labelled yet (its body says); account_ids_pinned offers it too.
+            "ALTER TABLE {schema}.accounts ADD COLUMN IF NOT EXISTS policy_label text",
+            "CREATE INDEX IF NOT EXISTS accounts_policy_label_idx"
+            " ON {schema}.accounts (policy_label, account_id)",
         ),
     ),
 )
@@ -372,10 +447,43 @@ class PostgresStore:
                     cursor.execute(self._sql.format(statement))
                 if version == 3 and current > 0:  # a fresh schema holds no plain identities
                     self._digest_plain_identities(cursor, identity_keys)
+                if version == 5 and current > 0:
+                    self._label_pins(cursor)
                 cursor.execute(self._sql.record_migration, (version, description))
                 applied.append(version)
         self._ready = True
         return tuple(applied)
+
+    def _label_pins(self, cursor: _Cursor) -> None:
+        """Migration 5's data step: each row's ``policy_label`` from its body (a body that
+        cannot be decoded is left NULL: ``account_ids_pinned`` still offers it)."""
+        cursor.execute(self._sql.format("SELECT account_id, body FROM {schema}.accounts"))
+        labels = []
+        for account_id, body in cursor.fetchall():
+            try:
+                labels.append((record_from_json(body, account_id).policy_label, account_id))
+            except LifecycleError:
+                continue
+        if labels:
+            cursor.executemany(
+                self._sql.format("UPDATE {schema}.accounts SET policy_label = %s WHERE account_id = %s"),
+                labels,
+            )
+
+    def account_ids_pinned(self, label: str) -> tuple[str, ...]:
+        """The ids of the accounts pinned to *label* (``name@version``, or a bare name for records
+        written before versions), and of rows not labelled yet, in id order (the lifecycle reads
+        each record to decide)."""
+        with self._transaction("listing the accounts of a policy version") as cursor:
+            cursor.execute(
+                self._sql.format(
+                    "SELECT account_id FROM {schema}.accounts"
+                    " WHERE policy_label = %s OR policy_label IS NULL ORDER BY account_id"
+                ),
+                (label,),
+            )
+            rows = cursor.fetchall()
+        return tuple(row[0] for row in rows)
 
     def _digest_plain_identities(self, cursor: _Cursor, keys: IdentityKeys | None) -> None:
         """Migration 3's data step: every plain identity and identifier value becomes its
@@ -430,6 +538,7 @@ class PostgresStore:
             "live_identity": record.live_identity,
             "due_at": due_at(record),
             "body": record_to_json(record),
+            "policy_label": record.policy_label,
         }
 
     def _append(self, cursor: _Cursor, events: Sequence[AuditEvent]) -> None:
@@ -442,6 +551,7 @@ class PostgresStore:
             for field, held in e.sealed_values.items():
                 row = (e.account_id, e.seq, field, held.salt, dumps(held.value))
                 cursor.execute(self._sql.insert_sealed, row)
+        self._outbox_append(cursor, events)
 
     def _check_aliases(
         self,
@@ -688,6 +798,61 @@ class PostgresStore:
         with self._transaction(f"releasing the claim on {account_id!r}") as cursor:
             cursor.execute(self._sql.release, (account_id, owner))
 
+    # -- queries ---------------------------------------------------------------------------
+
+    #: How many rows ``list_accounts`` reads at a time while it filters on decoded records.
+    _QUERY_CHUNK: Final = 256
+
+    def list_accounts(
+        self, query: AccountQuery, *, after: str | None, limit: int
+    ) -> list[AccountRecord | CorruptRecord]:
+        """Up to *limit* accounts matching *query* with ids after *after*, in id order
+        (``QueryStore.list_accounts``), read in one ``REPEATABLE READ, READ ONLY`` transaction.
+
+        State and due time are filtered in SQL on their columns, walking the primary key in
+        order (the order of the column's collation: code points under ``C`` and ``C.UTF-8``);
+        holds and failed steps are read from the decoded records, scanning on in chunks until
+        the page is full. A row that cannot be decoded is returned as a ``CorruptRecord`` when
+        its state and due time match."""
+        query = check_query(query)
+        after = check_after(after)
+        limit = check_limit(limit)
+        if limit == 0 or query.states == frozenset():
+            return []
+        clauses: list[sql.Composable] = []
+        values: dict[str, Any] = {}
+        if query.states is not None:
+            clauses.append(sql.SQL("state = ANY(%(states)s)"))
+            values["states"] = sorted(s.value for s in query.states)
+        if query.due_before is not None:
+            clauses.append(sql.SQL("due_at < %(due_before)s"))
+            values["due_before"] = query.due_before
+        scanning = query.with_holds is not None or query.with_failed_steps is not None
+        chunk = max(limit, self._QUERY_CHUNK) if scanning else limit
+        found: list[AccountRecord | CorruptRecord] = []
+        with self._transaction("listing accounts") as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            while True:
+                where = [*clauses, sql.SQL("account_id > %(after)s")] if after is not None else clauses
+                statement = sql.SQL(
+                    "SELECT account_id, body FROM {}.accounts{} ORDER BY account_id LIMIT {}"
+                ).format(
+                    self._sql.schema,
+                    sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL(""),
+                    sql.Literal(chunk),
+                )
+                cursor.execute(statement, {**values, "after": after})
+                rows = cursor.fetchall()
+                for account_id, body in rows:
+                    item = _decode_claimed(account_id, body)
+                    if isinstance(item, CorruptRecord) or unindexed_match(query, item):
+                        found.append(item)
+                        if len(found) == limit:
+                            return found
+                if len(rows) < chunk:
+                    return found
+                after = rows[-1][0]
+
     def account_ids(self) -> tuple[str, ...]:
         """Every stored account id (for tests and tools)."""
         with self._transaction("listing accounts") as cursor:
@@ -710,7 +875,7 @@ class PostgresStore:
         if from_version == 0:
             composed += [self._sql.create_schema, self._sql.create_migrations]
         for version, description, statements in MIGRATIONS:
-            if version == 3 and from_version > 0:
+            if version == 3 and 0 < from_version < 3:
                 composed.append(sql.SQL(DIGEST_STEP_NOTE))
                 break
             if version > from_version:
@@ -752,6 +917,110 @@ class PostgresStore:
             library_schema_version=SCHEMA_VERSION,
         )
 
+    # -- the outbox --------------------------------------------------------------------------
+
+    @cached_property
+    def _outbox_sql(self) -> _OutboxStatements:
+        return _OutboxStatements(self._sql)
+
+    def _outbox_append(self, cursor: _Cursor, events: Sequence[AuditEvent]) -> None:
+        """The outbox entries of *events*, numbered last in the write's transaction, under a
+        transaction advisory lock held until it commits: a writer numbers its entries only
+        after every writer that numbered before it has committed (or rolled back), so positions
+        increase in commit order and a reader never sees a position before a lower one."""
+        if not events:
+            return
+        sql_ = self._outbox_sql
+        cursor.execute(sql_.lock, (sql_.lock_name,))
+        rows = [(e.account_id, e.seq) for e in events]
+        if len(rows) == 1:
+            cursor.execute(sql_.insert, rows[0])
+        else:
+            cursor.executemany(sql_.insert, rows)
+
+    def outbox_read(self, *, after: int, limit: int) -> list[OutboxEntry]:
+        """Up to *limit* entries after position *after*, in order (``OutboxStore.outbox_read``)."""
+        after, limit = check_read(after, limit)
+        if limit == 0:
+            return []
+        with self._transaction("reading the outbox") as cursor:
+            cursor.execute(self._outbox_sql.read, (after, limit))
+            rows = cursor.fetchall()
+            sealed: list[tuple[Any, ...]] = []
+            if rows:
+                cursor.execute(self._outbox_sql.read_sealed, (after, rows[-1][0]))
+                sealed = cursor.fetchall()
+        by_event: dict[tuple[str, int], dict[str, SealedValue]] = {}
+        for account_id, seq, field, salt, value in sealed:
+            by_event.setdefault((account_id, seq), {})[field] = sealed_from_row(account_id, seq, salt, value)
+        out = []
+        for position, account_id, seq, body in rows:
+            event = event_from_json(body, account_id, seq)
+            held = by_event.get((account_id, seq))
+            out.append(OutboxEntry(position, attrs.evolve(event, sealed_values=held) if held else event))
+        return out
+
+    def outbox_claim(self, listener: str, *, lease: Lease, now: datetime) -> OutboxCursor | None:
+        """Claim *listener*'s cursor for ``lease.owner`` (``OutboxStore.outbox_claim``)."""
+        now = require_aware(now)
+        with self._transaction("claiming an outbox cursor") as cursor:
+            cursor.execute(self._outbox_sql.create_cursor, (listener,))
+            cursor.execute(self._outbox_sql.lock_cursor, (listener,))
+            row = cursor.fetchone()
+            assert row is not None  # created just above if it was missing
+            claimed = claimed_cursor(OutboxCursor(*row), lease, now)
+            if claimed is not None:
+                cursor.execute(self._outbox_sql.write_cursor, _cursor_params(claimed))
+        return claimed
+
+    def outbox_advance(
+        self, cursor: OutboxCursor, *, expected_version: int, dead: Sequence[DeadLetter] = ()
+    ) -> None:
+        """Compare-and-set *cursor* and add *dead* letters (``OutboxStore.outbox_advance``)."""
+        check_advance(cursor, expected_version, dead)
+        with self._transaction("advancing an outbox cursor") as db:
+            db.execute(self._outbox_sql.lock_cursor, (cursor.listener,))
+            row = db.fetchone()
+            if row is None or not may_advance(row[7], row[5], cursor, expected_version):
+                raise outbox_conflict(cursor.listener, expected_version)
+            db.execute(self._outbox_sql.write_cursor, _cursor_params(cursor))
+            if dead:
+                db.executemany(
+                    self._outbox_sql.insert_dead,
+                    [
+                        (d.listener, d.position, d.account_id, d.seq, d.error, require_aware(d.at))
+                        for d in dead
+                    ],
+                )
+
+    def outbox_cursors(self) -> tuple[OutboxCursor, ...]:
+        """Every listener's cursor, by listener name."""
+        with self._transaction("reading the outbox cursors") as cursor:
+            cursor.execute(self._outbox_sql.cursors)
+            rows = cursor.fetchall()
+        return tuple(OutboxCursor(*row) for row in rows)
+
+    def outbox_dead_letters(self, listener: str | None = None) -> tuple[DeadLetter, ...]:
+        """The dead letters of *listener* (or all), by listener then position."""
+        with self._transaction("reading the outbox dead letters") as cursor:
+            cursor.execute(self._outbox_sql.dead, {"listener": listener})
+            rows = cursor.fetchall()
+        return tuple(DeadLetter(*row) for row in rows)
+
+    def outbox_forget_dead(self, listener: str, positions: Sequence[int]) -> int:
+        """Remove those dead letters of *listener*; how many were removed."""
+        wanted = sorted({int(p) for p in positions})
+        with self._transaction("removing outbox dead letters") as cursor:
+            cursor.execute(self._outbox_sql.forget_dead, (listener, wanted))
+            return cursor.rowcount
+
+    def outbox_head(self) -> int:
+        """The highest position written so far (0 if none)."""
+        with self._transaction("reading the outbox head") as cursor:
+            cursor.execute(self._outbox_sql.head)
+            row = cursor.fetchone()
+        return 0 if row is None else int(row[0])
+
 
 class _Refused(LifecycleError):
     """A write of a batch the database refused, aborting the batch's transaction."""
@@ -775,13 +1044,16 @@ class _Statements:
             "INSERT INTO {schema}.schema_migrations (version, description) VALUES (%s, %s)"
         )
         self.insert_account = self.format(
-            "INSERT INTO {schema}.accounts (account_id, version, state, live_identity, due_at, body)"
-            " VALUES (%(account_id)s, %(version)s, %(state)s, %(live_identity)s, %(due_at)s, %(body)s)"
+            "INSERT INTO {schema}.accounts"
+            " (account_id, version, state, live_identity, due_at, body, policy_label)"
+            " VALUES (%(account_id)s, %(version)s, %(state)s, %(live_identity)s, %(due_at)s, %(body)s,"
+            " %(policy_label)s)"
             " ON CONFLICT (account_id) DO NOTHING"
         )
         update: LiteralString = (
             "UPDATE {schema}.accounts SET version = %(version)s, state = %(state)s,"
-            " live_identity = %(live_identity)s, due_at = %(due_at)s, body = %(body)s"
+            " live_identity = %(live_identity)s, due_at = %(due_at)s, body = %(body)s,"
+            " policy_label = %(policy_label)s"
         )
         where: LiteralString = " WHERE account_id = %(account_id)s AND version = %(expected_version)s"
         # A user command's write leaves the claim as it is.
@@ -873,3 +1145,65 @@ def _decode_claimed(account_id: str, body: str) -> AccountRecord | CorruptRecord
         return record_from_json(body, account_id)
     except RecordCorrupt as exc:
         return CorruptRecord(account_id, exc.reason)
+
+
+class _OutboxStatements:
+    """The statements of the outbox, bound to the store's schema."""
+
+    def __init__(self, statements: _Statements) -> None:
+        self.lock = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
+        self.lock_name = f"account_lifecycle.outbox:{statements.schema.as_string()}"
+        self.insert = statements.format("INSERT INTO {schema}.outbox (account_id, seq) VALUES (%s, %s)")
+        self.read = statements.format(
+            "SELECT o.position, o.account_id, o.seq, e.body FROM {schema}.outbox AS o"
+            " JOIN {schema}.events AS e ON e.account_id = o.account_id AND e.seq = o.seq"
+            " WHERE o.position > %s ORDER BY o.position LIMIT %s"
+        )
+        self.read_sealed = statements.format(
+            "SELECT s.account_id, s.seq, s.field, s.salt, s.value FROM {schema}.outbox AS o"
+            " JOIN {schema}.sealed_values AS s ON s.account_id = o.account_id AND s.seq = o.seq"
+            " WHERE o.position > %s AND o.position <= %s"
+        )
+        columns: LiteralString = (
+            "listener, position, attempts, retry_at, error, claim_owner, claim_until, version"
+        )
+        self.create_cursor = statements.format(
+            "INSERT INTO {schema}.outbox_cursors (listener, position, attempts, version)"
+            " VALUES (%s, 0, 0, 0) ON CONFLICT (listener) DO NOTHING"
+        )
+        self.lock_cursor = statements.format(
+            "SELECT " + columns + " FROM {schema}.outbox_cursors WHERE listener = %s FOR UPDATE"  # noqa: S608 (constant)
+        )
+        self.write_cursor = statements.format(
+            "UPDATE {schema}.outbox_cursors SET position = %(position)s, attempts = %(attempts)s,"
+            " retry_at = %(retry_at)s, error = %(error)s, claim_owner = %(owner)s,"
+            " claim_until = %(until)s, version = %(version)s WHERE listener = %(listener)s"
+        )
+        self.cursors = statements.format(
+            "SELECT " + columns + " FROM {schema}.outbox_cursors ORDER BY listener"  # noqa: S608 (constant)
+        )
+        self.insert_dead = statements.format(
+            "INSERT INTO {schema}.outbox_dead (listener, position, account_id, seq, error, at)"
+            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (listener, position) DO NOTHING"
+        )
+        self.dead = statements.format(
+            "SELECT listener, position, account_id, seq, error, at FROM {schema}.outbox_dead"
+            " WHERE %(listener)s::text IS NULL OR listener = %(listener)s ORDER BY listener, position"
+        )
+        self.forget_dead = statements.format(
+            "DELETE FROM {schema}.outbox_dead WHERE listener = %s AND position = ANY(%s)"
+        )
+        self.head = statements.format("SELECT COALESCE(max(position), 0) FROM {schema}.outbox")
+
+
+def _cursor_params(cursor: OutboxCursor) -> dict[str, Any]:
+    return {
+        "listener": cursor.listener,
+        "position": cursor.position,
+        "attempts": cursor.attempts,
+        "retry_at": cursor.retry_at,
+        "error": cursor.error,
+        "owner": cursor.owner,
+        "until": cursor.until,
+        "version": cursor.version,
+    }

@@ -15,10 +15,17 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
 from os import PathLike
-from typing import Final
+from typing import Any, Final
 
 import attrs
 
+from account_lifecycle.adapters._outbox import (
+    check_advance,
+    check_read,
+    claimed_cursor,
+    may_advance,
+    outbox_conflict,
+)
 from account_lifecycle.adapters._plain_identities import DIGEST_STEP_NOTE, digested, digested_body
 from account_lifecycle.audit import AuditEvent, format_time
 from account_lifecycle.clock import require_aware
@@ -34,6 +41,7 @@ from account_lifecycle.errors import (
     AccountExists,
     AccountNotFound,
     ConcurrentUpdate,
+    LifecycleError,
     RecordCorrupt,
     StoreError,
 )
@@ -41,9 +49,24 @@ from account_lifecycle.health import StatusRow, StoreStatus, summarize
 from account_lifecycle.identity_keys import IDENTITY_KIND, IdentityKeys
 from account_lifecycle.model import AccountRecord
 from account_lifecycle.ports import REFUSALS
+from account_lifecycle.queries import (
+    AccountQuery,
+    check_after,
+    check_limit,
+    check_query,
+    unindexed_match,
+)
 from account_lifecycle.schedule import due_at
 from account_lifecycle.sealed import SealedValue
-from account_lifecycle.values import CorruptRecord, Lease, Write, require_now
+from account_lifecycle.values import (
+    CorruptRecord,
+    DeadLetter,
+    Lease,
+    OutboxCursor,
+    OutboxEntry,
+    Write,
+    require_now,
+)
 
 __all__ = ["SQLiteStore"]
 
@@ -51,7 +74,10 @@ __all__ = ["SQLiteStore"]
 #: 3: identities and identifier values as keyed digests; sealed_values (personal data of events).
 #: The due index is (due_at, account_id), the claim's order, so a claim reads only the rows it
 #: takes, however many accounts share a due time (it was (due_at): every due row was sorted).
-SCHEMA_VERSION: Final = 3
+#: 4: the outbox: an entry per event (its position is the rowid: writers are serialized by
+#: BEGIN IMMEDIATE, so positions increase in commit order), listeners' cursors, dead letters.
+#: 5: accounts.policy_label, the policy version each account is pinned to (policy versions).
+SCHEMA_VERSION: Final = 5
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS accounts (
     account_id    TEXT PRIMARY KEY,
@@ -88,10 +114,49 @@ CREATE TABLE IF NOT EXISTS sealed_values (
     value      TEXT NOT NULL,
     PRIMARY KEY (account_id, seq, field)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outbox (
+    position   INTEGER PRIMARY KEY,
+    account_id TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    UNIQUE (account_id, seq)
+);
+CREATE TABLE IF NOT EXISTS outbox_cursors (
+    listener    TEXT PRIMARY KEY,
+    position    INTEGER NOT NULL,
+    attempts    INTEGER NOT NULL,
+    retry_at    TEXT,
+    error       TEXT,
+    claim_owner TEXT,
+    claim_until TEXT,
+    version     INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outbox_dead (
+    listener   TEXT NOT NULL,
+    position   INTEGER NOT NULL,
+    account_id TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    error      TEXT NOT NULL,
+    at         TEXT NOT NULL,
+    PRIMARY KEY (listener, position)
+) WITHOUT ROWID;
 """
+#: Schema 4's data step: the events a store written before the outbox holds get entries, in a
+#: stable order (by account, then by seq: each account's events in their own order).
+_OUTBOX_BACKFILL: Final = (
+    "INSERT INTO outbox (account_id, seq) SELECT account_id, seq FROM events AS e"
+    " WHERE NOT EXISTS (SELECT 1 FROM outbox AS o WHERE o.account_id = e.account_id AND o.seq = e.seq)"
+    " ORDER BY account_id, seq"
+)
 
+#: Schema 5 (policy versions): the label (``name@version``) each account is pinned to, indexed
+#: to select the accounts of one version (``account_ids_pinned``). Run after ``_SCHEMA`` when
+#: the column is missing; idempotent. NULL: a row not labelled yet (its body says).
+_VERSIONS_COLUMN: Final = "ALTER TABLE accounts ADD COLUMN policy_label TEXT"
+_VERSIONS_INDEX: Final = (
+    "CREATE INDEX IF NOT EXISTS accounts_policy_label ON accounts (policy_label, account_id)"
+)
 
-_SET = "UPDATE accounts SET version = ?, state = ?, live_identity = ?, due_at = ?, body = ?"
+_SET = "UPDATE accounts SET version = ?, state = ?, live_identity = ?, due_at = ?, body = ?, policy_label = ?"
 _WHERE = " WHERE account_id = ? AND version = ?"
 #: A write that leaves the claim as it is (a user command).
 _SAVE: Final = _SET + _WHERE
@@ -240,9 +305,16 @@ class SQLiteStore:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
+            columns = {r[1] for r in conn.execute("PRAGMA table_info(accounts)").fetchall()}
+            if "policy_label" not in columns:
+                conn.execute(_VERSIONS_COLUMN)
+                self._label_pins(conn)
+            conn.execute(_VERSIONS_INDEX)
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             if row is not None and int(row[0]) < 3:
                 self._digest_plain_identities(conn, identity_keys)
+            if row is not None and int(row[0]) < 4:
+                conn.execute(_OUTBOX_BACKFILL)
             if row is None:
                 conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             elif int(row[0]) > SCHEMA_VERSION:
@@ -272,6 +344,30 @@ class SQLiteStore:
                     "UPDATE identities SET value = ? WHERE kind = ? AND value = ?", (new, kind, value)
                 )
 
+    @staticmethod
+    def _label_pins(conn: sqlite3.Connection) -> None:
+        """Schema 5's data step: each row's ``policy_label`` from its body (a body that cannot
+        be decoded is left NULL: ``account_ids_pinned`` still offers it)."""
+        rows = conn.execute("SELECT account_id, CAST(body AS BLOB) FROM accounts").fetchall()
+        for account_id, body in rows:
+            try:
+                label = record_from_json(body, account_id).policy_label
+            except LifecycleError:
+                continue
+            conn.execute("UPDATE accounts SET policy_label = ? WHERE account_id = ?", (label, account_id))
+
+    def account_ids_pinned(self, label: str) -> tuple[str, ...]:
+        """The ids of the accounts pinned to *label* (``name@version``, or a bare name for records
+        written before versions), and of rows not labelled yet, in id order (the lifecycle reads
+        each record to decide)."""
+        with self._read("listing the accounts of a policy version") as conn:
+            rows = conn.execute(
+                "SELECT account_id FROM accounts WHERE policy_label = ? OR policy_label IS NULL"
+                " ORDER BY account_id",
+                (label,),
+            ).fetchall()
+        return tuple(row[0] for row in rows)
+
     def checkpoint(self) -> None:
         """Copy the write-ahead log into the file and truncate it (``wal_checkpoint(TRUNCATE)``),
         so that pages holding erased values are gone from the log too. ``StoreError`` if a
@@ -298,7 +394,7 @@ class SQLiteStore:
     # -- the store port --------------------------------------------------------------------
 
     @staticmethod
-    def _columns(record: AccountRecord) -> tuple[int, str, str | None, str | None, str]:
+    def _columns(record: AccountRecord) -> tuple[int, str, str | None, str | None, str, str]:
         due = due_at(record)
         return (
             record.version,
@@ -306,14 +402,15 @@ class SQLiteStore:
             record.live_identity,
             None if due is None else format_time(due),
             record_to_json(record),
+            record.policy_label,
         )
 
-    @staticmethod
-    def _append(conn: sqlite3.Connection, events: Sequence[AuditEvent]) -> None:
+    def _append(self, conn: sqlite3.Connection, events: Sequence[AuditEvent]) -> None:
         conn.executemany(
             "INSERT INTO events (account_id, seq, body) VALUES (?, ?, ?)",
             [(e.account_id, e.seq, event_to_json(e)) for e in events],
         )
+        self._outbox_append(conn, events)
         sealed = [
             (e.account_id, e.seq, field, held.salt, dumps(held.value))
             for e in events
@@ -404,7 +501,7 @@ class SQLiteStore:
         aliases: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         """Insert a new account with its first events (``AccountStore.create``)."""
-        version, state, identity, due, body = self._columns(record)
+        version, state, identity, due, body, label = self._columns(record)
         with self._write(f"creating {record.account_id!r}") as conn:
             if self._exists(conn, record.account_id):
                 raise AccountExists(account_id=record.account_id)
@@ -412,9 +509,10 @@ class SQLiteStore:
                 self._check_aliases(conn, record, aliases, now)
             try:
                 conn.execute(
-                    "INSERT INTO accounts (account_id, version, state, live_identity, due_at, body)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (record.account_id, version, state, identity, due, body),
+                    "INSERT INTO accounts"
+                    " (account_id, version, state, live_identity, due_at, body, policy_label)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (record.account_id, version, state, identity, due, body, label),
                 )
             except sqlite3.IntegrityError:
                 raise AccountExists(account_id=record.account_id, identity=identity) from None
@@ -486,8 +584,7 @@ class SQLiteStore:
         now: datetime | None,
     ) -> tuple[str, tuple[object, ...]]:
         """The compare-and-set statement of one save and its parameters."""
-        version, state, identity, due, body = SQLiteStore._columns(record)
-        values: tuple[object, ...] = (version, state, identity, due, body)
+        values: tuple[object, ...] = SQLiteStore._columns(record)
         where: tuple[object, ...] = (record.account_id, expected_version)
         if lease is not None:
             statement = _SAVE_TAKING_CLAIM
@@ -569,6 +666,60 @@ class SQLiteStore:
                 (account_id, owner),
             )
 
+    # -- queries ---------------------------------------------------------------------------
+
+    #: How many rows ``list_accounts`` reads at a time while it filters on decoded records.
+    _QUERY_CHUNK: Final = 256
+
+    def list_accounts(
+        self, query: AccountQuery, *, after: str | None, limit: int
+    ) -> list[AccountRecord | CorruptRecord]:
+        """Up to *limit* accounts matching *query* with ids after *after*, in id order
+        (``QueryStore.list_accounts``), read in one read transaction; never writes.
+
+        State and due time are filtered in SQL on their columns, walking the primary key in
+        order (or the due index, when SQLite finds it cheaper); holds and failed steps are read
+        from the decoded records, scanning on in chunks until the page is full. A row that
+        cannot be decoded is returned as a ``CorruptRecord`` when its state and due time match."""
+        query = check_query(query)
+        after = check_after(after)
+        limit = check_limit(limit)
+        if limit == 0 or query.states == frozenset():
+            return []
+        clauses: list[str] = []
+        values: list[object] = []
+        if query.states is not None:
+            clauses.append(f"state IN ({', '.join('?' * len(query.states))})")
+            values += sorted(s.value for s in query.states)
+        if query.due_before is not None:
+            clauses.append("due_at IS NOT NULL AND due_at < ?")
+            values.append(format_time(query.due_before))
+        scanning = query.with_holds is not None or query.with_failed_steps is not None
+        chunk = max(limit, self._QUERY_CHUNK) if scanning else limit
+        found: list[AccountRecord | CorruptRecord] = []
+        with self._read("listing accounts") as conn:
+            conn.execute("BEGIN")
+            try:
+                while True:
+                    where = [*clauses, "account_id > ?"] if after is not None else clauses
+                    # fixed clauses only; every value is a parameter
+                    filtered = " WHERE " + " AND ".join(where) if where else ""
+                    statement = f"SELECT account_id, CAST(body AS BLOB) FROM accounts{filtered}"  # noqa: S608
+                    statement += " ORDER BY account_id LIMIT ?"
+                    params = (*values, after, chunk) if after is not None else (*values, chunk)
+                    rows = conn.execute(statement, params).fetchall()
+                    for account_id, body in rows:
+                        item = _decode_claimed(account_id, body)
+                        if isinstance(item, CorruptRecord) or unindexed_match(query, item):
+                            found.append(item)
+                            if len(found) == limit:
+                                return found
+                    if len(rows) < chunk:
+                        return found
+                    after = rows[-1][0]
+            finally:
+                conn.execute("COMMIT")
+
     def account_ids(self) -> tuple[str, ...]:
         """Every stored account id (for tests and tools)."""
         with self._read("listing accounts") as conn:
@@ -593,14 +744,24 @@ class SQLiteStore:
 
         From a version before 3 the last step is not SQL: identities stored in plain text become
         keyed digests, which needs the keys. The statements then create the tables and leave the
-        recorded version as it was, and a closing comment says to run ``migrate`` for the rest."""
+        recorded version as it was, and a closing comment says to run ``migrate`` for the rest.
+        From 3, schema 4 adds the outbox and numbers the stored events; schema 5 adds the
+        ``policy_label`` column and its index; rows left without a label are still offered by
+        ``account_ids_pinned`` (``migrate`` fills them in)."""
         if from_version >= SCHEMA_VERSION:
             return ()
+        bump = f"UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema_version'"  # noqa: S608 (an int)
+        if from_version == 4:  # schema 5 alone: the column and its index (labels: see migrate)
+            return (_VERSIONS_COLUMN, _VERSIONS_INDEX, bump)
         statements = [" ".join(s.split()) for s in _SCHEMA.split(";") if s.strip()]
+        if from_version == 0 or from_version >= 3:  # before 3, migrate() adds it with the digests
+            statements += [_VERSIONS_COLUMN, _VERSIONS_INDEX]
         if from_version == 0:
             statements.append(f"INSERT INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}')")  # noqa: S608 (an int)
-        else:
+        elif from_version < 3:
             statements.append(DIGEST_STEP_NOTE)
+        else:
+            statements += [_OUTBOX_BACKFILL, bump]
         return tuple(statements)
 
     def status(self, *, now: datetime) -> StoreStatus:
@@ -639,6 +800,118 @@ class SQLiteStore:
             schema_version=0 if version_row is None else int(version_row[0]),
             library_schema_version=SCHEMA_VERSION,
         )
+
+    # -- the outbox --------------------------------------------------------------------------
+
+    def _outbox_append(self, conn: sqlite3.Connection, events: Sequence[AuditEvent]) -> None:
+        """The outbox entries of *events*, in the write's transaction: positions are rowids,
+        numbered under the write lock (``BEGIN IMMEDIATE``), so they increase in commit order."""
+        conn.executemany(
+            "INSERT INTO outbox (account_id, seq) VALUES (?, ?)", [(e.account_id, e.seq) for e in events]
+        )
+
+    def outbox_read(self, *, after: int, limit: int) -> list[OutboxEntry]:
+        """Up to *limit* entries after position *after*, in order (``OutboxStore.outbox_read``)."""
+        after, limit = check_read(after, limit)
+        if limit == 0:
+            return []
+        with self._read("reading the outbox") as conn:
+            conn.execute("BEGIN")  # one snapshot for the entries and their sealed values
+            try:
+                rows = conn.execute(
+                    "SELECT o.position, o.account_id, o.seq, CAST(e.body AS BLOB) FROM outbox AS o"
+                    " JOIN events AS e ON e.account_id = o.account_id AND e.seq = o.seq"
+                    " WHERE o.position > ? ORDER BY o.position LIMIT ?",
+                    (after, limit),
+                ).fetchall()
+                sealed = (
+                    conn.execute(
+                        "SELECT s.account_id, s.seq, s.field, s.salt, CAST(s.value AS BLOB)"
+                        " FROM outbox AS o JOIN sealed_values AS s"
+                        " ON s.account_id = o.account_id AND s.seq = o.seq"
+                        " WHERE o.position > ? AND o.position <= ?",
+                        (after, rows[-1][0]),
+                    ).fetchall()
+                    if rows
+                    else []
+                )
+            finally:
+                conn.execute("COMMIT")
+        return _entries(rows, sealed)
+
+    def outbox_claim(self, listener: str, *, lease: Lease, now: datetime) -> OutboxCursor | None:
+        """Claim *listener*'s cursor for ``lease.owner`` (``OutboxStore.outbox_claim``)."""
+        now = require_aware(now)
+        with self._write("claiming an outbox cursor") as conn:
+            row = conn.execute(
+                f"SELECT {_CURSOR_COLUMNS} FROM outbox_cursors WHERE listener = ?",  # noqa: S608 (constant)
+                (listener,),
+            ).fetchone()
+            cursor = OutboxCursor(listener) if row is None else _cursor(row)
+            claimed = claimed_cursor(cursor, lease, now)
+            if claimed is not None:
+                conn.execute(
+                    f"INSERT OR REPLACE INTO outbox_cursors ({_CURSOR_COLUMNS})"  # noqa: S608 (constant)
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    _cursor_row(claimed),
+                )
+        return claimed
+
+    def outbox_advance(
+        self, cursor: OutboxCursor, *, expected_version: int, dead: Sequence[DeadLetter] = ()
+    ) -> None:
+        """Compare-and-set *cursor* and add *dead* letters (``OutboxStore.outbox_advance``)."""
+        check_advance(cursor, expected_version, dead)
+        with self._write("advancing an outbox cursor") as conn:
+            row = conn.execute(
+                "SELECT version, claim_owner FROM outbox_cursors WHERE listener = ?", (cursor.listener,)
+            ).fetchone()
+            if row is None or not may_advance(row[0], row[1], cursor, expected_version):
+                raise outbox_conflict(cursor.listener, expected_version)
+            conn.execute(
+                f"INSERT OR REPLACE INTO outbox_cursors ({_CURSOR_COLUMNS})"  # noqa: S608 (constant)
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                _cursor_row(cursor),
+            )
+            conn.executemany(
+                "INSERT OR REPLACE INTO outbox_dead (listener, position, account_id, seq, error, at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [(d.listener, d.position, d.account_id, d.seq, d.error, format_time(d.at)) for d in dead],
+            )
+
+    def outbox_cursors(self) -> tuple[OutboxCursor, ...]:
+        """Every listener's cursor, by listener name."""
+        with self._read("reading the outbox cursors") as conn:
+            rows = conn.execute(
+                f"SELECT {_CURSOR_COLUMNS} FROM outbox_cursors ORDER BY listener"  # noqa: S608 (constant)
+            ).fetchall()
+        return tuple(_cursor(row) for row in rows)
+
+    def outbox_dead_letters(self, listener: str | None = None) -> tuple[DeadLetter, ...]:
+        """The dead letters of *listener* (or all), by listener then position."""
+        with self._read("reading the outbox dead letters") as conn:
+            rows = conn.execute(
+                "SELECT listener, position, account_id, seq, error, at FROM outbox_dead"
+                " WHERE ? IS NULL OR listener = ? ORDER BY listener, position",
+                (listener, listener),
+            ).fetchall()
+        return tuple(DeadLetter(r[0], r[1], r[2], r[3], r[4], datetime.fromisoformat(r[5])) for r in rows)
+
+    def outbox_forget_dead(self, listener: str, positions: Sequence[int]) -> int:
+        """Remove those dead letters of *listener*; how many were removed."""
+        with self._write("removing outbox dead letters") as conn:
+            removed = 0
+            for position in sorted(set(positions)):
+                removed += conn.execute(
+                    "DELETE FROM outbox_dead WHERE listener = ? AND position = ?", (listener, position)
+                ).rowcount
+        return removed
+
+    def outbox_head(self) -> int:
+        """The highest position written so far (0 if none)."""
+        with self._read("reading the outbox head") as conn:
+            row = conn.execute("SELECT COALESCE(MAX(position), 0) FROM outbox").fetchone()
+        return int(row[0])
 
 
 class _ReadOnlySQLiteStore(SQLiteStore):
@@ -701,3 +974,42 @@ def _decode_claimed(account_id: str, body: bytes) -> AccountRecord | CorruptReco
         return record_from_json(body, account_id)
     except RecordCorrupt as exc:
         return CorruptRecord(account_id, exc.reason)
+
+
+_CURSOR_COLUMNS: Final = "listener, position, attempts, retry_at, error, claim_owner, claim_until, version"
+
+
+def _cursor(row: tuple[Any, ...]) -> OutboxCursor:
+    listener, position, attempts, retry_at, error, owner, until, version = row
+    return OutboxCursor(
+        listener, position, attempts, _moment(retry_at), error, owner, _moment(until), version
+    )
+
+
+def _cursor_row(cursor: OutboxCursor) -> tuple[object, ...]:
+    return (
+        cursor.listener,
+        cursor.position,
+        cursor.attempts,
+        None if cursor.retry_at is None else format_time(cursor.retry_at),
+        cursor.error,
+        cursor.owner,
+        None if cursor.until is None else format_time(cursor.until),
+        cursor.version,
+    )
+
+
+def _entries(
+    rows: Sequence[tuple[int, str, int, bytes]], sealed: Sequence[tuple[str, int, str, str, bytes]]
+) -> list[OutboxEntry]:
+    """Outbox entries from rows ``(position, account_id, seq, body)`` and the sealed values
+    ``(account_id, seq, field, salt, value)`` of their events."""
+    by_event: dict[tuple[str, int], dict[str, SealedValue]] = {}
+    for account_id, seq, field, salt, value in sealed:
+        by_event.setdefault((account_id, seq), {})[field] = sealed_from_row(account_id, seq, salt, value)
+    out = []
+    for position, account_id, seq, body in rows:
+        event = event_from_json(body, account_id, seq)
+        held = by_event.get((account_id, seq))
+        out.append(OutboxEntry(position, attrs.evolve(event, sealed_values=held) if held else event))
+    return out

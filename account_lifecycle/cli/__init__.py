@@ -3,13 +3,17 @@
 Policy tools: ``check``, ``show``, ``diagram``, ``verify``, ``diff``, ``studio``. The operator console
 over a store: ``open``, ``request``, ``survey``, ``confirm``, ``withdraw``, ``restore``,
 ``sweep``, ``status``, ``history``, ``receipt``. Operations: ``status`` without an account
-(the store's health, read-only) and ``migrate`` (``cli/ops.py``). And ``demo``. The rules live in the
+(the store's health, read-only) and ``migrate`` (``cli/ops.py``); ``outbox``, ``redeliver`` and
+``dismiss`` (the transactional outbox, ``cli/outbox_commands.py``). And ``demo``. The rules live in the
 library (``Policy``, ``Lifecycle``, ``verify``, ``diagram``, ``describe``); this package only turns
 arguments into calls and results into text or JSON.
 
 Exit codes: 0 success; 1 a check, a proof or a command was refused (the reason on
 stderr); 2 a usage error or an unreadable file. Every command returns its exit code
 (``__main__`` calls ``cli.main(..., standalone_mode=False)``).
+
+Operators' queries: ``accounts`` lists accounts by state, due time, holds and failed steps, a
+page at a time, read-only (``cli/queries.py``).
 """
 
 from __future__ import annotations
@@ -29,7 +33,10 @@ from account_lifecycle.cli.console import (
 )
 from account_lifecycle.cli.demo import demo
 from account_lifecycle.cli.ops import migrate, status
+from account_lifecycle.cli.outbox_commands import dismiss, outbox, redeliver
 from account_lifecycle.cli.policy_commands import check, diagram, diff, show, verify
+from account_lifecycle.cli.queries import accounts
+from account_lifecycle.cli.versions import migrate_accounts
 from account_lifecycle.studio.command import studio
 
 __all__ = ["cli"]
@@ -46,7 +53,21 @@ def cli() -> None:
     """
 
 
-for _command in (check, show, diagram, verify, diff, demo, studio, migrate):
+for _command in (check, show, diagram, verify, diff, demo, studio, migrate, accounts):
     cli.add_command(_command)
-for _command in (open_, request, survey, confirm, withdraw, restore, sweep, status, history, receipt):
+for _command in (outbox, redeliver, dismiss):
+    cli.add_command(_command)
+for _command in (
+    open_,
+    request,
+    survey,
+    confirm,
+    withdraw,
+    restore,
+    sweep,
+    status,
+    history,
+    receipt,
+    migrate_accounts,
+):
     cli.add_command(_command)

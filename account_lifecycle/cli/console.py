@@ -22,7 +22,15 @@ from account_lifecycle.cli.console_setup import (
     _split,
 )
 from account_lifecycle.cli.render import _emit_record, _show_events, _show_receipt, _timeline_lines
-from account_lifecycle.decide import Command, NeedsPrerequisites, apply, decide_command, remind, start_work
+from account_lifecycle.decide import (
+    Command,
+    NeedsPrerequisites,
+    Rules,
+    apply,
+    decide_command,
+    remind,
+    start_work,
+)
 from account_lifecycle.errors import LifecycleError
 from account_lifecycle.lifecycle import Lifecycle
 from account_lifecycle.model import AccountRecord, Action, Actor, SurveyOutcome
@@ -154,7 +162,7 @@ def confirm(
                 acknowledgements=frozenset(acks),
                 request_id=request_id,
                 authenticated_at=logged_in,
-                window=lifecycle.policy.recovery.choose(window),
+                window=_pinned(lifecycle, lifecycle.get(account_id)).policy.recovery.choose(window),
             )
             _dry_confirm(lifecycle, account_id, command, window, as_json)
         return
@@ -306,18 +314,24 @@ def receipt(account_id: str, **options: Any) -> None:
 # -- dry runs: decide, never commit -----------------------------------------------------------
 
 
+def _pinned(lifecycle: Lifecycle, record: AccountRecord) -> Rules:
+    """The rules of the policy version *record* follows (``PolicyMismatch`` for another policy's)."""
+    return lifecycle.versions[lifecycle.registry.resolve(record).label]
+
+
 def _dry_confirm(
     lifecycle: Lifecycle, account_id: str, command: Command, window: str | None, as_json: bool
 ) -> None:
     """Decide *command* on the stored record (the same typed refusals as a real confirm) and
     print what the confirm would erase and when; nothing is written and no purger runs."""
     record = lifecycle.get(account_id)
+    rules = _pinned(lifecycle, record)
     now = lifecycle.clock.now()
     try:
-        decide_command(lifecycle.rules, record, command, now)
+        decide_command(rules, record, command, now)
     except NeedsPrerequisites:
         pending = {name: check(account_id) for name, check in lifecycle.prerequisites.items()}
-        decide_command(lifecycle.rules, record, command, now, pending)
+        decide_command(rules, record, command, now, pending)
     timeline = lifecycle.preview(account_id, window=window)
     erasures = [e for e in timeline.erasures if not e.done]
     if as_json:
@@ -359,7 +373,11 @@ def _dry_sweep(lifecycle: Lifecycle, limit: int | None, as_json: bool) -> None:
         except LifecycleError as exc:
             plans.append({"account_id": account_id, "unreadable": str(exc)})
             continue
-        decision = start_work(lifecycle.rules, record, now, "dry-run")
+        try:
+            rules = _pinned(lifecycle, record)
+        except LifecycleError:  # another policy's account: its own lifecycle sweeps it
+            continue
+        decision = start_work(rules, record, now, "dry-run")
         reminders = remind(record, now)
         if decision is None and reminders is None:
             continue

@@ -10,11 +10,12 @@ workers. Needs the ``celery`` extra.
     tasks = register_tasks(app, "myapp.accounts:make_lifecycle")
     app.conf.beat_schedule = beat_schedule(every=timedelta(minutes=5))
 
-Three tasks are registered, named ``<prefix>.<task>`` (prefix ``account_lifecycle``):
+Four tasks are registered, named ``<prefix>.<task>`` (prefix ``account_lifecycle``):
 
 ``sweep(limit=None)``
     ``Lifecycle.sweep`` in the worker: claims due accounts batch by batch and runs their
-    work there. Returns the report as ``{"purged": [...], "failed": [...], "restorable": [...]}``.
+    work there, then relays the outbox. Returns the report as ``{"purged": [...], "failed":
+    [...], "restorable": [...], "errors": {...}, "relayed": n}``.
 ``dispatch(limit=None)``
     Claims one batch of due accounts (``limit``, default the lifecycle's ``sweep_batch``) and
     enqueues one ``purge_account`` task per account, handing over the claim, so the batch is
@@ -23,6 +24,12 @@ Three tasks are registered, named ``<prefix>.<task>`` (prefix ``account_lifecycl
     Runs the due work of one account under the claim ``dispatch`` took. If the claim lapsed
     before the task ran (a long queue), it does nothing: another sweeper may hold the account
     by then, and a later sweep or dispatch takes it up.
+``relay(limit=None)``
+    ``Lifecycle.relay`` in the worker: feeds the durable listeners (``outbox_listeners``) from
+    the store's outbox, at least once and in order per account (``sweep`` relays too, after its
+    purges). Returns ``{"delivered": {listener: n}, "dead_lettered": {...}, "retrying":
+    {listener: error}, "busy": [...]}``. Schedule it more often than the sweep
+    (``beat_schedule(relay_every=...)``) when listeners send e-mails that should not wait.
 
 The lifecycle is built by the host's factory (a ``"module:function"`` path, or a callable)
 once per worker process, on first use, so a prefork worker never shares a database
@@ -103,6 +110,7 @@ class LifecycleTasks:
     dispatch: Any
     purge_account: Any
     prefix: str
+    relay: Any = None
 
 
 def register_tasks(
@@ -111,7 +119,7 @@ def register_tasks(
     *,
     prefix: str = DEFAULT_PREFIX,
 ) -> LifecycleTasks:
-    """Register the ``sweep``, ``dispatch`` and ``purge_account`` tasks on the host's Celery
+    """Register the ``sweep``, ``dispatch``, ``purge_account`` and ``relay`` tasks on the host's Celery
     *app*, each building its lifecycle with *factory*. Use one *prefix* per policy when a host
     runs several."""
     lifecycles = _PerProcess(resolve_factory(factory))
@@ -125,6 +133,17 @@ def register_tasks(
             "failed": list(report.failed),
             "restorable": list(report.restorable),
             "errors": dict(report.errors),
+            "relayed": report.relayed,
+        }
+
+    @app.task(name=f"{prefix}.relay", **options)  # type: ignore[untyped-decorator]
+    def relay(limit: int | None = None) -> dict[str, Any]:
+        report = lifecycles.get().relay(limit=_check_limit(limit))
+        return {
+            "delivered": dict(report.delivered),
+            "dead_lettered": dict(report.dead_lettered),
+            "retrying": dict(report.retrying),
+            "busy": list(report.busy),
         }
 
     @app.task(name=f"{prefix}.purge_account", **options)  # type: ignore[untyped-decorator]
@@ -167,7 +186,9 @@ def register_tasks(
             "corrupt": [bad.account_id for bad in claim.corrupt],
         }
 
-    return LifecycleTasks(sweep=sweep, dispatch=dispatch, purge_account=purge_account, prefix=prefix)
+    return LifecycleTasks(
+        sweep=sweep, dispatch=dispatch, purge_account=purge_account, prefix=prefix, relay=relay
+    )
 
 
 def beat_schedule(
@@ -176,15 +197,17 @@ def beat_schedule(
     prefix: str = DEFAULT_PREFIX,
     fan_out: bool = False,
     limit: int | None = None,
+    relay_every: timedelta | float | None = None,
 ) -> dict[str, dict[str, Any]]:
     """A ``beat_schedule`` entry running the sweep every *every* (a timedelta or seconds):
     ``sweep`` in one worker, or with ``fan_out=True`` ``dispatch`` to spread each batch over
-    the workers. Merge it into ``app.conf.beat_schedule``."""
+    the workers; with *relay_every*, a second entry runs ``relay`` that often. Merge it into
+    ``app.conf.beat_schedule``."""
     seconds = every.total_seconds() if isinstance(every, timedelta) else float(every)
     if not seconds > 0:
         raise ValueError(f"every must be a positive interval, got {every!r}")
     _check_limit(limit)
-    return {
+    schedule: dict[str, dict[str, Any]] = {
         f"{prefix}.periodic-sweep": {
             "task": f"{prefix}.dispatch" if fan_out else f"{prefix}.sweep",
             "schedule": seconds,
@@ -193,3 +216,16 @@ def beat_schedule(
             "options": {"expires": seconds},
         }
     }
+    if relay_every is not None:
+        relay_seconds = (
+            relay_every.total_seconds() if isinstance(relay_every, timedelta) else float(relay_every)
+        )
+        if not relay_seconds > 0:
+            raise ValueError(f"relay_every must be a positive interval, got {relay_every!r}")
+        schedule[f"{prefix}.periodic-relay"] = {
+            "task": f"{prefix}.relay",
+            "schedule": relay_seconds,
+            "kwargs": {},
+            "options": {"expires": relay_seconds},
+        }
+    return schedule

@@ -28,10 +28,12 @@ import json
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Final, cast
 
 import attrs
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from account_lifecycle.audit import GENESIS, AuditEvent, chain_event
 from account_lifecycle.codec import record_to_dict
@@ -54,8 +56,10 @@ from account_lifecycle.model import (
     ServiceState,
     State,
 )
-from account_lifecycle.ports import AccountStore, CorruptRecord, Lease, Write, save_many
+from account_lifecycle.outbox import OUTBOX_METHODS
+from account_lifecycle.ports import AccountStore, CorruptRecord, Lease, OutboxStore, Write, save_many
 from account_lifecycle.sealed import SealedValue, commitment
+from account_lifecycle.values import AccountQuery, DeadLetter, OutboxCursor
 
 __all__ = ["NOW", "StoreContract", "advance", "due_record", "new_account"]
 
@@ -172,6 +176,15 @@ _DAMAGED_EVENTS: dict[str, Callable[[AuditEvent], str]] = {
     "a-time-that-is-no-time": lambda e: _event_text(e, at=_SECRET),
     "nested-too-deeply": lambda e: "{" * 50_000 + json.dumps(_SECRET),
 }
+
+
+#: Hypothesis in the queries tests: the store fixture is one store for every example (each
+#: example writes ids of its own), and each subclass of the suite runs the same test methods.
+_QUERY_CHECKS: Final = (
+    HealthCheck.function_scoped_fixture,
+    HealthCheck.too_slow,
+    HealthCheck.differing_executors,
+)
 
 
 class StoreContract:
@@ -1300,6 +1313,267 @@ class StoreContract:
 
         assert sorted(store.account_ids()) == ["a", "b", "c"]
 
+    # -- queries: list_accounts (optional: QueryStore; skipped, saying so, without it) ---------
+
+    @staticmethod
+    def _lister(store: AccountStore) -> Callable[..., Sequence[AccountRecord | CorruptRecord]]:
+        """The store's ``list_accounts``; the test is skipped when it has none."""
+        lister = getattr(store, "list_accounts", None)
+        if not callable(lister):
+            pytest.skip(
+                f"{type(store).__name__} has no list_accounts(query, *, after, limit): it is no "
+                "QueryStore, so the tests of operators' queries do not apply"
+            )
+        return cast(Callable[..., Sequence[AccountRecord | CorruptRecord]], lister)
+
+    @staticmethod
+    def _walk(
+        lister: Callable[..., Sequence[AccountRecord | CorruptRecord]],
+        query: AccountQuery,
+        *,
+        limit: int,
+        after: str | None = None,
+        between: Callable[[int], None] | None = None,
+    ) -> list[str]:
+        """Every page of *query* from *after*, *limit* at a time: the ids in the order read.
+        *between* (the number of pages read so far) runs between two page reads."""
+        ids: list[str] = []
+        for pages in range(1, 10_000):
+            page = lister(query, after=after, limit=limit)
+            assert len(page) <= limit
+            ids += [item.account_id for item in page]
+            if len(page) < limit:
+                return ids
+            after = page[-1].account_id
+            if between is not None:
+                between(pages)
+        raise AssertionError("the walk never ended: a full page kept coming")
+
+    def test_list_accounts_returns_every_account_in_id_order_as_get_reads_it(
+        self, store: AccountStore
+    ) -> None:
+        """Without conditions every account comes back, ordered by account_id whatever the order
+        they were created in, each equal field for field to what get() returns."""
+        lister = self._lister(store)
+        created = [
+            new_account("acc-3"),
+            (due_record("acc-1", NOW - timedelta(hours=1), identity="digest-1"), ()),
+            new_account("acc-2", members=frozenset({"m-1"})),
+        ]
+        for record, events in created:
+            store.create(record, events)
+
+        listed = lister(AccountQuery(), after=None, limit=10)
+
+        assert [r.account_id for r in listed] == ["acc-1", "acc-2", "acc-3"]
+        assert list(listed) == [store.get(r.account_id) for r in listed]
+
+    def test_list_accounts_filters_by_state(self, store: AccountStore) -> None:
+        """states: the account is in one of them; an empty set matches nothing."""
+        lister = self._lister(store)
+        store.create(*new_account("a-active"))
+        store.create(due_record("b-cancelled", NOW), ())
+        store.create(*new_account("c-purged", state=State.PURGED))
+        store.create(*new_account("d-active"))
+
+        def ids(*states: State) -> list[str]:
+            query = AccountQuery(states=frozenset(states))
+            return [r.account_id for r in lister(query, after=None, limit=10)]
+
+        assert ids(State.ACTIVE) == ["a-active", "d-active"]
+        assert ids(State.CANCELLED, State.PURGED) == ["b-cancelled", "c-purged"]
+        assert ids(State.RESTORABLE) == []
+        assert ids() == []
+
+    def test_list_accounts_filters_by_work_due_strictly_before_a_moment(self, store: AccountStore) -> None:
+        """due_before: the account's next purge work (schedule.due_at) is due strictly before the
+        moment; an account with nothing due (active, or waiting for a legal hold) never matches."""
+        lister = self._lister(store)
+        hour = timedelta(hours=1)
+        store.create(due_record("early", NOW - hour), ())
+        store.create(due_record("exactly", NOW), ())
+        store.create(due_record("late", NOW + hour), ())
+        store.create(*new_account("active"))
+        held = {"contacts": Hold(NOW - 2 * hour, "support:ann", "case 1")}
+        store.create(due_record("waiting", NOW - hour, holds=held), ())
+
+        def ids(moment: datetime) -> list[str]:
+            return [r.account_id for r in lister(AccountQuery(due_before=moment), after=None, limit=10)]
+
+        assert ids(NOW) == ["early"]
+        assert ids(NOW + _TICK) == ["early", "exactly"]
+        assert ids(NOW + 2 * hour) == ["early", "exactly", "late"]
+        assert ids(NOW - 2 * hour) == []
+        # the same moment in another zone is the same moment
+        assert ids(NOW.astimezone(timezone(timedelta(hours=-5)))) == ["early"]
+
+    def test_list_accounts_filters_by_legal_holds_both_ways(self, store: AccountStore) -> None:
+        """with_holds=True: accounts with a legal hold; False: those without one."""
+        lister = self._lister(store)
+        hold = Hold(NOW, "support:ann", "case 7", "retain")
+        store.create(*new_account("a-held", holds={"files": hold}))
+        store.create(*new_account("b-free"))
+        store.create(due_record("c-held", NOW, holds={"contacts": hold}), ())
+
+        held = lister(AccountQuery(with_holds=True), after=None, limit=10)
+        free = lister(AccountQuery(with_holds=False), after=None, limit=10)
+
+        assert [r.account_id for r in held] == ["a-held", "c-held"]
+        assert [r.account_id for r in free] == ["b-free"]
+
+    def test_list_accounts_filters_by_failed_steps_both_ways(self, store: AccountStore) -> None:
+        """with_failed_steps=True: a purge step of the account has failed; False: none has (a
+        pending or done step is no failure)."""
+        lister = self._lister(store)
+        failed = PurgeProgress(PurgeStatus.FAILED, attempts=2, error="timeout", at=NOW, retry_at=NOW)
+        store.create(due_record("a-failed", NOW, purge={"contacts": PurgeProgress(), "files": failed}), ())
+        store.create(due_record("b-pending", NOW), ())
+        done = PurgeProgress(PurgeStatus.DONE, attempts=1, at=NOW)
+        store.create(*new_account("c-purged", state=State.PURGED, purge={"contacts": done}))
+
+        with_failures = lister(AccountQuery(with_failed_steps=True), after=None, limit=10)
+        without = lister(AccountQuery(with_failed_steps=False), after=None, limit=10)
+
+        assert [r.account_id for r in with_failures] == ["a-failed"]
+        assert [r.account_id for r in without] == ["b-pending", "c-purged"]
+
+    def test_list_accounts_pages_after_an_id_and_takes_at_most_limit(self, store: AccountStore) -> None:
+        """after: only ids greater than it (it need not be a stored id); limit: at most that many,
+        and 0 reads none."""
+        lister = self._lister(store)
+        for account_id in ("acc-1", "acc-2", "acc-4", "acc-5"):
+            store.create(*new_account(account_id))
+
+        def ids(after: str | None, limit: int) -> list[str]:
+            return [r.account_id for r in lister(AccountQuery(), after=after, limit=limit)]
+
+        assert ids(None, 2) == ["acc-1", "acc-2"]
+        assert ids("acc-2", 2) == ["acc-4", "acc-5"]
+        assert ids("acc-3", 1) == ["acc-4"]
+        assert ids("acc-5", 2) == []
+        assert ids(None, 0) == []
+
+    def test_a_page_is_short_only_when_nothing_more_matches(self, store: AccountStore) -> None:
+        """Matches far apart, with hundreds of accounts between them that do not match, still fill
+        the page: a store that filters after reading must read on until the page is full."""
+        lister = self._lister(store)
+        hold = {"files": Hold(NOW, "support:ann", "case 9")}
+        store.create(*new_account("acc-0000", holds=hold))
+        for number in range(1, 600):
+            store.create(*new_account(f"acc-{number:04d}"))
+        store.create(*new_account("acc-0600", holds=hold))
+        store.create(*new_account("acc-0601", holds=hold))
+
+        first = lister(AccountQuery(with_holds=True), after=None, limit=2)
+        rest = lister(AccountQuery(with_holds=True), after="acc-0600", limit=2)
+
+        assert [r.account_id for r in first] == ["acc-0000", "acc-0600"]
+        assert [r.account_id for r in rest] == ["acc-0601"]
+
+    @pytest.mark.parametrize("damage", ["not-json", "a-field-missing", "wrong-types"])
+    def test_list_accounts_returns_an_undecodable_record_as_corrupt_in_its_place(
+        self, store: AccountStore, damage: str
+    ) -> None:
+        """A row that cannot be decoded comes back as a CorruptRecord, in its place, when its
+        state and due time match (whatever the conditions on holds and failed steps, which it
+        cannot tell), and not when they do not; the reason quotes none of the stored text."""
+        lister = self._lister(store)
+        hold = {"files": Hold(NOW, "support:ann", "case 3")}
+        store.create(due_record("acc-1", NOW - _TICK, holds=hold), ())
+        broken = due_record("acc-2", NOW - _TICK, identity=_SECRET)
+        store.create(broken, ())
+        store.create(due_record("acc-3", NOW - _TICK, holds=hold), ())
+        self.corrupt_record(store, "acc-2", _DAMAGED_RECORDS[damage](broken))
+
+        cancelled = frozenset({State.CANCELLED})
+        listed = lister(AccountQuery(states=cancelled, due_before=NOW, with_holds=True), after=None, limit=10)
+        paged = lister(AccountQuery(states=cancelled), after="acc-1", limit=1)
+        active = lister(AccountQuery(states=frozenset({State.ACTIVE})), after=None, limit=10)
+        not_due = lister(AccountQuery(due_before=NOW - _TICK), after=None, limit=10)
+
+        assert [type(item).__name__ for item in listed] == ["AccountRecord", "CorruptRecord", "AccountRecord"]
+        corrupt = listed[1]
+        assert isinstance(corrupt, CorruptRecord)
+        assert corrupt.account_id == "acc-2"
+        assert corrupt.reason
+        assert _SECRET not in corrupt.reason
+        assert [(type(item).__name__, item.account_id) for item in paged] == [("CorruptRecord", "acc-2")]
+        assert active == []
+        assert not_due == []
+
+    @given(data=st.data())
+    @settings(
+        max_examples=25,
+        deadline=None,
+        suppress_health_check=_QUERY_CHECKS,
+    )
+    def test_walking_every_page_yields_exactly_the_matching_ids_in_order_once(
+        self, store: AccountStore, data: st.DataObject
+    ) -> None:
+        """For random accounts (states, due times, holds, failed steps), a random query and a
+        random page size, walking every page yields exactly the ids of the matching accounts, in
+        order, each once. (Each example writes its own ids, all after the earlier examples'.)"""
+        lister = self._lister(store)
+        prefix = self._example_prefix(store)
+        records = data.draw(st.lists(_query_records(prefix), max_size=12, unique_by=lambda r: r.account_id))
+        for record in records:
+            store.create(record, ())
+        query = data.draw(_queries())
+        limit = data.draw(st.integers(min_value=1, max_value=5))
+
+        ids = self._walk(lister, query, limit=limit, after=prefix)
+
+        assert ids == sorted(r.account_id for r in records if _matches(query, r))
+
+    @given(data=st.data())
+    @settings(
+        max_examples=20,
+        deadline=None,
+        suppress_health_check=_QUERY_CHECKS,
+    )
+    def test_walking_while_accounts_change_state_never_yields_an_id_twice(
+        self, store: AccountStore, data: st.DataObject
+    ) -> None:
+        """Accounts saved with new states between two page reads (some already listed, some not
+        yet) never make the walk yield an id twice nor go back; an account that matched all along
+        is yielded exactly once."""
+        lister = self._lister(store)
+        prefix = self._example_prefix(store)
+        states = (State.ACTIVE, State.PENDING_CONFIRM, State.PURGED)
+        count = data.draw(st.integers(min_value=1, max_value=10))
+        current = {}
+        for number in range(count):
+            record, events = new_account(f"{prefix}n{number:02d}", state=data.draw(st.sampled_from(states)))
+            store.create(record, events)
+            current[record.account_id] = record
+        wanted = frozenset(data.draw(st.sets(st.sampled_from(states), min_size=1)))
+        query = AccountQuery(states=wanted)
+        limit = data.draw(st.integers(min_value=1, max_value=3))
+        changed: set[str] = set()
+
+        def change(pages: int) -> None:
+            moves = data.draw(st.lists(st.tuples(st.sampled_from(sorted(current)), st.sampled_from(states))))
+            for account_id, state in moves:
+                record = current[account_id]
+                following, events = advance(record, state=state)
+                store.save(following, expected_version=record.version, events=events)
+                current[account_id] = following
+                changed.add(account_id)
+
+        ids = self._walk(lister, query, limit=limit, after=prefix, between=change)
+
+        assert ids == sorted(set(ids))
+        assert all(i.startswith(prefix) for i in ids)
+        steady = {i for i, r in current.items() if i not in changed and r.state in wanted}
+        assert steady <= set(ids)
+
+    @staticmethod
+    def _example_prefix(store: AccountStore) -> str:
+        """An id prefix after every id the store holds: one Hypothesis example's accounts."""
+        taken = store.account_ids()
+        number = len({account_id[:5] for account_id in taken})
+        return f"x{number:04d}"
+
     # -- batches: save_many (optional; account_lifecycle.ports.save_many falls back to save) --
 
     def test_save_many_writes_every_write_in_order(self, store: AccountStore) -> None:
@@ -1409,6 +1683,317 @@ class StoreContract:
         assert store.get("acc-1") == third[0]
         assert store.history("acc-1") == events + second[1] + third[1]
 
+    # -- the outbox (OutboxStore; skipped, saying so, for a store without it) ------------------
+
+    def test_an_empty_store_has_an_empty_outbox(self, store: AccountStore) -> None:
+        """No entries (head 0), no cursors, no dead letters."""
+        outbox = _outbox(store)
+        assert outbox.outbox_head() == 0
+        assert list(outbox.outbox_read(after=0, limit=10)) == []
+        assert outbox.outbox_cursors() == ()
+        assert outbox.outbox_dead_letters() == ()
+
+    def test_every_event_written_gets_an_outbox_entry_in_commit_order(self, store: AccountStore) -> None:
+        """``create``, ``save`` and ``save_many`` each write an entry per event, in the write's
+        transaction; positions increase in the order the writes committed, each account's
+        events in their own order; the head is the last position."""
+        outbox = _outbox(store)
+        a1, a_events = new_account("acc-a", actions=("open", "survey"))
+        outbox.create(a1, a_events)
+        b1, b_events = new_account("acc-b")
+        outbox.create(b1, b_events)
+        a2 = advance(a1)
+        outbox.save(a2[0], expected_version=1, events=a2[1])
+        b2 = advance(b1, actions=("one", "two"))
+        a3 = advance(a2[0])
+        assert save_many(outbox, [_write(b2, 1), _write(a3, 2)], now=NOW) == [None, None]
+
+        entries = list(outbox.outbox_read(after=0, limit=100))
+
+        expected = [*a_events, *b_events, *a2[1], *b2[1], *a3[1]]
+        assert [e.event for e in entries] == expected
+        positions = [e.position for e in entries]
+        assert positions == sorted(positions)
+        assert len(set(positions)) == len(positions)
+        assert positions[0] >= 1
+        assert outbox.outbox_head() == positions[-1]
+
+    def test_a_refused_write_writes_no_outbox_entry(self, store: AccountStore) -> None:
+        """A create of a taken id, a stale save and the refused write of a batch add nothing to
+        the outbox; the writes a batch made do."""
+        outbox = _outbox(store)
+        record, events = new_account("acc-1")
+        outbox.create(record, events)
+        with pytest.raises(AccountExists):
+            outbox.create(*new_account("acc-1", actions=("open", "again")))
+        stale = advance(record)
+        outbox.save(stale[0], expected_version=1, events=stale[1])
+        with pytest.raises(ConcurrentUpdate):
+            outbox.save(advance(record, actions=("lost",))[0], expected_version=1, events=stale[1])
+        lost = advance(record, actions=("lost-in-batch",))
+        other = new_account("acc-2")
+        outbox.create(*other)
+        results = save_many(
+            outbox, [_write(lost, 1), _write(advance(other[0], actions=("made",)), 1)], now=NOW
+        )
+        assert isinstance(results[0], ConcurrentUpdate)
+        assert results[1] is None
+
+        actions = [(e.event.account_id, e.event.action) for e in outbox.outbox_read(after=0, limit=100)]
+
+        assert actions == [("acc-1", "open"), ("acc-1", "change"), ("acc-2", "open"), ("acc-2", "made")]
+
+    def test_outbox_read_pages_after_a_position(self, store: AccountStore) -> None:
+        """``outbox_read(after=p, limit=n)`` returns the first *n* entries above *p*."""
+        outbox = _outbox(store)
+        record, events = new_account("acc-1", actions=("a", "b", "c", "d", "e"))
+        outbox.create(record, events)
+        every = list(outbox.outbox_read(after=0, limit=100))
+
+        page = list(outbox.outbox_read(after=every[1].position, limit=2))
+
+        assert page == every[2:4]
+        assert list(outbox.outbox_read(after=every[-1].position, limit=10)) == []
+        assert list(outbox.outbox_read(after=0, limit=0)) == []
+
+    def test_outbox_read_of_bad_arguments_is_a_value_error(self, store: AccountStore) -> None:
+        """A negative or non-integer *after* or *limit* is a ``ValueError`` naming it."""
+        outbox = _outbox(store)
+        for after, limit in ((-1, 1), (0, -1), (True, 1), (0, 1.5)):
+            with pytest.raises(ValueError, match=r"after|limit"):  # the message names the argument
+                outbox.outbox_read(after=after, limit=limit)  # type: ignore[arg-type]
+
+    def test_outbox_entries_carry_sealed_values_until_they_are_erased(self, store: AccountStore) -> None:
+        """An entry's event comes with its sealed values while they are held, as from
+        ``history``; once ``erase_sealed`` erased them it comes without."""
+        outbox = _outbox(store)
+        record, events = _sealed_account("acc-1", {"answers": {"why": "too dear"}})
+        outbox.create(record, events)
+
+        before = [e.event for e in outbox.outbox_read(after=0, limit=10)]
+        assert before == list(outbox.history("acc-1"))
+        assert before[1].sealed_values["answers"].value == {"why": "too dear"}
+
+        purged = advance(record, actions=("purged",))
+        outbox.save(purged[0], expected_version=1, events=purged[1], erase_sealed=True)
+
+        after = [e.event for e in outbox.outbox_read(after=0, limit=10)]
+        assert [dict(e.sealed_values) for e in after] == [{}, {}, {}]
+        assert [e.hash for e in after] == [e.hash for e in (*events, *purged[1])]
+
+    def test_a_new_listeners_cursor_starts_at_zero_claimed(self, store: AccountStore) -> None:
+        """The first claim of a listener creates its cursor at position 0, version 0, held by
+        the lease's owner until the lease ends."""
+        outbox = _outbox(store)
+        cursor = outbox.outbox_claim("mailer", lease=Lease("relay-1", NOW + _LEASE), now=NOW)
+
+        assert cursor == OutboxCursor("mailer", 0, 0, None, None, "relay-1", NOW + _LEASE, 0)
+        assert outbox.outbox_cursors() == (cursor,)
+
+    def test_a_live_cursor_claim_is_refused_to_another_owner_and_renewed_by_its_own(
+        self, store: AccountStore
+    ) -> None:
+        """One relay at a time feeds a listener: another owner gets None while the claim is
+        live; its owner renews it."""
+        outbox = _outbox(store)
+        first = outbox.outbox_claim("mailer", lease=Lease("relay-1", NOW + _LEASE), now=NOW)
+        assert first is not None
+
+        assert outbox.outbox_claim("mailer", lease=Lease("relay-2", NOW + 2 * _LEASE), now=NOW) is None
+        renewed = outbox.outbox_claim("mailer", lease=Lease("relay-1", NOW + 2 * _LEASE), now=NOW)
+
+        assert renewed is not None
+        assert (renewed.owner, renewed.until) == ("relay-1", NOW + 2 * _LEASE)
+        other = outbox.outbox_claim("audit-mirror", lease=Lease("relay-2", NOW + _LEASE), now=NOW)
+        assert other is not None
+        assert [c.listener for c in outbox.outbox_cursors()] == ["audit-mirror", "mailer"]
+
+    def test_a_lapsed_cursor_claim_is_taken_over_and_its_first_owner_cannot_advance(
+        self, store: AccountStore
+    ) -> None:
+        """Once the claim lapsed another owner takes the cursor; a write by the first owner,
+        made from the cursor it claimed, is then refused (``ConcurrentUpdate``)."""
+        outbox = _outbox(store)
+        first = outbox.outbox_claim("mailer", lease=Lease("relay-1", NOW + _LEASE), now=NOW)
+        assert first is not None
+        later = NOW + _LEASE
+        second = outbox.outbox_claim("mailer", lease=Lease("relay-2", later + _LEASE), now=later)
+        assert second is not None
+        assert second.owner == "relay-2"
+
+        with pytest.raises(ConcurrentUpdate):
+            outbox.outbox_advance(
+                attrs.evolve(first, position=5, version=first.version + 1), expected_version=first.version
+            )
+
+        assert outbox.outbox_cursors()[0].position == 0
+        outbox.outbox_advance(
+            attrs.evolve(second, position=5, version=second.version + 1), expected_version=second.version
+        )
+        assert outbox.outbox_cursors()[0].position == 5
+
+    def test_outbox_advance_is_compare_and_set_on_the_version(self, store: AccountStore) -> None:
+        """A write from a stale version is refused and writes nothing, dead letters included; a
+        cursor whose version is not expected_version + 1 is a ``ValueError``."""
+        outbox = _outbox(store)
+        cursor = outbox.outbox_claim("mailer", lease=Lease("relay-1", NOW + _LEASE), now=NOW)
+        assert cursor is not None
+        moved = attrs.evolve(cursor, position=3, version=cursor.version + 1)
+        outbox.outbox_advance(moved, expected_version=cursor.version)
+        assert outbox.outbox_cursors() == (moved,)
+
+        letter = DeadLetter("mailer", 4, "acc-1", 2, "ValueError: no", NOW)
+        with pytest.raises(ConcurrentUpdate):
+            outbox.outbox_advance(
+                attrs.evolve(moved, position=9, version=cursor.version + 1),
+                expected_version=cursor.version,
+                dead=[letter],
+            )
+        with pytest.raises(ValueError, match="version"):
+            outbox.outbox_advance(attrs.evolve(moved, position=9), expected_version=moved.version)
+
+        assert outbox.outbox_cursors() == (moved,)
+        assert outbox.outbox_dead_letters() == ()
+
+    def test_a_cursor_keeps_its_failing_delivery_and_drops_its_claim(self, store: AccountStore) -> None:
+        """``attempts``, ``retry_at`` and ``error`` round-trip; a cursor written with
+        ``owner=None`` drops the claim, and another owner may claim it at once."""
+        outbox = _outbox(store)
+        cursor = outbox.outbox_claim("mailer", lease=Lease("relay-1", NOW + _LEASE), now=NOW)
+        assert cursor is not None
+        failing = attrs.evolve(
+            cursor,
+            position=2,
+            attempts=3,
+            retry_at=NOW + timedelta(minutes=4),
+            error="ConnectionError: smtp down",
+            owner=None,
+            until=None,
+            version=cursor.version + 1,
+        )
+
+        outbox.outbox_advance(failing, expected_version=cursor.version)
+
+        assert outbox.outbox_cursors() == (failing,)
+        taken = outbox.outbox_claim("mailer", lease=Lease("relay-2", NOW + _LEASE), now=NOW)
+        assert taken is not None
+        assert (taken.owner, taken.attempts, taken.error) == ("relay-2", 3, "ConnectionError: smtp down")
+
+    def test_dead_letters_are_written_with_the_cursor_listed_and_forgotten(self, store: AccountStore) -> None:
+        """Dead letters come back by listener then position, for one listener or all;
+        ``outbox_forget_dead`` removes those named and says how many it removed."""
+        outbox = _outbox(store)
+        for name in ("mailer", "audit-mirror"):
+            cursor = outbox.outbox_claim(name, lease=Lease("relay-1", NOW + _LEASE), now=NOW)
+            assert cursor is not None
+            dead = [
+                DeadLetter(name, 7, "acc-1", 2, "TimeoutError: slow", NOW),
+                DeadLetter(name, 3, "acc-2", 1, "ValueError: bad", NOW + _TICK),
+            ]
+            outbox.outbox_advance(
+                attrs.evolve(cursor, position=7, version=cursor.version + 1),
+                expected_version=cursor.version,
+                dead=dead,
+            )
+
+        mailer = outbox.outbox_dead_letters("mailer")
+        assert [(d.listener, d.position, d.account_id, d.seq) for d in mailer] == [
+            ("mailer", 3, "acc-2", 1),
+            ("mailer", 7, "acc-1", 2),
+        ]
+        assert mailer[0] == DeadLetter("mailer", 3, "acc-2", 1, "ValueError: bad", NOW + _TICK)
+        assert [d.listener for d in outbox.outbox_dead_letters()] == ["audit-mirror"] * 2 + ["mailer"] * 2
+
+        assert outbox.outbox_forget_dead("mailer", [3, 99]) == 1
+        assert [d.position for d in outbox.outbox_dead_letters("mailer")] == [7]
+        assert len(outbox.outbox_dead_letters("audit-mirror")) == 2
+        assert outbox.outbox_forget_dead("nobody", [7]) == 0
+
+    def test_one_of_two_threads_claiming_a_cursor_at_once_gets_it(self, store: AccountStore) -> None:
+        """Two relays claiming one listener's cursor at the same moment: exactly one holds it."""
+        outbox = _outbox(store)
+        barrier = threading.Barrier(2, timeout=30)
+        got: dict[str, OutboxCursor | None] = {}
+
+        def claim(owner: str) -> None:
+            barrier.wait()
+            got[owner] = outbox.outbox_claim("mailer", lease=Lease(owner, NOW + _LEASE), now=NOW)
+
+        threads = [threading.Thread(target=claim, args=(f"relay-{n}",)) for n in (1, 2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+
+        winners = [owner for owner, cursor in got.items() if cursor is not None]
+        assert len(got) == 2
+        assert len(winners) == 1
+        assert outbox.outbox_cursors()[0].owner == winners[0]
+
+
+# -- queries: the accounts Hypothesis draws, the queries, and what a query means -----------------
+
+
+def _query_record(
+    prefix: str, number: int, state: State, hours: int, held: bool, waits: bool, failed: bool
+) -> AccountRecord:
+    """An account of *state* whose work (if any) is due *hours* from ``NOW``; with a legal hold
+    (on its pending category when it *waits*, which makes it not due), and a failed step."""
+    moment = NOW + timedelta(hours=hours)
+    step = (
+        PurgeProgress(PurgeStatus.FAILED, attempts=1, error="timeout", at=moment, retry_at=moment)
+        if failed
+        else PurgeProgress()
+    )
+    fields: dict[str, Any] = {"state": state, "purge": {"contacts": step}}
+    if held:
+        fields["holds"] = {"contacts" if waits else "files": Hold(NOW, "support:ann", "case")}
+    if state in (State.CANCELLED, State.RESTORABLE, State.PURGED):
+        fields["cancelled_at"] = moment if state is State.CANCELLED else moment - timedelta(days=30)
+    if state is State.RESTORABLE:
+        fields["restorable_until"] = moment
+    record, _ = new_account(f"{prefix}n{number:02d}", **fields)
+    return record
+
+
+def _query_records(prefix: str) -> st.SearchStrategy[AccountRecord]:
+    return st.builds(
+        _query_record,
+        st.just(prefix),
+        st.integers(min_value=0, max_value=99),
+        st.sampled_from(list(State)),
+        st.integers(min_value=-3, max_value=3),
+        st.booleans(),
+        st.booleans(),
+        st.booleans(),
+    )
+
+
+def _queries() -> st.SearchStrategy[AccountQuery]:
+    return st.builds(
+        AccountQuery,
+        states=st.none() | st.frozensets(st.sampled_from(list(State))),
+        due_before=st.none() | st.integers(min_value=-4, max_value=4).map(lambda h: NOW + timedelta(hours=h)),
+        with_holds=st.none() | st.booleans(),
+        with_failed_steps=st.none() | st.booleans(),
+    )
+
+
+def _matches(query: AccountQuery, record: AccountRecord) -> bool:
+    """What ``QueryStore.list_accounts`` means by a match, written out on its own."""
+    from account_lifecycle.schedule import due_at  # the moment stores index
+
+    if query.states is not None and record.state not in query.states:
+        return False
+    if query.due_before is not None:
+        due = due_at(record)
+        if due is None or due >= query.due_before:
+            return False
+    if query.with_holds is not None and bool(record.holds) is not query.with_holds:
+        return False
+    failed = any(p.status is PurgeStatus.FAILED for p in record.purge.values())
+    return query.with_failed_steps is None or failed is query.with_failed_steps
+
 
 def _sealed_account(account_id: str, sealed: dict[str, Any]) -> tuple[AccountRecord, tuple[AuditEvent, ...]]:
     """A version-1 record whose second event sealed *sealed* (with salts ``salt-2``, ...)."""
@@ -1437,3 +2022,13 @@ def _sealed_events(
         sealed_values=values,
     )
     return attrs.evolve(record, version=version, chain_head=event.hash, last_seq=seq), (event,)
+
+
+def _outbox(store: AccountStore) -> OutboxStore:
+    """*store* as an ``OutboxStore``; the test is skipped, saying so, for a store without one."""
+    missing = [name for name in OUTBOX_METHODS if not callable(getattr(store, name, None))]
+    if missing:
+        pytest.skip(
+            f"{type(store).__name__} keeps no outbox (no {', '.join(missing)}): OutboxStore is optional"
+        )
+    return store  # type: ignore[return-value]

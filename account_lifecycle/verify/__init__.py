@@ -37,6 +37,7 @@ from __future__ import annotations
 from account_lifecycle.verify.changes import AUDIENCES, Change
 from account_lifecycle.verify.diff import diff_policies
 from account_lifecycle.verify.invariants import verify_policy
+from account_lifecycle.verify.registry import MigrationCheck, RegistryReport, verify_registry
 from account_lifecycle.verify.report import (
     Counterexample,
     Difference,
@@ -55,10 +56,13 @@ __all__ = [
     "DiffReport",
     "Difference",
     "InvariantResult",
+    "MigrationCheck",
     "Move",
+    "RegistryReport",
     "Situation",
     "Step",
     "VerificationReport",
     "diff_policies",
     "verify_policy",
+    "verify_registry",
 ]

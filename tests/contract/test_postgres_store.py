@@ -41,9 +41,9 @@ def test_migrate_applies_each_version_once(unmigrated: PostgresStore) -> None:
     """The first migrate() applies every migration; later calls apply nothing."""
     assert unmigrated.schema_version() == 0
 
-    assert unmigrated.migrate() == (1, 2, 3)
+    assert unmigrated.migrate() == (1, 2, 3, 4, 5)
     assert unmigrated.migrate() == ()
-    assert unmigrated.schema_version() == SCHEMA_VERSION == 3
+    assert unmigrated.schema_version() == SCHEMA_VERSION == 5
 
 
 @pytest.mark.postgres
@@ -58,13 +58,16 @@ def test_a_schema_at_version_1_is_upgraded_and_keeps_its_accounts(
     schema = pg_schema[1]
     query(pg_schema[0], f'DROP TABLE "{schema}".identities')
     query(pg_schema[0], f'DROP TABLE "{schema}".sealed_values')
+    for table in ("outbox", "outbox_cursors", "outbox_dead"):
+        query(pg_schema[0], f'DROP TABLE "{schema}".{table}')
     query(pg_schema[0], f'DELETE FROM "{schema}".schema_migrations WHERE version >= 2')
+    query(pg_schema[0], f'ALTER TABLE "{schema}".accounts DROP COLUMN policy_label')
     older = PostgresStore(pg_schema[0], schema=schema)
     try:
         assert older.schema_version() == 1
 
         keys = fake_identity_keys()
-        assert older.migrate(identity_keys=keys) == (2, 3)
+        assert older.migrate(identity_keys=keys) == (2, 3, 4, 5)
 
         assert older.get("acc-old").identity == keys.digest("identity", "ann@example.com")
         older.create(*new_account("acc-new", identifiers={"email": "bob@example.com"}), now=NOW)
@@ -98,11 +101,13 @@ def test_concurrent_migrations_apply_the_schema_exactly_once(pg_schema: tuple[st
         store.close()
 
     assert failures == []
-    assert sorted(applied) == [(), (), (), (1, 2, 3)]
+    assert sorted(applied) == [(), (), (), (1, 2, 3, 4, 5)]
     assert query(pg_schema[0], f'SELECT version FROM "{pg_schema[1]}".schema_migrations ORDER BY 1') == [
         (1,),
         (2,),
         (3,),
+        (4,),
+        (5,),
     ]
 
 
@@ -141,9 +146,9 @@ def test_a_newer_schema_is_refused(unmigrated: PostgresStore, pg_schema: tuple[s
     )
     fresh = PostgresStore(pg_schema[0], schema=pg_schema[1])
     try:
-        with pytest.raises(StoreError, match="has version 99, newer than this library's 3"):
+        with pytest.raises(StoreError, match=f"has version 99, newer than this library's {SCHEMA_VERSION}"):
             fresh.get("acc-1")
-        with pytest.raises(StoreError, match="has version 99, newer than this library's 3"):
+        with pytest.raises(StoreError, match=f"has version 99, newer than this library's {SCHEMA_VERSION}"):
             fresh.migrate()
     finally:
         fresh.close()

@@ -23,13 +23,15 @@ def make_version_1(path: Path) -> None:
     with sqlite3.connect(path) as conn:
         conn.execute("DROP TABLE identities")
         conn.execute("DROP TABLE sealed_values")
+        for table in ("outbox", "outbox_cursors", "outbox_dead"):
+            conn.execute(f"DROP TABLE {table}")
         conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     conn.close()
 
 
 def test_a_version_1_file_is_upgraded_and_keeps_its_accounts(tmp_path: Path) -> None:
     """Opening a version-1 file with the deployment's keys creates the identities table, turns
-    the plain identity into its digest and records version 3; the accounts stay, and
+    the plain identity into its digest and records the current version; the accounts stay, and
     identifiers work at once."""
     path = tmp_path / "accounts.db"
     make_version_1(path)
@@ -37,7 +39,7 @@ def test_a_version_1_file_is_upgraded_and_keeps_its_accounts(tmp_path: Path) -> 
     keys = fake_identity_keys()
     store = SQLiteStore(path, identity_keys=keys)
     try:
-        assert store.schema_version() == SCHEMA_VERSION == 3
+        assert store.schema_version() == SCHEMA_VERSION == 5
         assert store.get("acc-old").identity == keys.digest("identity", "ann@example.com")
         store.create(*new_account("acc-new", identifiers={"email": "bob@example.com"}), now=NOW)
         with pytest.raises(AccountExists):
@@ -56,7 +58,7 @@ def test_migrate_is_idempotent(tmp_path: Path) -> None:
         other.migrate()
         store.migrate()
 
-        assert store.schema_version() == other.schema_version() == 3
+        assert store.schema_version() == other.schema_version() == SCHEMA_VERSION
         assert other.get("acc-1").identifiers["email"].value == "ann@example.com"
     finally:
         store.close()
@@ -67,8 +69,9 @@ def test_a_newer_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "accounts.db"
     SQLiteStore(path).close()
     with sqlite3.connect(path) as conn:
-        conn.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),))
     conn.close()
 
-    with pytest.raises(StoreError, match="has schema version 4, newer than this library's 3"):
+    newer = f"has schema version {SCHEMA_VERSION + 1}, newer than this library's {SCHEMA_VERSION}"
+    with pytest.raises(StoreError, match=newer):
         SQLiteStore(path)

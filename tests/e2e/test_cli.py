@@ -387,15 +387,20 @@ class TestGroup:
         commands = [line.split()[0] for line in out.split("Commands:")[1].strip().splitlines()]
         assert commands == sorted(
             [
+                "accounts",
                 "check",
                 "confirm",
                 "demo",
                 "diagram",
                 "diff",
+                "dismiss",
                 "history",
                 "migrate",
+                "migrate-accounts",
                 "open",
+                "outbox",
                 "receipt",
+                "redeliver",
                 "request",
                 "restore",
                 "show",
@@ -495,7 +500,7 @@ class TestConsoleIdentityKeys:
 
     def test_migrate_turns_plain_identities_into_digests_only_with_the_key(self, tmp_path: Path) -> None:
         """A schema-2 file with a plain identity: ``migrate`` without the key is refused (exit
-        2, the file unchanged, the value not quoted); with it the file is at version 3 and holds
+        2, the file unchanged, the value not quoted); with it the file is at version 5 and holds
         the digest under the console's key, not the address."""
         import sqlite3
         from contextlib import closing
@@ -518,7 +523,7 @@ class TestConsoleIdentityKeys:
         assert b"ann.old@example.com" in path.read_bytes()
 
         assert ok(cli("migrate", "--db", "old.db", cwd=tmp_path)) == (
-            "SQLite database 'old.db' migrated from schema version 2 to 3\n"
+            "SQLite database 'old.db' migrated from schema version 2 to 5\n"
         )
         keys = IdentityKeys(IdentityKey("cli", bytes.fromhex(TEST_KEY.partition(":")[2])))
         migrated = SQLiteStore(path)
@@ -1066,3 +1071,107 @@ def test_console_on_postgresql(tmp_path: Path, pg_schema: tuple[str, str]) -> No
         "refused: cannot request_cancellation from state surveyed"
     )
     assert ok(pg("history", "pg-1")).splitlines()[-1] == "audit chain of pg-1 verifies (2 events)"
+
+
+# -- migrate-accounts: policy versions ------------------------------------------------------------
+
+VERSIONS_APP = """
+from account_lifecycle import Lifecycle, Policy, PolicyRegistry, policies
+from account_lifecycle.testing import fake_purgers
+
+V1 = policies.ALLCLIENTS
+V2 = Policy.from_toml(
+    V1.to_toml()
+    .replace("version = 1", "version = 2")
+    .replace('restore = ["support"]', 'restore = ["owner", "support"]')
+    .replace(
+        'window = "3 months"',
+        'phases = [{ length = "30 days", restore = ["owner", "support"] },'
+        ' { length = "3 months", restore = ["support"] }]',
+    )
+)
+
+
+def _lifecycle(store, current):
+    return Lifecycle(
+        PolicyRegistry([V1, V2], current=current), store=store, purgers=fake_purgers(V1).values()
+    )
+
+
+def v1(store):
+    return _lifecycle(store, "allclients@1")
+
+
+def v2(store):
+    return _lifecycle(store, "allclients@2")
+"""
+
+
+class TestMigrateAccounts:
+    def run(self, tmp_path: Path, *args: str, factory: str = "v2") -> subprocess.CompletedProcess[str]:
+        (tmp_path / "versions_app.py").write_text(VERSIONS_APP, encoding="utf-8")
+        return cli(*args, "--db", "v.db", "--app", f"versions_app:{factory}", cwd=tmp_path)
+
+    def test_plan_dry_run_refusal_and_apply(self, tmp_path: Path) -> None:
+        for account in ("ac-1", "ac-2"):
+            assert self.run(tmp_path, "open", account, "--owner", "u-1", factory="v1").returncode == 0
+        for step in (("request",), ("survey", "--skip"), ("confirm",)):
+            done = self.run(tmp_path, step[0], "ac-1", *step[1:], "--as", "user:u-1", factory="v1")
+            assert done.returncode == 0, done.stderr
+
+        plan = self.run(tmp_path, "migrate-accounts", "--from", "allclients@1", "--to", "allclients@2")
+        assert plan.returncode == 0, plan.stderr
+        assert plan.stdout.startswith("migrate allclients@1 -> allclients@2: 2 accounts\nactive: 1 account\n")
+        assert "restorable: 1 account\n" in plan.stdout
+        assert "the recovery window: 3 months -> 2 phases: 30 days then 3 months" in plan.stdout
+        assert plan.stdout.endswith("dry run: nothing was written (pass --apply to migrate)\n")
+        before = self.run(tmp_path, "history", "ac-1", "--json").stdout
+        assert '"allclients@1"' in before
+        assert '"allclients@2"' not in before  # a dry run writes nothing
+
+        both = self.run(
+            tmp_path,
+            "migrate-accounts",
+            "--from",
+            "allclients@1",
+            "--to",
+            "allclients@2",
+            "--apply",
+            "--dry-run",
+        )
+        assert both.returncode == 2
+        unknown = self.run(tmp_path, "migrate-accounts", "--from", "allclients@7", "--to", "allclients@2")
+        assert unknown.returncode == 1
+        assert "no policy version 'allclients@7'" in unknown.stderr
+
+        applied = self.run(
+            tmp_path, "migrate-accounts", "--from", "allclients@1", "--to", "allclients@2", "--apply"
+        )
+        assert applied.returncode == 0, applied.stderr
+        assert applied.stdout.endswith("migrated: 2\n")
+        history = self.run(tmp_path, "history", "ac-1", "--json")
+        assert '"policy_migrated"' in history.stdout
+
+        back = self.run(
+            tmp_path, "migrate-accounts", "--from", "allclients@2", "--to", "allclients@1", "--apply"
+        )
+        assert back.returncode == 1
+        assert "REFUSED (--allow shorten-window)" in back.stdout
+        assert "nothing was written (to go ahead anyway: --allow shorten-window)" in back.stderr
+        allowed = self.run(
+            tmp_path,
+            "migrate-accounts",
+            "--from",
+            "allclients@2",
+            "--to",
+            "allclients@1",
+            "--apply",
+            "--allow",
+            "shorten-window",
+            "--json",
+        )
+        assert allowed.returncode == 0, allowed.stderr
+        report = json.loads(allowed.stdout)
+        assert report["migrated"] == ["ac-1", "ac-2"]
+        assert report["plan"]["refused"] == {}
+        assert report["plan"]["allowed"] == ["shorten-window"]

@@ -140,6 +140,7 @@ def worker(broker: tuple[str, str], tmp_path: Path) -> Iterator[dict[str, Any]]:
         "CELERY_BROKER_URL": broker[0],
         "CELERY_RESULT_BACKEND": broker[1],
         "ACCOUNT_LIFECYCLE_QUEUE": queue,
+        "ACCOUNT_LIFECYCLE_OUTBOX_LOG": str(tmp_path / "outbox.log"),
     }
     log = (tmp_path / "worker.log").open("w")
     command = [
@@ -157,6 +158,7 @@ def worker(broker: tuple[str, str], tmp_path: Path) -> Iterator[dict[str, Any]]:
             "db": db,
             "backend": broker[1],
             "log": tmp_path / "worker.log",
+            "outbox_log": tmp_path / "outbox.log",
         }
     finally:
         process.send_signal(signal.SIGQUIT)  # cold shutdown: every task sent has been waited for
@@ -207,13 +209,22 @@ def test_worker_purges_dispatched_and_swept_accounts(worker: dict[str, Any]) -> 
         ]
     wait_for(worker["db"], ["exp-1", "exp-2", "exp-3"], State.PURGED)
 
-    assert call(worker, "sweep") == {
+    swept = call(worker, "sweep")
+    relayed = swept.pop("relayed")  # the example app's mailer: every event so far, once
+    assert swept == {
         "purged": ["exp-4"],
         "failed": [],
         "restorable": ["ret-1", "ret-2"],
         "errors": {},
     }
-    assert call(worker, "sweep", limit=10) == {"purged": [], "failed": [], "restorable": [], "errors": {}}
+    assert relayed == len(Path(worker["outbox_log"]).read_text().splitlines()) > 0
+    assert call(worker, "sweep", limit=10) == {
+        "purged": [],
+        "failed": [],
+        "restorable": [],
+        "errors": {},
+        "relayed": 0,
+    }
 
     lapsed = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
     assert call(
@@ -256,6 +267,36 @@ def test_worker_purges_dispatched_and_swept_accounts(worker: dict[str, Any]) -> 
         store.close()
 
 
+@pytest.mark.slow
+def test_worker_relays_the_outbox_once_per_event_in_order(worker: dict[str, Any]) -> None:
+    """The relay task feeds the example app's durable mailer every committed event, each once
+    and each account's in seq order; a second relay delivers nothing."""
+    store = SQLiteStore(worker["db"])
+    try:
+        histories = {a: [(e.seq, e.action) for e in store.history(a)] for a in store.account_ids()}
+    finally:
+        store.close()
+    total = sum(len(h) for h in histories.values())
+
+    assert call(worker, "relay") == {
+        "delivered": {"mailer": total},
+        "dead_lettered": {},
+        "retrying": {},
+        "busy": [],
+    }
+    assert call(worker, "relay", limit=5) == {
+        "delivered": {},
+        "dead_lettered": {},
+        "retrying": {},
+        "busy": [],
+    }
+
+    lines = [line.split() for line in Path(worker["outbox_log"]).read_text().splitlines()]
+    assert len(lines) == total
+    for account_id, history in histories.items():
+        assert [(int(seq), action) for a, seq, action in lines if a == account_id] == history
+
+
 def test_beat_schedule_names_the_tasks() -> None:
     """The beat entry runs sweep (or dispatch with fan_out) every interval; stale runs expire."""
     from account_lifecycle.contrib.celery import beat_schedule
@@ -272,6 +313,15 @@ def test_beat_schedule_names_the_tasks() -> None:
     assert (entry["task"], entry["kwargs"]) == ("smrtphone.dispatch", {"limit": 50})
     with pytest.raises(ValueError, match="every must be a positive interval"):
         beat_schedule(every=0)
+    both = beat_schedule(every=300, relay_every=timedelta(seconds=30))
+    assert both["account_lifecycle.periodic-relay"] == {
+        "task": "account_lifecycle.relay",
+        "schedule": 30.0,
+        "kwargs": {},
+        "options": {"expires": 30.0},
+    }
+    with pytest.raises(ValueError, match="relay_every must be a positive interval"):
+        beat_schedule(every=300, relay_every=0)
 
 
 def test_register_tasks_resolves_a_factory_path() -> None:
@@ -280,10 +330,11 @@ def test_register_tasks_resolves_a_factory_path() -> None:
 
     app = celery.Celery("registry-only")
     tasks = register_tasks(app, "account_lifecycle.demo:run_demo", prefix="probe")
-    assert {tasks.sweep.name, tasks.dispatch.name, tasks.purge_account.name} == {
+    assert {tasks.sweep.name, tasks.dispatch.name, tasks.purge_account.name, tasks.relay.name} == {
         "probe.sweep",
         "probe.dispatch",
         "probe.purge_account",
+        "probe.relay",
     }
     assert resolve_factory("account_lifecycle.demo:run_demo").__name__ == "run_demo"
     with pytest.raises(ValueError, match=r"must look like 'package\.module:function'"):

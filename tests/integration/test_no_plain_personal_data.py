@@ -241,6 +241,8 @@ def old_sqlite_file(tmp_path: Path) -> Path:
     store.close()
     with closing(sqlite3.connect(path)) as conn, conn:
         conn.execute("DROP TABLE sealed_values")
+        for table in ("outbox", "outbox_cursors", "outbox_dead"):
+            conn.execute(f"DROP TABLE {table}")
         conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
     assert found(file_bytes(path), OLD_PLAIN) == list(OLD_PLAIN)
     return path
@@ -265,7 +267,7 @@ def test_a_version_2_sqlite_file_needs_the_keys_and_is_left_as_it_was_without(ol
 def test_a_version_2_sqlite_file_is_migrated_to_digests(old_sqlite_file: Path) -> None:
     store = SQLiteStore(old_sqlite_file, identity_keys=KEYS)
     try:
-        assert store.schema_version() == 3
+        assert store.schema_version() == 5
         store.checkpoint()
         assert found(file_bytes(old_sqlite_file), OLD_PLAIN) == []
         check_migrated(store)
@@ -288,7 +290,10 @@ def test_a_version_2_postgres_schema_is_migrated_to_digests(pg_schema: tuple[str
     store.close()
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f'DROP TABLE "{schema}".sealed_values')
-        conn.execute(f'DELETE FROM "{schema}".schema_migrations WHERE version = 3')
+        for table in ("outbox", "outbox_cursors", "outbox_dead"):
+            conn.execute(f'DROP TABLE "{schema}".{table}')
+        conn.execute(f'DELETE FROM "{schema}".schema_migrations WHERE version >= 3')
+        conn.execute(f'ALTER TABLE "{schema}".accounts DROP COLUMN policy_label')
     assert found(every_row_but_sealed(dsn, schema).encode(), OLD_PLAIN) == list(OLD_PLAIN)
 
     old = PostgresStore(dsn, schema=schema)
@@ -296,7 +301,7 @@ def test_a_version_2_postgres_schema_is_migrated_to_digests(pg_schema: tuple[str
         with pytest.raises(ConfigurationError, match="holds identities in plain text"):
             old.migrate()
         assert old.schema_version() == 2  # nothing applied
-        assert old.migrate(identity_keys=KEYS) == (3,)
+        assert old.migrate(identity_keys=KEYS) == (3, 4, 5)
         assert found(every_row(dsn, schema).encode(), OLD_PLAIN) == []
         check_migrated(old)
     finally:

@@ -6,7 +6,16 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
-from account_lifecycle import AccountRecord, AuditEvent, Lease, SQLiteStore
+from account_lifecycle import (
+    AccountQuery,
+    AccountRecord,
+    AuditEvent,
+    DeadLetter,
+    Lease,
+    OutboxCursor,
+    OutboxEntry,
+    SQLiteStore,
+)
 from account_lifecycle.ports import CorruptRecord
 
 
@@ -57,6 +66,12 @@ class ChangeLogStore:
     def history(self, account_id: str) -> tuple[AuditEvent, ...]:
         return self.inner.history(account_id)
 
+    def list_accounts(
+        self, query: AccountQuery, *, after: str | None, limit: int
+    ) -> Sequence[AccountRecord | CorruptRecord]:
+        """Operators' queries (``QueryStore``): read from the inner store, which has the columns."""
+        return self.inner.list_accounts(query, after=after, limit=limit)
+
     def account_ids(self) -> tuple[str, ...]:
         return self.inner.account_ids()
 
@@ -65,6 +80,31 @@ class ChangeLogStore:
 
     def release(self, account_id: str, owner: str) -> None:
         self.inner.release(account_id, owner)
+
+    # -- the outbox: the inner store's, so that durable listeners can be fed ----------------
+
+    def outbox_read(self, *, after: int, limit: int) -> Sequence[OutboxEntry]:
+        return self.inner.outbox_read(after=after, limit=limit)
+
+    def outbox_claim(self, listener: str, *, lease: Lease, now: datetime) -> OutboxCursor | None:
+        return self.inner.outbox_claim(listener, lease=lease, now=now)
+
+    def outbox_advance(
+        self, cursor: OutboxCursor, *, expected_version: int, dead: Sequence[DeadLetter] = ()
+    ) -> None:
+        self.inner.outbox_advance(cursor, expected_version=expected_version, dead=dead)
+
+    def outbox_cursors(self) -> tuple[OutboxCursor, ...]:
+        return self.inner.outbox_cursors()
+
+    def outbox_dead_letters(self, listener: str | None = None) -> tuple[DeadLetter, ...]:
+        return self.inner.outbox_dead_letters(listener)
+
+    def outbox_forget_dead(self, listener: str, positions: Sequence[int]) -> int:
+        return self.inner.outbox_forget_dead(listener, positions)
+
+    def outbox_head(self) -> int:
+        return self.inner.outbox_head()
 
     def close(self) -> None:
         self.inner.close()
