@@ -40,9 +40,9 @@ def test_sweep_purges_an_account_once_its_window_ends(lc: Any, clock: Any) -> No
     assert Contact.objects.filter(account_id=account_id).count() == 0
     assert Item.objects.filter(account_id=account_id, kind="backups").count() == 1
 
-    assert run("lifecycle_sweep") == "swept: 0 purged, 0 restorable, 0 failed\n"
+    assert run("lifecycle_sweep").startswith("swept: 0 purged, 0 restorable, 0 failed\n")
     clock.advance(timedelta(days=93))
-    assert run("lifecycle_sweep") == "swept: 1 purged, 0 restorable, 0 failed\n"
+    assert run("lifecycle_sweep").startswith("swept: 1 purged, 0 restorable, 0 failed\n")
 
     assert lc.get(account_id).state is State.PURGED
     assert Item.objects.filter(account_id=account_id).count() == 0

@@ -152,7 +152,7 @@ def test_allclients_flow_customer_page_admin_restore_and_sweep(
     clock.advance(timedelta(days=93))
     out = StringIO()
     call_command("lifecycle_sweep", stdout=out)
-    assert out.getvalue() == "swept: 1 purged, 0 restorable, 0 failed\n"
+    assert out.getvalue().startswith("swept: 1 purged, 0 restorable, 0 failed\n")
     ann.goto("/")
     assert ann.state() == "purged"
     ann.shot("purged")

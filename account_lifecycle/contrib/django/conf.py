@@ -12,6 +12,7 @@
         "CLOCK": None,                       # dotted path: a Clock (tests: a ManualClock)
         "DATABASE": "default",               # the DATABASES alias of the tables
         "SIGNALS": True,                     # send lifecycle_event for each committed event
+        "OUTBOX_LISTENERS": {},              # durable listener name -> dotted path of the callable
         "OPTIONS": {},                       # keyword arguments of Lifecycle (lease, sweep_batch, ...)
     }
 
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import importlib
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -78,6 +79,7 @@ class LifecycleSettings:
     database: str
     signals: bool
     options: Mapping[str, Any]
+    outbox_listeners: Mapping[str, Any] = attrs.field(factory=dict)
 
 
 class _Invalid(Exception):
@@ -209,6 +211,9 @@ def _read(config: object) -> LifecycleSettings:
         database=str(database),
         signals=bool(config.get("SIGNALS", True)),
         options=dict(options),
+        outbox_listeners=_named(
+            config.get("OUTBOX_LISTENERS", {}), "OUTBOX_LISTENERS", "account_lifecycle.E012"
+        ),
     )
 
 
@@ -231,8 +236,10 @@ def settings() -> LifecycleSettings:
         return resolved
 
 
-def build(resolved: LifecycleSettings, listeners: Iterable[Callable[..., Any]] = ()) -> Lifecycle:
-    """The ``Lifecycle`` the resolved settings describe, on a ``DjangoStore``."""
+def build(resolved: LifecycleSettings) -> Lifecycle:
+    """The ``Lifecycle`` the resolved settings describe, on a ``DjangoStore``, with its durable
+    listeners (``lifecycle_event`` and ``OUTBOX_LISTENERS``) fed from the outbox."""
+    from account_lifecycle.contrib.django.signals import outbox_listeners
     from account_lifecycle.contrib.django.store import DjangoStore
 
     options: dict[str, Any] = dict(resolved.options)
@@ -247,7 +254,7 @@ def build(resolved: LifecycleSettings, listeners: Iterable[Callable[..., Any]] =
         store=DjangoStore(resolved.database),
         purgers=resolved.purgers,
         prerequisites=resolved.prerequisites,
-        listeners=listeners,
+        outbox_listeners=outbox_listeners(resolved) or None,
         **options,
     )
 
@@ -257,10 +264,7 @@ def lifecycle() -> Lifecycle:
     process; it holds no connection: Django's per-thread connections serve it)."""
     with _lock:
         if "lifecycle" not in _cache:
-            from account_lifecycle.contrib.django.signals import listeners
-
-            resolved = settings()
-            _cache["lifecycle"] = build(resolved, listeners(resolved))
+            _cache["lifecycle"] = build(settings())
         built: Lifecycle = _cache["lifecycle"]
         return built
 

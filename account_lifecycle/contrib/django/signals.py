@@ -1,9 +1,12 @@
 """Django signals for committed audit events, fed from the outbox (never from ``post_save``).
 
-``lifecycle_event`` is sent once per committed audit event, with ``sender=Lifecycle`` class,
-``event`` (the ``AuditEvent``) and ``position`` (its outbox position, or None when delivered
-by the in-process listener). Receivers run in the relay's process, after the commit: a
-receiver that fails is retried by the relay, so receivers must be idempotent.
+``lifecycle_event`` is sent once per committed audit event, with ``sender=Lifecycle`` (the
+class) and ``event`` (the ``AuditEvent``), by the outbox listener ``"django.signals"`` that the
+app registers on its lifecycle (``Lifecycle(outbox_listeners=...)``) when ``SIGNALS`` is on.
+Receivers run where the outbox is relayed (``lifecycle_sweep`` relays after each sweep), after
+the commit, in commit order; an event whose transaction rolled back is never sent. A receiver
+that raises makes the relay retry the event later (with backoff, then a dead letter), so a
+receiver is idempotent: it may see an event again.
 """
 
 from __future__ import annotations
@@ -17,25 +20,27 @@ from account_lifecycle.audit import AuditEvent
 if TYPE_CHECKING:
     from account_lifecycle.contrib.django.conf import LifecycleSettings
 
-__all__ = ["OUTBOX_LISTENER", "lifecycle_event", "listeners", "send_event"]
+__all__ = ["OUTBOX_LISTENER", "lifecycle_event", "outbox_listeners", "send_event"]
 
 #: The name of the outbox listener that sends ``lifecycle_event`` (its cursor, its dead letters).
 OUTBOX_LISTENER: Final = "django.signals"
 
-#: Sent for each committed audit event: ``receiver(sender, event, position, **kwargs)``.
+#: Sent for each committed audit event: ``receiver(sender, event, **kwargs)``.
 lifecycle_event: Final = Signal()
 
 
-def send_event(event: AuditEvent, position: int | None = None) -> None:
-    """Send ``lifecycle_event`` for *event*; a receiver's exception propagates (the relay retries
-    the delivery, then dead-letters it)."""
+def send_event(event: AuditEvent) -> None:
+    """Send ``lifecycle_event`` for *event*: the outbox listener. A receiver's exception
+    propagates, so the relay retries the delivery (and dead-letters it after its retries)."""
     from account_lifecycle.lifecycle import Lifecycle
 
-    lifecycle_event.send(sender=Lifecycle, event=event, position=position)
+    lifecycle_event.send(sender=Lifecycle, event=event)
 
 
-def listeners(resolved: LifecycleSettings) -> tuple[Any, ...]:
-    """The in-process listeners the app registers on the lifecycle: none, since the signals come
-    from the outbox relay (``lifecycle_sweep`` relays)."""
-    del resolved
-    return ()
+def outbox_listeners(resolved: LifecycleSettings) -> dict[str, Any]:
+    """The durable listeners of the configured lifecycle: the host's ``OUTBOX_LISTENERS``, and
+    ``"django.signals"`` (``send_event``) unless ``SIGNALS`` is off."""
+    found = dict(resolved.outbox_listeners)
+    if resolved.signals:
+        found[OUTBOX_LISTENER] = send_event
+    return found

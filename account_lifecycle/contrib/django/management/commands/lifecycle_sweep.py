@@ -1,5 +1,7 @@
-"""``manage.py lifecycle_sweep [--limit N] [--loop [--interval S]]``: ``Lifecycle.sweep`` once,
-or as a worker that sweeps every *interval* seconds until stopped (SIGINT or SIGTERM)."""
+"""``manage.py lifecycle_sweep [--limit N] [--loop [--interval S]]``: ``Lifecycle.sweep`` and
+then ``Lifecycle.relay`` (the outbox: ``lifecycle_event`` signals and the host's durable
+listeners) once, or as a worker that does both every *interval* seconds until stopped (SIGINT
+or SIGTERM)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ __all__ = ["Command"]
 
 
 class Command(BaseCommand):
-    """Sweeps: recovery windows that ended, unfinished and retried purges, reminders."""
+    """Sweeps (recovery windows that ended, unfinished and retried purges, reminders), then
+    relays the outbox to its durable listeners."""
 
     help = "Run the lifecycle's sweep once, or every --interval seconds with --loop."
 
@@ -55,12 +58,20 @@ class Command(BaseCommand):
     def _sweep_once(self, limit: int | None) -> None:
         try:
             lc = conf.lifecycle()
-            report = lc.sweep(limit)
+            report = lc.sweep(limit)  # relays the outbox after the sweep (report.relayed)
+            cursors = lc.store.outbox_cursors()  # type: ignore[attr-defined]
+            dead = len(lc.store.outbox_dead_letters())  # type: ignore[attr-defined]
         except LifecycleError as exc:
             raise CommandError(str(exc)) from None
+        failing = [c for c in cursors if c.error]
         self.stdout.write(
             f"swept: {len(report.purged)} purged, {len(report.restorable)} restorable, "
             f"{len(report.failed)} failed"
         )
+        self.stdout.write(
+            f"relayed: {report.relayed} events; {len(failing)} listeners retrying, {dead} dead letters"
+        )
         for account_id in report.failed:
             self.stderr.write(f"failed: {account_id}")
+        for cursor in failing:
+            self.stderr.write(f"retrying: {cursor.listener}: {cursor.error}")
