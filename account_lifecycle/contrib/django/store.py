@@ -29,6 +29,7 @@ import attrs
 from django.db import DatabaseError, IntegrityError, connections, transaction
 from django.db.models import Case, F, Max, Q, Value, When
 
+from account_lifecycle.adapters._outbox import check_advance, check_read, claimed_cursor, outbox_conflict
 from account_lifecycle.audit import AuditEvent
 from account_lifecycle.clock import require_aware
 from account_lifecycle.codec import (
@@ -59,6 +60,7 @@ from account_lifecycle.errors import (
 )
 from account_lifecycle.model import AccountRecord, PurgeStatus
 from account_lifecycle.ports import REFUSALS, save_each
+from account_lifecycle.queries import unindexed_match
 from account_lifecycle.schedule import due_at
 from account_lifecycle.sealed import SealedValue
 from account_lifecycle.values import (
@@ -452,7 +454,7 @@ class DjangoStore:
                 batch = list(page.order_by("account_id").values_list("account_id", "body")[:chunk])
                 for account_id, body in batch:
                     item = _decode_claimed(account_id, body)
-                    if isinstance(item, CorruptRecord) or _unindexed_match(query, item):
+                    if isinstance(item, CorruptRecord) or unindexed_match(query, item):
                         found.append(item)
                         if len(found) == limit:
                             return found
@@ -465,9 +467,7 @@ class DjangoStore:
     def outbox_read(self, *, after: int, limit: int) -> list[OutboxEntry]:
         """Up to *limit* entries after position *after*, in order, each with its event as
         ``history`` returns it (``OutboxStore.outbox_read``)."""
-        for name, value in (("after", after), ("limit", limit)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
+        after, limit = check_read(after, limit)
         if limit == 0:
             return []
         with self._atomic("reading the outbox"):
@@ -527,35 +527,20 @@ class DjangoStore:
                         row = cursors.create(listener=listener)
                 except IntegrityError:  # another relay created it meanwhile
                     row = cursors.select_for_update().get(listener=listener)
-            if row.owner is not None and row.owner != lease.owner:
-                if row.until is not None and row.until > now:
-                    return None
-                row.version += 1  # a takeover: the earlier owner's compare-and-set now fails
-            row.owner, row.until = lease.owner, require_aware(lease.until)
-            cursors.filter(listener=listener).update(owner=row.owner, until=row.until, version=row.version)
-            return self._cursor(row)
+            claimed = claimed_cursor(self._cursor(row), lease, now)
+            if claimed is None:
+                return None
+            cursors.filter(listener=listener).update(
+                owner=claimed.owner, until=claimed.until, version=claimed.version
+            )
+            return claimed
 
     def outbox_advance(
         self, cursor: OutboxCursor, *, expected_version: int, dead: Sequence[DeadLetter] = ()
     ) -> None:
         """Write *cursor* and add the *dead* letters in one atomic block if the stored cursor is
         still at *expected_version* and owned by ``cursor.owner``; else ``ConcurrentUpdate``."""
-        if cursor.version != expected_version + 1:
-            raise ValueError(
-                "the cursor written must have version expected_version + 1 = "
-                f"{expected_version + 1}, got {cursor.version}"
-            )
-        if cursor.position < 0 or cursor.attempts < 0:
-            raise ValueError("a cursor's position and attempts are whole numbers >= 0")
-        for moment in (cursor.retry_at, cursor.until, *(d.at for d in dead)):
-            if moment is not None:
-                require_aware(moment)
-        for letter in dead:
-            if letter.listener != cursor.listener:
-                raise ValueError(
-                    f"a dead letter of listener {letter.listener!r} written with the cursor "
-                    f"of {cursor.listener!r}"
-                )
+        check_advance(cursor, expected_version, dead)
         with self._atomic(f"advancing the outbox cursor of {cursor.listener!r}"):
             rows = self._rows(OutboxCursorRow).filter(listener=cursor.listener, version=expected_version)
             if cursor.owner is not None:
@@ -570,9 +555,7 @@ class DjangoStore:
                 version=cursor.version,
             )
             if updated != 1:
-                raise ConcurrentUpdate(
-                    account_id=f"outbox:{cursor.listener}", expected_version=expected_version
-                )
+                raise outbox_conflict(cursor.listener, expected_version)
             if dead:
                 self._rows(DeadLetterRow).bulk_create(
                     [
@@ -617,14 +600,6 @@ class DjangoStore:
         with self._atomic("reading the outbox head"):
             head = self._rows(OutboxEntryRow).aggregate(head=Max("position"))["head"]
         return int(head or 0)
-
-
-def _unindexed_match(query: AccountQuery, record: AccountRecord) -> bool:
-    """Whether *record* meets the conditions the query filters on decoded records."""
-    if query.with_holds is not None and bool(record.holds) != query.with_holds:
-        return False
-    failed = any(p.status is PurgeStatus.FAILED for p in record.purge.values())
-    return query.with_failed_steps is None or failed == query.with_failed_steps
 
 
 def _sqlstate(exc: BaseException) -> str | None:
