@@ -7,8 +7,9 @@ import time
 
 import click
 
-from account_lifecycle.cli._common import REFUSED, _error, _guarded, _json, _load, _say, _Stop
+from account_lifecycle.cli._common import REFUSED, USAGE, _error, _guarded, _json, _load, _say, _Stop
 from account_lifecycle.describe import describe_policy
+from account_lifecycle.errors import LifecycleError
 from account_lifecycle.verify.report import DiffReport
 
 
@@ -48,11 +49,66 @@ def diagram(policy: str, fmt: str) -> None:
 
 
 @click.command()
-@click.argument("policy", metavar="POLICY")
+@click.argument("policies", nargs=-1, required=True, metavar="POLICY...")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--allow",
+    "allow",
+    multiple=True,
+    metavar="RULE",
+    help="With several versions: a promise every migration between them may break "
+    "(shorten-window, erase-earlier, erase-kept, drop-hold); repeatable.",
+)
 @_guarded
-def verify(policy: str, as_json: bool) -> int:
-    """Prove the invariants over every reachable situation; show a counterexample if one fails."""
+def verify(policies: tuple[str, ...], as_json: bool, allow: tuple[str, ...]) -> int:
+    """Prove the invariants over every reachable situation; show a counterexample if one fails.
+
+    Given several versions of a policy (a registry), prove each, and check that every migration
+    from a version to a later one of the same name keeps the promises made to accounts."""
+    if len(policies) > 1 or allow:
+        return _verify_registry(policies, as_json, allow)
+    return _verify_one(policies[0], as_json)
+
+
+def _verify_registry(sources: tuple[str, ...], as_json: bool, allow: tuple[str, ...]) -> int:
+    from account_lifecycle.migration import check_rules
+    from account_lifecycle.registry import PolicyRegistry
+    from account_lifecycle.verify.registry import verify_registry
+
+    try:
+        rules = check_rules(allow)
+        registry = PolicyRegistry([_load(source) for source in sources])
+    except (ValueError, LifecycleError) as exc:
+        raise _Stop(USAGE, str(exc)) from None
+    migrations = [
+        (a.label, b.label, rules)
+        for a in registry.policies
+        for b in registry.versions_of(a.name)
+        if b.version > a.version
+    ]
+    report = verify_registry(registry, migrations)
+    if as_json:
+        _json(report.to_dict())
+    else:
+        for label, proof in report.versions.items():
+            failed = [r.id for r in proof.failures]
+            _say(f"verify {label}: {'ok' if proof.ok else 'breaks ' + ', '.join(failed)}")
+        for m in report.migrations:
+            broken = ", ".join(m.broken) or "no promise"
+            verdict = "ok" if m.ok else "REFUSED"
+            allowed = f" (allowed: {', '.join(m.allowed)})" if m.allowed else ""
+            _say(f"migration {m.source} -> {m.target}: breaks {broken}{allowed}: {verdict}")
+    for label, proof in report.versions.items():
+        for failure in proof.failures:
+            click.echo(f"verify: {label} breaks {failure.id}: {failure.description}", err=True)
+    for m in report.migrations:
+        if not m.ok:
+            unallowed = ", ".join(r for r in m.broken if r not in m.allowed)
+            click.echo(f"verify: migration {m.source} -> {m.target} breaks {unallowed}", err=True)
+    return 0 if report.ok else REFUSED
+
+
+def _verify_one(policy: str, as_json: bool) -> int:
     from account_lifecycle.verify import verify_policy
 
     loaded = _load(policy)
