@@ -18,7 +18,8 @@ def _version(number: int, window: str) -> str:
     text = V1.replace("version = 1", f"version = {number}", 1).replace(
         'window = "3 months"', f'window = "{window}"'
     )
-    assert f"version = {number}" in text and f'window = "{window}"' in text
+    assert f"version = {number}" in text
+    assert f'window = "{window}"' in text
     return text
 
 
@@ -47,7 +48,13 @@ def test_a_shorter_window_is_refused_unless_allowed(tmp_path: Path) -> None:
     data = json.loads(cli("verify", a, b, "--json", cwd=tmp_path).stdout)
     assert data["ok"] is False
     assert data["migrations"] == [
-        {"from": "allclients@1", "to": "allclients@2", "ok": False, "broken": ["shorten-window"], "allowed": []}
+        {
+            "from": "allclients@1",
+            "to": "allclients@2",
+            "ok": False,
+            "broken": ["shorten-window"],
+            "allowed": [],
+        }
     ]
     assert set(data["versions"]) == {"allclients@1", "allclients@2"}
 
