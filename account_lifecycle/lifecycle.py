@@ -222,6 +222,9 @@ class Lifecycle:
         self.machine = self.rules.machine
         self.journal = Journal(store, policy.label, self.listeners, label_of=self._label_of)
         self._relay = self._outbox_relay(outbox_listeners, outbox_max_attempts, outbox_advance_every)
+        #: True on a lifecycle made by ``using``: its writes are not committed until the host
+        #: commits, so ``confirm`` defers its purge (no purger erases for an uncommitted confirm).
+        self._in_host_transaction = False
         self.runner = PurgeRunner(
             rules=self.rules,
             store=store,
@@ -307,7 +310,11 @@ class Lifecycle:
         could report events the host then rolls back. Nor is the outbox relay: read through the
         host's transaction it would see entries not committed yet; ``relay()`` of this lifecycle
         delivers nothing, and the relay keeps running on the lifecycle of the store's own
-        transactions, where outbox listeners see committed events only."""
+        transactions, where outbox listeners see committed events only.
+
+        ``confirm`` on it defers the cancel-time purge (as ``confirm(defer=True)``) unless told
+        ``defer=False``: a purger must not erase for a confirmation the host may still roll
+        back. The sweep (or the Celery tasks) erases once the host has committed."""
         listening = tuple(listeners)
         other = copy.copy(self)
         other.store = store
@@ -315,6 +322,7 @@ class Lifecycle:
         other.journal = attrs.evolve(self.journal, store=store, listeners=listening)
         other.runner = attrs.evolve(self.runner, store=store, journal=other.journal)
         other._relay = None
+        other._in_host_transaction = True
         return other
 
     # -- plumbing --------------------------------------------------------------------------
@@ -542,7 +550,8 @@ class Lifecycle:
         The confirmation and the start of its purge steps are one write, which also claims the
         account until the inline purge ends; the steps' outcomes are a second write.
 
-        *defer* (None: the policy's ``[purge] cancel_work``) True makes the confirmation the one
+        *defer* (None: the policy's ``[purge] cancel_work``, or True on a lifecycle ``using`` the
+        host's transaction) True makes the confirmation the one
         write: it returns the ``CANCELLED`` record with its cancel-time steps due now, calls no
         purger and takes no claim; ``sweep`` (or the Celery tasks) erase them, under their claim.
 
@@ -576,8 +585,8 @@ class Lifecycle:
             window=policy.recovery.choose(window),
             idempotency_key=idempotency_key,
         )
-        if defer is None:
-            defer = policy.purge.cancel_work == "deferred"
+        if defer is None:  # in the host's transaction: no purger before the host commits
+            defer = self._in_host_transaction or policy.purge.cancel_work == "deferred"
         if defer:  # one commit: the steps are due now, for the sweep to claim and run
             return self._apply(account_id, command)[0]
         lease = Lease(f"confirm:{uuid.uuid4().hex}", self._now() + self.lease)

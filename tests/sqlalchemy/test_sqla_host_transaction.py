@@ -267,3 +267,67 @@ def test_transactions_decide_for_both(tmp_path: Path) -> None:
             assert rows == set(store.account_ids())
 
         run()
+
+
+def test_confirm_in_the_hosts_transaction_erases_nothing_before_the_host_commits(
+    store: SQLAlchemyStore,
+) -> None:
+    """``confirm`` on ``lc.using(store.bound(session))`` defers its purge: no purger runs for a
+    confirmation the host may still roll back. Rolled back, nothing was cancelled and nothing
+    erased; committed, the account is CANCELLED with its steps due, and the sweep erases them."""
+    policy = policies.ALLCLIENTS
+    purgers = recording_purgers(policy)
+    lc = Lifecycle(
+        policy,
+        store=store,
+        clock=ManualClock(START),
+        purgers=purgers.values(),
+        identity_keys=fake_identity_keys(),
+    )
+    owner = Actor.user("u-1")
+    lc.open("acct-1", owner="u-1")
+    lc.request_cancellation("acct-1", owner)
+    lc.skip_survey("acct-1", owner)
+
+    with Session(store.engine) as session:
+        record = lc.using(store.bound(session)).confirm("acct-1", owner)
+        assert record.state is State.CANCELLED
+        assert all(not p.calls for p in purgers.values())
+        session.rollback()  # the host's request fails after the confirm
+    assert lc.get("acct-1").state is State.PENDING_CONFIRM
+    assert all(not p.calls for p in purgers.values())
+
+    with Session(store.engine) as session:
+        assert lc.using(store.bound(session)).confirm("acct-1", owner).state is State.CANCELLED
+        assert all(not p.calls for p in purgers.values())
+        session.commit()
+    assert lc.get("acct-1").state is State.CANCELLED
+
+    report = lc.sweep()
+    assert report.restorable == ("acct-1",)
+    assert lc.get("acct-1").state is State.RESTORABLE
+    cancel_time = {c.name for c in policy.purge.categories if c.at == "cancel"}
+    assert {name for name, p in purgers.items() if p.calls} == cancel_time
+
+
+def test_an_explicit_inline_confirm_in_the_hosts_transaction_is_still_possible(
+    store: SQLAlchemyStore,
+) -> None:
+    """``defer=False`` asks for the inline purge inside the host's transaction, knowingly."""
+    policy = policies.ALLCLIENTS
+    purgers = recording_purgers(policy)
+    lc = Lifecycle(
+        policy,
+        store=store,
+        clock=ManualClock(START),
+        purgers=purgers.values(),
+        identity_keys=fake_identity_keys(),
+    )
+    owner = Actor.user("u-1")
+    lc.open("acct-1", owner="u-1")
+    lc.request_cancellation("acct-1", owner)
+    lc.skip_survey("acct-1", owner)
+    with Session(store.engine) as session:
+        assert lc.using(store.bound(session)).confirm("acct-1", owner, defer=False).state is State.RESTORABLE
+        session.commit()
+    assert any(p.calls for p in purgers.values())
