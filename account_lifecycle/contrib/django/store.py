@@ -20,7 +20,7 @@ transaction-scoped advisory lock first (held to commit), on SQLite writers are s
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Final
@@ -131,6 +131,32 @@ class DjangoStore:
         if self._vendor == "sqlite":
             with connections[self.using].cursor() as cursor:
                 cursor.execute(f"UPDATE {OutboxCursorRow._meta.db_table} SET version = version WHERE 0 = 1")  # noqa: S608
+
+    # -- the host's transaction (ports.HostCommitStore) -----------------------------------------
+
+    def in_host_transaction(self) -> bool:
+        """Whether a write made now is committed only when the host commits: inside a
+        ``transaction.atomic()`` block on this alias (``ATOMIC_REQUESTS`` too), or with
+        autocommit off (``set_autocommit(False)``, or ``"AUTOCOMMIT": False`` in ``DATABASES``).
+        Reads the connection's state only: no query, no connection opened."""
+        conn = connections[self.using]
+        if conn.in_atomic_block:
+            return True
+        if conn.connection is None:  # not connected yet: it will connect as the settings say
+            return conn.settings_dict.get("AUTOCOMMIT", True) is False
+        return not conn.autocommit
+
+    def on_commit(self, callback: Callable[[], object]) -> bool:
+        """Call *callback* once the host's transaction on this alias commits
+        (``transaction.on_commit``, robust: an exception it raises is logged, never raised from
+        the host's commit), at once outside any transaction; never after a rollback. False, and
+        nothing registered, under manual transaction management (autocommit off and no
+        ``atomic()`` block), where Django cannot tell when the host commits."""
+        conn = connections[self.using]
+        if not conn.in_atomic_block and self.in_host_transaction():
+            return False
+        transaction.on_commit(callback, using=self.using, robust=True)
+        return True
 
     # -- columns -----------------------------------------------------------------------------
 
