@@ -317,7 +317,9 @@ class Lifecycle:
 
         ``confirm`` on it defers the cancel-time purge (as ``confirm(defer=True)``) unless told
         ``defer=False``: a purger must not erase for a confirmation the host may still roll
-        back. The sweep (or the Celery tasks) erases once the host has committed."""
+        back. The sweep (or the Celery tasks) erases once the host has committed; on a store
+        that can run work on the host's commit (``ports.HostCommitStore``: ``DjangoStore``) the
+        confirm's steps run right after it."""
         listening = tuple(listeners)
         other = copy.copy(self)
         other.store = store
