@@ -1156,6 +1156,11 @@ class AsyncSQLAlchemyStore(_Base):
         view._host = _async_host(host)
         return view
 
+    def in_host_transaction(self) -> bool:
+        """True for ``bound(...)`` (see ``SQLAlchemyStore.in_host_transaction``): a plain method,
+        no I/O, so ``AsyncLifecycle`` on a bound store defers its confirm purge too."""
+        return self._host is not None
+
     async def _run(
         self,
         what: str,

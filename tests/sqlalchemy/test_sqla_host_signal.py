@@ -97,3 +97,58 @@ def test_committed_the_sweep_erases_and_outside_the_host_confirm_is_inline(store
     lc.skip_survey("acct-2", owner)
     assert lc.confirm("acct-2", owner).state is State.RESTORABLE  # the standalone store: inline
     assert called(inline) == CANCEL_TIME
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_an_async_lifecycle_on_the_bound_async_store_defers_too(backend: str, tmp_path: Path) -> None:
+    """``AsyncLifecycle`` built on ``AsyncSQLAlchemyStore.bound(session)`` (not through
+    ``using``): the confirm calls no purger; rolled back, nothing is cancelled."""
+    import asyncio
+
+    from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+    from sqlalchemy_support import pg_url
+
+    from account_lifecycle.adapters.sqlalchemy import AsyncSQLAlchemyStore
+    from account_lifecycle.aio import AsyncLifecycle
+
+    async def main(url: str, schema: str | None) -> None:
+        engine = create_async_engine(url)
+        try:
+            store = AsyncSQLAlchemyStore(engine, schema=schema)
+            await store.migrate()
+            purgers = recording_purgers(POLICY)
+
+            def alc_on(target: AsyncSQLAlchemyStore) -> AsyncLifecycle:
+                return AsyncLifecycle(
+                    POLICY,
+                    store=target,
+                    clock=ManualClock(START),
+                    purgers=purgers.values(),
+                    identity_keys=fake_identity_keys(),
+                )
+
+            alc = alc_on(store)
+            await alc.open("acct-1", owner="u-1")
+            await alc.request_cancellation("acct-1", OWNER)
+            await alc.skip_survey("acct-1", OWNER)
+            async with AsyncSession(engine) as session:
+                bound = store.bound(session)
+                assert bound.in_host_transaction()
+                assert not store.in_host_transaction()
+                assert (await alc_on(bound).confirm("acct-1", OWNER)).state is State.CANCELLED
+                assert called(purgers) == set()
+                await session.rollback()
+            assert (await alc.get("acct-1")).state is State.PENDING_CONFIRM
+            assert called(purgers) == set()
+            assert (await alc.confirm("acct-1", OWNER)).state is State.RESTORABLE  # standalone: inline
+            assert called(purgers) == CANCEL_TIME
+        finally:
+            await engine.dispose()
+
+    if backend == "sqlite":
+        asyncio.run(main(f"sqlite+aiosqlite:///{tmp_path / 'host.db'}", None))
+        return
+    import pg
+
+    with pg.throwaway_schema() as (dsn, schema):
+        asyncio.run(main(pg_url(dsn), schema))
