@@ -8,6 +8,7 @@ import logging
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
+from functools import partial
 
 import attrs
 
@@ -77,6 +78,8 @@ from account_lifecycle.ports import (
     Listener,
     PrerequisiteCheck,
     Purger,
+    in_host_transaction,
+    on_host_commit,
 )
 from account_lifecycle.purge import Claim, PurgeRunner, SweepReport
 from account_lifecycle.queries import DEFAULT_PAGE, AccountPage, account_page, query_of
@@ -314,7 +317,9 @@ class Lifecycle:
 
         ``confirm`` on it defers the cancel-time purge (as ``confirm(defer=True)``) unless told
         ``defer=False``: a purger must not erase for a confirmation the host may still roll
-        back. The sweep (or the Celery tasks) erases once the host has committed."""
+        back. The sweep (or the Celery tasks) erases once the host has committed; on a store
+        that can run work on the host's commit (``ports.HostCommitStore``: ``DjangoStore``) the
+        confirm's steps run right after it."""
         listening = tuple(listeners)
         other = copy.copy(self)
         other.store = store
@@ -550,10 +555,14 @@ class Lifecycle:
         The confirmation and the start of its purge steps are one write, which also claims the
         account until the inline purge ends; the steps' outcomes are a second write.
 
-        *defer* (None: the policy's ``[purge] cancel_work``, or True on a lifecycle ``using`` the
-        host's transaction) True makes the confirmation the one
+        *defer* (None: the policy's ``[purge] cancel_work``, or True inside the host's own
+        transaction: on a lifecycle ``using`` it, or on a store whose ``in_host_transaction()``
+        says so, ``ports.HostTransactionStore``) True makes the confirmation the one
         write: it returns the ``CANCELLED`` record with its cancel-time steps due now, calls no
         purger and takes no claim; ``sweep`` (or the Celery tasks) erase them, under their claim.
+        Deferred for the host's transaction on a store that can run work after the host commits
+        (``DjangoStore``: ``transaction.on_commit``), the steps run then, at once, under a claim
+        of their own; a rollback drops the confirmation and calls nothing.
 
         *request_id* binds the confirm to the request it answers (the ``cancellation_id`` the
         page was rendered with): a confirm for an earlier, withdrawn request raises
@@ -585,10 +594,16 @@ class Lifecycle:
             window=policy.recovery.choose(window),
             idempotency_key=idempotency_key,
         )
+        hosted = False  # deferred only because the host has not committed yet
         if defer is None:  # in the host's transaction: no purger before the host commits
-            defer = self._in_host_transaction or policy.purge.cancel_work == "deferred"
+            inline = policy.purge.cancel_work != "deferred"
+            hosted = inline and (self._in_host_transaction or in_host_transaction(self.store))
+            defer = hosted or not inline
         if defer:  # one commit: the steps are due now, for the sweep to claim and run
-            return self._apply(account_id, command)[0]
+            cancelled, replayed = self._apply(account_id, command)
+            if hosted and not replayed:  # erased once durable, if the store can tell when
+                on_host_commit(self.store, partial(self._erase_when_committed, account_id))
+            return cancelled
         lease = Lease(f"confirm:{uuid.uuid4().hex}", self._now() + self.lease)
         cancelled, replayed = self._apply(account_id, command, lease=lease)
         if replayed:
@@ -601,6 +616,17 @@ class Lifecycle:
             log.warning("inline purge of %s stopped: %s; a later sweep finishes it", account_id, exc)
             done = None
         return done if done is not None else self.get(account_id)
+
+    def _erase_when_committed(self, account_id: str) -> None:
+        """The cancel-time work of a confirmation the host has just committed, run at once
+        through the fenced runner under a claim of its own (its first write takes the claim
+        with a compare-and-set; a sweeper holding the account keeps it). What this leaves, the
+        sweep finishes."""
+        lease = self.runner.new_lease(f"confirm:{uuid.uuid4().hex}")
+        try:
+            self.runner.run(self.store.get(account_id), lease)
+        except LifecycleError as exc:
+            log.warning("purge of %s after the host committed stopped: %s", account_id, exc)
 
     def restore(self, account_id: str, actor: Actor, *, idempotency_key: str | None = None) -> AccountRecord:
         """Bring a ``RESTORABLE`` account back to ``ACTIVE`` strictly before ``restorable_until``.

@@ -37,6 +37,8 @@ __all__ = [
     "DeadLetter",
     "EffectContext",
     "EffectHook",
+    "HostCommitStore",
+    "HostTransactionStore",
     "Lease",
     "Listener",
     "OutboxCursor",
@@ -49,6 +51,8 @@ __all__ = [
     "Purger",
     "QueryStore",
     "Write",
+    "in_host_transaction",
+    "on_host_commit",
     "save_each",
     "save_many",
 ]
@@ -258,6 +262,47 @@ class QueryStore(AccountStore, Protocol):
         page's *after*). A page has fewer than *limit* only when no more match. A row that
         cannot be decoded comes back as a ``CorruptRecord`` when its indexed columns match."""
         ...
+
+
+class HostTransactionStore(AccountStore, Protocol):
+    """A store that can write inside its host's own database transaction and says when it does
+    (optional: ``in_host_transaction`` below answers False for a store without the method).
+
+    While it does, nothing the store writes is durable until the host commits, so ``confirm``
+    calls no purger (the host may still roll the confirmation back): it defers the cancel-time
+    purge unless told ``defer=False``. ``DjangoStore`` answers from the connection (inside a
+    ``transaction.atomic()`` block, or with autocommit off); ``SQLAlchemyStore.bound(...)``
+    always answers True, the standalone store False."""
+
+    def in_host_transaction(self) -> bool:
+        """Whether a write made now would be committed only when the host commits."""
+        ...
+
+
+class HostCommitStore(HostTransactionStore, Protocol):
+    """A store that can also run a callable once the host's transaction has committed (optional:
+    ``DjangoStore`` does, with ``transaction.on_commit``). ``confirm`` uses it to erase as soon
+    as a confirmation deferred by the host's transaction is durable, not at the next sweep."""
+
+    def on_commit(self, callback: Callable[[], object]) -> bool:
+        """Call *callback* once the host's transaction commits (never if it rolls back; at once
+        when no transaction is open) and return True; False when the store cannot tell when the
+        host commits, and *callback* is never called."""
+        ...
+
+
+def in_host_transaction(store: AccountStore) -> bool:
+    """``store.in_host_transaction()`` when the store has it, else False (a store written
+    before the signal existed commits each write itself)."""
+    ask = getattr(store, "in_host_transaction", None)
+    return ask is not None and bool(ask())
+
+
+def on_host_commit(store: AccountStore, callback: Callable[[], object]) -> bool:
+    """``store.on_commit(callback)`` when the store has it, else False (nothing registered: the
+    sweep does the deferred work)."""
+    register = getattr(store, "on_commit", None)
+    return register is not None and register(callback) is True
 
 
 #: What a refused write of a batch is; anything else a store raises fails the whole batch.

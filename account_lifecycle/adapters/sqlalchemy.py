@@ -906,6 +906,12 @@ class SQLAlchemyStore(_Base):
         view._host = host
         return view
 
+    def in_host_transaction(self) -> bool:
+        """Whether this store writes inside the host's transaction: True for ``bound(...)``,
+        whose writes the host's commit makes durable (``confirm`` then defers its purge),
+        False for the store that commits each write itself (``ports.HostTransactionStore``)."""
+        return self._host is not None
+
     def _run(
         self,
         what: str,
@@ -1149,6 +1155,11 @@ class AsyncSQLAlchemyStore(_Base):
         view = copy.copy(self)
         view._host = _async_host(host)
         return view
+
+    def in_host_transaction(self) -> bool:
+        """True for ``bound(...)`` (see ``SQLAlchemyStore.in_host_transaction``): a plain method,
+        no I/O, so ``AsyncLifecycle`` on a bound store defers its confirm purge too."""
+        return self._host is not None
 
     async def _run(
         self,

@@ -28,6 +28,11 @@ class HostSessions:
     def __init__(self, store: SQLAlchemyStore) -> None:
         self.store = store
 
+    def in_host_transaction(self) -> bool:
+        """False: each call is committed when it returns (the bound store's own True would
+        describe the session of one call, not when the lifecycle's writes are durable)."""
+        return False
+
     def __getattr__(self, name: str) -> Callable[..., Any]:
         if name.startswith("_") or not callable(getattr(self.store, name, None)):
             raise AttributeError(name)

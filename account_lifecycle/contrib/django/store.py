@@ -20,7 +20,8 @@ transaction-scoped advisory lock first (held to commit), on SQLite writers are s
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping, Sequence
+import pkgutil
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Final
@@ -58,7 +59,8 @@ from account_lifecycle.errors import (
     RecordCorrupt,
     StoreError,
 )
-from account_lifecycle.model import AccountRecord, PurgeStatus
+from account_lifecycle.health import StatusRow, StoreStatus, summarize
+from account_lifecycle.model import AccountRecord, PurgeStatus, State
 from account_lifecycle.ports import REFUSALS, save_each
 from account_lifecycle.queries import unindexed_match
 from account_lifecycle.schedule import due_at
@@ -80,6 +82,8 @@ __all__ = ["DjangoStore"]
 _OUTBOX_LOCK: Final = int.from_bytes(
     hashlib.sha256(b"account_lifecycle.outbox").digest()[:8], "big", signed=True
 )
+#: The app label of the library's models and migrations.
+_APP: Final = "account_lifecycle"
 #: SQLSTATEs of a transaction PostgreSQL rolled back to keep writers apart: retry, never an error.
 _CONFLICT_STATES: Final = frozenset({"40001", "40P01"})
 
@@ -131,6 +135,32 @@ class DjangoStore:
         if self._vendor == "sqlite":
             with connections[self.using].cursor() as cursor:
                 cursor.execute(f"UPDATE {OutboxCursorRow._meta.db_table} SET version = version WHERE 0 = 1")  # noqa: S608
+
+    # -- the host's transaction (ports.HostCommitStore) -----------------------------------------
+
+    def in_host_transaction(self) -> bool:
+        """Whether a write made now is committed only when the host commits: inside a
+        ``transaction.atomic()`` block on this alias (``ATOMIC_REQUESTS`` too), or with
+        autocommit off (``set_autocommit(False)``, or ``"AUTOCOMMIT": False`` in ``DATABASES``).
+        Reads the connection's state only: no query, no connection opened."""
+        conn = connections[self.using]
+        if conn.in_atomic_block:
+            return True
+        if conn.connection is None:  # not connected yet: it will connect as the settings say
+            return conn.settings_dict.get("AUTOCOMMIT", True) is False
+        return not conn.autocommit
+
+    def on_commit(self, callback: Callable[[], object]) -> bool:
+        """Call *callback* once the host's transaction on this alias commits
+        (``transaction.on_commit``, robust: an exception it raises is logged, never raised from
+        the host's commit), at once outside any transaction; never after a rollback. False, and
+        nothing registered, under manual transaction management (autocommit off and no
+        ``atomic()`` block), where Django cannot tell when the host commits."""
+        conn = connections[self.using]
+        if not conn.in_atomic_block and self.in_host_transaction():
+            return False
+        transaction.on_commit(callback, using=self.using, robust=True)
+        return True
 
     # -- columns -----------------------------------------------------------------------------
 
@@ -462,6 +492,50 @@ class DjangoStore:
                     return found
                 after = batch[-1][0]
 
+    # -- health (health.StatusSource) ----------------------------------------------------------
+
+    def schema_versions(self) -> tuple[int, int]:
+        """The app's latest migration applied to this database (0: none, the tables are not
+        there) and the latest this library ships: ``manage.py migrate`` brings the first up."""
+        from django.db.migrations.recorder import MigrationRecorder
+
+        from account_lifecycle.contrib.django import migrations
+
+        with self._atomic("reading the applied migrations"):
+            applied = MigrationRecorder(connections[self.using]).applied_migrations()
+        shipped = (m.name for m in pkgutil.iter_modules(migrations.__path__))
+        return _latest(name for app, name in applied if app == _APP), _latest(shipped)
+
+    def status(self, *, now: datetime) -> StoreStatus:
+        """A snapshot of the purge work at *now* (backlog, oldest due, failed steps, live claims,
+        started erasures, undecodable rows), read in one atomic block that writes nothing. The
+        schema versions are the app's migrations: the latest applied and the latest shipped
+        (``schema_outdated``: run ``manage.py migrate``). See ``account_lifecycle.health``."""
+        now = require_aware(now)
+        applied, shipped = self.schema_versions()
+        rows: list[tuple[str, datetime | None, str | None, datetime | None, str]] = []
+        if applied:
+            with self._atomic("reading the status"):
+                rows = list(
+                    self._rows(AccountRow)
+                    .filter(
+                        Q(due_at__isnull=False)
+                        | Q(claim_owner__isnull=False)
+                        | Q(state__in=[State.CANCELLED.value, State.RESTORABLE.value])
+                    )
+                    .order_by("account_id")
+                    .values_list("account_id", "due_at", "claim_owner", "claim_until", "body")
+                )
+        return summarize(
+            (
+                StatusRow(a, due, owner, until, _decode_claimed(a, body))
+                for a, due, owner, until, body in rows
+            ),
+            now=now,
+            schema_version=applied,
+            library_schema_version=shipped,
+        )
+
     # -- the outbox (OutboxStore) --------------------------------------------------------------
 
     def outbox_read(self, *, after: int, limit: int) -> list[OutboxEntry]:
@@ -600,6 +674,11 @@ class DjangoStore:
         with self._atomic("reading the outbox head"):
             head = self._rows(OutboxEntryRow).aggregate(head=Max("position"))["head"]
         return int(head or 0)
+
+
+def _latest(names: Iterable[str]) -> int:
+    """The highest number of the migrations named ``NNNN_...`` (0 when none)."""
+    return max((int(name[:4]) for name in names if name[:4].isdigit()), default=0)
 
 
 def _sqlstate(exc: BaseException) -> str | None:

@@ -53,11 +53,13 @@ def cancel(request, step):
         raise Http404("no such step")
     try:
         with transaction.atomic():
-            # the note first: confirm's purge, in this same transaction, erases the history too
+            # the note first: confirm's purge, run once this transaction has committed (on_commit),
+            # erases the history too
             Item.objects.create(account_id=account_id, kind="history", text=f"customer: {step}")
-            record = commands[step]()
+            commands[step]()
     except LifecycleError as exc:
         return render(
             request, "crm/account.html", {"record": lc.get(account_id), "error": str(exc)}, status=409
         )
-    return render(request, "crm/account.html", {"record": record})
+    # read after the commit: a confirm's purge ran then, so the account is restorable now
+    return render(request, "crm/account.html", {"record": lc.get(account_id)})
