@@ -1474,13 +1474,14 @@ class StoreContract:
     def test_list_accounts_returns_an_undecodable_record_as_corrupt_in_its_place(
         self, store: AccountStore, damage: str
     ) -> None:
-        """A row that cannot be decoded comes back as a CorruptRecord, in its place, when its
-        state and due time match (whatever the conditions on holds and failed steps, which it
-        cannot tell), and not when they do not; the reason quotes none of the stored text."""
+        """A row that cannot be decoded comes back as a CorruptRecord, in its place, when what
+        the store keeps beside it matches (state, due time, holds and failed steps, as last
+        written: a store that keeps no columns cannot tell them and lists it), and not when its
+        state or due time do not; the reason quotes none of the stored text."""
         lister = self._lister(store)
         hold = {"files": Hold(NOW, "support:ann", "case 3")}
         store.create(due_record("acc-1", NOW - _TICK, holds=hold), ())
-        broken = due_record("acc-2", NOW - _TICK, identity=_SECRET)
+        broken = due_record("acc-2", NOW - _TICK, identity=_SECRET, holds=hold)
         store.create(broken, ())
         store.create(due_record("acc-3", NOW - _TICK, holds=hold), ())
         self.corrupt_record(store, "acc-2", _DAMAGED_RECORDS[damage](broken))

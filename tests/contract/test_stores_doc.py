@@ -62,7 +62,7 @@ def test_the_postgres_examples_run(pg_schema: tuple[str, str]) -> None:
     finally:
         namespace["pool"].close()
 
-    assert migrated == 5
+    assert migrated == 6
     assert again == ()
 
 
