@@ -345,7 +345,8 @@ def query_results(
             if before is not None:
                 notes.append(
                     f"before (main's library, same store, one page): {before[0] * 1e3:,.1f} ms wall, "
-                    f"{before[1] * 1e3:,.1f} ms CPU: {before[0] * 1e6 / figure:,.0f}x the page now"
+                    f"{before[1] * 1e3:,.1f} ms CPU: {before[0] * 1e6 / got['big wall']:,.0f}x the wall time "
+                    f"now, {before[1] * 1e6 / got['big cpu']:,.0f}x the CPU time"
                 )
             results.append(
                 report(

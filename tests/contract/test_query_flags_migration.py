@@ -234,3 +234,34 @@ def test_sqlalchemy_tables_at_version_1_with_accounts_are_migrated_to_2(sqla_eng
     assert store.migrate() == ()
     assert store.schema_version() == 2
     _check(store)
+
+
+def test_the_accounts_command_refuses_a_schema_5_file_and_answers_once_migrated(tmp_path: Path) -> None:
+    """The console never migrates: on a schema-5 file ``accounts`` is a usage error naming the
+    command to run, and the file is left as it was; after ``migrate`` it lists the held accounts."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    _sqlite_version_5(tmp_path / "accounts.db")
+    before = (tmp_path / "accounts.db").read_bytes()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ACCOUNT_LIFECYCLE_")}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "account_lifecycle", *args]
+        return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
+
+    refused = cli("accounts", "--with-holds")
+    assert refused.returncode == 2, refused
+    assert "schema version 5, older than the library's 6; run: account-lifecycle migrate" in refused.stderr
+    assert (tmp_path / "accounts.db").read_bytes() == before
+
+    assert cli("migrate").returncode == 0
+    listed = cli("accounts", "--with-holds", "--json")
+    assert listed.returncode == 0, listed
+    assert [row["account_id"] for row in json.loads(listed.stdout)["accounts"]] == [
+        "acc-1",
+        "acc-3",
+        "broken",
+    ]
