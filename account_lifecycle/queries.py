@@ -182,7 +182,8 @@ def query_path(query: AccountQuery) -> Literal["holds", "failed", "states", "all
 
 def merge_pages(pages: Iterable[Sequence[_Row]], limit: int, key: Any) -> list[_Row]:
     """The first *limit* rows of *pages* (each already in *key* order, none sharing a key), in
-    *key* order: the page of a query answered one state at a time."""
+    *key* order: the page of a query answered one state at a time. *pages* may be lazy (each
+    page read as it is taken): a store passes its reads, in its open transaction."""
     return list(itertools.islice(heapq.merge(*pages, key=key), limit))
 
 

@@ -902,7 +902,7 @@ class PostgresStore:
                 rows = page(cursor, None, values)
             elif query_path(query) == "states":  # the state index, once per state
                 one = sql.SQL("state = %(state)s")
-                pages = [page(cursor, one, {**values, "state": state}) for state in states]
+                pages = (page(cursor, one, {**values, "state": state}) for state in states)
                 rows = merge_pages(pages, limit, _first)
             else:
                 rows = page(cursor, sql.SQL("state = ANY(%(states)s)"), {**values, "states": states})

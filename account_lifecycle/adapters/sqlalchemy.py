@@ -631,7 +631,7 @@ class _Logic:
         else:
             states = sorted(State(s).value for s in query.states)
             if query_path(query) == "states":  # the state index, once per state
-                rows = merge_pages([page(a.c.state == state) for state in states], limit, _first)
+                rows = merge_pages((page(a.c.state == state) for state in states), limit, _first)
             else:
                 rows = page(a.c.state.in_(states))
         return [_decode_claimed(account_id, body) for account_id, body in rows]

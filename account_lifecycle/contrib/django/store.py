@@ -459,7 +459,7 @@ class DjangoStore:
             else:
                 states = sorted(str(s) for s in query.states)
                 if query_path(query) == "states":  # the state index, once per state
-                    found = merge_pages([page(rows.filter(state=state)) for state in states], limit, _first)
+                    found = merge_pages((page(rows.filter(state=state)) for state in states), limit, _first)
                 else:
                     found = page(rows.filter(state__in=states))
         return [_decode_claimed(account_id, body) for account_id, body in found]
