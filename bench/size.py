@@ -96,7 +96,7 @@ class SQLiteTarget:
         """Add rows up to *n* accounts in all."""
         from account_lifecycle.adapters.sqlite import SQLiteStore as S
 
-        version, state, identity, due, _ = S._columns(self.template.record)
+        version, state, identity, due = S._columns(self.template.record)[:4]  # flags: the defaults (none)
         conn = sqlite3.connect(self.path)
         conn.execute("PRAGMA synchronous=OFF")
         with conn:
