@@ -108,6 +108,7 @@ def test_concurrent_migrations_apply_the_schema_exactly_once(pg_schema: tuple[st
         (3,),
         (4,),
         (5,),
+        (6,),
     ]
 
 
