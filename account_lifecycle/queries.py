@@ -9,9 +9,12 @@ another query, is a ``ValueError`` instead of a wrong page. The cursor is no sec
 nothing: it names an account id the caller could list anyway.
 
 ``AccountQuery`` (from ``account_lifecycle.values``) is re-exported here. ``check_query``,
-``check_limit``, ``unindexed_match`` and ``account_matches`` are for stores:
-the shipped ones filter state and due time in SQL and the rest (holds, failed steps) in Python
-with these, so every store means exactly the same by a query.
+``check_limit``, ``flags_of``, ``query_path``, ``merge_pages``, ``unindexed_match`` and
+``account_matches`` are for stores. The shipped SQL stores keep two booleans beside each record,
+``has_holds`` and ``has_failed_steps`` (``flags_of(record)``, written in the same statement as
+the body), with indexes that serve the id order, so that every condition is answered on columns
+and a page costs the rows it returns, not the size of the table (``query_path`` says which
+index walks a query); ``MemoryStore`` keeps the same flags as sets.
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import heapq
 import hmac
+import itertools
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, Literal, TypeVar
 
 import attrs
 
@@ -37,6 +42,7 @@ from account_lifecycle.values import AccountQuery, CorruptRecord
 __all__ = [
     "DEFAULT_PAGE",
     "MAX_PAGE",
+    "UNREADABLE_FLAGS",
     "AccountPage",
     "AccountQuery",
     "account_matches",
@@ -46,7 +52,10 @@ __all__ = [
     "check_query",
     "decode_cursor",
     "encode_cursor",
+    "flags_of",
+    "merge_pages",
     "query_of",
+    "query_path",
     "unindexed_match",
 ]
 
@@ -58,6 +67,11 @@ MAX_PAGE: Final = 1_000
 _MAX_CURSOR: Final = 2_048
 _CURSOR_VERSION: Final = 1
 _CURSOR_PREFIX: Final = "ac1."
+#: The flags a SQL store's migration gives a stored body it cannot decode: "may have a hold, may
+#: have a failed step", so the row is listed where an operator looks for trouble.
+UNREADABLE_FLAGS: Final = (True, True)
+
+_Row = TypeVar("_Row")
 
 
 @attrs.frozen
@@ -144,9 +158,38 @@ def _has_failed_step(record: AccountRecord) -> bool:
     return any(progress.status is PurgeStatus.FAILED for progress in record.purge.values())
 
 
+def flags_of(record: AccountRecord) -> tuple[bool, bool]:
+    """``(has_holds, has_failed_steps)`` of *record*: whether it has a legal hold, and whether a
+    purge step of it has failed. The two columns a SQL store writes with every body (in the
+    same statement), so ``with_holds`` and ``with_failed_steps`` are answered on indexes."""
+    return bool(record.holds), _has_failed_step(record)
+
+
+def query_path(query: AccountQuery) -> Literal["holds", "failed", "states", "all"]:
+    """Which index a store walks, in id order, to answer *query* (a checked query with a
+    non-empty *states*, if any): ``"holds"`` / ``"failed"``, the partial index of the accounts
+    with a hold / a failed step (the rare ones an operator looks for); ``"states"``, the
+    ``(state, account_id)`` index once per state, pages merged with ``merge_pages``; ``"all"``,
+    the primary key. Every other condition is a column test on the rows walked."""
+    if query.with_holds is True:
+        return "holds"
+    if query.with_failed_steps is True:
+        return "failed"
+    if query.states is not None:
+        return "states"
+    return "all"
+
+
+def merge_pages(pages: Iterable[Sequence[_Row]], limit: int, key: Any) -> list[_Row]:
+    """The first *limit* rows of *pages* (each already in *key* order, none sharing a key), in
+    *key* order: the page of a query answered one state at a time. *pages* may be lazy (each
+    page read as it is taken): a store passes its reads, in its open transaction."""
+    return list(itertools.islice(heapq.merge(*pages, key=key), limit))
+
+
 def unindexed_match(query: AccountQuery, record: AccountRecord) -> bool:
-    """Whether *record* meets the conditions of *query* a store keeps no column for: legal
-    holds and failed purge steps (state and due time are filtered on the store's columns)."""
+    """Whether *record* meets the conditions of *query* on legal holds and failed purge steps
+    (for a store that keeps no columns for them; the shipped SQL stores do: ``flags_of``)."""
     if query.with_holds is not None and bool(record.holds) != query.with_holds:
         return False
     return query.with_failed_steps is None or _has_failed_step(record) == query.with_failed_steps

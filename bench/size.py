@@ -39,6 +39,7 @@ from account_lifecycle import Actor, Lifecycle, MemoryStore, SQLiteStore, System
 from account_lifecycle.codec import event_to_json, record_to_json
 from account_lifecycle.model import AccountRecord
 from account_lifecycle.testing.fakes import fake_purgers
+from bench import size_queries
 from bench._common import Result, interleaved, quick_mode, report
 
 POLICY = policies.ALLCLIENTS
@@ -95,7 +96,7 @@ class SQLiteTarget:
         """Add rows up to *n* accounts in all."""
         from account_lifecycle.adapters.sqlite import SQLiteStore as S
 
-        version, state, identity, due, _ = S._columns(self.template.record)
+        version, state, identity, due = S._columns(self.template.record)[:4]  # flags: the defaults (none)
         conn = sqlite3.connect(self.path)
         conn.execute("PRAGMA synchronous=OFF")
         with conn:
@@ -345,8 +346,11 @@ def _verify_results(backend: str, lc: Lifecycle, lengths: list[int], rounds: int
     return results
 
 
-def run(quick: bool = False, *, postgres: bool = True, max_size: int | None = None) -> list[Result]:
-    """Every figure of target 4 this module measures."""
+def run(
+    quick: bool = False, *, postgres: bool = True, max_size: int | None = None, only_queries: bool = False
+) -> list[Result]:
+    """Every figure of target 4 this module measures (with *only_queries*, the filtered pages
+    of ``bench.size_queries`` alone)."""
     quick = quick or quick_mode()
     sizes = [1_000, 10_000] if quick else [1_000, 10_000, 100_000, 1_000_000]
     if max_size is not None:
@@ -355,35 +359,65 @@ def run(quick: bool = False, *, postgres: bool = True, max_size: int | None = No
     lengths = [10, 100] if quick else [10, 100, 1_000, 10_000]
     template = Template()
     results: list[Result] = []
+    query_sizes = [n for n in sizes if n != 10_000] if len(sizes) > 2 else sizes
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMPDIR")) as tmp:
         directory = Path(tmp)
-        results += _verify_results("MemoryStore", _lifecycle(MemoryStore()), lengths, rounds)
-        verify_store = SQLiteStore(directory / "verify.db", synchronous="NORMAL")
-        results += _verify_results("SQLite", _lifecycle(verify_store), lengths, rounds)
-        verify_store.close()
-        small, big = SQLiteTarget(directory, "small", template), SQLiteTarget(directory, "big", template)
+        if not only_queries:
+            results += _verify_results("MemoryStore", _lifecycle(MemoryStore()), lengths, rounds)
+            verify_store = SQLiteStore(directory / "verify.db", synchronous="NORMAL")
+            results += _verify_results("SQLite", _lifecycle(verify_store), lengths, rounds)
+            verify_store.close()
+            small, big = SQLiteTarget(directory, "small", template), SQLiteTarget(directory, "big", template)
+            try:
+                results += _size_results("SQLite", small, big, sizes, rounds, ops)
+            finally:
+                small.close()
+                big.close()
+        record = template.record
+        q_small = size_queries.SQLiteQueries(directory, "small", record)
+        q_big = size_queries.SQLiteQueries(directory, "big", record)
         try:
-            results += _size_results("SQLite", small, big, sizes, rounds, ops)
+            results += size_queries.query_results(
+                "SQLite", q_small, q_big, query_sizes, _lifecycle, rounds, 5
+            )
         finally:
-            small.close()
-            big.close()
+            q_small.close()
+            q_big.close()
     if postgres:
-        pg_small, pg_big = PostgresTarget("small", template), PostgresTarget("big", template)
+        fast = PG_DSN + ("&" if "?" in PG_DSN else "?") + NO_FSYNC_WAIT
+        if not only_queries:
+            pg_small, pg_big = PostgresTarget("small", template), PostgresTarget("big", template)
+            try:
+                results += _size_results("PostgreSQL", pg_small, pg_big, sizes, rounds, ops // 2)
+            finally:
+                pg_small.close()
+                pg_big.close()
+        record = template.record
+        pq_small = size_queries.PostgresQueries("small", record, PG_DSN, fast)
+        pq_big = size_queries.PostgresQueries("big", record, PG_DSN, fast)
         try:
-            results += _size_results("PostgreSQL", pg_small, pg_big, sizes, rounds, ops // 2)
+            results += size_queries.query_results(
+                "PostgreSQL", pq_small, pq_big, query_sizes, _lifecycle, rounds, 5
+            )
         finally:
-            pg_small.close()
-            pg_big.close()
+            pq_small.close()
+            pq_big.close()
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m bench.size [--quick] [--no-postgres] [--max-size N]``."""
+    """``python -m bench.size [--quick] [--no-postgres] [--max-size N] [--queries]`` (``--queries``:
+    the filtered pages alone; ``$BENCH_BEFORE``: main's library timed on the same stores)."""
     args = sys.argv[1:] if argv is None else argv
     max_size = None
     if "--max-size" in args:
         max_size = int(args[args.index("--max-size") + 1])
-    results = run("--quick" in args, postgres="--no-postgres" not in args, max_size=max_size)
+    results = run(
+        "--quick" in args,
+        postgres="--no-postgres" not in args,
+        max_size=max_size,
+        only_queries="--queries" in args,
+    )
     from bench._common import print_results
 
     print()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import itertools
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -30,6 +31,8 @@ from account_lifecycle.queries import (
     check_after,
     check_limit,
     check_query,
+    flags_of,
+    query_path,
 )
 from account_lifecycle.schedule import due_at
 from account_lifecycle.sealed import SealedValue
@@ -65,6 +68,12 @@ class MemoryStore:
         self._outbox: list[tuple[int, AuditEvent]] = []
         self._cursors: dict[str, OutboxCursor] = {}
         self._dead: dict[tuple[str, int], DeadLetter] = {}
+        # operators' queries: every id in order (kept sorted while ids come in order, else
+        # sorted again on the next query), and the ids with a legal hold / a failed purge step
+        self._ordered: list[str] = []
+        self._ordered_stale = False
+        self._held: set[str] = set()
+        self._failed: set[str] = set()
 
     def __len__(self) -> int:
         return len(self._records)
@@ -129,6 +138,13 @@ class MemoryStore:
             self._outbox_append(event)
 
     def _index(self, record: AccountRecord, previous: AccountRecord | None) -> None:
+        if previous is None:
+            ordered = self._ordered
+            if ordered and record.account_id < ordered[-1]:
+                self._ordered_stale = True
+            ordered.append(record.account_id)
+        if previous is None or record.holds is not previous.holds or record.purge is not previous.purge:
+            self._flag(record)
         if previous is not None and previous.live_identity is not None:
             self._identities.pop(previous.live_identity, None)
         if record.live_identity is not None:
@@ -142,6 +158,15 @@ class MemoryStore:
             if len(self._due_order) > 2 * len(self._due) + 64:  # mostly stale entries: rebuild
                 self._due_order = [(d, a) for a, d in self._due.items()]
                 heapq.heapify(self._due_order)
+
+    def _flag(self, record: AccountRecord) -> None:
+        """Keep *record*'s id in the sets of held and failed accounts as ``flags_of`` says."""
+        held, failed = flags_of(record)
+        for flagged, ids in ((held, self._held), (failed, self._failed)):
+            if flagged:
+                ids.add(record.account_id)
+            else:
+                ids.discard(record.account_id)
 
     def create(
         self,
@@ -295,15 +320,23 @@ class MemoryStore:
         self, query: AccountQuery, *, after: str | None, limit: int
     ) -> list[AccountRecord | CorruptRecord]:
         """Up to *limit* accounts matching *query* with ids after *after*, in id order
-        (``QueryStore.list_accounts``). Reads only."""
+        (``QueryStore.list_accounts``). Reads only. Held or failed accounts are walked from
+        their sets (``flags_of``, kept on every write), the others from the ids in order."""
         query = check_query(query)
         after = check_after(after)
         limit = check_limit(limit)
         with self._lock:
-            ids = sorted(self._records)
+            path = query_path(query)
+            if path == "holds" or path == "failed":  # the few flagged ids, in order
+                ids = sorted(self._held if path == "holds" else self._failed)
+            else:
+                if self._ordered_stale:
+                    self._ordered.sort()
+                    self._ordered_stale = False
+                ids = self._ordered
             start = 0 if after is None else bisect.bisect_right(ids, after)
             found: list[AccountRecord | CorruptRecord] = []
-            for account_id in ids[start:]:
+            for account_id in itertools.islice(ids, start, None):
                 if len(found) >= limit:
                     break
                 record = self._records[account_id]

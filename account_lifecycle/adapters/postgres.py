@@ -61,11 +61,14 @@ from account_lifecycle.identity_keys import IDENTITY_KIND, IdentityKeys
 from account_lifecycle.model import AccountRecord
 from account_lifecycle.ports import save_each
 from account_lifecycle.queries import (
+    UNREADABLE_FLAGS,
     AccountQuery,
     check_after,
     check_limit,
     check_query,
-    unindexed_match,
+    flags_of,
+    merge_pages,
+    query_path,
 )
 from account_lifecycle.redact import REDACTOR, dsn_secrets, redact
 from account_lifecycle.schedule import due_at
@@ -217,6 +220,25 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[LiteralString, ...]], ...]] = (
             " ON {schema}.accounts (policy_label, account_id)",
         ),
     ),
+    (
+        6,
+        "operators' queries: has_holds and has_failed_steps, indexed in id order, and (state, account_id)"
+        " (data step: from bodies)",
+        (
+            "ALTER TABLE {schema}.accounts ADD COLUMN IF NOT EXISTS has_holds boolean NOT NULL DEFAULT false",
+            "ALTER TABLE {schema}.accounts"
+            " ADD COLUMN IF NOT EXISTS has_failed_steps boolean NOT NULL DEFAULT false",
+            "CREATE INDEX IF NOT EXISTS accounts_held_idx ON {schema}.accounts (account_id) WHERE has_holds",
+            "CREATE INDEX IF NOT EXISTS accounts_failed_idx ON {schema}.accounts (account_id)"
+            " WHERE has_failed_steps",
+            "CREATE INDEX IF NOT EXISTS accounts_state_idx ON {schema}.accounts (state, account_id)",
+        ),
+    ),
+)
+#: What ``migrate --sql`` prints in place of migration 6's data step.
+FLAGS_STEP_NOTE: Final = (
+    "-- migration 6 also fills has_holds and has_failed_steps from each stored record, which needs"
+    " the library's decoder: run account-lifecycle migrate (or store.migrate()); it records version 6"
 )
 #: The schema version this library reads and writes.
 SCHEMA_VERSION: Final = MIGRATIONS[-1][0]
@@ -453,6 +475,8 @@ class PostgresStore:
                     self._digest_plain_identities(cursor, identity_keys)
                 if version == 5 and current > 0:
                     self._label_pins(cursor)
+                if version == 6 and current > 0:
+                    self._fill_flags(cursor)
                 cursor.execute(self._sql.record_migration, (version, description))
                 applied.append(version)
         self._ready = True
@@ -472,6 +496,27 @@ class PostgresStore:
             cursor.executemany(
                 self._sql.format("UPDATE {schema}.accounts SET policy_label = %s WHERE account_id = %s"),
                 labels,
+            )
+
+    def _fill_flags(self, cursor: _Cursor) -> None:
+        """Migration 6's data step: each row's ``has_holds`` and ``has_failed_steps`` from its
+        body (a body that cannot be decoded gets both: it is listed where operators look for
+        trouble)."""
+        cursor.execute(self._sql.format("SELECT account_id, body FROM {schema}.accounts"))
+        flags = []
+        for account_id, body in cursor.fetchall():
+            try:
+                held, failed = flags_of(record_from_json(body, account_id))
+            except LifecycleError:
+                held, failed = UNREADABLE_FLAGS
+            if held or failed:
+                flags.append((held, failed, account_id))
+        if flags:
+            cursor.executemany(
+                self._sql.format(
+                    "UPDATE {schema}.accounts SET has_holds = %s, has_failed_steps = %s WHERE account_id = %s"
+                ),
+                flags,
             )
 
     def account_ids_pinned(self, label: str) -> tuple[str, ...]:
@@ -535,6 +580,7 @@ class PostgresStore:
 
     @staticmethod
     def _columns(record: AccountRecord) -> dict[str, Any]:
+        held, failed = flags_of(record)
         return {
             "account_id": record.account_id,
             "version": record.version,
@@ -543,6 +589,8 @@ class PostgresStore:
             "due_at": due_at(record),
             "body": record_to_json(record),
             "policy_label": record.policy_label,
+            "has_holds": held,
+            "has_failed_steps": failed,
         }
 
     def _append(self, cursor: _Cursor, events: Sequence[AuditEvent]) -> None:
@@ -804,58 +852,61 @@ class PostgresStore:
 
     # -- queries ---------------------------------------------------------------------------
 
-    #: How many rows ``list_accounts`` reads at a time while it filters on decoded records.
-    _QUERY_CHUNK: Final = 256
-
     def list_accounts(
         self, query: AccountQuery, *, after: str | None, limit: int
     ) -> list[AccountRecord | CorruptRecord]:
         """Up to *limit* accounts matching *query* with ids after *after*, in id order
         (``QueryStore.list_accounts``), read in one ``REPEATABLE READ, READ ONLY`` transaction.
 
-        State and due time are filtered in SQL on their columns, walking the primary key in
-        order (the order of the column's collation: code points under ``C`` and ``C.UTF-8``);
-        holds and failed steps are read from the decoded records, scanning on in chunks until
-        the page is full. A row that cannot be decoded is returned as a ``CorruptRecord`` when
-        its state and due time match."""
+        Every condition is a column test (``state``, ``due_at``, ``has_holds``,
+        ``has_failed_steps``), in id order (the order of the column's collation: code points
+        under ``C`` and ``C.UTF-8``) on an index that serves it (``query_path``: the partial
+        index of held or failed accounts, ``(state, account_id)`` once per state and the pages
+        merged, or the primary key). A row that cannot be decoded is returned as a
+        ``CorruptRecord`` when its columns match."""
         query = check_query(query)
         after = check_after(after)
         limit = check_limit(limit)
         if limit == 0 or query.states == frozenset():
             return []
         clauses: list[sql.Composable] = []
-        values: dict[str, Any] = {}
-        if query.states is not None:
-            clauses.append(sql.SQL("state = ANY(%(states)s)"))
-            values["states"] = sorted(s.value for s in query.states)
+        values: dict[str, Any] = {"limit": limit}
         if query.due_before is not None:
             clauses.append(sql.SQL("due_at < %(due_before)s"))
             values["due_before"] = query.due_before
-        scanning = query.with_holds is not None or query.with_failed_steps is not None
-        chunk = max(limit, self._QUERY_CHUNK) if scanning else limit
-        found: list[AccountRecord | CorruptRecord] = []
+        if query.with_holds is not None:
+            clauses.append(sql.SQL("has_holds" if query.with_holds else "NOT has_holds"))
+        if query.with_failed_steps is not None:
+            clauses.append(sql.SQL("has_failed_steps" if query.with_failed_steps else "NOT has_failed_steps"))
+        if after is not None:
+            clauses.append(sql.SQL("account_id > %(after)s"))
+            values["after"] = after
+        states = sorted(s.value for s in query.states) if query.states is not None else None
+
+        def page(
+            cursor: _Cursor, state: sql.Composable | None, params: dict[str, Any]
+        ) -> list[tuple[str, str]]:
+            where = clauses if state is None else [state, *clauses]
+            statement = sql.SQL(
+                "SELECT account_id, body FROM {}.accounts{} ORDER BY account_id LIMIT %(limit)s"
+            ).format(
+                self._sql.schema,
+                sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL(""),
+            )
+            cursor.execute(statement, params)
+            return cursor.fetchall()
+
         with self._transaction("listing accounts") as cursor:
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            while True:
-                where = [*clauses, sql.SQL("account_id > %(after)s")] if after is not None else clauses
-                statement = sql.SQL(
-                    "SELECT account_id, body FROM {}.accounts{} ORDER BY account_id LIMIT {}"
-                ).format(
-                    self._sql.schema,
-                    sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL(""),
-                    sql.Literal(chunk),
-                )
-                cursor.execute(statement, {**values, "after": after})
-                rows = cursor.fetchall()
-                for account_id, body in rows:
-                    item = _decode_claimed(account_id, body)
-                    if isinstance(item, CorruptRecord) or unindexed_match(query, item):
-                        found.append(item)
-                        if len(found) == limit:
-                            return found
-                if len(rows) < chunk:
-                    return found
-                after = rows[-1][0]
+            if states is None:
+                rows = page(cursor, None, values)
+            elif query_path(query) == "states":  # the state index, once per state
+                one = sql.SQL("state = %(state)s")
+                pages = (page(cursor, one, {**values, "state": state}) for state in states)
+                rows = merge_pages(pages, limit, _first)
+            else:
+                rows = page(cursor, sql.SQL("state = ANY(%(states)s)"), {**values, "states": states})
+        return [_decode_claimed(account_id, body) for account_id, body in rows]
 
     def account_ids(self) -> tuple[str, ...]:
         """Every stored account id (for tests and tools)."""
@@ -884,6 +935,9 @@ class PostgresStore:
                 break
             if version > from_version:
                 composed += [self._sql.format(statement) for statement in statements]
+                if version == 6 and from_version > 0:
+                    composed.append(sql.SQL(FLAGS_STEP_NOTE))
+                    break
                 composed.append(
                     sql.SQL("INSERT INTO {}.schema_migrations (version, description) VALUES ({}, {})").format(
                         self._sql.schema, sql.Literal(version), sql.Literal(description)
@@ -1049,15 +1103,17 @@ class _Statements:
         )
         self.insert_account = self.format(
             "INSERT INTO {schema}.accounts"
-            " (account_id, version, state, live_identity, due_at, body, policy_label)"
+            " (account_id, version, state, live_identity, due_at, body, policy_label, has_holds,"
+            " has_failed_steps)"
             " VALUES (%(account_id)s, %(version)s, %(state)s, %(live_identity)s, %(due_at)s, %(body)s,"
-            " %(policy_label)s)"
+            " %(policy_label)s, %(has_holds)s, %(has_failed_steps)s)"
             " ON CONFLICT (account_id) DO NOTHING"
         )
         update: LiteralString = (
             "UPDATE {schema}.accounts SET version = %(version)s, state = %(state)s,"
             " live_identity = %(live_identity)s, due_at = %(due_at)s, body = %(body)s,"
-            " policy_label = %(policy_label)s"
+            " policy_label = %(policy_label)s,"
+            " has_holds = %(has_holds)s, has_failed_steps = %(has_failed_steps)s"
         )
         where: LiteralString = " WHERE account_id = %(account_id)s AND version = %(expected_version)s"
         # A user command's write leaves the claim as it is.
@@ -1142,6 +1198,10 @@ class _Statements:
 
     def format(self, statement: LiteralString) -> sql.Composed:
         return sql.SQL(statement).format(schema=self.schema)
+
+
+def _first(row: tuple[str, str]) -> str:
+    return row[0]
 
 
 def _decode_claimed(account_id: str, body: str) -> AccountRecord | CorruptRecord:

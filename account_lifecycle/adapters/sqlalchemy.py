@@ -31,6 +31,7 @@ from typing import Any, Final, TypeVar
 import attrs
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -42,14 +43,19 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    bindparam,
     case,
     cast,
     delete,
+    false,
     func,
     insert,
+    inspect,
+    not_,
     null,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy import exc as sa_exc
@@ -75,13 +81,22 @@ from account_lifecycle.errors import (
     AccountExists,
     AccountNotFound,
     ConcurrentUpdate,
+    LifecycleError,
     RecordCorrupt,
     StoreError,
 )
 from account_lifecycle.health import StatusRow, StoreStatus, summarize
 from account_lifecycle.model import AccountRecord, State, validate_id
 from account_lifecycle.ports import REFUSALS
-from account_lifecycle.queries import check_after, check_limit, check_query, unindexed_match
+from account_lifecycle.queries import (
+    UNREADABLE_FLAGS,
+    check_after,
+    check_limit,
+    check_query,
+    flags_of,
+    merge_pages,
+    query_path,
+)
 from account_lifecycle.schedule import due_at
 from account_lifecycle.sealed import SealedValue
 from account_lifecycle.values import (
@@ -110,7 +125,9 @@ T = TypeVar("T")
 #: Every table name starts with it, so the tables sit among a host's own without clashes.
 PREFIX: Final = "account_lifecycle_"
 #: The version of the tables below; ``migrate()`` records it in ``account_lifecycle_meta``.
-SCHEMA_VERSION: Final = 1
+#: 2: accounts.has_holds and has_failed_steps (``queries.flags_of``), indexed for operators'
+#: queries (partial indexes on account_id, and (state, account_id)).
+SCHEMA_VERSION: Final = 2
 #: The name whose ``hashtextextended(name || ':' || outbox table, 0)`` is the PostgreSQL
 #: transaction advisory lock taken just before outbox positions are numbered.
 OUTBOX_LOCK: Final = "account_lifecycle.outbox"
@@ -126,7 +143,7 @@ def build_metadata(schema: str | None = None) -> MetaData:
     if schema is not None and (not isinstance(schema, str) or not schema or len(schema) > 63):
         raise ValueError(f"schema must be a name of 1 to 63 characters or None, got {schema!r}")
     md = MetaData(schema=schema)
-    Table(
+    accounts = Table(
         f"{PREFIX}accounts",
         md,
         Column("account_id", Text, primary_key=True),
@@ -137,9 +154,22 @@ def build_metadata(schema: str | None = None) -> MetaData:
         Column("claim_owner", Text),
         Column("claim_until", _TIME),
         Column("body", Text, nullable=False),
+        Column("has_holds", Boolean, nullable=False, server_default=false()),
+        Column("has_failed_steps", Boolean, nullable=False, server_default=false()),
         UniqueConstraint("live_identity", name=f"{PREFIX}accounts_live_identity_key"),
         Index(f"{PREFIX}accounts_due", "due_at", "account_id"),
+        Index(f"{PREFIX}accounts_state", "state", "account_id"),
     )
+    # Partial indexes of the rare accounts operators look for, in id order. The predicates are
+    # text, as SQLAlchemy renders a boolean column test on each dialect (SQLite only uses an
+    # index whose WHERE is a term of the query's), and so that Alembic renders them.
+    for flag, name in (("has_holds", "held"), ("has_failed_steps", "failed")):
+        Index(
+            f"{PREFIX}accounts_{name}",
+            accounts.c.account_id,
+            sqlite_where=text(f"{flag} = 1"),
+            postgresql_where=text(flag),
+        )
     accounts_key = f"{schema}.{PREFIX}accounts.account_id" if schema else f"{PREFIX}accounts.account_id"
     Table(
         f"{PREFIX}events",
@@ -233,6 +263,10 @@ def _check_limit(limit: object) -> int:
     return limit
 
 
+def _first(row: tuple[str, str | bytes]) -> str:
+    return row[0]
+
+
 def _decode_claimed(account_id: str, body: str | bytes) -> AccountRecord | CorruptRecord:
     try:
         return record_from_json(body, account_id)
@@ -280,12 +314,15 @@ class _Logic:
 
     @staticmethod
     def columns(record: AccountRecord) -> dict[str, Any]:
+        held, failed = flags_of(record)
         return {
             "version": record.version,
             "state": record.state.value,
             "live_identity": record.live_identity,
             "due_at": _utc(due_at(record)),
             "body": record_to_json(record),
+            "has_holds": held,
+            "has_failed_steps": failed,
         }
 
     def _exists(self, conn: Connection, account_id: str) -> bool:
@@ -567,41 +604,37 @@ class _Logic:
         a = self.accounts
         return tuple(row[0] for row in conn.execute(select(a.c.account_id).order_by(a.c.account_id)).all())
 
-    #: How many rows ``list_accounts`` reads at a time while it filters on decoded records.
-    QUERY_CHUNK: Final = 256
-
     def list_accounts(
         self, conn: Connection, query: AccountQuery, after: str | None, limit: int
     ) -> list[AccountRecord | CorruptRecord]:
-        """State and due time filtered in SQL, by ``account_id`` pages; holds and failed steps
-        on the decoded records (as every shipped store does), scanning on in chunks until the
-        page is full. A row that cannot be decoded comes back when its columns match."""
+        """Every condition a column test (state, due time, ``has_holds``, ``has_failed_steps``),
+        by ``account_id`` pages on an index that serves it (``query_path``: the partial index of
+        held or failed accounts, ``(state, account_id)`` once per state, or the primary key). A
+        row that cannot be decoded comes back when its columns match."""
         a = self.accounts
         where: list[ColumnElement[bool]] = []
-        if query.states is not None:
-            where.append(a.c.state.in_(sorted(State(s).value for s in query.states)))
         if query.due_before is not None:
             where.append(and_(a.c.due_at.is_not(None), a.c.due_at < _utc(query.due_before)))
-        scanning = query.with_holds is not None or query.with_failed_steps is not None
-        chunk = max(limit, self.QUERY_CHUNK) if scanning else limit
-        found: list[AccountRecord | CorruptRecord] = []
-        while True:
-            page = [*where, a.c.account_id > after] if after is not None else where
-            rows = conn.execute(
-                select(a.c.account_id, self._body(conn, a.c.body))
-                .where(*page)
-                .order_by(a.c.account_id)
-                .limit(chunk)
-            ).all()
-            for account_id, body in rows:
-                item = _decode_claimed(account_id, body)
-                if isinstance(item, CorruptRecord) or unindexed_match(query, item):
-                    found.append(item)
-                    if len(found) == limit:
-                        return found
-            if len(rows) < chunk:
-                return found
-            after = rows[-1][0]
+        if query.with_holds is not None:
+            where.append(a.c.has_holds if query.with_holds else not_(a.c.has_holds))
+        if query.with_failed_steps is not None:
+            where.append(a.c.has_failed_steps if query.with_failed_steps else not_(a.c.has_failed_steps))
+        if after is not None:
+            where.append(a.c.account_id > after)
+
+        def page(*also: ColumnElement[bool]) -> list[tuple[str, str | bytes]]:
+            statement = select(a.c.account_id, self._body(conn, a.c.body)).where(*also, *where)
+            return [(r[0], r[1]) for r in conn.execute(statement.order_by(a.c.account_id).limit(limit)).all()]
+
+        if query.states is None:
+            rows = page()
+        else:
+            states = sorted(State(s).value for s in query.states)
+            if query_path(query) == "states":  # the state index, once per state
+                rows = merge_pages((page(a.c.state == state) for state in states), limit, _first)
+            else:
+                rows = page(a.c.state.in_(states))
+        return [_decode_claimed(account_id, body) for account_id, body in rows]
 
     # -- the outbox ------------------------------------------------------------------------
 
@@ -753,15 +786,60 @@ class _Logic:
         self.metadata.create_all(conn, checkfirst=True)
         m = self.meta
         row = conn.execute(select(m.c.value).where(m.c.key == "schema_version")).first()
-        if row is None:
-            conn.execute(insert(m).values(key="schema_version", value=str(SCHEMA_VERSION)))
-            return (SCHEMA_VERSION,)
-        if int(row[0]) > SCHEMA_VERSION:
+        if row is not None and int(row[0]) > SCHEMA_VERSION:
             raise StoreError(
                 f"the account_lifecycle tables have schema version {row[0]}, newer than this "
                 f"library's {SCHEMA_VERSION}; upgrade account_lifecycle"
             )
+        added = self._add_flags(conn)
+        if row is None:
+            if added:  # tables an earlier release made (by Alembic), without a version row
+                self._fill_flags(conn)
+            conn.execute(insert(m).values(key="schema_version", value=str(SCHEMA_VERSION)))
+            return (SCHEMA_VERSION,)
+        if int(row[0]) < SCHEMA_VERSION:
+            self._fill_flags(conn)
+            conn.execute(update(m).where(m.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
+            return tuple(range(int(row[0]) + 1, SCHEMA_VERSION + 1))
         return ()
+
+    def _add_flags(self, conn: Connection) -> bool:
+        """Version 2's columns and indexes on accounts tables made before it (``create_all``
+        adds no column to a table that exists); whether the columns were missing."""
+        a = self.accounts
+        found = {c["name"] for c in inspect(conn).get_columns(a.name, schema=a.schema)}
+        missing = [a.c[name] for name in ("has_holds", "has_failed_steps") if name not in found]
+        preparer = conn.dialect.identifier_preparer
+        for column in missing:
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.exec_driver_sql(
+                f"ALTER TABLE {preparer.format_table(a)} ADD COLUMN {preparer.format_column(column)} {kind}"
+                " NOT NULL DEFAULT " + ("false" if self._pg(conn) else "0")
+            )
+        for index in a.indexes:
+            index.create(conn, checkfirst=True)
+        return bool(missing)
+
+    def _fill_flags(self, conn: Connection) -> None:
+        """Version 2's data step: each row's ``has_holds`` and ``has_failed_steps`` from its
+        body (a body that cannot be decoded gets both: it is listed where operators look for
+        trouble)."""
+        a = self.accounts
+        flags = []
+        for account_id, body in conn.execute(select(a.c.account_id, self._body(conn, a.c.body))).all():
+            try:
+                held, failed = flags_of(record_from_json(body, account_id))
+            except LifecycleError:
+                held, failed = UNREADABLE_FLAGS
+            if held or failed:
+                flags.append({"key": account_id, "held": held, "failed": failed})
+        if flags:
+            conn.execute(
+                update(a)
+                .where(a.c.account_id == bindparam("key"))
+                .values(has_holds=bindparam("held"), has_failed_steps=bindparam("failed")),
+                flags,
+            )
 
     def schema_version(self, conn: Connection) -> int:
         m = self.meta

@@ -50,11 +50,14 @@ from account_lifecycle.identity_keys import IDENTITY_KIND, IdentityKeys
 from account_lifecycle.model import AccountRecord
 from account_lifecycle.ports import REFUSALS
 from account_lifecycle.queries import (
+    UNREADABLE_FLAGS,
     AccountQuery,
     check_after,
     check_limit,
     check_query,
-    unindexed_match,
+    flags_of,
+    merge_pages,
+    query_path,
 )
 from account_lifecycle.schedule import due_at
 from account_lifecycle.sealed import SealedValue
@@ -77,7 +80,9 @@ __all__ = ["SQLiteStore"]
 #: 4: the outbox: an entry per event (its position is the rowid: writers are serialized by
 #: BEGIN IMMEDIATE, so positions increase in commit order), listeners' cursors, dead letters.
 #: 5: accounts.policy_label, the policy version each account is pinned to (policy versions).
-SCHEMA_VERSION: Final = 5
+#: 6: accounts.has_holds and has_failed_steps (``queries.flags_of``), with partial indexes on
+#: account_id and an index on (state, account_id): operators' queries walk only what they list.
+SCHEMA_VERSION: Final = 6
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS accounts (
     account_id    TEXT PRIMARY KEY,
@@ -156,7 +161,31 @@ _VERSIONS_INDEX: Final = (
     "CREATE INDEX IF NOT EXISTS accounts_policy_label ON accounts (policy_label, account_id)"
 )
 
-_SET = "UPDATE accounts SET version = ?, state = ?, live_identity = ?, due_at = ?, body = ?, policy_label = ?"
+#: Schema 6 (operators' queries): whether the record has a legal hold / a failed purge step,
+#: written with every body, and the indexes that walk them (and each state) in id order. The
+#: columns are added after ``_SCHEMA`` when missing, then filled from the bodies (``migrate``).
+_FLAG_COLUMNS: Final = (
+    "ALTER TABLE accounts ADD COLUMN has_holds INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE accounts ADD COLUMN has_failed_steps INTEGER NOT NULL DEFAULT 0",
+)
+_FLAG_INDEXES: Final = (
+    "CREATE INDEX IF NOT EXISTS accounts_held ON accounts (account_id) WHERE has_holds",
+    "CREATE INDEX IF NOT EXISTS accounts_failed ON accounts (account_id) WHERE has_failed_steps",
+    "CREATE INDEX IF NOT EXISTS accounts_state ON accounts (state, account_id)",
+)
+#: What ``migrate --sql`` prints in place of schema 6's data step.
+_FLAGS_STEP_NOTE: Final = (
+    "-- schema 6 also fills has_holds and has_failed_steps from each stored record, which needs the"
+    " library's decoder: run account-lifecycle migrate (or open the file with SQLiteStore); it"
+    " records version 6"
+)
+#: Which partial index walks a query's rows (``queries.query_path``), named for ``INDEXED BY``.
+_PATH_INDEX: Final = {"holds": "accounts_held", "failed": "accounts_failed", "states": "accounts_state"}
+
+_SET = (
+    "UPDATE accounts SET version = ?, state = ?, live_identity = ?, due_at = ?, body = ?, policy_label = ?,"
+    " has_holds = ?, has_failed_steps = ?"
+)
 _WHERE = " WHERE account_id = ? AND version = ?"
 #: A write that leaves the claim as it is (a user command).
 _SAVE: Final = _SET + _WHERE
@@ -311,10 +340,17 @@ class SQLiteStore:
                 self._label_pins(conn)
             conn.execute(_VERSIONS_INDEX)
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if "has_holds" not in columns:
+                for statement in _FLAG_COLUMNS:
+                    conn.execute(statement)
+            for statement in _FLAG_INDEXES:
+                conn.execute(statement)
             if row is not None and int(row[0]) < 3:
                 self._digest_plain_identities(conn, identity_keys)
             if row is not None and int(row[0]) < 4:
                 conn.execute(_OUTBOX_BACKFILL)
+            if row is not None and int(row[0]) < 6:  # also when migrate --sql added the columns
+                self._fill_flags(conn)
             if row is None:
                 conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             elif int(row[0]) > SCHEMA_VERSION:
@@ -356,6 +392,23 @@ class SQLiteStore:
                 continue
             conn.execute("UPDATE accounts SET policy_label = ? WHERE account_id = ?", (label, account_id))
 
+    @staticmethod
+    def _fill_flags(conn: sqlite3.Connection) -> None:
+        """Schema 6's data step: each row's ``has_holds`` and ``has_failed_steps`` from its body
+        (a body that cannot be decoded gets both: it is listed where operators look for trouble)."""
+        rows = conn.execute("SELECT account_id, CAST(body AS BLOB) FROM accounts").fetchall()
+        flags = []
+        for account_id, body in rows:
+            try:
+                held, failed = flags_of(record_from_json(body, account_id))
+            except LifecycleError:
+                held, failed = UNREADABLE_FLAGS
+            if held or failed:
+                flags.append((int(held), int(failed), account_id))
+        conn.executemany(
+            "UPDATE accounts SET has_holds = ?, has_failed_steps = ? WHERE account_id = ?", flags
+        )
+
     def account_ids_pinned(self, label: str) -> tuple[str, ...]:
         """The ids of the accounts pinned to *label* (``name@version``, or a bare name for records
         written before versions), and of rows not labelled yet, in id order (the lifecycle reads
@@ -394,7 +447,7 @@ class SQLiteStore:
     # -- the store port --------------------------------------------------------------------
 
     @staticmethod
-    def _columns(record: AccountRecord) -> tuple[int, str, str | None, str | None, str, str]:
+    def _columns(record: AccountRecord) -> tuple[int, str, str | None, str | None, str, str, bool, bool]:
         due = due_at(record)
         return (
             record.version,
@@ -403,6 +456,7 @@ class SQLiteStore:
             None if due is None else format_time(due),
             record_to_json(record),
             record.policy_label,
+            *flags_of(record),
         )
 
     def _append(self, conn: sqlite3.Connection, events: Sequence[AuditEvent]) -> None:
@@ -501,7 +555,7 @@ class SQLiteStore:
         aliases: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         """Insert a new account with its first events (``AccountStore.create``)."""
-        version, state, identity, due, body, label = self._columns(record)
+        version, state, identity, due, body, label, held, failed = self._columns(record)
         with self._write(f"creating {record.account_id!r}") as conn:
             if self._exists(conn, record.account_id):
                 raise AccountExists(account_id=record.account_id)
@@ -510,9 +564,9 @@ class SQLiteStore:
             try:
                 conn.execute(
                     "INSERT INTO accounts"
-                    " (account_id, version, state, live_identity, due_at, body, policy_label)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (record.account_id, version, state, identity, due, body, label),
+                    " (account_id, version, state, live_identity, due_at, body, policy_label,"
+                    " has_holds, has_failed_steps) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (record.account_id, version, state, identity, due, body, label, held, failed),
                 )
             except sqlite3.IntegrityError:
                 raise AccountExists(account_id=record.account_id, identity=identity) from None
@@ -668,19 +722,18 @@ class SQLiteStore:
 
     # -- queries ---------------------------------------------------------------------------
 
-    #: How many rows ``list_accounts`` reads at a time while it filters on decoded records.
-    _QUERY_CHUNK: Final = 256
-
     def list_accounts(
         self, query: AccountQuery, *, after: str | None, limit: int
     ) -> list[AccountRecord | CorruptRecord]:
         """Up to *limit* accounts matching *query* with ids after *after*, in id order
         (``QueryStore.list_accounts``), read in one read transaction; never writes.
 
-        State and due time are filtered in SQL on their columns, walking the primary key in
-        order (or the due index, when SQLite finds it cheaper); holds and failed steps are read
-        from the decoded records, scanning on in chunks until the page is full. A row that
-        cannot be decoded is returned as a ``CorruptRecord`` when its state and due time match."""
+        Every condition is a column test (``state``, ``due_at``, ``has_holds``,
+        ``has_failed_steps``); the rows are walked in id order on the index ``query_path``
+        names (the partial index of held or failed accounts, the ``(state, account_id)`` index
+        once per state, or the primary key), so a page reads the rows it returns plus those the
+        other conditions drop. A row that cannot be decoded is returned as a ``CorruptRecord``
+        when its columns match."""
         query = check_query(query)
         after = check_after(after)
         limit = check_limit(limit)
@@ -688,37 +741,41 @@ class SQLiteStore:
             return []
         clauses: list[str] = []
         values: list[object] = []
-        if query.states is not None:
-            clauses.append(f"state IN ({', '.join('?' * len(query.states))})")
-            values += sorted(s.value for s in query.states)
         if query.due_before is not None:
             clauses.append("due_at IS NOT NULL AND due_at < ?")
             values.append(format_time(query.due_before))
-        scanning = query.with_holds is not None or query.with_failed_steps is not None
-        chunk = max(limit, self._QUERY_CHUNK) if scanning else limit
-        found: list[AccountRecord | CorruptRecord] = []
+        if query.with_holds is not None:
+            clauses.append("has_holds" if query.with_holds else "NOT has_holds")
+        if query.with_failed_steps is not None:
+            clauses.append("has_failed_steps" if query.with_failed_steps else "NOT has_failed_steps")
+        if after is not None:
+            clauses.append("account_id > ?")
+            values.append(after)
+        path = query_path(query)
+        index = _PATH_INDEX.get(path)
+        # fixed clauses and index names only; every value is a parameter
+        select = "SELECT account_id, CAST(body AS BLOB) FROM accounts"
+        select += f" INDEXED BY {index}" if index else ""
+
+        def page(state_clauses: list[str], state_values: list[object]) -> list[tuple[str, bytes]]:
+            where = [*state_clauses, *clauses]
+            statement = select + (" WHERE " + " AND ".join(where) if where else "")
+            statement += " ORDER BY account_id LIMIT ?"
+            return conn.execute(statement, (*state_values, *values, limit)).fetchall()
+
+        states = sorted(s.value for s in query.states) if query.states is not None else None
         with self._read("listing accounts") as conn:
             conn.execute("BEGIN")
             try:
-                while True:
-                    where = [*clauses, "account_id > ?"] if after is not None else clauses
-                    # fixed clauses only; every value is a parameter
-                    filtered = " WHERE " + " AND ".join(where) if where else ""
-                    statement = f"SELECT account_id, CAST(body AS BLOB) FROM accounts{filtered}"  # noqa: S608
-                    statement += " ORDER BY account_id LIMIT ?"
-                    params = (*values, after, chunk) if after is not None else (*values, chunk)
-                    rows = conn.execute(statement, params).fetchall()
-                    for account_id, body in rows:
-                        item = _decode_claimed(account_id, body)
-                        if isinstance(item, CorruptRecord) or unindexed_match(query, item):
-                            found.append(item)
-                            if len(found) == limit:
-                                return found
-                    if len(rows) < chunk:
-                        return found
-                    after = rows[-1][0]
+                if states is None:
+                    rows = page([], [])
+                elif path == "states":  # the state index, once per state: each page in id order
+                    rows = merge_pages((page(["state = ?"], [s]) for s in states), limit, _first)
+                else:
+                    rows = page([f"state IN ({', '.join('?' * len(states))})"], list(states))
             finally:
                 conn.execute("COMMIT")
+        return [_decode_claimed(account_id, body) for account_id, body in rows]
 
     def account_ids(self) -> tuple[str, ...]:
         """Every stored account id (for tests and tools)."""
@@ -747,21 +804,26 @@ class SQLiteStore:
         recorded version as it was, and a closing comment says to run ``migrate`` for the rest.
         From 3, schema 4 adds the outbox and numbers the stored events; schema 5 adds the
         ``policy_label`` column and its index; rows left without a label are still offered by
-        ``account_ids_pinned`` (``migrate`` fills them in)."""
+        ``account_ids_pinned`` (``migrate`` fills them in). Schema 6 adds ``has_holds`` and
+        ``has_failed_steps`` and their indexes; filling them from the stored records needs the
+        library's decoder, so from a file with accounts (1 to 5) the statements leave the
+        recorded version as it was and a closing comment says to run ``migrate``."""
         if from_version >= SCHEMA_VERSION:
             return ()
-        bump = f"UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema_version'"  # noqa: S608 (an int)
-        if from_version == 4:  # schema 5 alone: the column and its index (labels: see migrate)
-            return (_VERSIONS_COLUMN, _VERSIONS_INDEX, bump)
+        flags = [*_FLAG_COLUMNS, *_FLAG_INDEXES]
+        if from_version == 5:
+            return (*flags, _FLAGS_STEP_NOTE)
+        if from_version == 4:  # schema 5: the column and its index (labels: see migrate)
+            return (_VERSIONS_COLUMN, _VERSIONS_INDEX, *flags, _FLAGS_STEP_NOTE)
         statements = [" ".join(s.split()) for s in _SCHEMA.split(";") if s.strip()]
-        if from_version == 0 or from_version >= 3:  # before 3, migrate() adds it with the digests
-            statements += [_VERSIONS_COLUMN, _VERSIONS_INDEX]
+        if from_version == 0 or from_version >= 3:  # before 3, migrate() adds them with the digests
+            statements += [_VERSIONS_COLUMN, _VERSIONS_INDEX, *flags]
         if from_version == 0:
             statements.append(f"INSERT INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}')")  # noqa: S608 (an int)
         elif from_version < 3:
             statements.append(DIGEST_STEP_NOTE)
         else:
-            statements += [_OUTBOX_BACKFILL, bump]
+            statements += [_OUTBOX_BACKFILL, _FLAGS_STEP_NOTE]
         return tuple(statements)
 
     def status(self, *, now: datetime) -> StoreStatus:
@@ -967,6 +1029,10 @@ def _with_sealed(
     for seq, field, salt, value in rows:
         by_seq.setdefault(seq, {})[field] = sealed_from_row(account_id, seq, salt, value)
     return tuple(attrs.evolve(e, sealed_values=by_seq[e.seq]) if e.seq in by_seq else e for e in events)
+
+
+def _first(row: tuple[str, bytes]) -> str:
+    return row[0]
 
 
 def _decode_claimed(account_id: str, body: bytes) -> AccountRecord | CorruptRecord:

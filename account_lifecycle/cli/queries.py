@@ -13,7 +13,7 @@ from account_lifecycle.audit import format_time
 from account_lifecycle.cli._common import _guarded, _json, _say
 from account_lifecycle.cli.console_setup import _parse_time
 from account_lifecycle.cli.ops import _reader
-from account_lifecycle.cli.schema_gate import refuse_outdated_postgres
+from account_lifecycle.cli.schema_gate import refuse_outdated_postgres, refuse_outdated_sqlite
 from account_lifecycle.cli.tables import print_table
 from account_lifecycle.model import AccountRecord, PurgeStatus, State
 from account_lifecycle.queries import DEFAULT_PAGE, MAX_PAGE, AccountPage, account_page, query_of
@@ -136,6 +136,8 @@ def accounts(
     with _reader(db, dsn, schema) as store:
         if dsn is not None:
             refuse_outdated_postgres(store)  # with the command to run; it never migrates
+        else:  # schema 6's columns answer the query: an older file is refused the same way
+            refuse_outdated_sqlite(db if db is not None else "accounts.db")
         page = account_page(store, query, cursor=cursor, limit=limit)
     if as_json:
         _json({"accounts": [_row(item) for item in page.accounts], "next_cursor": page.next_cursor})

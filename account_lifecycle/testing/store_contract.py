@@ -1474,13 +1474,14 @@ class StoreContract:
     def test_list_accounts_returns_an_undecodable_record_as_corrupt_in_its_place(
         self, store: AccountStore, damage: str
     ) -> None:
-        """A row that cannot be decoded comes back as a CorruptRecord, in its place, when its
-        state and due time match (whatever the conditions on holds and failed steps, which it
-        cannot tell), and not when they do not; the reason quotes none of the stored text."""
+        """A row that cannot be decoded comes back as a CorruptRecord, in its place, when what
+        the store keeps beside it matches (state, due time, holds and failed steps, as last
+        written: a store that keeps no columns cannot tell them and lists it), and not when its
+        state or due time do not; the reason quotes none of the stored text."""
         lister = self._lister(store)
         hold = {"files": Hold(NOW, "support:ann", "case 3")}
         store.create(due_record("acc-1", NOW - _TICK, holds=hold), ())
-        broken = due_record("acc-2", NOW - _TICK, identity=_SECRET)
+        broken = due_record("acc-2", NOW - _TICK, identity=_SECRET, holds=hold)
         store.create(broken, ())
         store.create(due_record("acc-3", NOW - _TICK, holds=hold), ())
         self.corrupt_record(store, "acc-2", _DAMAGED_RECORDS[damage](broken))
@@ -1566,6 +1567,114 @@ class StoreContract:
         assert all(i.startswith(prefix) for i in ids)
         steady = {i for i, r in current.items() if i not in changed and r.state in wanted}
         assert steady <= set(ids)
+
+    def _listed_and_decoded(
+        self,
+        store: AccountStore,
+        query: AccountQuery,
+        ids: Sequence[str],
+        *,
+        after: str | None,
+        limit: int = 2,
+    ) -> tuple[list[str], list[str]]:
+        """The ids *query* lists after *after* (every page, *limit* at a time), and those of
+        *ids* (every id after *after*) whose record, read back with ``get``, matches it."""
+        listed = self._walk(self._lister(store), query, limit=limit, after=after)
+        decoded = sorted(i for i in ids if _matches(query, store.get(i)))
+        return listed, decoded
+
+    def test_holds_and_failed_steps_listed_follow_every_write(self, store: AccountStore) -> None:
+        """After holds are placed and released and purge steps fail and are retried (by save and
+        by save_many), every query on holds and failed steps (alone, together, with a state)
+        lists exactly the accounts whose records, decoded, match it: a store that keeps what it
+        filters on beside the record must update it with every write."""
+        self._lister(store)
+        hold = {"files": Hold(NOW, "support:ann", "case 12")}
+        failed = {
+            "contacts": PurgeProgress(PurgeStatus.FAILED, attempts=1, error="timeout", at=NOW, retry_at=NOW)
+        }
+        retried = {"contacts": PurgeProgress(PurgeStatus.PENDING, attempts=1, at=NOW)}
+        ids = [f"flag-{n}" for n in range(6)]
+        records = {}
+        for account_id in ids:
+            record = due_record(account_id, NOW, holds=hold if account_id in ("flag-0", "flag-3") else {})
+            store.create(record, ())
+            records[account_id] = record
+
+        def write(changes: dict[str, dict[str, Any]], *, batch: bool) -> None:
+            nxt = {i: advance(records[i], **fields) for i, fields in changes.items()}
+            if batch:
+                assert save_many(store, [_write(w, records[i].version) for i, w in nxt.items()], now=NOW) == [
+                    None
+                ] * len(nxt)
+            else:
+                for i, (record, events) in nxt.items():
+                    store.save(record, expected_version=records[i].version, events=events)
+            records.update({i: record for i, (record, _) in nxt.items()})
+
+        write({"flag-0": {"holds": {}}, "flag-1": {"holds": hold}, "flag-2": {"purge": failed}}, batch=False)
+        write(
+            {"flag-3": {"holds": {}, "purge": failed}, "flag-4": {"purge": failed, "holds": hold}}, batch=True
+        )
+        write({"flag-2": {"purge": retried}, "flag-5": {"holds": hold}}, batch=False)
+        write({"flag-4": {"holds": {}}, "flag-5": {"holds": {}, "purge": failed}}, batch=True)
+        write({"flag-1": {"state": State.RESTORABLE, "restorable_until": NOW}}, batch=False)
+
+        cancelled = frozenset({State.CANCELLED})
+        for with_holds in (True, False, None):
+            for with_failed_steps in (True, False, None):
+                for states in (None, cancelled):
+                    query = AccountQuery(states, None, with_holds, with_failed_steps)
+                    listed, decoded = self._listed_and_decoded(store, query, ids, after=None)
+                    assert listed == decoded, query
+        held = AccountQuery(with_holds=True)
+        assert self._listed_and_decoded(store, held, ids, after=None) == (["flag-1"], ["flag-1"])
+        failing = AccountQuery(with_failed_steps=True)
+        assert self._listed_and_decoded(store, failing, ids, after=None)[0] == ["flag-3", "flag-4", "flag-5"]
+
+    @given(data=st.data())
+    @settings(
+        max_examples=15,
+        deadline=None,
+        suppress_health_check=_QUERY_CHECKS,
+    )
+    def test_queries_agree_with_the_decoded_records_after_random_writes(
+        self, store: AccountStore, data: st.DataObject
+    ) -> None:
+        """Random accounts, then random writes that place and release holds, fail and retry
+        steps and change states (each by save or by save_many): every query then lists exactly
+        the accounts whose records, read back and decoded, match it, page by page."""
+        prefix = self._example_prefix(store)
+        records = {
+            r.account_id: r
+            for r in data.draw(
+                st.lists(_query_records(prefix), min_size=1, max_size=8, unique_by=lambda r: r.account_id)
+            )
+        }
+        for record in records.values():
+            store.create(record, ())
+        for _ in range(data.draw(st.integers(min_value=1, max_value=6))):
+            account_id = data.draw(st.sampled_from(sorted(records)))
+            current = records[account_id]
+            drawn = data.draw(_query_records(prefix))
+            following, events = advance(
+                current,
+                state=drawn.state,
+                holds=drawn.holds,
+                purge=drawn.purge,
+                cancelled_at=drawn.cancelled_at,
+                restorable_until=drawn.restorable_until,
+            )
+            if data.draw(st.booleans()):
+                store.save(following, expected_version=current.version, events=events)
+            else:
+                assert save_many(store, [Write(following, current.version, events)], now=NOW) == [None]
+            records[account_id] = following
+        query = data.draw(_queries())
+        limit = data.draw(st.integers(min_value=1, max_value=4))
+        listed, decoded = self._listed_and_decoded(store, query, sorted(records), after=prefix, limit=limit)
+
+        assert listed == decoded
 
     @staticmethod
     def _example_prefix(store: AccountStore) -> str:

@@ -45,6 +45,10 @@ def _make_version_3(path: Path) -> list[tuple[str, int]]:
             conn.execute(f"DROP TABLE {table}")
         conn.execute("DROP INDEX accounts_policy_label")  # schema 5's column goes too
         conn.execute("ALTER TABLE accounts DROP COLUMN policy_label")
+        for index in ("accounts_held", "accounts_failed", "accounts_state"):  # schema 6's go too
+            conn.execute(f"DROP INDEX {index}")
+        conn.execute("ALTER TABLE accounts DROP COLUMN has_holds")
+        conn.execute("ALTER TABLE accounts DROP COLUMN has_failed_steps")
         conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
     conn.close()
     return written
@@ -58,7 +62,7 @@ def test_a_version_3_sqlite_file_gets_entries_for_its_events_per_account_in_seq_
 
     store = SQLiteStore(path)
     try:
-        assert store.schema_version() == SCHEMA_VERSION == 5
+        assert store.schema_version() == SCHEMA_VERSION == 6
         entries = store.outbox_read(after=0, limit=100)
         assert [(e.event.account_id, e.event.seq) for e in entries] == _by_account(written)
         assert [e.position for e in entries] == list(range(1, len(written) + 1))
@@ -76,7 +80,8 @@ def test_a_version_3_sqlite_file_gets_entries_for_its_events_per_account_in_seq_
 
 def test_the_sql_of_migrate_from_version_3_does_what_migrate_does(tmp_path: Path) -> None:
     """``migration_statements(3)``, run by hand on a schema-3 file, creates the outbox, numbers
-    the events as ``migrate`` does, adds schema 5's column and records version 5."""
+    the events as ``migrate`` does, adds schema 5's and 6's columns, and leaves the version at 3
+    with a closing comment: filling schema 6's columns needs ``migrate``, which then records 6."""
     path = tmp_path / "accounts.db"
     written = _make_version_3(path)
     statements = SQLiteStore.migration_statements(3)
@@ -87,11 +92,20 @@ def test_the_sql_of_migrate_from_version_3_does_what_migrate_does(tmp_path: Path
 
     reader = SQLiteStore.open_read_only(path)
     try:
-        assert reader.schema_version() == 5
+        assert reader.schema_version() == 3
+        assert statements[-1].startswith("-- schema 6 also fills has_holds and has_failed_steps")
         entries = reader.outbox_read(after=0, limit=100)
         assert [(e.event.account_id, e.event.seq) for e in entries] == _by_account(written)
     finally:
         reader.close()
+    store = SQLiteStore(path)
+    try:
+        assert store.schema_version() == 6
+        assert [(e.event.account_id, e.event.seq) for e in store.outbox_read(after=0, limit=100)] == (
+            _by_account(written)
+        )
+    finally:
+        store.close()
 
 
 # -- PostgreSQL ------------------------------------------------------------------------------------
@@ -122,7 +136,7 @@ def test_a_postgres_schema_at_version_3_gets_entries_for_its_events(pg_schema: t
     with PostgresStore(target, schema=schema) as store:
         assert store.schema_version() == 3
         assert store.migration_statements(3)[0].startswith(f'CREATE TABLE "{schema}".outbox')
-        assert store.migrate() == (4, 5)
+        assert store.migrate() == (4, 5, 6)
         entries = store.outbox_read(after=0, limit=100)
         assert [(e.event.account_id, e.event.seq) for e in entries] == _by_account(written)
         assert [e.position for e in entries] == list(range(1, len(written) + 1))

@@ -41,9 +41,9 @@ def test_migrate_applies_each_version_once(unmigrated: PostgresStore) -> None:
     """The first migrate() applies every migration; later calls apply nothing."""
     assert unmigrated.schema_version() == 0
 
-    assert unmigrated.migrate() == (1, 2, 3, 4, 5)
+    assert unmigrated.migrate() == (1, 2, 3, 4, 5, 6)
     assert unmigrated.migrate() == ()
-    assert unmigrated.schema_version() == SCHEMA_VERSION == 5
+    assert unmigrated.schema_version() == SCHEMA_VERSION == 6
 
 
 @pytest.mark.postgres
@@ -67,7 +67,7 @@ def test_a_schema_at_version_1_is_upgraded_and_keeps_its_accounts(
         assert older.schema_version() == 1
 
         keys = fake_identity_keys()
-        assert older.migrate(identity_keys=keys) == (2, 3, 4, 5)
+        assert older.migrate(identity_keys=keys) == (2, 3, 4, 5, 6)
 
         assert older.get("acc-old").identity == keys.digest("identity", "ann@example.com")
         older.create(*new_account("acc-new", identifiers={"email": "bob@example.com"}), now=NOW)
@@ -101,13 +101,14 @@ def test_concurrent_migrations_apply_the_schema_exactly_once(pg_schema: tuple[st
         store.close()
 
     assert failures == []
-    assert sorted(applied) == [(), (), (), (1, 2, 3, 4, 5)]
+    assert sorted(applied) == [(), (), (), (1, 2, 3, 4, 5, 6)]
     assert query(pg_schema[0], f'SELECT version FROM "{pg_schema[1]}".schema_migrations ORDER BY 1') == [
         (1,),
         (2,),
         (3,),
         (4,),
         (5,),
+        (6,),
     ]
 
 

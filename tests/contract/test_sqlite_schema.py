@@ -39,7 +39,7 @@ def test_a_version_1_file_is_upgraded_and_keeps_its_accounts(tmp_path: Path) -> 
     keys = fake_identity_keys()
     store = SQLiteStore(path, identity_keys=keys)
     try:
-        assert store.schema_version() == SCHEMA_VERSION == 5
+        assert store.schema_version() == SCHEMA_VERSION == 6
         assert store.get("acc-old").identity == keys.digest("identity", "ann@example.com")
         store.create(*new_account("acc-new", identifiers={"email": "bob@example.com"}), now=NOW)
         with pytest.raises(AccountExists):

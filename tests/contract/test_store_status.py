@@ -183,7 +183,7 @@ def test_sqlite_read_only_store_never_writes(tmp_path: Path) -> None:
     store.close()
     digest = _digest(path)
     reader = SQLiteStore.open_read_only(path)
-    assert reader.schema_version() == 5
+    assert reader.schema_version() == 6
     with pytest.raises(StoreError, match="read-only"):
         reader.migrate()
     record = reader.get("a1")
@@ -215,7 +215,7 @@ def test_sqlite_status_on_an_older_schema_changes_nothing(tmp_path: Path) -> Non
     reader = SQLiteStore.open_read_only(path)
     status = reader.status(now=T0 + timedelta(days=1))
     reader.close()
-    assert (status.schema_version, status.library_schema_version, status.schema_outdated) == (1, 5, True)
+    assert (status.schema_version, status.library_schema_version, status.schema_outdated) == (1, 6, True)
     assert status.due == 1
     assert dict(status.failed) == {"call_recordings": 1}
     assert _digest(path) == digest
@@ -228,9 +228,9 @@ def test_sqlite_migration_statements(tmp_path: Path) -> None:
     """What ``migrate --sql`` prints is what migrate() does in SQL: run on a version 1 file by
     hand, it creates the tables and leaves the version as it was, saying (a comment) that
     ``migrate`` does the rest (schema 3's digests need the keys); migrate() then finishes."""
-    assert SQLiteStore.migration_statements(5) == ()
+    assert SQLiteStore.migration_statements(6) == ()
     fresh = SQLiteStore.migration_statements(0)
-    assert fresh[-1] == "INSERT INTO meta VALUES ('schema_version', '5')"
+    assert fresh[-1] == "INSERT INTO meta VALUES ('schema_version', '6')"
     path = tmp_path / "old.db"
     _version_1(path)
     statements = SQLiteStore.migration_statements(1)
@@ -241,10 +241,10 @@ def test_sqlite_migration_statements(tmp_path: Path) -> None:
             conn.execute(statement)
     reader = SQLiteStore.open_read_only(path)
     assert reader.schema_version() == 1
-    assert reader.status(now=T0).library_schema_version == 5
+    assert reader.status(now=T0).library_schema_version == 6
     reader.close()
     store = SQLiteStore(path)  # no identities in this file: nothing needs the keys
-    assert store.schema_version() == 5
+    assert store.schema_version() == 6
     store.close()
 
 
@@ -297,4 +297,4 @@ def test_postgres_status_on_an_older_schema_and_a_corrupt_row(pg_schema: tuple[s
         assert store.schema_version() == 1  # nothing was migrated
         assert len(store.migration_statements(0)) > len(statements)
         assert store.migration_statements(2) == (statements[-1],)
-        assert store.migration_statements(5) == ()
+        assert store.migration_statements(6) == ()

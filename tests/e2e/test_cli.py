@@ -500,7 +500,7 @@ class TestConsoleIdentityKeys:
 
     def test_migrate_turns_plain_identities_into_digests_only_with_the_key(self, tmp_path: Path) -> None:
         """A schema-2 file with a plain identity: ``migrate`` without the key is refused (exit
-        2, the file unchanged, the value not quoted); with it the file is at version 5 and holds
+        2, the file unchanged, the value not quoted); with it the file is at version 6 and holds
         the digest under the console's key, not the address."""
         import sqlite3
         from contextlib import closing
@@ -523,7 +523,7 @@ class TestConsoleIdentityKeys:
         assert b"ann.old@example.com" in path.read_bytes()
 
         assert ok(cli("migrate", "--db", "old.db", cwd=tmp_path)) == (
-            "SQLite database 'old.db' migrated from schema version 2 to 5\n"
+            "SQLite database 'old.db' migrated from schema version 2 to 6\n"
         )
         keys = IdentityKeys(IdentityKey("cli", bytes.fromhex(TEST_KEY.partition(":")[2])))
         migrated = SQLiteStore(path)

@@ -57,7 +57,7 @@ class TestSQLite:
 
     def test_migrate_creates_then_has_nothing_to_do(self, tmp_path: Path) -> None:
         sql = ok(cli("migrate", "--sql", cwd=tmp_path))
-        assert sql.splitlines()[-1] == "INSERT INTO meta VALUES ('schema_version', '5');"
+        assert sql.splitlines()[-1] == "INSERT INTO meta VALUES ('schema_version', '6');"
         assert not (tmp_path / "accounts.db").exists()  # --sql runs nothing
         assert (
             ok(cli("migrate", cwd=tmp_path))
@@ -65,9 +65,9 @@ class TestSQLite:
         )
         assert (
             ok(cli("migrate", cwd=tmp_path))
-            == "SQLite database 'accounts.db' is at schema version 5: nothing to do\n"
+            == "SQLite database 'accounts.db' is at schema version 6: nothing to do\n"
         )
-        assert ok(cli("migrate", "--sql", cwd=tmp_path)) == "-- schema version 5 is current: nothing to run\n"
+        assert ok(cli("migrate", "--sql", cwd=tmp_path)) == "-- schema version 6 is current: nothing to run\n"
         assert json.loads(ok(cli("migrate", "--json", cwd=tmp_path))) == {
             "from_version": 5,
             "to_version": 5,
@@ -81,7 +81,7 @@ class TestSQLite:
 
         result = cli("status", "--db", "old.db", "--now", "2026-02-01T12:00:00Z", cwd=tmp_path)
         assert result.returncode == 1
-        assert "1 (library 5): run account-lifecycle migrate" in result.stdout
+        assert "1 (library 6): run account-lifecycle migrate" in result.stdout
         assert result.stderr.startswith("status: schema version 1 is older than the library's 5")
         data = json.loads(cli("status", "--db", "old.db", "--json", cwd=tmp_path).stdout)
         assert (data["schema_version"], data["schema_outdated"]) == (1, True)
@@ -182,7 +182,7 @@ def test_postgresql_status_migrate_and_refusal(tmp_path: Path, pg_schema: tuple[
     assert ok(run("migrate")) == f"PostgreSQL schema {schema!r} migrated from schema version 0 to 5\n"  # type: ignore[arg-type]
     ok(run("open", "pg-1", "--owner", "u1", "--policy", "smrtphone"))  # type: ignore[arg-type]
     data = json.loads(ok(run("status", "--json")))  # type: ignore[arg-type]
-    assert (data["schema_version"], data["due"], data["stuck"]) == (5, 0, [])
+    assert (data["schema_version"], data["due"], data["stuck"]) == (6, 0, [])
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f'DELETE FROM "{schema}".schema_migrations WHERE version >= 4')
     assert "older than the library's 5" in refused(run("history", "pg-1", "--policy", "smrtphone"), 2)  # type: ignore[arg-type]

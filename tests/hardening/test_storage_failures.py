@@ -539,7 +539,7 @@ def test_postgres_a_lost_connection_during_migrate_leaves_no_schema(
     _assert_store_error(info, PASSWORD)
     assert pg_state(target, schema) == {"schema_migrations": []}
     assert killing_pg.store.schema_version() == 0
-    assert killing_pg.store.migrate() == (1, 2, 3, 4, 5)
+    assert killing_pg.store.migrate() == (1, 2, 3, 4, 5, 6)
 
 
 @pytest.mark.postgres

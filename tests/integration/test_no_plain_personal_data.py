@@ -267,7 +267,7 @@ def test_a_version_2_sqlite_file_needs_the_keys_and_is_left_as_it_was_without(ol
 def test_a_version_2_sqlite_file_is_migrated_to_digests(old_sqlite_file: Path) -> None:
     store = SQLiteStore(old_sqlite_file, identity_keys=KEYS)
     try:
-        assert store.schema_version() == 5
+        assert store.schema_version() == 6
         store.checkpoint()
         assert found(file_bytes(old_sqlite_file), OLD_PLAIN) == []
         check_migrated(store)
@@ -301,7 +301,7 @@ def test_a_version_2_postgres_schema_is_migrated_to_digests(pg_schema: tuple[str
         with pytest.raises(ConfigurationError, match="holds identities in plain text"):
             old.migrate()
         assert old.schema_version() == 2  # nothing applied
-        assert old.migrate(identity_keys=KEYS) == (3, 4, 5)
+        assert old.migrate(identity_keys=KEYS) == (3, 4, 5, 6)
         assert found(every_row(dsn, schema).encode(), OLD_PLAIN) == []
         check_migrated(old)
     finally:

@@ -77,7 +77,7 @@ def test_sqlite_from_schema_3_with_data(tmp_path: Path) -> None:
 
     store = SQLiteStore(path)  # migrates
     try:
-        assert store.schema_version() == 5
+        assert store.schema_version() == 6
         with sqlite3.connect(path) as conn:
             labels = conn.execute("SELECT account_id, policy_label FROM accounts ORDER BY 1").fetchall()
             plan = conn.execute(
@@ -144,7 +144,7 @@ def test_postgres_from_schema_3_with_data(pg_schema: tuple[str, str]) -> None:
         assert any(
             s.startswith(f'ALTER TABLE "{schema}".accounts ADD COLUMN') for s in older.migration_statements(3)
         )
-        assert older.migrate() == (4, 5)
+        assert older.migrate() == (4, 5, 6)
         assert query(dsn, f'SELECT account_id, policy_label FROM "{schema}".accounts ORDER BY 1') == [
             ("old-active", "allclients"),
             ("old-restorable", "allclients"),

@@ -77,10 +77,10 @@ def test_autogenerate_proposes_exactly_the_library_tables_then_nothing(
     assert all(op[0] in ("add_table", "add_index") for op in proposed), proposed
 
     store = SQLAlchemyStore(engine, schema=schema)
-    assert store.migrate() == (1,)
+    assert store.migrate() == (2,)
     assert store.migrate() == ()
     assert diff(engine, schema) == []
-    assert store.schema_version() == 1
+    assert store.schema_version() == 2
 
 
 def test_metadata_is_the_default_schemas_and_names_are_prefixed() -> None:
@@ -148,7 +148,7 @@ def test_the_documented_recipe_generates_and_applies_a_revision(
         assert store.schema_version() == 0  # Alembic made the tables; migrate() records a version
         store.create(*new_account("acc-1"))
         assert store.account_ids() == ("acc-1",)
-        assert store.migrate() == (1,)  # nothing to create: only the version row
+        assert store.migrate() == (2,)  # nothing to create: only the version row
         command.check(config)  # raises if autogenerate would propose anything more
     finally:
         engine.dispose()

@@ -58,6 +58,13 @@ class AccountRow(models.Model):
                 name="al_account_due",
                 condition=models.Q(due_at__isnull=False),
             ),
+            # operators' queries (``Lifecycle.accounts``): the rare held or failed accounts and
+            # each state, walked in id order
+            models.Index(fields=["account_id"], name="al_account_held", condition=models.Q(has_holds=True)),
+            models.Index(
+                fields=["account_id"], name="al_account_failed", condition=models.Q(has_failed_steps=True)
+            ),
+            models.Index(fields=["state", "account_id"], name="al_account_state"),
         ]
 
     def __str__(self) -> str:

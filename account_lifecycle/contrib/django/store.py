@@ -60,9 +60,9 @@ from account_lifecycle.errors import (
     StoreError,
 )
 from account_lifecycle.health import StatusRow, StoreStatus, summarize
-from account_lifecycle.model import AccountRecord, PurgeStatus, State
+from account_lifecycle.model import AccountRecord, State
 from account_lifecycle.ports import REFUSALS, save_each
-from account_lifecycle.queries import unindexed_match
+from account_lifecycle.queries import flags_of, merge_pages, query_path
 from account_lifecycle.schedule import due_at
 from account_lifecycle.sealed import SealedValue
 from account_lifecycle.values import (
@@ -166,13 +166,14 @@ class DjangoStore:
 
     @staticmethod
     def _columns(record: AccountRecord) -> dict[str, Any]:
+        held, failed = flags_of(record)
         return {
             "version": record.version,
             "state": record.state.value,
             "live_identity": record.live_identity,
             "due_at": due_at(record),
-            "has_holds": bool(record.holds),
-            "has_failed_steps": any(p.status == PurgeStatus.FAILED for p in record.purge.values()),
+            "has_holds": held,
+            "has_failed_steps": failed,
             "policy": record.policy,
             "body": record_to_json(record),
         }
@@ -450,18 +451,17 @@ class DjangoStore:
 
     # -- queries (QueryStore) ------------------------------------------------------------------
 
-    #: Rows read per step while a query filters on holds or failed steps (on decoded records).
-    _QUERY_CHUNK: Final = 200
-
     def list_accounts(
         self, query: AccountQuery, *, after: str | None, limit: int
     ) -> list[AccountRecord | CorruptRecord]:
         """Up to *limit* accounts matching *query* with ids after *after*, in id order
         (``QueryStore.list_accounts``), read in one atomic block; never writes.
 
-        State and due time are filtered in SQL on their columns; holds and failed steps on the
-        decoded records, scanning on in chunks until the page is full. A row that cannot be
-        decoded is returned as a ``CorruptRecord`` when its state and due time match."""
+        Every condition is a column test (``state``, ``due_at``, ``has_holds``,
+        ``has_failed_steps``), in id order on an index that serves it (``query_path``: the
+        partial index of held or failed accounts, ``(state, account_id)`` once per state, or the
+        primary key). A row that cannot be decoded is returned as a ``CorruptRecord`` when its
+        columns match."""
         if not isinstance(query, AccountQuery):
             raise TypeError(f"query must be an AccountQuery, got {type(query).__name__}")
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
@@ -471,26 +471,28 @@ class DjangoStore:
         if limit == 0 or query.states == frozenset():
             return []
         rows = self._rows(AccountRow).all()
-        if query.states is not None:
-            rows = rows.filter(state__in=sorted(str(s) for s in query.states))
         if query.due_before is not None:
             rows = rows.filter(due_at__lt=require_aware(query.due_before))
-        scanning = query.with_holds is not None or query.with_failed_steps is not None
-        chunk = max(limit, self._QUERY_CHUNK) if scanning else limit
-        found: list[AccountRecord | CorruptRecord] = []
+        if query.with_holds is not None:
+            rows = rows.filter(has_holds=query.with_holds)
+        if query.with_failed_steps is not None:
+            rows = rows.filter(has_failed_steps=query.with_failed_steps)
+        if after is not None:
+            rows = rows.filter(account_id__gt=after)
+
+        def page(chosen: Any) -> list[tuple[str, str]]:
+            return list(chosen.order_by("account_id").values_list("account_id", "body")[:limit])
+
         with self._atomic("listing accounts"):
-            while True:
-                page = rows if after is None else rows.filter(account_id__gt=after)
-                batch = list(page.order_by("account_id").values_list("account_id", "body")[:chunk])
-                for account_id, body in batch:
-                    item = _decode_claimed(account_id, body)
-                    if isinstance(item, CorruptRecord) or unindexed_match(query, item):
-                        found.append(item)
-                        if len(found) == limit:
-                            return found
-                if len(batch) < chunk:
-                    return found
-                after = batch[-1][0]
+            if query.states is None:
+                found = page(rows)
+            else:
+                states = sorted(str(s) for s in query.states)
+                if query_path(query) == "states":  # the state index, once per state
+                    found = merge_pages((page(rows.filter(state=state)) for state in states), limit, _first)
+                else:
+                    found = page(rows.filter(state__in=states))
+        return [_decode_claimed(account_id, body) for account_id, body in found]
 
     # -- health (health.StatusSource) ----------------------------------------------------------
 
@@ -714,6 +716,10 @@ def _with_sealed(
         attrs.evolve(e, sealed_values=found[(e.account_id, e.seq)]) if (e.account_id, e.seq) in found else e
         for e in events
     )
+
+
+def _first(row: tuple[str, str]) -> str:
+    return row[0]
 
 
 def _decode_claimed(account_id: str, body: str) -> AccountRecord | CorruptRecord:
