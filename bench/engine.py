@@ -57,6 +57,8 @@ class Plain:
         self.window_open = True
         self.new_owner_is_member = True
         self.service_active = True
+        self.may_join = True
+        self.may_leave = True
 
 
 def _may(action: str) -> Any:
@@ -88,6 +90,7 @@ def bare_transitions_machine() -> Machine:
 
         return condition
 
+    live = ["active", "surveyed", "pending_confirm"]  # the team changes until cancellation
     table = [
         ("request_cancellation", ["active"], "surveyed", [_may("request_cancellation")]),
         ("submit_survey", ["surveyed"], "active", [_may("submit_survey"), offered, keeps]),
@@ -100,6 +103,9 @@ def bare_transitions_machine() -> Machine:
         ("expire", ["restorable"], "purged", []),
         ("transfer_ownership", ["active"], None, [_may("transfer_ownership"), attr("new_owner_is_member")]),
         ("cancel_service", ["active"], None, [_may("cancel_service"), attr("service_active")]),
+        ("add_member", live, None, [_may("add_member"), attr("may_join")]),
+        ("remove_member", live, None, [_may("remove_member"), attr("may_leave")]),
+        ("change_identity", live, None, [_may("change_identity")]),
     ]
     machine = Machine(
         model=None,
