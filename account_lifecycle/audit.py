@@ -12,7 +12,7 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -34,7 +34,8 @@ _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_asci
 
 def format_time(moment: datetime) -> str:
     """Fixed-width UTC text that sorts like the moments it names."""
-    utc = require_aware(moment)
+    # a datetime already in UTC (what the write path passes) needs no conversion
+    utc = moment if type(moment) is datetime and moment.tzinfo is UTC else require_aware(moment)
     if utc.year < 1000:  # strftime's text for such years differs by platform: keep it exactly
         return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     # the same text as strftime("%Y-%m-%dT%H:%M:%S.%fZ"), in half the time; the offset is +00:00
@@ -64,7 +65,19 @@ def _freeze(value: JSONValue, path: str) -> JSONValue:
     raise TypeError(f"audit detail {path} must be JSON-like, got {type(value).__name__}")
 
 
+#: Values ``_freeze`` keeps as they are (exact types; subclasses take the general path).
+_KEPT = frozenset({str, int, bool, type(None)})
+
+
 def _freeze_details(value: Mapping[str, JSONValue]) -> Mapping[str, JSONValue]:
+    if type(value) is dict:
+        # The usual details: text keys, plain scalar values. ``_freeze`` would copy them into
+        # a read-only mapping as they are; so does this, without a call per value.
+        for key, item in value.items():
+            if type(key) is not str or type(item) not in _KEPT:
+                break
+        else:
+            return MappingProxyType(dict(value))
     frozen: Mapping[str, JSONValue] = _freeze(value, "details")
     return frozen
 
@@ -108,6 +121,20 @@ def _thaw(value: JSONValue) -> JSONValue:
 
 def _frozen_sealed(value: Mapping[str, SealedValue]) -> Mapping[str, SealedValue]:
     return MappingProxyType(dict(value))
+
+
+#: The JSON text of each state's name, as ``_encode(str(state))`` gives it.
+_STATE_TEXT: dict[object, str] = {state: _escape(state.value) for state in State}
+
+
+def _state_text(state: object) -> str:
+    text = _STATE_TEXT.get(state) if type(state) is State else None
+    return text if text is not None else _encode(str(state))
+
+
+def _text(value: object) -> str:
+    """``_encode`` of a value that is almost always a plain string."""
+    return _escape(value) if type(value) is str else _encode(value)
 
 
 @attrs.frozen(unsafe_hash=False)
@@ -165,27 +192,27 @@ class AuditEvent:
         from_state = self.from_state
         head = (
             '{"account_id":'
-            + _encode(self.account_id)
+            + _text(self.account_id)
             + ',"action":'
-            + _encode(str(self.action))
+            + _escape(str(self.action))
             + ',"actor":'
-            + _encode(str(self.actor))
+            + _escape(str(self.actor))
             + ',"at":'
-            + _encode(format_time(self.at))
+            + _escape(format_time(self.at))
             + ',"details":'
             + _encode(self.details)
             + ',"from_state":'
-            + ("null" if from_state is None else _encode(str(from_state)))
+            + ("null" if from_state is None else _state_text(from_state))
         )
         tail = (
             ',"policy":'
-            + _encode(self.policy)
+            + _text(self.policy)
             + ',"prev_hash":'
-            + _encode(self.prev_hash)
+            + _text(self.prev_hash)
             + ',"seq":'
             + _encode(self.seq)
             + ',"to_state":'
-            + _encode(str(self.to_state))
+            + _state_text(self.to_state)
             + ',"version":'
             + _encode(self.version)
             + "}"
@@ -234,25 +261,32 @@ def chain_event(
     version: int = 0,
     sealed_values: Mapping[str, SealedValue] | None = None,
 ) -> AuditEvent:
-    """Build the next event of a chain, its hash computed."""
-    event = AuditEvent(
-        seq=seq,
-        account_id=account_id,
-        at=require_aware(at),
-        actor=actor,
-        action=str(action),
-        from_state=from_state,
-        to_state=to_state,
-        policy=policy,
-        details=details or {},
-        prev_hash=prev_hash,
-        version=version,
-        sealed_values=sealed_values or {},
-    )
-    # The hash goes into the fresh event before anyone else sees it; ``attrs.evolve`` would
-    # build (and convert) the whole event a second time, the costliest part of a command.
-    object.__setattr__(event, "hash", event.compute_hash())
+    """Build the next event of a chain, its hash computed: ``AuditEvent(...)`` with these
+    fields (the same converters), the hash set before anyone else sees the event."""
+    # Built field by field as the attrs ``__init__`` does (no validators, two converters), so
+    # that the hash is set once: ``attrs.evolve`` would build and convert the event again.
+    event: AuditEvent = _new(AuditEvent)
+    _set(event, "seq", seq)
+    _set(event, "account_id", account_id)
+    _set(event, "at", require_aware(at))
+    _set(event, "actor", actor)
+    _set(event, "action", str(action))
+    _set(event, "from_state", from_state)
+    _set(event, "to_state", to_state)
+    _set(event, "policy", policy)
+    _set(event, "details", _freeze_details(details or {}))
+    _set(event, "prev_hash", prev_hash)
+    _set(event, "version", version)
+    _set(event, "sealed_values", _frozen_sealed(sealed_values) if sealed_values else _NO_SEALED)
+    _set(event, "hash", _sha256(event.canonical().encode("ascii")).hexdigest())
     return event
+
+
+_new = object.__new__
+_set = object.__setattr__
+_sha256 = hashlib.sha256
+#: The sealed values of an event that sealed none (read-only, so one serves every event).
+_NO_SEALED: Mapping[str, SealedValue] = MappingProxyType({})
 
 
 def verify_chain(account_id: str, events: Sequence[AuditEvent], chain_head: str) -> None:

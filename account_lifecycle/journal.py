@@ -69,6 +69,8 @@ class Journal:
         state = changes.get("state")
         if self.label_of is None or not isinstance(state, State) or state is record.state:
             return changes
+        if record.pins.get(state.value) == label:  # pinned so already: the same pins
+            return changes
         return {**changes, "pins": {**record.pins, state.value: label}}
 
     def create(
