@@ -38,8 +38,11 @@ def format_time(moment: datetime) -> str:
     utc = moment if type(moment) is datetime and moment.tzinfo is UTC else require_aware(moment)
     if utc.year < 1000:  # strftime's text for such years differs by platform: keep it exactly
         return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    # the same text as strftime("%Y-%m-%dT%H:%M:%S.%fZ"), in half the time; the offset is +00:00
-    return utc.isoformat(timespec="microseconds")[:-6] + "Z"
+    # the same text as strftime("%Y-%m-%dT%H:%M:%S.%fZ"), in a quarter of the time
+    return _TIME % (utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond)
+
+
+_TIME = "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ"
 
 
 def _freeze(value: JSONValue, path: str) -> JSONValue:
@@ -102,7 +105,10 @@ def _encode(value: JSONValue) -> str:
     if value is False:
         return "false"
     if kind is MappingProxyType or kind is dict:
-        if all(type(key) is str for key in value):
+        for key in value:
+            if type(key) is not str:
+                break
+        else:
             return "{" + ",".join([_escape(key) + ":" + _encode(value[key]) for key in sorted(value)]) + "}"
     elif kind is tuple:
         return "[" + ",".join([_encode(item) for item in value]) + "]"
@@ -125,16 +131,11 @@ def _frozen_sealed(value: Mapping[str, SealedValue]) -> Mapping[str, SealedValue
 
 #: The JSON text of each state's name, as ``_encode(str(state))`` gives it.
 _STATE_TEXT: dict[object, str] = {state: _escape(state.value) for state in State}
-
-
-def _state_text(state: object) -> str:
-    text = _STATE_TEXT.get(state) if type(state) is State else None
-    return text if text is not None else _encode(str(state))
-
-
-def _text(value: object) -> str:
-    """``_encode`` of a value that is almost always a plain string."""
-    return _escape(value) if type(value) is str else _encode(value)
+#: The canonical payload, its encoded fields formatted in (keys sorted; ``hash`` after from_state).
+_PAYLOAD = (
+    '{"account_id":%s,"action":%s,"actor":%s,"at":%s,"details":%s,"from_state":%s%s'
+    ',"policy":%s,"prev_hash":%s,"seq":%s,"to_state":%s,"version":%s}'
+)
 
 
 @attrs.frozen(unsafe_hash=False)
@@ -178,46 +179,36 @@ class AuditEvent:
     def canonical(self) -> str:
         """The hashed text: ``payload()`` as canonical JSON (sorted keys, no spaces, ASCII
         escapes), built field by field, the same text as ``_CANONICAL.encode(self.payload())``."""
-        head, tail = self._halves()
-        return head + tail
+        return self._text("")
 
     def stored_json(self) -> str:
         """``to_dict()`` as canonical JSON, the form stores keep: the hashed text with ``hash``
         in its sorted place, without building the dictionaries."""
-        head, tail = self._halves()
-        return head + ',"hash":' + _encode(self.hash) + tail
+        return self._text(',"hash":' + _encode(self.hash))
 
-    def _halves(self) -> tuple[str, str]:
-        """The canonical text of the payload, cut where ``"hash"`` sorts (after from_state)."""
-        from_state = self.from_state
-        head = (
-            '{"account_id":'
-            + _text(self.account_id)
-            + ',"action":'
-            + _escape(str(self.action))
-            + ',"actor":'
-            + _escape(str(self.actor))
-            + ',"at":'
-            + _escape(format_time(self.at))
-            + ',"details":'
-            + _encode(self.details)
-            + ',"from_state":'
-            + ("null" if from_state is None else _state_text(from_state))
+    def _text(self, hash_part: str) -> str:
+        """The canonical text of the payload with *hash_part* where ``"hash"`` sorts (after
+        from_state), in one formatting of the encoded fields."""
+        account_id, policy, prev_hash = self.account_id, self.policy, self.prev_hash
+        from_state, to_state = self.from_state, self.to_state
+        return _PAYLOAD % (
+            _escape(account_id) if type(account_id) is str else _encode(account_id),
+            _escape(str(self.action)),
+            _escape(str(self.actor)),
+            _escape(format_time(self.at)),
+            _encode(self.details),
+            "null"
+            if from_state is None
+            else _STATE_TEXT[from_state]
+            if type(from_state) is State
+            else _encode(str(from_state)),
+            hash_part,
+            _escape(policy) if type(policy) is str else _encode(policy),
+            _escape(prev_hash) if type(prev_hash) is str else _encode(prev_hash),
+            _encode(self.seq),
+            _STATE_TEXT[to_state] if type(to_state) is State else _encode(str(to_state)),
+            _encode(self.version),
         )
-        tail = (
-            ',"policy":'
-            + _text(self.policy)
-            + ',"prev_hash":'
-            + _text(self.prev_hash)
-            + ',"seq":'
-            + _encode(self.seq)
-            + ',"to_state":'
-            + _state_text(self.to_state)
-            + ',"version":'
-            + _encode(self.version)
-            + "}"
-        )
-        return head, tail
 
     def compute_hash(self) -> str:
         """SHA-256 of the canonical encoding of ``payload()`` (``canonical()``): what ``hash``
@@ -278,7 +269,7 @@ def chain_event(
     _set(event, "prev_hash", prev_hash)
     _set(event, "version", version)
     _set(event, "sealed_values", _frozen_sealed(sealed_values) if sealed_values else _NO_SEALED)
-    _set(event, "hash", _sha256(event.canonical().encode("ascii")).hexdigest())
+    _set(event, "hash", _sha256(event._text("").encode("ascii")).hexdigest())
     return event
 
 
