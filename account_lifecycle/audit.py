@@ -259,7 +259,8 @@ def chain_event(
     event: AuditEvent = _new(AuditEvent)
     _set(event, "seq", seq)
     _set(event, "account_id", account_id)
-    _set(event, "at", require_aware(at))
+    # a moment already in UTC is its own ``astimezone(UTC)``
+    _set(event, "at", at if type(at) is datetime and at.tzinfo is UTC else require_aware(at))
     _set(event, "actor", actor)
     _set(event, "action", str(action))
     _set(event, "from_state", from_state)

@@ -7,7 +7,7 @@ import copy
 import logging
 import uuid
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import attrs
 
@@ -330,7 +330,10 @@ class Lifecycle:
     # -- plumbing --------------------------------------------------------------------------
 
     def _now(self) -> datetime:
-        return require_aware(self.clock.now(), "clock.now()")
+        now = self.clock.now()
+        if type(now) is datetime and now.tzinfo is UTC:  # its own astimezone(UTC)
+            return now
+        return require_aware(now, "clock.now()")
 
     def _own(self, record: AccountRecord) -> AccountRecord:
         """*record*, if it follows a policy of this lifecycle's registry (records from before

@@ -103,6 +103,7 @@ class PolicyRegistry:
             raise ValueError("a registry holds at least one policy")
         self._policies = by_label
         self._names = frozenset(p.name for p in by_label.values())
+        self._single = len(by_label) == 1
         self.current = self.get(current) if current is not None else list(by_label.values())[-1]
         if isinstance(rollout, Rollout):
             self.get(rollout.label)
@@ -173,9 +174,7 @@ class PolicyRegistry:
     def only(self) -> Policy | None:
         """The registry's one version when it holds one and has no roll-out (every account of
         its name follows it), else None."""
-        if self.rollout is None and len(self._policies) == 1:
-            return self.current
-        return None
+        return self.current if self.rollout is None and self._single else None
 
     def resolve_pin(self, name: str, version: int, *, account_id: str = "?") -> Policy:
         """``resolve`` for an account of policy *name* pinned to *version* (0: unknown)."""
