@@ -536,8 +536,9 @@ def memory_benchmark(quick: bool) -> list[Result]:
         gc.collect()
         with_events = tracemalloc.get_traced_memory()[0] - before
         # Drop the events (bench only: reaches into the store) to see the records alone,
-        # with the store's per-account index entries.
+        # with the store's per-account index entries; the outbox holds the events too.
         store._events.clear()
+        store._outbox.clear()
         gc.collect()
         records_only = tracemalloc.get_traced_memory()[0] - before
     finally:
