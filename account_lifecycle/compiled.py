@@ -36,6 +36,8 @@ __all__ = ["DecisionTable"]
 Row = tuple[tuple[Guard, ...], State]
 #: The (trigger, source) pairs decided by firing the machine instead of by a row list.
 _FIRE: Final = None
+#: Each state's value (``State.value`` is a descriptor call on every read).
+_VALUE: Final = {state: state.value for state in State}
 
 
 class DecisionTable:
@@ -75,7 +77,7 @@ class DecisionTable:
                 state=state, action=trigger, reason=f"policy {self.policy.label} has no such step"
             )
         try:
-            rows = by_source[state.value]
+            rows = by_source[state]  # a State finds its value's key (a StrEnum hashes as its text)
         except KeyError:
             raise InvalidTransition(state=state, action=trigger) from None
         if rows is None:
@@ -88,7 +90,7 @@ class DecisionTable:
                         attempt.refusal = refusal
                     break
             else:
-                attempt.state = dest.value
+                attempt.state = _VALUE[dest]
                 return dest
         refusal = attempt.refusal
         if refusal is None or refusal is _NOT_THIS_WAY:

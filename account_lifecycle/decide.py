@@ -328,9 +328,10 @@ def decide_command(
     relation = record.relation_of(command.actor)
     if relation is None:  # a stranger: told nothing about the account (state, erasure, keys)
         raise NotPermitted(actor=command.actor, action=command.action, relation=None)
-    refusal = fenced(rules.policy, record, command)
-    if refusal is not None:
-        raise refusal
+    if record.erasure is not None or command.action is Action.RESTORE:  # else nothing is fenced
+        refusal = fenced(rules.policy, record, command)
+        if refusal is not None:
+            raise refusal
     attempt = Attempt(
         record=record,
         actor=command.actor,

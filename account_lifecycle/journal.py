@@ -69,6 +69,8 @@ class Journal:
         state = changes.get("state")
         if self.label_of is None or not isinstance(state, State) or state is record.state:
             return changes
+        if record.pins.get(state) == label:  # pinned so already (a State finds its text key)
+            return changes
         return {**changes, "pins": {**record.pins, state.value: label}}
 
     def create(

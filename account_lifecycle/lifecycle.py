@@ -7,7 +7,7 @@ import copy
 import logging
 import uuid
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 import attrs
@@ -223,6 +223,8 @@ class Lifecycle:
         }
         self.rules = self.versions[policy.label]
         self.machine = self.rules.machine
+        #: label_of's answers, by (policy name, pinned version): the registry does not change
+        self._labels: dict[tuple[str, int], str] = {}
         self.journal = Journal(store, policy.label, self.listeners, label_of=self._label_of)
         self._relay = self._outbox_relay(outbox_listeners, outbox_max_attempts, outbox_advance_every)
         #: True on a lifecycle made by ``using``: its writes are not committed until the host
@@ -333,7 +335,10 @@ class Lifecycle:
     # -- plumbing --------------------------------------------------------------------------
 
     def _now(self) -> datetime:
-        return require_aware(self.clock.now(), "clock.now()")
+        now = self.clock.now()
+        if type(now) is datetime and now.tzinfo is UTC:  # its own astimezone(UTC)
+            return now
+        return require_aware(now, "clock.now()")
 
     def _own(self, record: AccountRecord) -> AccountRecord:
         """*record*, if it follows a policy of this lifecycle's registry (records from before
@@ -344,16 +349,27 @@ class Lifecycle:
     def _label_of(self, name: str, version: int) -> str:
         """The label in force for an account of policy *name* pinned to *version* (the journal
         chains its events under it)."""
+        key = (name, version)
+        label = self._labels.get(key)
+        if label is not None:
+            return label
         try:
-            return self.registry.resolve_pin(name, version).label
+            label = self.registry.resolve_pin(name, version).label
         except PolicyMismatch:
             return f"{name}@{version}" if version else name
+        self._labels[key] = label
+        return label
 
     def _rules_of(self, record: AccountRecord) -> Rules:
         """The decision rules of the version *record* follows now: an ``ACTIVE`` account follows
         the version it would start a cancellation under (the registry's current one for it, or
         its roll-out's pick), any other the version it is pinned to. ``PolicyMismatch`` for an
         account of a policy this lifecycle does not hold."""
+        registry = self.registry
+        only = registry.only
+        if only is not None and (record.policy == only.name or not record.policy):
+            # a registry of one version and no roll-out: the answer of both branches below
+            return self.rules
         if record.state is State.ACTIVE and self.registry.knows(record.policy):
             return self.versions[self.registry.current_for(record.account_id).label]
         return self.versions[self.registry.resolve(record).label]

@@ -102,6 +102,8 @@ class PolicyRegistry:
         if not by_label:
             raise ValueError("a registry holds at least one policy")
         self._policies = by_label
+        self._names = frozenset(p.name for p in by_label.values())
+        self._single = len(by_label) == 1
         self.current = self.get(current) if current is not None else list(by_label.values())[-1]
         if isinstance(rollout, Rollout):
             self.get(rollout.label)
@@ -166,7 +168,13 @@ class PolicyRegistry:
 
     def knows(self, name: str) -> bool:
         """Whether the registry holds a version of policy *name*."""
-        return any(p.name == name for p in self._policies.values())
+        return name in self._names
+
+    @property
+    def only(self) -> Policy | None:
+        """The registry's one version when it holds one and has no roll-out (every account of
+        its name follows it), else None."""
+        return self.current if self.rollout is None and self._single else None
 
     def resolve_pin(self, name: str, version: int, *, account_id: str = "?") -> Policy:
         """``resolve`` for an account of policy *name* pinned to *version* (0: unknown)."""

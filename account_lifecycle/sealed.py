@@ -54,9 +54,15 @@ def commitment(field: str, salt: str, value: Any) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def seal(details: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, SealedValue]]:
+def seal(details: Mapping[str, Any]) -> tuple[Mapping[str, Any], dict[str, SealedValue]]:
     """*details* with every ``Personal`` value replaced by its commitment (under ``"sealed"``),
-    and the sealed values by field. Details without one come back as they are."""
+    and the sealed values by field. Details without one come back as they are (the same
+    mapping: the event that records them freezes a copy)."""
+    for value in details.values():
+        if isinstance(value, Personal):
+            break
+    else:
+        return details, {}
     plain: dict[str, Any] = {}
     values: dict[str, SealedValue] = {}
     for field, value in details.items():

@@ -17,6 +17,7 @@ same two triggers, guarded by an equivalent permission check, on plain objects.
 from __future__ import annotations
 
 import gc
+import time
 import tracemalloc
 from typing import Any
 
@@ -33,7 +34,10 @@ from account_lifecycle import (
     SystemClock,
     policies,
 )
+from account_lifecycle.audit import chain_event
+from account_lifecycle.decide import Command
 from account_lifecycle.machine import Attempt, PolicyMachine
+from account_lifecycle.model import evolve_record
 from account_lifecycle.testing.fakes import FakePurger, fake_identity_keys, fake_purgers
 from bench._common import Result, interleaved, median_ns_per_op, quick_mode, report
 
@@ -57,6 +61,8 @@ class Plain:
         self.window_open = True
         self.new_owner_is_member = True
         self.service_active = True
+        self.may_join = True
+        self.may_leave = True
 
 
 def _may(action: str) -> Any:
@@ -88,6 +94,7 @@ def bare_transitions_machine() -> Machine:
 
         return condition
 
+    live = ["active", "surveyed", "pending_confirm"]  # the team changes until cancellation
     table = [
         ("request_cancellation", ["active"], "surveyed", [_may("request_cancellation")]),
         ("submit_survey", ["surveyed"], "active", [_may("submit_survey"), offered, keeps]),
@@ -100,6 +107,9 @@ def bare_transitions_machine() -> Machine:
         ("expire", ["restorable"], "purged", []),
         ("transfer_ownership", ["active"], None, [_may("transfer_ownership"), attr("new_owner_is_member")]),
         ("cancel_service", ["active"], None, [_may("cancel_service"), attr("service_active")]),
+        ("add_member", live, None, [_may("add_member"), attr("may_join")]),
+        ("remove_member", live, None, [_may("remove_member"), attr("may_leave")]),
+        ("change_identity", live, None, [_may("change_identity")]),
     ]
     machine = Machine(
         model=None,
@@ -352,6 +362,161 @@ def command_benchmarks(quick: bool) -> list[Result]:
     ]
 
 
+def cpu_ns_per_op(run: Any, ops: int) -> Any:
+    """Like ``median_ns_per_op``, in CPU time (``time.process_time_ns``): the load of other
+    processes on the shared cores does not count, only what this one computes."""
+
+    def block() -> float:
+        start = time.process_time_ns()
+        run()
+        return (time.process_time_ns() - start) / ops
+
+    return block
+
+
+class _NoStore:
+    """A store whose ``save`` writes nothing: the journal's own cost, without the store's."""
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def part_benchmarks(quick: bool) -> list[Result]:
+    """Where an accepted command's CPU goes, part by part, each interleaved with the bare
+    trigger in the same run (CPU time, so that the machine's load counts less)."""
+    n = 200 if quick else 400
+    rounds = 5 if quick else 15
+    store = MemoryStore()
+    lc = Lifecycle(
+        POLICY,
+        store=store,
+        purgers=noop_purgers(POLICY),
+        clock=SystemClock(),
+        identity_keys=fake_identity_keys(),
+    )
+    ids = [f"acct-{i}" for i in range(n)]
+    owners = [Actor.user(f"owner-{i}") for i in range(n)]
+    for account_id, owner in zip(ids, owners, strict=True):
+        lc.open(account_id, owner=owner.id, identity=f"{account_id}@example.com")
+    pairs = list(zip(ids, owners, strict=True))
+    for account_id, owner in pairs:  # every account pinned in both states, as in the steady state
+        lc.request_cancellation(account_id, owner)
+        lc.withdraw(account_id, owner)
+    records = [lc.get(account_id) for account_id in ids]
+    now, rules = SystemClock().now(), lc.rules
+    commands = [Command(Action.REQUEST_CANCELLATION, owner) for owner in owners]
+    decisions = [lc._decide(rules, r, c, now) for r, c in zip(records, commands, strict=True)]
+    journal = attrs.evolve(lc.journal, store=_NoStore())
+    machine = bare_transitions_machine()
+    request, withdraw = machine.events["request_cancellation"], machine.events["withdraw"]
+    plain = [Plain() for _ in range(n)]
+
+    def whole() -> None:
+        for account_id, owner in pairs:
+            lc.request_cancellation(account_id, owner)
+        for account_id, owner in pairs:
+            lc.withdraw(account_id, owner)
+
+    def bare() -> None:
+        for obj in plain:
+            request.trigger(obj)
+        for obj in plain:
+            withdraw.trigger(obj)
+
+    def command_objects() -> None:
+        for owner in owners:
+            Command(Action.REQUEST_CANCELLATION, owner)
+            Command(Action.WITHDRAW, owner)
+
+    def load_and_rules() -> None:
+        for _ in range(2):
+            for account_id in ids:
+                lc._rules_of(lc.get(account_id))
+                lc._now()
+
+    def decide() -> None:
+        for _ in range(2):
+            for record, command in zip(records, commands, strict=True):
+                lc._decide(rules, record, command, now)
+
+    def event() -> None:
+        for _ in range(2):
+            for r, owner in zip(records, owners, strict=True):
+                chain_event(
+                    prev_hash=r.chain_head,
+                    seq=r.last_seq + 1,
+                    account_id=r.account_id,
+                    at=now,
+                    actor=owner,
+                    action="request_cancellation",
+                    from_state=State.ACTIVE,
+                    to_state=State.SURVEYED,
+                    policy=POLICY.label,
+                    details={"cancellation_id": f"cr-{r.version + 1}"},
+                    version=r.version + 1,
+                )
+
+    def record() -> None:
+        for _ in range(2):
+            for r in records:
+                evolve_record(
+                    r,
+                    state=State.SURVEYED,
+                    cancellation_id="cr-2",
+                    version=r.version + 1,
+                    chain_head="0" * 64,
+                )
+
+    def commit_without_store() -> None:
+        for _ in range(2):
+            for r, decision in zip(records, decisions, strict=True):
+                journal.commit(r, decision, now=now)
+
+    news = [(evolve_record(r, version=r.version + 1), r) for r in records]
+
+    def save() -> None:
+        for _new, old in news:
+            store._records[old.account_id] = old  # bench only: the compare-and-set then passes
+        for new, old in news:
+            store.save(new, expected_version=old.version, events=(), now=now)
+
+    blocks = {
+        "whole": cpu_ns_per_op(whole, 2 * n),
+        "bare": cpu_ns_per_op(bare, 2 * n),
+        "command objects": cpu_ns_per_op(command_objects, 2 * n),
+        "load, rules, clock": cpu_ns_per_op(load_and_rules, 2 * n),
+        "decision (decide_command: relation, fence, table, plan, events)": cpu_ns_per_op(decide, 2 * n),
+        "one hash-chained audit event (chain_event)": cpu_ns_per_op(event, 2 * n),
+        "the new record (evolve_record)": cpu_ns_per_op(record, 2 * n),
+        "Journal.commit without the store (label, event, record, pins, listeners)": cpu_ns_per_op(
+            commit_without_store, 2 * n
+        ),
+        "MemoryStore.save (compare-and-set, no event)": cpu_ns_per_op(save, n),
+    }
+    us = {k: v / 1000 for k, v in interleaved(blocks, rounds=rounds).items()}
+    for account_id, owner in pairs:
+        lc.request_cancellation(account_id, owner)  # the whole() rounds left them ACTIVE
+        assert lc.withdraw(account_id, owner).state is State.ACTIVE
+    out = [
+        Result(
+            "1a command on MemoryStore vs bare transitions, CPU time",
+            us["whole"],
+            "us",
+            "transitions Event.trigger, CPU time",
+            us["bare"],
+            us["whole"] / us["bare"],
+            "<= 1.5x",
+            us["whole"] / us["bare"] <= 1.5,
+        )
+    ]
+    for name, value in us.items():
+        if name not in ("whole", "bare"):
+            out.append(
+                Result(f"1a part: {name}", value, "us", "bare trigger", us["bare"], value / us["bare"])
+            )
+    return out
+
+
 def memory_benchmark(quick: bool) -> list[Result]:
     n = 2_000 if quick else 10_000
     store = MemoryStore()
@@ -371,8 +536,9 @@ def memory_benchmark(quick: bool) -> list[Result]:
         gc.collect()
         with_events = tracemalloc.get_traced_memory()[0] - before
         # Drop the events (bench only: reaches into the store) to see the records alone,
-        # with the store's per-account index entries.
+        # with the store's per-account index entries; the outbox holds the events too.
         store._events.clear()
+        store._outbox.clear()
         gc.collect()
         records_only = tracemalloc.get_traced_memory()[0] - before
     finally:
@@ -399,7 +565,7 @@ def memory_benchmark(quick: bool) -> list[Result]:
 
 
 def run(quick: bool = False) -> list[Result]:
-    results = command_benchmarks(quick) + memory_benchmark(quick)
+    results = command_benchmarks(quick) + part_benchmarks(quick) + memory_benchmark(quick)
     for r in results:
         report(r)
     return results

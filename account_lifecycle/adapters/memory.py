@@ -247,7 +247,12 @@ class MemoryStore:
             claim = self._claims.get(record.account_id)
             if claim is not None and claim.owner != lease.owner and claim.until > moment:
                 raise ConcurrentUpdate(account_id=record.account_id, expected_version=expected_version)
-        self._take_identifiers(record, now, {})
+        if record.identifiers or current.identifiers:
+            self._take_identifiers(record, now, {})
+        elif record.live_identity != current.live_identity:
+            # Neither holds identifiers, so the account holds no identifier rows (a save
+            # writes only its record's): only the single identity can be taken.
+            self._check_identity(record, {})
         self._records[record.account_id] = record
         if erase_sealed:
             self._sealed[record.account_id] = {}
