@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import datetime
 from typing import Any
@@ -32,6 +33,7 @@ __all__ = [
     "record_to_json",
     "sealed_from_row",
     "time_or_none",
+    "time_text",
 ]
 
 
@@ -44,8 +46,15 @@ def dumps(data: Any) -> str:
     return _ENCODER.encode(data)
 
 
+#: ``format_time`` remembered for the moments written lately: a sweep writes the same few
+#: (its ``now``, each record's cancellation and window) many times, and formatting one costs
+#: more than a record field's whole encoding. Equal moments have the same text, whatever their
+#: time zone; a naive one is refused each time (errors are not remembered).
+time_text = functools.lru_cache(maxsize=4096)(format_time)
+
+
 def time_or_none(moment: datetime | None) -> str | None:
-    return None if moment is None else format_time(moment)
+    return None if moment is None else time_text(moment)
 
 
 def parse_time(text: str | None) -> datetime | None:
@@ -101,7 +110,7 @@ def _closure_to_dict(record: AccountRecord) -> dict[str, Any]:
             "owner": e.owner,
             "phase": e.phase,
             "steps": list(e.steps),
-            "started_at": format_time(e.started_at),
+            "started_at": time_text(e.started_at),
         }
     if record.policy_version:
         data["policy_version"] = record.policy_version
