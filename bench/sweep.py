@@ -92,7 +92,7 @@ def timed_sweep(store: AccountStore) -> tuple[int, float, float]:
     start = time.perf_counter()
     report_ = lc.sweep()
     end = time.perf_counter()
-    assert not report_.failed
+    assert not report_.failed, dict(list(report_.errors.items())[:3])
     return len(report_.purged), start, end
 
 
@@ -771,7 +771,15 @@ def _pg_copy_schema(source: str, target: str) -> None:
 
     with psycopg.connect(PG_DSN, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{target}"')
-        for table in ("schema_migrations", "accounts", "events", "identities"):
+        tables = [
+            row[0]
+            for row in conn.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s"
+                " AND table_type = 'BASE TABLE' ORDER BY table_name",
+                (source,),
+            )
+        ]
+        for table in tables:  # every table of the store (the outbox, sealed values, ...)
             conn.execute(f'CREATE TABLE "{target}".{table} (LIKE "{source}".{table} INCLUDING ALL)')
             conn.execute(f'INSERT INTO "{target}".{table} SELECT * FROM "{source}".{table}')
         conn.execute(f'ANALYZE "{target}".accounts')
