@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import enum
+import functools
 import json
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from account_lifecycle.audit import AuditEvent, format_time
 from account_lifecycle.errors import HistoryTampered, RecordCorrupt
@@ -32,6 +35,7 @@ __all__ = [
     "record_to_json",
     "sealed_from_row",
     "time_or_none",
+    "time_text",
 ]
 
 
@@ -44,8 +48,15 @@ def dumps(data: Any) -> str:
     return _ENCODER.encode(data)
 
 
+#: ``format_time`` remembered for the moments written lately: a sweep writes the same few
+#: (its ``now``, each record's cancellation and window) many times, and formatting one costs
+#: more than a record field's whole encoding. Equal moments have the same text, whatever their
+#: time zone; a naive one is refused each time (errors are not remembered).
+time_text = functools.lru_cache(maxsize=4096)(format_time)
+
+
 def time_or_none(moment: datetime | None) -> str | None:
-    return None if moment is None else format_time(moment)
+    return None if moment is None else time_text(moment)
 
 
 def parse_time(text: str | None) -> datetime | None:
@@ -66,7 +77,7 @@ def _progress_to_dict(progress: PurgeProgress) -> dict[str, Any]:
 
 def _progress_from_dict(data: dict[str, Any]) -> PurgeProgress:
     return PurgeProgress(
-        status=PurgeStatus(data["status"]),
+        status=_purge_status(data["status"]),
         attempts=data["attempts"],
         items=data["items"],
         error=data["error"],
@@ -101,7 +112,7 @@ def _closure_to_dict(record: AccountRecord) -> dict[str, Any]:
             "owner": e.owner,
             "phase": e.phase,
             "steps": list(e.steps),
-            "started_at": format_time(e.started_at),
+            "started_at": time_text(e.started_at),
         }
     if record.policy_version:
         data["policy_version"] = record.policy_version
@@ -130,6 +141,26 @@ def _closure_from_dict(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+_E = TypeVar("_E", bound=enum.Enum)
+
+
+def _members(kind: type[_E]) -> Callable[[Any], _E]:
+    """``kind(value)`` for decoding: a dictionary look-up for the members' own text, the enum
+    itself for anything else (so that it refuses what it refused, with its own error)."""
+    table: dict[str, _E] = {member.value: member for member in kind}
+
+    def member(value: Any) -> _E:
+        found = table.get(value) if type(value) is str else None
+        return kind(value) if found is None else found
+
+    return member
+
+
+_state = _members(State)
+_service_state = _members(ServiceState)
+_purge_status = _members(PurgeStatus)
+
+
 def _version_from(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError("policy_version is not a whole number >= 0")
@@ -141,7 +172,7 @@ def _pins_from(value: Any) -> dict[str, str]:
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
         raise TypeError("pins is not a table of state to policy label")
-    return {State(k).value: v for k, v in value.items()}
+    return {_state(k).value: v for k, v in value.items()}
 
 
 def _erasure_from_dict(data: dict[str, Any] | None) -> Erasure | None:
@@ -180,7 +211,7 @@ def record_to_dict(record: AccountRecord) -> dict[str, Any]:
 def record_from_dict(data: dict[str, Any]) -> AccountRecord:
     return AccountRecord(
         account_id=data["account_id"],
-        state=State(data["state"]),
+        state=_state(data["state"]),
         owner=data["owner"],
         members=frozenset(data["members"]),
         identity=data["identity"],
@@ -188,7 +219,7 @@ def record_from_dict(data: dict[str, Any]) -> AccountRecord:
         cancelled_at=parse_time(data["cancelled_at"]),
         restorable_until=parse_time(data["restorable_until"]),
         purge={name: _progress_from_dict(p) for name, p in data["purge"].items()},
-        services={name: ServiceState(s) for name, s in data["services"].items()},
+        services={name: _service_state(s) for name, s in data["services"].items()},
         chain_head=data["chain_head"],
         last_seq=data["last_seq"],
         policy=data.get("policy", ""),

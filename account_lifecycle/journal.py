@@ -29,13 +29,15 @@ log = logging.getLogger("account_lifecycle")
 @attrs.frozen
 class Commit:
     """One account's write in a batch (``Journal.commit_many``): *record* changed by
-    *decision*, taking or renewing the claim with *lease*, or dropping *release*'s claim."""
+    *decision*, taking or renewing the claim with *lease*, or dropping *release*'s claim.
+    *after*, when the caller has it already: ``apply(record, decision)`` (not built again)."""
 
     record: AccountRecord
     decision: Decision
     now: datetime
     lease: Lease | None = None
     release: str | None = None
+    after: AccountRecord | None = None
 
 
 @attrs.define
@@ -167,13 +169,23 @@ class Journal:
                 record.version + 1,
             )
             self._append(writer, c.decision.events, c.now)
-            new = evolve_record(
-                record,
-                version=record.version + 1,
-                chain_head=writer.head,
-                last_seq=writer.seq,
-                **self._pinned(record, c.decision.changes, label),
-            )
+            if c.after is None:
+                new = evolve_record(
+                    record,
+                    version=record.version + 1,
+                    chain_head=writer.head,
+                    last_seq=writer.seq,
+                    **self._pinned(record, c.decision.changes, label),
+                )
+            else:  # the changes are applied already: only the write path's fields, and the pin
+                pinned = self._pinned(record, c.decision.changes, label).get("pins")
+                new = evolve_record(
+                    c.after,
+                    version=record.version + 1,
+                    chain_head=writer.head,
+                    last_seq=writer.seq,
+                    **({} if pinned is None else {"pins": pinned}),
+                )
             events = writer.events
             news.append(new)
             chained.append(events)

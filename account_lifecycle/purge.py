@@ -589,9 +589,9 @@ class _Work:
         )
         if more or remind(after, now) is not None:
             lease = Lease(self.lease.owner, now + self.runner.lease_duration)
-            new: AccountRecord = yield _Write(Commit(record, decision, now, lease=lease))
+            new: AccountRecord = yield _Write(Commit(record, decision, now, lease=lease, after=after))
             self.lease = lease
             return new
-        new = yield _Write(Commit(record, decision, now, release=self.lease.owner))
+        new = yield _Write(Commit(record, decision, now, release=self.lease.owner, after=after))
         self.released = True
         return new

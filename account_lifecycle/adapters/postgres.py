@@ -795,11 +795,23 @@ class PostgresStore:
                                 if account_id in present
                                 else AccountNotFound(account_id=account_id)
                             )
+                # Accounts written without identifiers give up every identifier row they had,
+                # and those purged erase their sealed values: one statement each for the batch.
+                unlisted: list[str] = []
+                erased: list[str] = []
                 for i, w in enumerate(writes):
-                    if results[i] is None:
+                    if results[i] is not None:
+                        continue
+                    if w.record.identifiers:
                         self._write_identifiers(cursor, w.record, now)  # gives up dropped rows too
-                        if w.erase_sealed:
-                            cursor.execute(self._sql.erase_sealed, (w.record.account_id,))
+                    else:
+                        unlisted.append(w.record.account_id)
+                    if w.erase_sealed:
+                        erased.append(w.record.account_id)
+                if unlisted:
+                    cursor.execute(self._sql.give_up_identifiers_of_all, (unlisted,))
+                if erased:
+                    cursor.execute(self._sql.erase_sealed_of_all, (erased,))
                 made_events = [e for i, w in enumerate(writes) if results[i] is None for e in w.events]
                 self._append(cursor, made_events)
         except (AccountExists, _Refused):
@@ -1189,6 +1201,13 @@ class _Statements:
             " VALUES (%s, %s, %s, %s, %s)"
         )
         self.erase_sealed = self.format("DELETE FROM {schema}.sealed_values WHERE account_id = %s")
+        # save_many: the same for every account of a batch, in one statement each
+        self.give_up_identifiers_of_all = self.format(
+            "DELETE FROM {schema}.identities WHERE account_id = ANY(%s)"
+        )
+        self.erase_sealed_of_all = self.format(
+            "DELETE FROM {schema}.sealed_values WHERE account_id = ANY(%s)"
+        )
         self.select_sealed = self.format(
             "SELECT seq, field, salt, value FROM {schema}.sealed_values WHERE account_id = %s"
         )

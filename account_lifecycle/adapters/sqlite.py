@@ -36,6 +36,7 @@ from account_lifecycle.codec import (
     record_from_json,
     record_to_json,
     sealed_from_row,
+    time_text,
 )
 from account_lifecycle.errors import (
     AccountExists,
@@ -453,7 +454,7 @@ class SQLiteStore:
             record.version,
             record.state.value,
             record.live_identity,
-            None if due is None else format_time(due),
+            None if due is None else time_text(due),
             record_to_json(record),
             record.policy_label,
             *flags_of(record),
@@ -609,8 +610,27 @@ class SQLiteStore:
         updates = [self._update(w.record, w.expected_version, w.lease, w.release, now) for w in writes]
         results: list[Exception | None] = []
         events: list[AuditEvent] = []
+        # Accounts written without identifiers give up every identifier row they had, and those
+        # purged erase their sealed values: one statement each for the batch, after the updates
+        # (unless an account is written twice: then each write in turn, as ``save`` does).
+        unlisted: list[tuple[str]] = []
+        erased: list[tuple[str]] = []
+        once = len({w.record.account_id for w in writes}) == len(writes)
         with self._write(f"saving {len(writes)} accounts") as conn:
             for w, (statement, params) in zip(writes, updates, strict=True):
+                account_id = w.record.account_id
+                if once and not w.record.identifiers:
+                    try:
+                        self._compare_and_set(conn, w.record, w.expected_version, statement, params)
+                    except REFUSALS as exc:
+                        results.append(exc)
+                        continue
+                    unlisted.append((account_id,))
+                    if w.erase_sealed:
+                        erased.append((account_id,))
+                    results.append(None)
+                    events.extend(w.events)
+                    continue
                 savepoint = bool(w.record.identifiers)  # its identifier rows may be refused
                 if savepoint:
                     conn.execute("SAVEPOINT one_write")
@@ -626,6 +646,10 @@ class SQLiteStore:
                     conn.execute("RELEASE one_write")
                 results.append(None)
                 events.extend(w.events)
+            if unlisted:
+                conn.executemany("DELETE FROM identities WHERE account_id = ?", unlisted)
+            if erased:
+                conn.executemany("DELETE FROM sealed_values WHERE account_id = ?", erased)
             self._append(conn, events)
         return results
 
@@ -642,8 +666,8 @@ class SQLiteStore:
         where: tuple[object, ...] = (record.account_id, expected_version)
         if lease is not None:
             statement = _SAVE_TAKING_CLAIM
-            moment = format_time(require_now(now))
-            values += (lease.owner, format_time(lease.until))
+            moment = time_text(require_now(now))
+            values += (lease.owner, time_text(lease.until))
             where += (lease.owner, moment)
         elif release is not None:
             statement = _SAVE_RELEASING_CLAIM
@@ -651,6 +675,26 @@ class SQLiteStore:
         else:
             statement = _SAVE
         return statement, values + where
+
+    def _compare_and_set(
+        self,
+        conn: sqlite3.Connection,
+        record: AccountRecord,
+        expected_version: int,
+        statement: str,
+        params: tuple[object, ...],
+    ) -> None:
+        """The record's row update, if its version is still *expected_version*: else
+        ``ConcurrentUpdate`` or ``AccountNotFound`` (``AccountExists``: its identity is taken),
+        the statement undone and the transaction going on."""
+        try:
+            cursor = conn.execute(statement, params)
+        except sqlite3.IntegrityError:  # the statement is undone; the transaction goes on
+            raise AccountExists(account_id=record.account_id, identity=record.live_identity) from None
+        if cursor.rowcount != 1:
+            if not self._exists(conn, record.account_id):
+                raise AccountNotFound(account_id=record.account_id)
+            raise ConcurrentUpdate(account_id=record.account_id, expected_version=expected_version)
 
     def _save_in(
         self,
@@ -664,14 +708,7 @@ class SQLiteStore:
     ) -> None:
         """One compare-and-set inside the open write transaction, without its events; with
         *erase_sealed*, the account's sealed values go in it too."""
-        try:
-            cursor = conn.execute(statement, params)
-        except sqlite3.IntegrityError:  # the statement is undone; the transaction goes on
-            raise AccountExists(account_id=record.account_id, identity=record.live_identity) from None
-        if cursor.rowcount != 1:
-            if not self._exists(conn, record.account_id):
-                raise AccountNotFound(account_id=record.account_id)
-            raise ConcurrentUpdate(account_id=record.account_id, expected_version=expected_version)
+        self._compare_and_set(conn, record, expected_version, statement, params)
         self._write_identifiers(conn, record, now)  # also gives up the rows it no longer lists
         if erase_sealed:
             conn.execute("DELETE FROM sealed_values WHERE account_id = ?", (record.account_id,))

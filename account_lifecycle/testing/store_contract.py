@@ -1307,6 +1307,42 @@ class StoreContract:
         assert [dict(e.sealed_values) for e in store.history("acc-1")] == [{}, {}, {}]
         assert store.history("acc-2")[1].sealed_values["answers"].value == {"why": "moving"}
 
+    def test_save_many_gives_up_identifiers_and_erases_sealed_values_of_the_writes_made_only(
+        self, store: AccountStore
+    ) -> None:
+        """In a batch, a write made without identifiers gives up the identifier rows its account
+        held, and one made with ``erase_sealed`` erases its sealed values; a refused write (a
+        stale version) gives up and erases nothing, and an account written with identifiers
+        keeps them."""
+        accounts = {}
+        for i in range(3):
+            record, events = new_account(f"acc-{i}", identifiers={"email": f"k1:mail-{i}"})
+            sealed, more = _sealed_events(record, {"answers": {"why": f"reason {i}"}}, version=1)
+            store.create(sealed, (*events, *more), now=NOW)
+            accounts[i] = sealed
+        dropped = [advance(accounts[i], identifiers={}) for i in range(3)]
+        kept = advance(accounts[2])
+
+        results = save_many(
+            store,
+            [
+                Write(dropped[0][0], 1, dropped[0][1], erase_sealed=True),  # made: gives up, erases
+                Write(dropped[1][0], 7, dropped[1][1], erase_sealed=True),  # stale: refused
+                Write(kept[0], 1, kept[1]),  # made, keeping its identifier and sealed values
+            ],
+            now=NOW,
+        )
+        assert results[0] is None and results[2] is None
+        assert isinstance(results[1], ConcurrentUpdate)
+
+        assert [dict(e.sealed_values) for e in store.history("acc-0")] == [{}, {}, {}]
+        assert store.history("acc-1")[1].sealed_values["answers"].value == {"why": "reason 1"}
+        assert store.history("acc-2")[1].sealed_values["answers"].value == {"why": "reason 2"}
+        store.create(*new_account("new-0", identifiers={"email": "k1:mail-0"}), now=NOW)  # free now
+        for i in (1, 2):
+            with pytest.raises(AccountExists):
+                store.create(*new_account(f"new-{i}", identifiers={"email": f"k1:mail-{i}"}), now=NOW)
+
     def test_account_ids_lists_every_account(self, store: AccountStore) -> None:
         for account_id in ("b", "a", "c"):
             store.create(*new_account(account_id))
