@@ -92,6 +92,7 @@ from account_lifecycle.testing.reference import (
     run_purge,
     sweep_due,
 )
+from account_lifecycle.testing.reuse import Lent, borrow, give_back
 from account_lifecycle.testing.strategies import WRONG_TOKEN_KINDS, token_variant
 
 __all__ = [
@@ -246,6 +247,15 @@ class ObservedPurger:
         self.calls: list[PurgeContext] = []
         #: account -> something to do while the next purge of it runs (once)
         self.during: dict[str, Callable[[], None]] = {}
+
+    def rebind(self, inner: Purger, broken: dict[tuple[str, str], int]) -> None:
+        """Observe *inner* (of the same category) with the failure switches *broken*, from
+        no calls: the wrapper of a lifecycle lent to a new run (``testing.reuse``)."""
+        assert inner.category == self.category, f"{inner.category} is not {self.category}"
+        self.inner = inner
+        self.broken = broken
+        self.calls = []
+        self.during = {}
 
     @property
     def name(self) -> str:
@@ -409,30 +419,60 @@ class LifecycleStateMachine(RuleBasedStateMachine):
         self._expiry_calls: dict[str, list[PurgeContext]] = {}  # account -> its expiry-time calls
         self._windows_seen: dict[str, int] = {}  # account -> windows its calls were checked against
         self.counter = 0
+        self._lent: Lent | None = None  # a lifecycle lent by testing.reuse
         self.use_policy(self.policy)
 
     def use_policy(self, policy: Policy) -> None:
-        """Build the purgers, checks and lifecycles of *policy*; before the first account only."""
+        """Build the purgers, checks and lifecycles of *policy*; before the first account only.
+
+        With the default ``make_lifecycle`` and the class's own ``policy``, the lifecycle is one
+        built for an earlier run of this class and given back by its ``teardown``
+        (``testing.reuse``): it is pointed at this run's store, clock, checks and purgers, so
+        that a run does not rebuild the policy's machine."""
         assert not self.model, "the policy is chosen before any account is opened"
+        self._give_back()
         self.policy = policy
-        self.purgers: dict[str, ObservedPurger] = {}
+        inner: dict[str, Purger] = {}
         for purger in self.make_purgers():
-            self.purgers[purger.category] = ObservedPurger(purger, self.broken)
+            inner[purger.category] = purger
         for name in policy.purge.protected:  # never called; observed to prove it
-            self.purgers.setdefault(name, ObservedPurger(RecordingPurger(name), self.broken))
+            inner.setdefault(name, RecordingPurger(name))
+        checks = self.make_prerequisites(self.pending)
+        self._expiry_categories = frozenset(policy.purge.at("expiry"))
         options: dict[str, Any] = {
-            "clock": self.clock,
-            "purgers": list(self.purgers.values()),
-            "prerequisites": self.make_prerequisites(self.pending),
             "retry_backoff": timedelta(0),
             "max_retry_backoff": timedelta(0),
             "identity_keys": fake_identity_keys(),
         }
-        self._expiry_categories = frozenset(policy.purge.at("expiry"))
-        self.lc = self.make_lifecycle(store=self.store, **options)
+        reusable = (
+            type(self).make_lifecycle is LifecycleStateMachine.make_lifecycle and policy is type(self).policy
+        )
+        if reusable:
+            key = (type(self), id(policy), tuple(inner), tuple(checks))
+            lent = borrow(key)
+            if lent is None:
+                wrappers = {category: ObservedPurger(p, self.broken) for category, p in inner.items()}
+                lent = Lent(key, self.make_lifecycle, self.store, self.clock, checks, wrappers, options)
+            else:
+                for category, p in inner.items():
+                    lent.purgers[category].rebind(p, self.broken)
+                lent.lend(self.store, self.clock, checks)
+            self._lent = lent
+            self.purgers = lent.purgers
+            self.lc = lent.lifecycle
+            self._racer_options = lent.options
+        else:
+            self.purgers = {category: ObservedPurger(p, self.broken) for category, p in inner.items()}
+            options.update(clock=self.clock, purgers=list(self.purgers.values()), prerequisites=checks)
+            self.lc = self.make_lifecycle(store=self.store, **options)
+            self._racer_options = options
         self.stale_view = _StaleReads(self.store)
-        self._racer_options = options
         self._racer: Lifecycle | None = None
+
+    def _give_back(self) -> None:
+        lent, self._lent = self._lent, None
+        if lent is not None:
+            give_back(lent)
 
     @property
     def racer(self) -> Lifecycle:
@@ -444,7 +484,10 @@ class LifecycleStateMachine(RuleBasedStateMachine):
         return self._racer
 
     def teardown(self) -> None:
-        self.close_store(self.store)
+        try:
+            self.close_store(self.store)
+        finally:
+            self._give_back()
 
     # -- helpers ------------------------------------------------------------------------------
 
