@@ -91,7 +91,8 @@ class Lent:
         self.checks.current = checks
 
 
-#: (machine class, policy, purger categories, prerequisite names) -> lifecycles not lent now
+#: (machine class, policy, store type, purger categories, prerequisite names) -> lifecycles not
+#: lent now
 _FREE: dict[tuple[Any, ...], list[Lent]] = {}
 
 

@@ -448,7 +448,7 @@ class LifecycleStateMachine(RuleBasedStateMachine):
             type(self).make_lifecycle is LifecycleStateMachine.make_lifecycle and policy is type(self).policy
         )
         if reusable:
-            key = (type(self), id(policy), tuple(inner), tuple(checks))
+            key = (type(self), id(policy), type(self.store), tuple(inner), tuple(checks))
             lent = borrow(key)
             if lent is None:
                 wrappers = {category: ObservedPurger(p, self.broken) for category, p in inner.items()}
