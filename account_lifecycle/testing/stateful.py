@@ -28,7 +28,6 @@ start of every run, so a failure comes with a shrunk policy as well as shrunk st
 from __future__ import annotations
 
 import copy
-import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Final
@@ -78,6 +77,7 @@ from account_lifecycle.ports import (
 from account_lifecycle.purge import EFFECT_PREFIX
 from account_lifecycle.sealed import check_sealed
 from account_lifecycle.testing.fakes import RecordingPurger, fake_identity_keys
+from account_lifecycle.testing.incremental import TouchedModel, Trail, resealed, same_sealed
 from account_lifecycle.testing.reference import (
     Outcome,
     RefAccount,
@@ -92,6 +92,7 @@ from account_lifecycle.testing.reference import (
     run_purge,
     sweep_due,
 )
+from account_lifecycle.testing.reuse import Lent, borrow, give_back
 from account_lifecycle.testing.strategies import WRONG_TOKEN_KINDS, token_variant
 
 __all__ = [
@@ -247,6 +248,15 @@ class ObservedPurger:
         #: account -> something to do while the next purge of it runs (once)
         self.during: dict[str, Callable[[], None]] = {}
 
+    def rebind(self, inner: Purger, broken: dict[tuple[str, str], int]) -> None:
+        """Observe *inner* (of the same category) with the failure switches *broken*, from
+        no calls: the wrapper of a lifecycle lent to a new run (``testing.reuse``)."""
+        assert inner.category == self.category, f"{inner.category} is not {self.category}"
+        self.inner = inner
+        self.broken = broken
+        self.calls = []
+        self.during = {}
+
     @property
     def name(self) -> str:
         name = getattr(self.inner, "name", None)
@@ -397,37 +407,72 @@ class LifecycleStateMachine(RuleBasedStateMachine):
         self.clock = ManualClock(START)
         self.store = self.make_store()
         self.broken: dict[tuple[str, str], int] = {}
-        self.model: dict[str, RefAccount] = {}
+        self.model: dict[str, RefAccount] = TouchedModel()
         self.pending: dict[str, tuple[str, ...]] = {}
         self.last: dict[str, tuple[AccountRecord, int]] = {}  # account -> (record, history length)
         self.confirmations: dict[str, list[tuple[datetime, str]]] = {}  # account -> (when, relation)
         self.windows: dict[str, list[tuple[datetime, datetime | None]]] = {}  # account -> (cancelled, until)
         self.remembered: dict[str, tuple[AccountRecord, RefAccount]] = {}  # account -> an earlier read
-        self.verified: dict[str, tuple[AuditEvent, ...]] = {}  # account -> history verified at a step
+        self.trails: dict[str, Trail] = {}  # account -> its history as checked at the last step
+        self._calls_seen: dict[str, int] = {}  # category -> purger calls checked
+        self._owners_seen: dict[str, int] = {}  # purged account -> confirmations checked
+        self._expiry_calls: dict[str, list[PurgeContext]] = {}  # account -> its expiry-time calls
+        self._windows_seen: dict[str, int] = {}  # account -> windows its calls were checked against
         self.counter = 0
+        self._lent: Lent | None = None  # a lifecycle lent by testing.reuse
         self.use_policy(self.policy)
 
     def use_policy(self, policy: Policy) -> None:
-        """Build the purgers, checks and lifecycles of *policy*; before the first account only."""
+        """Build the purgers, checks and lifecycles of *policy*; before the first account only.
+
+        With the default ``make_lifecycle`` and the class's own ``policy``, the lifecycle is one
+        built for an earlier run of this class and given back by its ``teardown``
+        (``testing.reuse``): it is pointed at this run's store, clock, checks and purgers, so
+        that a run does not rebuild the policy's machine."""
         assert not self.model, "the policy is chosen before any account is opened"
+        self._give_back()
         self.policy = policy
-        self.purgers: dict[str, ObservedPurger] = {}
+        inner: dict[str, Purger] = {}
         for purger in self.make_purgers():
-            self.purgers[purger.category] = ObservedPurger(purger, self.broken)
+            inner[purger.category] = purger
         for name in policy.purge.protected:  # never called; observed to prove it
-            self.purgers.setdefault(name, ObservedPurger(RecordingPurger(name), self.broken))
+            inner.setdefault(name, RecordingPurger(name))
+        checks = self.make_prerequisites(self.pending)
+        self._expiry_categories = frozenset(policy.purge.at("expiry"))
         options: dict[str, Any] = {
-            "clock": self.clock,
-            "purgers": list(self.purgers.values()),
-            "prerequisites": self.make_prerequisites(self.pending),
             "retry_backoff": timedelta(0),
             "max_retry_backoff": timedelta(0),
             "identity_keys": fake_identity_keys(),
         }
-        self.lc = self.make_lifecycle(store=self.store, **options)
+        reusable = (
+            type(self).make_lifecycle is LifecycleStateMachine.make_lifecycle and policy is type(self).policy
+        )
+        if reusable:
+            key = (type(self), id(policy), type(self.store), tuple(inner), tuple(checks))
+            lent = borrow(key)
+            if lent is None:
+                wrappers = {category: ObservedPurger(p, self.broken) for category, p in inner.items()}
+                lent = Lent(key, self.make_lifecycle, self.store, self.clock, checks, wrappers, options)
+            else:
+                for category, p in inner.items():
+                    lent.purgers[category].rebind(p, self.broken)
+                lent.lend(self.store, self.clock, checks)
+            self._lent = lent
+            self.purgers = lent.purgers
+            self.lc = lent.lifecycle
+            self._racer_options = lent.options
+        else:
+            self.purgers = {category: ObservedPurger(p, self.broken) for category, p in inner.items()}
+            options.update(clock=self.clock, purgers=list(self.purgers.values()), prerequisites=checks)
+            self.lc = self.make_lifecycle(store=self.store, **options)
+            self._racer_options = options
         self.stale_view = _StaleReads(self.store)
-        self._racer_options = options
         self._racer: Lifecycle | None = None
+
+    def _give_back(self) -> None:
+        lent, self._lent = self._lent, None
+        if lent is not None:
+            give_back(lent)
 
     @property
     def racer(self) -> Lifecycle:
@@ -439,7 +484,10 @@ class LifecycleStateMachine(RuleBasedStateMachine):
         return self._racer
 
     def teardown(self) -> None:
-        self.close_store(self.store)
+        try:
+            self.close_store(self.store)
+        finally:
+            self._give_back()
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -1075,38 +1123,102 @@ class LifecycleStateMachine(RuleBasedStateMachine):
 
     @invariant()
     def lifecycle_invariants(self) -> None:
-        for account_id, ref in self.model.items():
+        """Every selected invariant, after each step. Exact, yet incremental: an account no rule
+        touched (``TouchedModel``) whose record and history (sealed values included) are what
+        was checked after the previous step is not checked again (the same inputs give the same
+        verdict); the others are checked against their whole record, walking only the events
+        appended since (``Trail``); purger calls are checked once each, and again when what they
+        are checked against (an account's confirmations, its windows) grows."""
+        model = self.model
+        touched = model.touched if isinstance(model, TouchedModel) else None
+        items = model.quiet_items() if isinstance(model, TouchedModel) else model.items()
+        for account_id, ref in items:
             record, history = self._snapshot(account_id)
+            if (
+                touched is not None
+                and account_id not in touched
+                and self._unchanged(account_id, record, history)
+            ):
+                continue
             self._check_account(account_id, ref, record, history)
             self.last[account_id] = (record, len(history))
-        if "protected_never_purged" in self.checked_invariants:
+        if touched is not None:
+            touched.clear()
+        self._check_purger_calls()
+
+    def _unchanged(self, account_id: str, record: AccountRecord, history: tuple[AuditEvent, ...]) -> bool:
+        """Whether *record* and *history* are those checked after the previous step."""
+        trail = self.trails.get(account_id)
+        if trail is None:
+            return False
+        previous, _ = self.last[account_id]
+        known = trail.events
+        return (
+            (record is previous or record == previous)
+            and len(history) == len(known)
+            and history == known
+            and same_sealed(history, known)
+        )
+
+    def _check_purger_calls(self) -> None:
+        """The purger-call invariants, over the calls made since the previous step, and over an
+        account's earlier calls again when its confirmations or windows have grown since."""
+        checked = self.checked_invariants
+        if "protected_never_purged" in checked:
             for name in self.policy.purge.protected:
                 assert self.purgers[name].calls == [], f"protected category {name} was handed to a purger"
-        if "owner_confirmed_before_purge" in self.checked_invariants:
-            for purger in self.purgers.values():
-                for call in purger.calls:
-                    confirmations = self.confirmations.get(call.account_id, [])
+        owners = "owner_confirmed_before_purge" in checked
+        expiry = "expiry_not_before_window" in checked
+        if not (owners or expiry):
+            return
+        for category, purger in self.purgers.items():
+            seen = self._calls_seen.get(category, 0)
+            calls = purger.calls
+            if len(calls) == seen:
+                continue
+            for call in calls[seen:]:
+                account_id = call.account_id
+                if owners:
+                    confirmations = self.confirmations.get(account_id, [])
                     assert any(when <= call.now for when, _ in confirmations), (
-                        f"{call.category} of {call.account_id} purged without a confirmation"
+                        f"{call.category} of {account_id} purged without a confirmation"
                     )
-                    if "owner_confirms" not in self.policy.waivers:
-                        assert all(rel == "owner" for _, rel in confirmations), "a non-owner confirmed"
-        if "expiry_not_before_window" in self.checked_invariants:
-            for category in self.policy.purge.at("expiry"):
-                for call in self.purgers[category].calls:
-                    windows = self.windows.get(call.account_id, [])
-                    assert windows, f"{category} of {call.account_id} purged with no cancellation"
+                    self._owners_seen.setdefault(account_id, 0)
+                if expiry and category in self._expiry_categories:
+                    self._expiry_calls.setdefault(account_id, []).append(call)
+                    self._windows_seen[account_id] = -1  # check this call below
+            self._calls_seen[category] = len(calls)
+        if owners and "owner_confirms" not in self.policy.waivers:
+            for account_id, seen in self._owners_seen.items():
+                confirmations = self.confirmations.get(account_id, [])
+                if len(confirmations) != seen:
+                    assert all(rel == "owner" for _, rel in confirmations[seen:]), "a non-owner confirmed"
+                    self._owners_seen[account_id] = len(confirmations)
+        if expiry:
+            for account_id, expiry_calls in self._expiry_calls.items():
+                windows = self.windows.get(account_id, [])
+                if len(windows) == self._windows_seen.get(account_id):
+                    continue
+                for call in expiry_calls:
+                    assert windows, f"{call.category} of {account_id} purged with no cancellation"
                     until = windows[-1][1]
-                    assert until is not None, f"{category} of {call.account_id} has no window"
+                    assert until is not None, f"{call.category} of {account_id} has no window"
                     assert call.now >= until, (
-                        f"{category} of {call.account_id} purged at {call.now}, before {until}"
+                        f"{call.category} of {account_id} purged at {call.now}, before {until}"
                     )
+                self._windows_seen[account_id] = len(windows)
 
     def _check_account(
         self, account_id: str, ref: RefAccount, record: AccountRecord, history: tuple[AuditEvent, ...]
     ) -> None:
         previous, previous_len = self.last[account_id]
-        if "matches_reference" in self.checked_invariants:
+        checked = self.checked_invariants
+        trail = self.trails.setdefault(account_id, Trail())
+        known = trail.events
+        appended = trail.extend(
+            self.policy, account_id, history, steps="purge_steps_started_first" in checked
+        )
+        if "matches_reference" in checked:
             assert record.state is ref.state, f"{account_id}: stored {record.state}, reference {ref.state}"
             assert record.owner == ref.owner and set(record.members) == ref.members
             assert dict(record.services) == ref.services
@@ -1124,8 +1236,7 @@ class LifecycleStateMachine(RuleBasedStateMachine):
             holds = {name: hold.mode for name, hold in record.holds.items()}
             assert holds == ref.holds, f"{account_id}: holds {holds}, reference {ref.holds}"
             reminders = {r.before: (r.at, r.sent_at is not None) for r in record.reminders}
-            last_confirm = max((e.seq for e in history if e.action == Action.CONFIRM), default=0)
-            sent = [e.details["before"] for e in history[last_confirm:] if e.action == "reminder"]
+            sent = trail.sent  # reminders sent since the last confirmation
             assert len(sent) == len(set(sent)), f"{account_id}: reminders sent {sent}, each once"
             assert reminders == ref.reminders, (
                 f"{account_id}: reminders {reminders}, reference {ref.reminders}"
@@ -1134,7 +1245,8 @@ class LifecycleStateMachine(RuleBasedStateMachine):
             expected_free = dict(ref.free_at)
             if record.state is State.PURGED:
                 # the purge drops the identifiers free by then: nothing needs their digests
-                purged_at = max(e.at for e in history if e.action == "purge")
+                purged_at = trail.purged_at
+                assert purged_at is not None, f"{account_id}: purged, with no purge event"
                 expected_free = {k: v for k, v in expected_free.items() if v is None or v > purged_at}
             assert free == expected_free, (
                 f"{account_id}: identifiers free at {free}, reference {expected_free}"
@@ -1142,79 +1254,52 @@ class LifecycleStateMachine(RuleBasedStateMachine):
             if ref.identity is not None:
                 held = identity_held(self.policy, ref.state)
                 assert (record.live_identity is not None) == held, f"{account_id}: identity held={not held}"
-        if "purged_terminal" in self.checked_invariants and previous.state is State.PURGED:
+        if "purged_terminal" in checked and previous.state is State.PURGED:
             assert record == previous and len(history) == previous_len, f"{account_id} changed after PURGED"
-        if "versions_grow_by_one" in self.checked_invariants:
+        if "versions_grow_by_one" in checked:
             # every committed write carries the next version; its events name it, so the
             # versions in the history run 1, 2, 3, ... without a gap up to the record's
-            versions = [e.version for e in history]
-            assert versions[0] == 1 and versions[-1] == record.version, f"{account_id}: versions {versions}"
-            assert all(b - a in (0, 1) for a, b in itertools.pairwise(versions)), versions
+            assert trail.versions_ok and history and history[-1].version == record.version, (
+                f"{account_id}: versions {[e.version for e in history]}"
+            )
             assert record.last_seq == len(history)
-        if "purge_steps_started_first" in self.checked_invariants:
-            _check_purge_steps_started(self.policy, account_id, history)
-        if "chain_verifies" in self.checked_invariants:
-            self._verify_history(account_id, record, history)
+        if "purge_steps_started_first" in checked:
+            assert trail.step_problem is None, trail.step_problem
+        if "chain_verifies" in checked:
+            self._verify_history(account_id, record, history, known if appended else ())
+        trail.sealed_as_purged = record.state is State.PURGED
 
     def _verify_history(
-        self, account_id: str, record: AccountRecord, history: tuple[AuditEvent, ...]
+        self,
+        account_id: str,
+        record: AccountRecord,
+        history: tuple[AuditEvent, ...],
+        known: tuple[AuditEvent, ...],
     ) -> None:
         """``chain_verifies`` after a step: what ``Lifecycle.verify_history`` checks, re-hashing
-        only the events appended since the previous step. The events verified then must still be
-        there, equal field by field (their content, hash and previous hash: frozen values whose
-        hash was checked against that content); if they are not (a store rewrote or dropped
-        one), or the first time, the library verifies the whole history. Sealed values are
-        checked on the whole history every time (erasing them leaves the events equal)."""
-        known = self.verified.get(account_id, ())
-        if not known or len(history) < len(known) or history[: len(known)] != known:
+        only the events appended since the previous step. *known* are the events verified then,
+        still there, equal field by field (their content, hash and previous hash: frozen values
+        whose hash was checked against that content); when they are not (a store rewrote or
+        dropped one; *known* is then empty), or the first time, the library verifies the whole
+        history. Sealed values are checked where they differ from those checked before (all of
+        them if the account was checked as purged then and is not now)."""
+        if not known:
             self.lc.verify_history(account_id)
-        else:
-            prev = known[-1].hash
-            for position in range(len(known) + 1, len(history) + 1):
-                e = history[position - 1]
-                assert e.seq == position, f"{account_id}: event {position} has seq {e.seq}"
-                assert e.version >= 1, f"{account_id}: event {position} has no account version"
-                assert e.account_id == account_id, f"{account_id}: event {position} belongs to {e.account_id}"
-                assert e.prev_hash == prev, f"{account_id}: event {position} does not follow the previous one"
-                assert e.compute_hash() == e.hash, f"{account_id}: event {position} does not match its hash"
-                prev = e.hash
-            assert prev == record.chain_head, f"{account_id}: the chain head is not the last event's hash"
-            check_sealed(account_id, history, erased_allowed=record.state is State.PURGED)
-        self.verified[account_id] = history
-
-
-def _check_purge_steps_started(policy: Policy, account_id: str, history: Sequence[AuditEvent]) -> None:
-    """Walk the trail: a confirm starts the cancel-time steps (its own write), an
-    ``erasure_started`` the steps it names; each outcome must be of a step in flight, and a
-    start while steps are in flight must say ``resumed``."""
-    in_flight: set[str] = set()
-    held: set[str] = set()
-    for e in history:
-        if e.action == "hold_placed":
-            held.add(e.details["category"])
-        elif e.action == "hold_released":
-            held.discard(e.details["category"])
-        elif e.action == Action.CONFIRM:
-            in_flight = set(policy.purge.at("cancel")) - held  # started in the confirm's own write
-        elif e.action == "erasure_started":
-            steps = {k for k in e.details["steps"] if not k.startswith(EFFECT_PREFIX)}
-            if e.details.get("resumed", False):
-                assert in_flight & steps, f"{account_id}: event {e.seq} resumes steps that were not in flight"
-            else:
-                assert not in_flight, (
-                    f"{account_id}: event {e.seq} starts {sorted(steps)} while {sorted(in_flight)} "
-                    "are in flight, without saying resumed"
-                )
-            assert not steps & held, f"{account_id}: event {e.seq} starts held {sorted(steps & held)}"
-            in_flight = steps
-        elif e.action in ("category_purged", "purge_failed"):
-            category = e.details["category"]
-            assert category in in_flight, (
-                f"{account_id}: event {e.seq} {e.action} {category} without a start in flight"
-            )
-            in_flight.discard(category)
-        elif e.action == Action.RESTORE:
-            in_flight = set()
+            return
+        prev = known[-1].hash
+        for position in range(len(known) + 1, len(history) + 1):
+            e = history[position - 1]
+            assert e.seq == position, f"{account_id}: event {position} has seq {e.seq}"
+            assert e.version >= 1, f"{account_id}: event {position} has no account version"
+            assert e.account_id == account_id, f"{account_id}: event {position} belongs to {e.account_id}"
+            assert e.prev_hash == prev, f"{account_id}: event {position} does not follow the previous one"
+            assert e.compute_hash() == e.hash, f"{account_id}: event {position} does not match its hash"
+            prev = e.hash
+        assert prev == record.chain_head, f"{account_id}: the chain head is not the last event's hash"
+        purged = record.state is State.PURGED
+        trail = self.trails[account_id]
+        recheck = history if trail.sealed_as_purged and not purged else resealed(history, known)
+        check_sealed(account_id, recheck, erased_allowed=purged)
 
 
 class GeneratedPolicyMachine(LifecycleStateMachine):
