@@ -554,12 +554,17 @@ class Worker:
         for result in warm:
             result.get(timeout=timeout)
 
-    def round(self, n: int) -> tuple[Round, list[str]]:
-        """Dispatch *n* due accounts and wait for every purge task's result."""
+    def round(self, n: int, chunk: int) -> tuple[Round, list[str]]:
+        """Dispatch *n* due accounts (*chunk* per task) and wait for every purge task's result."""
         cpu, waited = _tree_stats(self.process.pid)
         start = time.perf_counter()
-        dispatched = self.client.send_task("account_lifecycle.dispatch", kwargs={"limit": n}).get(timeout=120)
-        outcomes = [self.client.AsyncResult(t).get(timeout=600) for t in dispatched["tasks"]]
+        dispatched = self.client.send_task(
+            "account_lifecycle.dispatch", kwargs={"limit": n, "chunk": chunk}
+        ).get(timeout=120)
+        outcomes = []
+        for task in dispatched["tasks"]:
+            outcome = self.client.AsyncResult(task).get(timeout=600)
+            outcomes += outcome if isinstance(outcome, list) else [outcome]
         elapsed = time.perf_counter() - start
         cpu_end, waited_end = _tree_stats(self.process.pid)
         assert len(dispatched["dispatched"]) == n, dispatched
@@ -600,8 +605,9 @@ def _tree_stats(pid: int) -> tuple[float, float]:
     return sum(s[0] for s in stats), sum(s[1] for s in stats)
 
 
-def celery_workers(broker_name: str, quick: bool, tmp: Path) -> list[Result]:
-    """A worker of N processes against a worker of one, on *broker_name*, interleaved."""
+def celery_workers(broker_name: str, quick: bool, tmp: Path, chunk: int) -> list[Result]:
+    """A worker of N processes against a worker of one, on *broker_name*, interleaved; ``dispatch``
+    hands *chunk* accounts to each task (1: ``purge_account``, more: ``purge_accounts``)."""
     from kombu import Connection
 
     broker = BROKERS[broker_name]
@@ -610,6 +616,7 @@ def celery_workers(broker_name: str, quick: bool, tmp: Path) -> list[Result]:
             connection.ensure_connection(max_retries=1, timeout=3)
     except Exception as exc:
         return [Result(f"3e Celery on {broker_name}", 0.0, "accounts/s", notes=[f"skipped: {exc}"])]
+    task = "purge_account" if chunk == 1 else f"purge_accounts, {chunk} accounts"
     levels = (1, 2, 4) if quick else (1, 2, 4, 8)
     per_process = 16 if quick else 30
     reps = 1 if quick else 2
@@ -629,7 +636,7 @@ def celery_workers(broker_name: str, quick: bool, tmp: Path) -> list[Result]:
         dispatched: dict[int, list[str]] = {n: [] for n in levels}
         for rep in range(reps):
             for n in levels if rep % 2 == 0 else levels[::-1]:
-                result, accounts = workers[n].round(per_process * n)
+                result, accounts = workers[n].round(per_process * n, chunk)
                 rounds[n].append(result)
                 dispatched[n] += accounts
             loads.append(load())
@@ -650,7 +657,7 @@ def celery_workers(broker_name: str, quick: bool, tmp: Path) -> list[Result]:
         rate = statistics.median(r.rate for r in rounds[n])
         results.append(
             Result(
-                f"3e Celery on {broker_name}: worker of {n} processes, purgers 20 ms x 5",
+                f"3e Celery on {broker_name}: worker of {n} processes ({task} a task), purgers 20 ms x 5",
                 rate,
                 "accounts/s",
                 "worker of 1 process, same run",
@@ -659,8 +666,8 @@ def celery_workers(broker_name: str, quick: bool, tmp: Path) -> list[Result]:
                 f">= {0.8 * n:.1f}x",
                 rate / one >= 0.8 * n,
                 notes=[
-                    f"dispatch of {per_process * n} due accounts (one: {per_process}), one purge_account "
-                    f"task each, store PostgreSQL, median of {reps}: {[round(r.rate, 1) for r in rounds[n]]} "
+                    f"dispatch of {per_process * n} due accounts (one: {per_process}), {task} a task, "
+                    f"store PostgreSQL, median of {reps}: {[round(r.rate, 1) for r in rounds[n]]} "
                     f"vs one {[round(r.rate, 1) for r in rounds[1]]}/s",
                     f"CPU of the worker's processes {statistics.median(r.cpu_ms for r in rounds[n]):.2f} "
                     f"ms/account (one: {statistics.median(r.cpu_ms for r in rounds[1]):.2f}), waiting for "
@@ -702,8 +709,10 @@ def run(quick: bool = False, *, postgres: bool = True, parts: Sequence[str] = PA
         if "processes" in parts:
             results += [report(r) for r in pg_processes(quick, tmp)]
         if "celery" in parts:
-            for broker in BROKERS:
-                results += [report(r) for r in celery_workers(broker, quick, tmp)]
+            chunks = [int(c) for c in os.environ.get("BENCH_CELERY_CHUNKS", "1,5").split(",")]
+            for chunk in chunks:
+                for broker in BROKERS:
+                    results += [report(r) for r in celery_workers(broker, quick, tmp, chunk)]
     return results
 
 
