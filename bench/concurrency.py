@@ -455,12 +455,18 @@ def pg_processes(quick: bool, tmp: Path) -> list[Result]:
     rounds: dict[int, list[Round]] = {n: [] for n in levels}
     shares: dict[int, list[list[int]]] = {n: [] for n in levels}
     loads = [load()]
+    default: tuple[Round, list[int], Round] | None = None
     try:
         for rep in range(reps):
             for n in levels if rep % 2 == 0 else levels[::-1]:
                 result, share = _pg_round(base, n, per_process * n, batch, tmp)
                 rounds[n].append(result)
                 shares[n].append(sorted(share))
+            loads.append(load())
+        if not quick:  # the default sweep_batch (100): what one sweeper claims, the others cannot
+            many, share = _pg_round(base, max(levels), per_process * max(levels), 100, tmp)
+            alone, _ = _pg_round(base, 1, per_process, 100, tmp)
+            default = (many, sorted(share), alone)
             loads.append(load())
     finally:
         _pg_drop(base)
@@ -487,6 +493,24 @@ def pg_processes(quick: bool, tmp: Path) -> list[Result]:
                     f"{statistics.median(r.waited_ms for r in rounds[n]):.2f} ms/account "
                     f"(one: {statistics.median(r.waited_ms for r in rounds[1]):.2f}); "
                     f"{sum(r.checked for r in rounds[n])} accounts checked; load {', '.join(loads)}",
+                ],
+            )
+        )
+    if default is not None:
+        many, share, alone = default
+        top = max(levels)
+        results.append(
+            Result(
+                f"3d {top} sweeper processes on PostgreSQL, sweep_batch 100 (the default), information",
+                many.rate,
+                "accounts/s",
+                "1 sweeper process, sweep_batch 100, same run",
+                alone.rate,
+                many.rate / alone.rate,
+                notes=[
+                    f"{per_process * top} due accounts; accounts per process {share}: a serial sweeper "
+                    f"holds its whole claimed batch while it works through it ({100 * 5 * LATENCY:.0f} s "
+                    "of purger calls), so sweepers beyond due/sweep_batch find nothing to claim",
                 ],
             )
         )
