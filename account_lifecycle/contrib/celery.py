@@ -246,20 +246,24 @@ def beat_schedule(
     fan_out: bool = False,
     limit: int | None = None,
     relay_every: timedelta | float | None = None,
+    chunk: int = 1,
 ) -> dict[str, dict[str, Any]]:
     """A ``beat_schedule`` entry running the sweep every *every* (a timedelta or seconds):
     ``sweep`` in one worker, or with ``fan_out=True`` ``dispatch`` to spread each batch over
-    the workers; with *relay_every*, a second entry runs ``relay`` that often. Merge it into
-    ``app.conf.beat_schedule``."""
+    the workers (*chunk* accounts a task); with *relay_every*, a second entry runs ``relay``
+    that often. Merge it into ``app.conf.beat_schedule``."""
     seconds = every.total_seconds() if isinstance(every, timedelta) else float(every)
     if not seconds > 0:
         raise ValueError(f"every must be a positive interval, got {every!r}")
     _check_limit(limit)
+    if _check_chunk(chunk) != 1 and not fan_out:
+        raise ValueError("chunk applies to dispatch: pass fan_out=True with it")
+    kwargs: dict[str, Any] = {"limit": limit} if chunk == 1 else {"limit": limit, "chunk": chunk}
     schedule: dict[str, dict[str, Any]] = {
         f"{prefix}.periodic-sweep": {
             "task": f"{prefix}.dispatch" if fan_out else f"{prefix}.sweep",
             "schedule": seconds,
-            "kwargs": {"limit": limit},
+            "kwargs": kwargs,
             # A sweep that waited a whole interval in the queue is superseded by the next one.
             "options": {"expires": seconds},
         }

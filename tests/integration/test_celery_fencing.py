@@ -226,3 +226,20 @@ def test_purge_accounts_runs_a_chunk_and_skips_a_lapsed_claim(tmp_path: Path) ->
             ) == Counter(c.name for c in POLICY.purge.categories)
     finally:
         store.close()
+
+
+def test_beat_schedule_passes_the_chunk_to_dispatch() -> None:
+    """beat_schedule(fan_out=True, chunk=n) schedules dispatch with chunk=n; a chunk without
+    fan-out, or a bad one, is refused; chunk=1 leaves the entry as it was."""
+    from account_lifecycle.contrib.celery import beat_schedule
+
+    entry = beat_schedule(every=60, fan_out=True, chunk=5)["account_lifecycle.periodic-sweep"]
+    assert (entry["task"], entry["kwargs"]) == ("account_lifecycle.dispatch", {"limit": None, "chunk": 5})
+    assert beat_schedule(every=60, fan_out=True) == beat_schedule(every=60, fan_out=True, chunk=1)
+    assert beat_schedule(every=60, fan_out=True)["account_lifecycle.periodic-sweep"]["kwargs"] == {
+        "limit": None
+    }
+    with pytest.raises(ValueError, match="chunk applies to dispatch"):
+        beat_schedule(every=60, chunk=5)
+    with pytest.raises(ValueError, match="chunk must be a whole number >= 1"):
+        beat_schedule(every=60, fan_out=True, chunk=0)
