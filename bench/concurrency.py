@@ -11,8 +11,10 @@ the other way round):
 * processes: N sweeper processes (spawned, each a serial ``sweep()``) on one PostgreSQL
   schema, N = 2, 4, 8, against one;
 * Celery: one prefork worker of N processes (``account_lifecycle.contrib.celery``, the
-  ``dispatch`` fan-out: one ``purge_account`` task per account) on Redis and on RabbitMQ,
-  the store on PostgreSQL, N = 2, 4, 8, against a worker of one process.
+  ``dispatch`` fan-out: one ``purge_account`` task per account, then ``dispatch(chunk=5)``:
+  one ``purge_accounts`` task per 5 accounts; ``$BENCH_CELERY_CHUNKS``, default ``1,5``) on
+  Redis and on RabbitMQ, the store on PostgreSQL, N = 2, 4, 8, against a worker of one
+  process.
 
 Target: >= 0.8 x K (or N) times the baseline's accounts per second. After every round the
 histories of the round's accounts are read back: each account PURGED, its chain verified,
