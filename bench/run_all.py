@@ -18,10 +18,32 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make ``bench`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import async_command, engine, outbox, scale, size, sqlite_command, startup, sweep, toolkit
+from bench import (
+    async_command,
+    concurrency,
+    engine,
+    outbox,
+    scale,
+    size,
+    sqlite_command,
+    startup,
+    sweep,
+    toolkit,
+)
 from bench._common import Result, machine_info, print_results, quick_mode
 
-BENCHMARKS = ("engine", "sqlite", "sweep", "scale", "size", "startup", "toolkit", "outbox", "async")
+BENCHMARKS = (
+    "engine",
+    "sqlite",
+    "sweep",
+    "concurrency",
+    "scale",
+    "size",
+    "startup",
+    "toolkit",
+    "outbox",
+    "async",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         "engine": lambda: engine.run(quick),
         "sqlite": lambda: sqlite_command.run(quick),
         "sweep": lambda: sweep.run(quick, postgres=not args.no_postgres),
+        "concurrency": lambda: concurrency.run(quick, postgres=not args.no_postgres),
         "scale": lambda: scale.run(quick),
         "size": lambda: size.run(quick, postgres=not args.no_postgres),
         "startup": lambda: startup.run(quick),

@@ -594,81 +594,6 @@ def sqlite_sweep(synchronous: str, quick: bool, tmp: Path) -> list[Result]:
     ]
 
 
-# -- concurrent purging ---------------------------------------------------------------------
-
-#: Five categories erased at the window's end, as slow as a remote API each.
-POLICY5: Policy = attrs.evolve(
-    policies.ALLCLIENTS,
-    name="allclients-five-remote",
-    purge=PurgePolicy(categories=tuple(PurgeCategory(f"remote{i}", "expiry") for i in range(5))),
-    on_cancel=(),
-)
-LATENCY = 0.020  # seconds per purger call
-
-
-def concurrent_sweeps(quick: bool, tmp: Path) -> list[Result]:
-    """Target 3, one process: a sweep with ``sweep_concurrency=K`` against the serial sweep
-    (K = 1), purgers sleeping 20 ms per call (5 calls per account), on SQLite ``NORMAL``."""
-    levels = (1, 2, 4, 8) if quick else (1, 2, 4, 8, 16, 32)
-    per_level = {k: max(12, 8 * k) for k in levels}
-    setup_path = tmp / "concurrent-setup.db"
-    setup = SQLiteStore(setup_path, synchronous="NORMAL")
-    clock = ManualClock(START)
-    lc = Lifecycle(POLICY5, store=setup, purgers=fake_purgers(POLICY5).values(), clock=clock)
-    for i in range(max(per_level.values())):
-        account_id = f"acct-{i:06d}"
-        owner = Actor.user(f"owner-{i}")
-        lc.open(account_id, owner=owner.id)
-        lc.request_cancellation(account_id, owner)
-        lc.skip_survey(account_id, owner)
-        lc.confirm(account_id, owner)
-    setup.close()
-    reps = 1 if quick else 2
-    rates: dict[int, list[float]] = {k: [] for k in levels}
-    for rep in range(reps):
-        for k in levels if rep % 2 == 0 else levels[::-1]:
-            path = tmp / f"concurrent-{k}-{rep}.db"
-            shutil.copyfile(setup_path, path)
-            store = SQLiteStore(path, synchronous="NORMAL")
-            purgers = fake_purgers(POLICY5, items=0, detail="", latency=LATENCY)
-            sweeper = Lifecycle(
-                POLICY5,
-                store=store,
-                purgers=purgers.values(),
-                clock=ManualClock(LATER),
-                sweep_concurrency=k,
-            )
-            start = time.perf_counter()
-            done = sweeper.sweep(limit=per_level[k])
-            elapsed = time.perf_counter() - start
-            assert len(done.purged) == per_level[k], done
-            rates[k].append(per_level[k] / elapsed)
-            store.close()
-    serial = statistics.median(rates[1])
-    results = []
-    for k in levels[1:]:
-        rate = statistics.median(rates[k])
-        results.append(
-            Result(
-                f"3c sweep_concurrency={k}, purgers 20 ms x 5 categories",
-                rate,
-                "accounts/s",
-                "serial sweep (sweep_concurrency=1)",
-                serial,
-                rate / serial,
-                f">= {0.8 * k:.1f}x",
-                rate / serial >= 0.8 * k,
-                notes=[
-                    f"{per_level[k]} due accounts (serial: {per_level[1]}), sweep_batch 100, SQLite NORMAL, "
-                    f"median of {reps}: {[round(r, 1) for r in rates[k]]} "
-                    f"vs serial {[round(r, 1) for r in rates[1]]}; "
-                    f"ideal {k * 1 / (5 * LATENCY):.0f}/s"
-                ],
-            )
-        )
-    return results
-
-
 # -- PostgreSQL ----------------------------------------------------------------------------
 
 
@@ -1032,7 +957,6 @@ def run(quick: bool = False, *, postgres: bool = True) -> list[Result]:
     base = os.environ.get("BENCH_TMPDIR") or None
     with tempfile.TemporaryDirectory(prefix="al-bench-", dir=base) as tmp:
         results = [r for sync in ("NORMAL", "FULL") for r in sqlite_sweep(sync, quick, Path(tmp))]
-        results += concurrent_sweeps(quick, Path(tmp))
     for r in results:
         report(r)
     if postgres:

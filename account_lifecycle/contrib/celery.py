@@ -10,20 +10,26 @@ workers. Needs the ``celery`` extra.
     tasks = register_tasks(app, "myapp.accounts:make_lifecycle")
     app.conf.beat_schedule = beat_schedule(every=timedelta(minutes=5))
 
-Four tasks are registered, named ``<prefix>.<task>`` (prefix ``account_lifecycle``):
+Five tasks are registered, named ``<prefix>.<task>`` (prefix ``account_lifecycle``):
 
 ``sweep(limit=None)``
     ``Lifecycle.sweep`` in the worker: claims due accounts batch by batch and runs their
     work there, then relays the outbox. Returns the report as ``{"purged": [...], "failed":
     [...], "restorable": [...], "errors": {...}, "relayed": n}``.
-``dispatch(limit=None)``
+``dispatch(limit=None, chunk=1)``
     Claims one batch of due accounts (``limit``, default the lifecycle's ``sweep_batch``) and
     enqueues one ``purge_account`` task per account, handing over the claim, so the batch is
-    worked on by many workers at once. Returns ``{"dispatched": [...], "tasks": [...]}``.
+    worked on by many workers at once; with ``chunk=n`` > 1, one ``purge_accounts`` task per
+    *n* accounts instead. Returns ``{"dispatched": [...], "tasks": [...]}``.
 ``purge_account(account_id, lease_owner, lease_until)``
     Runs the due work of one account under the claim ``dispatch`` took. If the claim lapsed
     before the task ran (a long queue), it does nothing: another sweeper may hold the account
     by then, and a later sweep or dispatch takes it up.
+``purge_accounts(account_ids, lease_owner, lease_until)``
+    ``purge_account`` for several accounts of one claim at once, as a sweep runs a batch: the
+    writes ready together in one transaction, the purgers of ``sweep_concurrency`` accounts at
+    once, each account's steps in order. One account's work costs several commits of its own
+    in ``purge_account``; here the chunk shares them.
 ``relay(limit=None)``
     ``Lifecycle.relay`` in the worker: feeds the durable listeners (``outbox_listeners``) from
     the store's outbox, at least once and in order per account (``sweep`` relays too, after its
@@ -49,8 +55,9 @@ from typing import Any, Final
 
 import attrs
 
+from account_lifecycle.errors import LifecycleError
 from account_lifecycle.lifecycle import Lifecycle
-from account_lifecycle.model import PurgeStatus
+from account_lifecycle.model import AccountRecord, PurgeStatus
 from account_lifecycle.ports import Lease
 
 __all__ = ["DEFAULT_PREFIX", "LifecycleTasks", "beat_schedule", "register_tasks", "resolve_factory"]
@@ -96,6 +103,19 @@ class _PerProcess:
             return self._lifecycle
 
 
+def _check_chunk(chunk: object) -> int:
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+        raise ValueError(f"chunk must be a whole number >= 1, got {chunk!r}")
+    return chunk
+
+
+def _outcome(account_id: str, record: AccountRecord | None) -> dict[str, Any]:
+    if record is None:
+        return {"account_id": account_id, "state": None, "failed": [], "skipped": True}
+    failed = sorted(k for k, p in record.purge.items() if p.status is PurgeStatus.FAILED)
+    return {"account_id": account_id, "state": record.state.value, "failed": failed, "skipped": False}
+
+
 def _check_limit(limit: object) -> int | None:
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
         raise ValueError(f"limit must be a whole number >= 0 or None, got {limit!r}")
@@ -111,6 +131,7 @@ class LifecycleTasks:
     purge_account: Any
     prefix: str
     relay: Any = None
+    purge_accounts: Any = None
 
 
 def register_tasks(
@@ -119,9 +140,9 @@ def register_tasks(
     *,
     prefix: str = DEFAULT_PREFIX,
 ) -> LifecycleTasks:
-    """Register the ``sweep``, ``dispatch``, ``purge_account`` and ``relay`` tasks on the host's Celery
-    *app*, each building its lifecycle with *factory*. Use one *prefix* per policy when a host
-    runs several."""
+    """Register the ``sweep``, ``dispatch``, ``purge_account``, ``purge_accounts`` and ``relay``
+    tasks on the host's Celery *app*, each building its lifecycle with *factory*. Use one
+    *prefix* per policy when a host runs several."""
     lifecycles = _PerProcess(resolve_factory(factory))
     options: dict[str, Any] = {"acks_late": True, "bind": False}
 
@@ -149,33 +170,55 @@ def register_tasks(
     @app.task(name=f"{prefix}.purge_account", **options)  # type: ignore[untyped-decorator]
     def purge_account(account_id: str, lease_owner: str, lease_until: str) -> dict[str, Any]:
         lease = Lease(lease_owner, datetime.fromisoformat(lease_until))
-        record = lifecycles.get().run_claimed(account_id, lease)
-        if record is None:
-            return {"account_id": account_id, "state": None, "failed": [], "skipped": True}
-        failed = sorted(k for k, p in record.purge.items() if p.status is PurgeStatus.FAILED)
-        return {"account_id": account_id, "state": record.state.value, "failed": failed, "skipped": False}
+        return _outcome(account_id, lifecycles.get().run_claimed(account_id, lease))
+
+    @app.task(name=f"{prefix}.purge_accounts", **options)  # type: ignore[untyped-decorator]
+    def purge_accounts(account_ids: list[str], lease_owner: str, lease_until: str) -> list[dict[str, Any]]:
+        lease = Lease(lease_owner, datetime.fromisoformat(lease_until))
+        lifecycle = lifecycles.get()
+        runner = lifecycle.runner
+        if lifecycle.clock.now() >= lease.until:  # the claim lapsed in the queue: someone else may hold them
+            return [_outcome(a, None) for a in account_ids]
+        outcomes: dict[str, dict[str, Any]] = {}
+        records: list[AccountRecord] = []
+        for account_id in account_ids:
+            try:
+                records.append(lifecycle.store.get(account_id))
+            except LifecycleError as exc:  # as purge_account would fail: the claim lapses, a sweep reports it
+                outcomes[account_id] = {"account_id": account_id, "state": None, "error": str(exc)}
+        for record, result in zip(records, runner.run_batch(records, lease), strict=True):
+            if isinstance(result, LifecycleError):
+                outcomes[record.account_id] = {
+                    "account_id": record.account_id,
+                    "state": None,
+                    "error": str(result),
+                }
+            else:
+                outcomes[record.account_id] = _outcome(record.account_id, result)
+        return [outcomes[a] for a in account_ids]
 
     @app.task(name=f"{prefix}.dispatch", **options)  # type: ignore[untyped-decorator]
-    def dispatch(limit: int | None = None) -> dict[str, list[str]]:
+    def dispatch(limit: int | None = None, chunk: int = 1) -> dict[str, list[str]]:
         lifecycle = lifecycles.get()
         size = _check_limit(limit)
+        per_task = _check_chunk(chunk)
         owner = f"celery:{uuid.uuid4().hex}"
         claim = lifecycle.claim_due(size, owner=owner)
         claimed = claim.account_ids
         dispatched: list[str] = []
         task_ids: list[str] = []
+        lease = {"lease_owner": owner, "lease_until": claim.lease.until.isoformat()}
         try:
-            for account_id in claimed:
-                result = purge_account.apply_async(
-                    kwargs={
-                        "account_id": account_id,
-                        "lease_owner": owner,
-                        "lease_until": claim.lease.until.isoformat(),
-                    },
-                    # A message older than the claim is pointless: drop it unread.
-                    expires=lifecycle.lease.total_seconds(),
+            for start in range(0, len(claimed), per_task):
+                part = list(claimed[start : start + per_task])
+                task, kwargs = (
+                    (purge_account, {"account_id": part[0]})
+                    if per_task == 1
+                    else (purge_accounts, {"account_ids": part})
                 )
-                dispatched.append(account_id)
+                # A message older than the claim is pointless: drop it unread.
+                result = task.apply_async(kwargs={**kwargs, **lease}, expires=lifecycle.lease.total_seconds())
+                dispatched += part
                 task_ids.append(str(result.id))
         finally:
             for account_id in claimed[len(dispatched) :]:  # not handed over (the broker failed): free them
@@ -187,7 +230,12 @@ def register_tasks(
         }
 
     return LifecycleTasks(
-        sweep=sweep, dispatch=dispatch, purge_account=purge_account, prefix=prefix, relay=relay
+        sweep=sweep,
+        dispatch=dispatch,
+        purge_account=purge_account,
+        prefix=prefix,
+        relay=relay,
+        purge_accounts=purge_accounts,
     )
 
 
@@ -198,20 +246,24 @@ def beat_schedule(
     fan_out: bool = False,
     limit: int | None = None,
     relay_every: timedelta | float | None = None,
+    chunk: int = 1,
 ) -> dict[str, dict[str, Any]]:
     """A ``beat_schedule`` entry running the sweep every *every* (a timedelta or seconds):
     ``sweep`` in one worker, or with ``fan_out=True`` ``dispatch`` to spread each batch over
-    the workers; with *relay_every*, a second entry runs ``relay`` that often. Merge it into
-    ``app.conf.beat_schedule``."""
+    the workers (*chunk* accounts a task); with *relay_every*, a second entry runs ``relay``
+    that often. Merge it into ``app.conf.beat_schedule``."""
     seconds = every.total_seconds() if isinstance(every, timedelta) else float(every)
     if not seconds > 0:
         raise ValueError(f"every must be a positive interval, got {every!r}")
     _check_limit(limit)
+    if _check_chunk(chunk) != 1 and not fan_out:
+        raise ValueError("chunk applies to dispatch: pass fan_out=True with it")
+    kwargs: dict[str, Any] = {"limit": limit} if chunk == 1 else {"limit": limit, "chunk": chunk}
     schedule: dict[str, dict[str, Any]] = {
         f"{prefix}.periodic-sweep": {
             "task": f"{prefix}.dispatch" if fan_out else f"{prefix}.sweep",
             "schedule": seconds,
-            "kwargs": {"limit": limit},
+            "kwargs": kwargs,
             # A sweep that waited a whole interval in the queue is superseded by the next one.
             "options": {"expires": seconds},
         }
