@@ -6,6 +6,7 @@ runner. Nothing here reads a clock or touches a store.
 
 from __future__ import annotations
 
+import calendar
 import re
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
@@ -87,8 +88,6 @@ def before(duration: Duration, moment: datetime) -> datetime:
     if duration.unit in ("months", "years"):
         months = duration.amount * (12 if duration.unit == "years" else 1)
         year, index = divmod(moment.year * 12 + moment.month - 1 - months, 12)
-        import calendar  # here, not at import: it imports locale; only reminders need it
-
         day = min(moment.day, calendar.monthrange(year, index + 1)[1])
         return moment.replace(year=year, month=index + 1, day=day)
     return moment - (duration.add_to(moment) - moment)
