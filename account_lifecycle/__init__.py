@@ -1,127 +1,133 @@
 """account_lifecycle: account cancellation, recovery windows and purging as an explicit,
-auditable state machine. Everything public is importable from here."""
+auditable state machine. Everything public is importable from here.
+
+Each public name is imported on first use (PEP 562, ``account_lifecycle._lazy``): ``import
+account_lifecycle`` loads no submodule, and ``from account_lifecycle import Lifecycle`` loads
+what ``Lifecycle`` needs. Optional extras (psycopg, greenlet, SQLAlchemy, OpenTelemetry...) are
+imported only by the names that need them."""
 
 from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING, Any
 
-from account_lifecycle import policies
-from account_lifecycle.adapters.memory import MemoryStore
-from account_lifecycle.adapters.sqlite import SQLiteStore
-from account_lifecycle.audit import AuditEvent
-from account_lifecycle.clock import ManualClock, SystemClock
-from account_lifecycle.closure import IdentityReuse
-from account_lifecycle.describe import describe_policy
-from account_lifecycle.duration import Duration
-from account_lifecycle.errors import (
-    AccountExists,
-    AccountNotFound,
-    ConcurrentUpdate,
-    ConfigurationError,
-    ErasureInProgress,
-    HistoryTampered,
-    IdempotencyKeyReused,
-    InvalidTransition,
-    LifecycleError,
-    MigrationRefused,
-    MissingAcknowledgements,
-    NotPermitted,
-    PolicyError,
-    PolicyMismatch,
-    PrerequisitesPending,
-    ReauthenticationRequired,
-    RecordCorrupt,
-    RecoveryWindowExpired,
-    StaleConfirmation,
-    StoreError,
-    UnknownPolicyVersion,
-    WrongConfirmationToken,
-)
-from account_lifecycle.identity_keys import IdentityKey, IdentityKeys
-from account_lifecycle.lifecycle import Lifecycle, RekeyReport
-from account_lifecycle.migration import MigrationPlan, MigrationReport, MigrationRule, StatePlan
-from account_lifecycle.model import (
-    AccountRecord,
-    Action,
-    Actor,
-    Erasure,
-    HeldIdentifier,
-    Hold,
-    PurgeProgress,
-    PurgeStatus,
-    Relation,
-    Reminder,
-    ServiceState,
-    State,
-    SurveyOutcome,
-)
-from account_lifecycle.outbox import (
-    ListenerStatus,
-    OutboxBusy,
-    OutboxStatus,
-    RedeliveryReport,
-    Relay,
-    RelayReport,
-)
-from account_lifecycle.policy import (
-    Acknowledgement,
-    ConfirmationPolicy,
-    Policy,
-    PurgeCategory,
-    PurgePolicy,
-    RecoveryPhase,
-    RecoveryPolicy,
-    SurveyPolicy,
-)
-from account_lifecycle.ports import (
-    AccountStore,
-    Clock,
-    EffectHook,
-    Listener,
-    OutboxStore,
-    PrerequisiteCheck,
-    Purger,
-)
-from account_lifecycle.purge import Claim, SweepReport
-from account_lifecycle.queries import AccountPage
-from account_lifecycle.receipts import ErasedCategory, ErasureReceipt, RedactedValue, RetainedCategory
-from account_lifecycle.registry import PolicyRegistry, Rollout
-from account_lifecycle.sealed import SealedValue
-from account_lifecycle.timeline import KeptCategory, ScheduledErasure, Timeline, TimelinePhase
-from account_lifecycle.values import (
-    AccountQuery,
-    CorruptRecord,
-    DeadLetter,
-    EffectContext,
-    Lease,
-    OutboxCursor,
-    OutboxEntry,
-    PendingItem,
-    PurgeContext,
-    PurgeResult,
-)
-from account_lifecycle.verify import (
-    Change,
-    Difference,
-    DiffReport,
-    RegistryReport,
-    diff_policies,
-    verify_registry,
-)
+from account_lifecycle import _lazy
 
 # A library logs into the host's logging set-up and sets none up itself: quiet by default.
 logging.getLogger("account_lifecycle").addHandler(logging.NullHandler())
 
-if TYPE_CHECKING:  # imported lazily by __getattr__ below: they need the postgres or async extra
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time, __getattr__ imports each name
+    from account_lifecycle import policies
+    from account_lifecycle.adapters.memory import MemoryStore
     from account_lifecycle.adapters.postgres import PostgresStore
     from account_lifecycle.adapters.sqlalchemy import AsyncSQLAlchemyStore, SQLAlchemyStore
+    from account_lifecycle.adapters.sqlite import SQLiteStore
     from account_lifecycle.aio import (
         AsyncAccountStore,
         AsyncLifecycle,
         AsyncPostgresStore,
         AsyncPurger,
         ThreadedStore,
+    )
+    from account_lifecycle.audit import AuditEvent
+    from account_lifecycle.clock import ManualClock, SystemClock
+    from account_lifecycle.closure import IdentityReuse
+    from account_lifecycle.describe import describe_policy
+    from account_lifecycle.duration import Duration
+    from account_lifecycle.errors import (
+        AccountExists,
+        AccountNotFound,
+        ConcurrentUpdate,
+        ConfigurationError,
+        ErasureInProgress,
+        HistoryTampered,
+        IdempotencyKeyReused,
+        InvalidTransition,
+        LifecycleError,
+        MigrationRefused,
+        MissingAcknowledgements,
+        NotPermitted,
+        PolicyError,
+        PolicyMismatch,
+        PrerequisitesPending,
+        ReauthenticationRequired,
+        RecordCorrupt,
+        RecoveryWindowExpired,
+        StaleConfirmation,
+        StoreError,
+        UnknownPolicyVersion,
+        WrongConfirmationToken,
+    )
+    from account_lifecycle.identity_keys import IdentityKey, IdentityKeys
+    from account_lifecycle.lifecycle import Lifecycle, RekeyReport
+    from account_lifecycle.migration import MigrationPlan, MigrationReport, MigrationRule, StatePlan
+    from account_lifecycle.model import (
+        AccountRecord,
+        Action,
+        Actor,
+        Erasure,
+        HeldIdentifier,
+        Hold,
+        PurgeProgress,
+        PurgeStatus,
+        Relation,
+        Reminder,
+        ServiceState,
+        State,
+        SurveyOutcome,
+    )
+    from account_lifecycle.outbox import (
+        ListenerStatus,
+        OutboxBusy,
+        OutboxStatus,
+        RedeliveryReport,
+        Relay,
+        RelayReport,
+    )
+    from account_lifecycle.policy import (
+        Acknowledgement,
+        ConfirmationPolicy,
+        Policy,
+        PurgeCategory,
+        PurgePolicy,
+        RecoveryPhase,
+        RecoveryPolicy,
+        SurveyPolicy,
+    )
+    from account_lifecycle.ports import (
+        AccountStore,
+        Clock,
+        EffectHook,
+        Listener,
+        OutboxStore,
+        PrerequisiteCheck,
+        Purger,
+    )
+    from account_lifecycle.purge import Claim, SweepReport
+    from account_lifecycle.queries import AccountPage
+    from account_lifecycle.receipts import ErasedCategory, ErasureReceipt, RedactedValue, RetainedCategory
+    from account_lifecycle.registry import PolicyRegistry, Rollout
+    from account_lifecycle.sealed import SealedValue
+    from account_lifecycle.timeline import KeptCategory, ScheduledErasure, Timeline, TimelinePhase
+    from account_lifecycle.values import (
+        AccountQuery,
+        CorruptRecord,
+        DeadLetter,
+        EffectContext,
+        Lease,
+        OutboxCursor,
+        OutboxEntry,
+        PendingItem,
+        PurgeContext,
+        PurgeResult,
+    )
+    from account_lifecycle.verify import (
+        Change,
+        Difference,
+        DiffReport,
+        RegistryReport,
+        diff_policies,
+        verify_registry,
     )
 
     __version__: str
@@ -253,30 +259,113 @@ __all__ = [
     "verify_registry",
 ]
 
-
-#: Names imported when first asked for: the asyncio front end needs the ``async`` extra
-#: (greenlet, and asyncio, which ``import account_lifecycle`` does not pay for otherwise).
-_ASYNC = frozenset(
-    {"AsyncAccountStore", "AsyncLifecycle", "AsyncPostgresStore", "AsyncPurger", "ThreadedStore"}
-)
+#: Where each public name is defined (a module of this package): imported from there on first
+#: use. ``policies`` is the subpackage itself. ``PostgresStore`` and ``AsyncPostgresStore`` need
+#: the ``postgres`` extra, the ``aio`` names the ``async`` extra, ``SQLAlchemyStore`` and
+#: ``AsyncSQLAlchemyStore`` the ``sqlalchemy`` extra: nothing imports them until asked.
+_WHERE: dict[str, tuple[str, ...]] = {
+    "adapters.memory": ("MemoryStore",),
+    "adapters.postgres": ("PostgresStore",),
+    "adapters.sqlalchemy": ("AsyncSQLAlchemyStore", "SQLAlchemyStore"),
+    "adapters.sqlite": ("SQLiteStore",),
+    "aio": ("AsyncAccountStore", "AsyncLifecycle", "AsyncPostgresStore", "AsyncPurger", "ThreadedStore"),
+    "audit": ("AuditEvent",),
+    "clock": ("ManualClock", "SystemClock"),
+    "closure": ("IdentityReuse",),
+    "describe": ("describe_policy",),
+    "duration": ("Duration",),
+    "errors": (
+        "AccountExists",
+        "AccountNotFound",
+        "ConcurrentUpdate",
+        "ConfigurationError",
+        "ErasureInProgress",
+        "HistoryTampered",
+        "IdempotencyKeyReused",
+        "InvalidTransition",
+        "LifecycleError",
+        "MigrationRefused",
+        "MissingAcknowledgements",
+        "NotPermitted",
+        "PolicyError",
+        "PolicyMismatch",
+        "PrerequisitesPending",
+        "ReauthenticationRequired",
+        "RecordCorrupt",
+        "RecoveryWindowExpired",
+        "StaleConfirmation",
+        "StoreError",
+        "UnknownPolicyVersion",
+        "WrongConfirmationToken",
+    ),
+    "identity_keys": ("IdentityKey", "IdentityKeys"),
+    "lifecycle": ("Lifecycle", "RekeyReport"),
+    "migration": ("MigrationPlan", "MigrationReport", "MigrationRule", "StatePlan"),
+    "model": (
+        "AccountRecord",
+        "Action",
+        "Actor",
+        "Erasure",
+        "HeldIdentifier",
+        "Hold",
+        "PurgeProgress",
+        "PurgeStatus",
+        "Relation",
+        "Reminder",
+        "ServiceState",
+        "State",
+        "SurveyOutcome",
+    ),
+    "outbox": ("ListenerStatus", "OutboxBusy", "OutboxStatus", "RedeliveryReport", "Relay", "RelayReport"),
+    "policies": ("policies",),
+    "policy": (
+        "Acknowledgement",
+        "ConfirmationPolicy",
+        "Policy",
+        "PurgeCategory",
+        "PurgePolicy",
+        "RecoveryPhase",
+        "RecoveryPolicy",
+        "SurveyPolicy",
+    ),
+    "ports": (
+        "AccountStore",
+        "Clock",
+        "EffectHook",
+        "Listener",
+        "OutboxStore",
+        "PrerequisiteCheck",
+        "Purger",
+    ),
+    "purge": ("Claim", "SweepReport"),
+    "queries": ("AccountPage",),
+    "receipts": ("ErasedCategory", "ErasureReceipt", "RedactedValue", "RetainedCategory"),
+    "registry": ("PolicyRegistry", "Rollout"),
+    "sealed": ("SealedValue",),
+    "timeline": ("KeptCategory", "ScheduledErasure", "Timeline", "TimelinePhase"),
+    "values": (
+        "AccountQuery",
+        "CorruptRecord",
+        "DeadLetter",
+        "EffectContext",
+        "Lease",
+        "OutboxCursor",
+        "OutboxEntry",
+        "PendingItem",
+        "PurgeContext",
+        "PurgeResult",
+    ),
+    "verify": ("Change", "DiffReport", "Difference", "RegistryReport", "diff_policies", "verify_registry"),
+}
+_LAZY = {name: f"{__name__}.{module}" for module, names in _WHERE.items() for name in names}
 
 
 def __getattr__(name: str) -> Any:
-    # PostgresStore needs the optional ``postgres`` extra (psycopg); import it only when asked.
-    if name == "PostgresStore":
-        from account_lifecycle.adapters.postgres import PostgresStore
-
-        return PostgresStore
     if name == "__version__":
         globals()["__version__"] = found = _installed_version()
         return found
-    if name in _ASYNC:
-        from account_lifecycle import aio
+    return _lazy.resolve(globals(), _LAZY, name)
 
-        return getattr(aio, name)
-    # SQLAlchemyStore and AsyncSQLAlchemyStore need the ``sqlalchemy`` extra, imported when asked.
-    if name in ("SQLAlchemyStore", "AsyncSQLAlchemyStore"):
-        from account_lifecycle.adapters import sqlalchemy
 
-        return getattr(sqlalchemy, name)
-    raise AttributeError(f"module 'account_lifecycle' has no attribute {name!r}")
+def __dir__() -> list[str]:
+    return _lazy.listing(globals(), __all__)

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -43,14 +44,6 @@ from account_lifecycle.identity import canonical_identifier, canonical_text, che
 from account_lifecycle.identity_keys import IDENTITY_KIND, IdentityKeys
 from account_lifecycle.journal import Commit, Journal
 from account_lifecycle.machine import Attempt, PolicyMachine
-from account_lifecycle.migration import (
-    AccountMove,
-    MigrationPlan,
-    MigrationReport,
-    MigrationRule,
-    check_rules,
-    plan_account,
-)
 from account_lifecycle.model import (
     AccountRecord,
     Action,
@@ -83,11 +76,14 @@ from account_lifecycle.ports import (
 )
 from account_lifecycle.purge import Claim, PurgeRunner, SweepReport
 from account_lifecycle.queries import DEFAULT_PAGE, AccountPage, account_page, query_of
-from account_lifecycle.receipts import ErasureReceipt, RedactedValue, receipt_for
 from account_lifecycle.registry import PolicyRegistry
 from account_lifecycle.sealed import check_sealed, sealed_fields
-from account_lifecycle.timeline import Timeline, build_timeline
 from account_lifecycle.values import AccountQuery
+
+if TYPE_CHECKING:  # imported by the methods that need them: a command does not
+    from account_lifecycle.migration import AccountMove, MigrationPlan, MigrationReport, MigrationRule
+    from account_lifecycle.receipts import ErasureReceipt
+    from account_lifecycle.timeline import Timeline
 
 __all__ = ["Lifecycle", "RekeyReport"]
 
@@ -911,6 +907,8 @@ class Lifecycle:
         *at* defaults to the lifecycle's clock. Before the account is confirmed the moments
         assume a confirm at *at* (with the *window* the owner would pick, by default the first
         choice); once confirmed they are the account's own."""
+        from account_lifecycle.timeline import build_timeline
+
         record = self.get(account_id)
         moment = self._now() if at is None else require_aware(at, "at")
         return build_timeline(self._rules_of(record).policy, record, moment, window)
@@ -948,6 +946,8 @@ class Lifecycle:
     def receipt(self, account_id: str) -> ErasureReceipt:
         """The erasure receipt of a ``PURGED`` account, listing the personal values of its audit
         trail that were redacted (erased, their commitments kept)."""
+        from account_lifecycle.receipts import RedactedValue, receipt_for
+
         record = self.get(account_id)
         if record.state is not State.PURGED:
             raise InvalidTransition(
@@ -1039,6 +1039,8 @@ class Lifecycle:
             return False
 
     def _moves(self, source: Policy, target: Policy) -> list[AccountMove]:
+        from account_lifecycle.migration import plan_account
+
         now = self._now()
         moves = []
         for account_id in self._pinned_ids(source):
@@ -1058,6 +1060,8 @@ class Lifecycle:
         changes for them in the words of the semantic diff, and which promises it would break
         (``MigrationPlan.refused``: those not in *allow*). Writes nothing. ``UnknownPolicyVersion``
         for a label the registry does not hold; ``ValueError`` for an unknown rule."""
+        from account_lifecycle.migration import MigrationPlan, check_rules
+
         allowed = check_rules(allow)
         a, b = self.registry.get(source), self.registry.get(target)
         return MigrationPlan.of(a, b, self._moves(a, b), allowed)
@@ -1080,6 +1084,8 @@ class Lifecycle:
         other command: an account whose purge steps are in flight, or that a command or sweep
         changed meanwhile (twice), is left ``busy`` for the next run. Resumable: an account
         moved is no longer pinned to *source*, so running it again moves the rest."""
+        from account_lifecycle.migration import MigrationReport, plan_account
+
         if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
             raise ValueError(f"batch must be a whole number >= 1, got {batch!r}")
         plan = self.plan_migration(source, target, allow=allow)

@@ -12,7 +12,6 @@ import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from os import PathLike
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final, cast
 
@@ -369,6 +368,8 @@ class Policy:
     @classmethod
     def load(cls, path: str | PathLike[str]) -> Policy:
         """Read a policy file. An unreadable file is an ``OSError``; bad content a ``PolicyError``."""
+        from pathlib import Path  # here, not at import: pathlib imports urllib and ipaddress
+
         from account_lifecycle.policy_toml import policy_from_bytes
 
         return policy_from_bytes(Path(path).read_bytes())

@@ -8,7 +8,6 @@ the key and what was expected, never an exception from deep inside.
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 import tomllib
@@ -89,6 +88,8 @@ def _type_name(value: object) -> str:
 
 
 def _unknown(key: str, allowed: tuple[str, ...]) -> PolicyError:
+    import difflib  # only for a bad file's message
+
     name = key.rpartition(".")[2]
     close = difflib.get_close_matches(name, allowed, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""

@@ -30,7 +30,7 @@ from collections.abc import Callable, Generator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import attrs
 
@@ -53,10 +53,8 @@ from account_lifecycle.values import (
 
 __all__ = ["Claim", "PurgeRunner", "SerialPool", "StepPool", "SweepReport", "ThreadPool", "purger_name"]
 
-# Names that moved to their own modules, importable from here until every caller moved on.
-from account_lifecycle.receipts import ErasedCategory as ErasedCategory
-from account_lifecycle.receipts import ErasureReceipt as ErasureReceipt
-from account_lifecycle.receipts import RetainedCategory as RetainedCategory
+# Names that moved to their own modules, importable from here until every caller moved on
+# (the receipts' on first use, by ``__getattr__`` at the end: a sweep does not need them).
 from account_lifecycle.schedule import EFFECT_EVENTS as EFFECT_EVENTS
 from account_lifecycle.schedule import effect_key as effect_key
 
@@ -595,3 +593,17 @@ class _Work:
         new = yield _Write(Commit(record, decision, now, release=self.lease.owner, after=after))
         self.released = True
         return new
+
+
+if TYPE_CHECKING:
+    from account_lifecycle.receipts import ErasedCategory as ErasedCategory
+    from account_lifecycle.receipts import ErasureReceipt as ErasureReceipt
+    from account_lifecycle.receipts import RetainedCategory as RetainedCategory
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("ErasedCategory", "ErasureReceipt", "RetainedCategory"):
+        from account_lifecycle import receipts
+
+        return getattr(receipts, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,11 +15,14 @@ results and error types: never an identity, a survey answer or an error's messag
 from __future__ import annotations
 
 import functools
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 from account_lifecycle.errors import LifecycleError
@@ -29,16 +32,14 @@ if TYPE_CHECKING:
     from account_lifecycle.health import StatusSource, StoreStatus
     from account_lifecycle.ports import Clock
 
-try:
-    from opentelemetry import metrics as _metrics
-    from opentelemetry import trace as _trace
-except ImportError:  # the otel extra is absent: record nothing
-    _metrics = None  # type: ignore[assignment]
-    _trace = None  # type: ignore[assignment]
-try:  # the API's stand-in until a meter provider is set (not exported by the API)
-    from opentelemetry.metrics._internal import _ProxyMeterProvider
-except ImportError:  # pragma: no cover - absent, or moved by a later API: always record
-    _ProxyMeterProvider = None  # type: ignore[assignment,misc]
+# The API (``opentelemetry.trace``, ``opentelemetry.metrics``) is imported by ``_api()`` on the
+# first call that could record: importing it costs about a tenth of the library's own import,
+# and until a provider is set it would record nothing.
+_trace: Any = None
+_metrics: Any = None
+#: The API's stand-in until a meter provider is set (not exported by the API).
+_ProxyMeterProvider: Any = None
+_installed: bool | None = None  # whether the otel extra is installed, found on first ask
 
 __all__ = [
     "METRICS",
@@ -91,7 +92,31 @@ _lock = threading.Lock()
 
 
 def enabled() -> bool:
-    """Whether ``opentelemetry-api`` is installed (the ``otel`` extra)."""
+    """Whether ``opentelemetry-api`` is installed (the ``otel`` extra): found without importing it."""
+    global _installed
+    if _installed is None:
+        try:
+            _installed = find_spec("opentelemetry.trace") is not None
+        except (ImportError, ValueError):  # ``opentelemetry`` unimportable, or blocked in sys.modules
+            _installed = False
+    return _installed
+
+
+def _api() -> bool:
+    """Import the API once (True if it is installed and imports)."""
+    global _trace, _metrics, _ProxyMeterProvider, _installed
+    if _trace is None and enabled():
+        try:
+            from opentelemetry import metrics, trace
+        except ImportError:  # pragma: no cover - found but broken: record nothing
+            _installed = False
+            return False
+        try:
+            from opentelemetry.metrics import _internal
+        except ImportError:  # pragma: no cover - moved by a later API: always record
+            _internal = None  # type: ignore[assignment]
+        _metrics, _ProxyMeterProvider = metrics, getattr(_internal, "_ProxyMeterProvider", None)
+        _trace = trace
     return _trace is not None
 
 
@@ -108,43 +133,43 @@ def _recording() -> bool:
     global _live
     if _live:
         return True
-    if _unset is not None:
-        if _unset():
-            return False
-    elif isinstance(_trace.get_tracer_provider(), _trace.ProxyTracerProvider) and isinstance(
-        _metrics.get_meter_provider(), _ProxyMeterProvider
+    if _unset() or not _api():
+        return False
+    if _ProxyMeterProvider is not None and (
+        isinstance(_trace.get_tracer_provider(), _trace.ProxyTracerProvider)
+        and isinstance(_metrics.get_meter_provider(), _ProxyMeterProvider)
     ):
         return False
     _live = True
     return True
 
 
-def _unset_check() -> Callable[[], bool] | None:
-    """A cheap "no provider set, none named by the environment" from the API's module globals
-    (reading them costs 0.1 us, asking the API for its providers 5-10 us), or None where this
-    version of the API keeps them elsewhere (then the providers are asked)."""
-    if _trace is None or _ProxyMeterProvider is None:
-        return None
-    import os
-
-    from opentelemetry import trace as trace_module
-    from opentelemetry.metrics import _internal as metrics_module
-
-    if not hasattr(trace_module, "_TRACER_PROVIDER") or not hasattr(metrics_module, "_METER_PROVIDER"):
-        return None  # pragma: no cover - a later API
-    named = any(name in os.environ for name in ("OTEL_PYTHON_TRACER_PROVIDER", "OTEL_PYTHON_METER_PROVIDER"))
-
-    def unset() -> bool:
-        return not named and trace_module._TRACER_PROVIDER is None and metrics_module._METER_PROVIDER is None
-
-    return unset
+_NAMED = any(name in os.environ for name in ("OTEL_PYTHON_TRACER_PROVIDER", "OTEL_PYTHON_METER_PROVIDER"))
+_UNSURE = object()
 
 
-_unset = _unset_check()
+def _provider(module: str, name: str) -> object:
+    """The provider the API keeps in *module*'s global *name* (None: none set; ``_UNSURE``: a
+    version of the API that keeps it elsewhere). A host that set a provider has imported the
+    API's module, so an unimported module means none is set, and nothing is imported here."""
+    found = sys.modules.get(module)
+    return None if found is None else getattr(found, name, _UNSURE)
+
+
+def _unset() -> bool:
+    """A cheap "no provider set, none named by the environment", read from the API's module
+    globals (0.1-0.2 us; asking the API for its providers costs 5-10 us); False when unsure,
+    and the providers are then asked."""
+    return (
+        not _NAMED
+        and _provider("opentelemetry.trace", "_TRACER_PROVIDER") is None
+        and _provider("opentelemetry.metrics._internal", "_METER_PROVIDER") is None
+    )
 
 
 def _instrument(name: str) -> Any:
     """The counter or histogram *name*, made once (the API's proxies follow a provider set later)."""
+    _api()
     with _lock:
         found = _instruments.get(name)
         if found is None:
@@ -307,6 +332,8 @@ def observe_store(store: StatusSource, *, clock: Clock | None = None) -> None:
     due, the age of the oldest due work in seconds, and failed steps by category. The store is
     read (read-only) only when a metric reader collects. Does nothing without the extra."""
     if not enabled():
+        return
+    if not _api():  # pragma: no cover - found but broken
         return
     from opentelemetry.metrics import CallbackOptions, Observation
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import click
 
 from account_lifecycle.cli._common import REFUSED, USAGE, _error, _guarded, _json, _load, _say, _Stop
 from account_lifecycle.describe import describe_policy
 from account_lifecycle.errors import LifecycleError
-from account_lifecycle.verify.report import DiffReport
+
+if TYPE_CHECKING:
+    from account_lifecycle.verify.report import DiffReport
 
 
 @click.command()

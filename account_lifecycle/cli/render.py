@@ -11,7 +11,7 @@ from account_lifecycle.cli._common import _json, _say
 from account_lifecycle.cli.tables import print_table
 from account_lifecycle.codec import record_to_dict
 from account_lifecycle.model import AccountRecord, Action
-from account_lifecycle.purge import ErasureReceipt
+from account_lifecycle.receipts import ErasureReceipt
 from account_lifecycle.timeline import Timeline
 
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.table import Table
+if TYPE_CHECKING:  # imported when a table is drawn: not for --help, --json or a refusal
+    from rich.console import Console
+    from rich.table import Table
 
 __all__ = ["console", "print_table", "table"]
 
@@ -20,6 +22,8 @@ PIPE_WIDTH = 160
 
 def console(*, err: bool = False) -> Console:
     """A console on stdout (or stderr): a terminal's own width, else ``PIPE_WIDTH``."""
+    from rich.console import Console
+
     stream = sys.stderr if err else sys.stdout  # as they are now: a test runner may swap them
     out = Console(file=stream, highlight=False, soft_wrap=False)
     if not out.is_terminal:
@@ -29,6 +33,8 @@ def console(*, err: bool = False) -> Console:
 
 def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> Table:
     """A table with a bold header (on a terminal) and one row per entry of *rows*."""
+    from rich.table import Table
+
     grid = Table(title=title, title_justify="left", header_style="bold", show_edge=False, pad_edge=False)
     for column in columns:
         grid.add_column(column, overflow="fold")

@@ -6,6 +6,7 @@ shipped file by name and ``path(name)`` says where it is.
 
 from __future__ import annotations
 
+import pkgutil
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -25,14 +26,25 @@ def path(name: str) -> Traversable:
     """The shipped TOML file of built-in policy *name* (``"smrtphone"``, ``"allclients"``)."""
     from importlib import resources
 
-    if name not in ("smrtphone", "allclients"):
-        raise KeyError(f"no built-in policy {name!r}; expected 'smrtphone' or 'allclients'")
+    _check_name(name)
     return resources.files(__name__).joinpath(f"{name}.toml")
 
 
 def load(name: str) -> Policy:
     """Read built-in policy *name* from its shipped file."""
-    return Policy.from_toml(path(name).read_text(encoding="utf-8"))
+    # The file's bytes through the package's loader (zip imports included), decoded as
+    # ``path(name).read_text()`` would, without importing ``importlib.resources`` (pathlib,
+    # zipfile, tempfile...) on the way to a first command.
+    _check_name(name)
+    data = pkgutil.get_data(__name__, f"{name}.toml")
+    if data is None:  # pragma: no cover - a loader that cannot read files
+        return Policy.from_toml(path(name).read_text(encoding="utf-8"))
+    return Policy.from_toml(data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n"))
+
+
+def _check_name(name: str) -> None:
+    if name not in ("smrtphone", "allclients"):
+        raise KeyError(f"no built-in policy {name!r}; expected 'smrtphone' or 'allclients'")
 
 
 _lock = threading.Lock()

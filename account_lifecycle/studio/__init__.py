@@ -7,6 +7,23 @@ command line (extra ``cli``). The page's assets ship in ``assets/``: no CDN, no 
 
 from __future__ import annotations
 
-from account_lifecycle.studio.server import MAX_BODY, RemoteRefused, Studio, StudioServer, make_server
+from typing import TYPE_CHECKING, Any
+
+from account_lifecycle import _lazy
+
+if TYPE_CHECKING:  # imported on first use by __getattr__ below (PEP 562)
+    from account_lifecycle.studio.server import MAX_BODY, RemoteRefused, Studio, StudioServer, make_server
 
 __all__ = ["MAX_BODY", "RemoteRefused", "Studio", "StudioServer", "make_server"]
+
+#: Every public name is the server module's: ``account-lifecycle --help`` registers the studio
+#: command without importing the server.
+_LAZY = dict.fromkeys(__all__, f"{__name__}.server")
+
+
+def __getattr__(name: str) -> Any:
+    return _lazy.resolve(globals(), _LAZY, name)
+
+
+def __dir__() -> list[str]:
+    return _lazy.listing(globals(), __all__)

@@ -17,7 +17,6 @@ from account_lifecycle.files import UnreadableFile, read_capped, shown
 from account_lifecycle.policies import BUILTIN
 from account_lifecycle.policy import Policy
 from account_lifecycle.policy_toml import policy_from_bytes
-from account_lifecycle.studio.server import RemoteRefused, make_server
 
 __all__ = ["default_baseline", "load_baseline", "studio"]
 
@@ -67,6 +66,9 @@ def studio(source: str, baseline: str | None, port: int, host: str, allow_remote
         raise click.BadParameter(str(exc), param_hint="POLICY.toml") from None
     policy = Path(source)
     against = load_baseline(baseline) if baseline is not None else default_baseline(text)
+    # the server (http.server, the page and its analysis) only when the studio runs: not for --help
+    from account_lifecycle.studio.server import RemoteRefused, make_server
+
     try:
         server = make_server(policy, against, host=host, port=port, allow_remote=allow_remote)
     except RemoteRefused as exc:
