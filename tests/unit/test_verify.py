@@ -655,14 +655,14 @@ class TestPhasesAndChoices:
         assert report.ok is True
         assert report.reachable == ALL_STATES - {State.RESTORABLE}
 
-    def test_builtins_verify_in_under_a_second(self) -> None:
-        """The exploration stays fast enough for a pre-commit hook."""
-        import time
-
+    def test_builtins_explore_a_bounded_space(self) -> None:
+        """The exploration stays small enough for a pre-commit hook: a bound on the situations
+        and steps explored, which no machine's speed moves (the time itself is a benchmark,
+        ``python -m bench.startup``: well under a second per built-in policy)."""
         for policy in (SMRTPHONE, ALLCLIENTS, PHASED, CHOOSING):
-            started = time.perf_counter()
-            verify_policy(policy)
-            assert time.perf_counter() - started < 1.0
+            report = verify_policy(policy)
+            assert 0 < report.situations <= 100, (policy.name, report.situations)
+            assert 0 < report.steps <= 10_000, (policy.name, report.steps)
 
 
 def _situations(policy: Policy) -> list[object]:
