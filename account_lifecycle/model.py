@@ -240,12 +240,36 @@ class Erasure:
     started_at: datetime
 
 
+_EMPTY_MAPPING: Mapping[str, Any] = MappingProxyType({})
+_NO_MEMBERS: frozenset[str] = frozenset()
+# Small mappings of plain values (pins, service states) are the same for most accounts: one
+# read-only copy of each serves them all (memory per stored account, bench/engine.py). Bounded:
+# cleared when full, which only costs later records their own copies.
+_SHARED: dict[tuple[tuple[str, Any], ...], Mapping[str, Any]] = {}
+_SHARED_LIMIT = 4096
+_SHARED_ITEMS = 8
+
+
 def _frozen_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
-    return MappingProxyType(dict(value))
+    """A read-only copy of *value*: the one empty mapping when it is empty, and one shared copy
+    per distinct small mapping of strings or enum members (immutable, so sharing is invisible)."""
+    if not value:
+        return _EMPTY_MAPPING
+    items = tuple(value.items())
+    if len(items) > _SHARED_ITEMS or not all(type(v) is str or isinstance(v, enum.Enum) for _, v in items):
+        return MappingProxyType(dict(items))
+    shared = _SHARED.get(items)
+    if shared is None:
+        if len(_SHARED) >= _SHARED_LIMIT:
+            _SHARED.clear()
+        shared = _SHARED[items] = MappingProxyType(dict(items))
+    return shared
 
 
 def _held_identifiers(value: Mapping[str, HeldIdentifier | str]) -> Mapping[str, HeldIdentifier]:
     """Kind -> ``HeldIdentifier``; a plain string value is an identifier held until further notice."""
+    if not value:
+        return _EMPTY_MAPPING
     return MappingProxyType(
         {
             kind: held if isinstance(held, HeldIdentifier) else HeldIdentifier(held)
@@ -269,7 +293,7 @@ def _keys(value: Iterable[Iterable[str]]) -> tuple[tuple[str, ...], ...]:
 def _frozen_members(value: Iterable[str]) -> frozenset[str]:
     if isinstance(value, str):
         raise TypeError("members must be a collection of user ids, not one string")
-    return frozenset(value)
+    return frozenset(value) or _NO_MEMBERS
 
 
 @attrs.frozen(unsafe_hash=False)
