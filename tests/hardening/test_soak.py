@@ -1,7 +1,9 @@
-"""Soak: many threads and processes send random commands to one store for a bounded time;
-afterwards every invariant is checked over every account.
+"""Soak: many threads and processes send random commands to one store, a fixed number each,
+for at least the scaled time in which a recovery window ends; afterwards every invariant is
+checked over every account.
 
-Bounded: a few seconds per store. Figures are printed (run with -s to see them).
+Bounded: a few seconds per store on a quiet machine; no assertion depends on the machine's
+speed. Figures are printed (run with -s to see them).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pg import throwaway_schema
 
 from account_lifecycle import ManualClock, PurgeStatus, State, policies
 
-SECONDS = 4.0
+COMMANDS = 300  # per thread and per process
 THREADS = 3
 PROCESSES = 2
 
@@ -37,14 +39,14 @@ def _soak(spec: dict[str, Any], tmp_path: Path) -> tuple[Counter[str], Any]:
     lock = threading.Lock()
 
     def thread_body(seed: int) -> None:
-        counts = soak_worker.run(spec, t0, SECONDS, seed, str(log), store=store)
+        counts = soak_worker.run(spec, t0, COMMANDS, seed, str(log), store=store)
         with lock:
             totals.update(counts)
 
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(PROCESSES) as pool:
         pending = [
-            pool.apply_async(soak_worker.run, (spec, t0, SECONDS, 100 + i, str(log)))
+            pool.apply_async(soak_worker.run, (spec, t0, COMMANDS, 100 + i, str(log)))
             for i in range(PROCESSES)
         ]
         threads = [threading.Thread(target=thread_body, args=(i,)) for i in range(THREADS)]
@@ -68,7 +70,7 @@ def _check_everything(totals: Counter[str], world: Any) -> None:
     accepted = sum(v for k, v in totals.items() if k.endswith(":ok"))
     refused = sum(v for k, v in totals.items() if not k.endswith(":ok"))
     print(f"\nsoak: {accepted} accepted, {refused} refused commands: {dict(sorted(totals.items()))}")
-    assert accepted > 200, totals
+    assert accepted > 150, totals
     assert totals["confirm:ok"] > 5, totals
     unexpected = {k for k in totals if k.split(":")[1] not in {
         "ok", "AccountExists", "AccountNotFound", "InvalidTransition", "NotPermitted", "ConcurrentUpdate",
