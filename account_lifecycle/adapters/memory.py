@@ -59,6 +59,7 @@ class MemoryStore:
         self._identities: dict[str, str] = {}  # live identity -> account id
         # (kind, value) -> (account id, free_at): identifiers, held until free_at (None: for good)
         self._identifiers: dict[tuple[str, str], tuple[str, datetime | None]] = {}
+        self._identifier_keys: dict[str, set[tuple[str, str]]] = {}  # account id -> its rows' keys
         self._due: dict[str, datetime] = {}
         self._due_order: list[tuple[datetime, str]] = []  # heap of (due, id); may hold stale entries
         self._claims: dict[str, Lease] = {}
@@ -110,11 +111,7 @@ class MemoryStore:
                         raise AccountExists(account_id=record.account_id, identity=held.value, kind=kind)
                     dropped.append((kind, alias))
             rows[key] = (record.account_id, held.free_at)
-        dropped += [
-            key
-            for key, (holder_id, _) in self._identifiers.items()
-            if holder_id == record.account_id and key not in rows
-        ]
+        dropped += [key for key in self._identifier_keys.get(record.account_id, ()) if key not in rows]
         return rows, dropped
 
     def _take_identifiers(
@@ -123,8 +120,21 @@ class MemoryStore:
         self._check_identity(record, aliases)
         rows, dropped = self._identifier_rows(record, now, aliases)
         for key in dropped:
-            self._identifiers.pop(key, None)
-        self._identifiers.update(rows)
+            self._forget_identifier(key)
+        for key, row in rows.items():
+            self._forget_identifier(key)
+            self._identifiers[key] = row
+            self._identifier_keys.setdefault(row[0], set()).add(key)
+
+    def _forget_identifier(self, key: tuple[str, str]) -> None:
+        """Drop the identifier row *key*, from the table and from its holder's keys."""
+        row = self._identifiers.pop(key, None)
+        if row is not None:
+            keys = self._identifier_keys.get(row[0])
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._identifier_keys[row[0]]
 
     def _append(self, account_id: str, events: Sequence[AuditEvent]) -> None:
         """Keep *events* without their sealed values, which go to the side table."""
