@@ -61,7 +61,7 @@ class TestSQLite:
         assert not (tmp_path / "accounts.db").exists()  # --sql runs nothing
         assert (
             ok(cli("migrate", cwd=tmp_path))
-            == "SQLite database 'accounts.db' migrated from schema version 0 to 5\n"
+            == "SQLite database 'accounts.db' migrated from schema version 0 to 6\n"
         )
         assert (
             ok(cli("migrate", cwd=tmp_path))
@@ -69,8 +69,8 @@ class TestSQLite:
         )
         assert ok(cli("migrate", "--sql", cwd=tmp_path)) == "-- schema version 6 is current: nothing to run\n"
         assert json.loads(ok(cli("migrate", "--json", cwd=tmp_path))) == {
-            "from_version": 5,
-            "to_version": 5,
+            "from_version": 6,
+            "to_version": 6,
             "migrated": False,
         }
 
@@ -82,7 +82,7 @@ class TestSQLite:
         result = cli("status", "--db", "old.db", "--now", "2026-02-01T12:00:00Z", cwd=tmp_path)
         assert result.returncode == 1
         assert "1 (library 6): run account-lifecycle migrate" in result.stdout
-        assert result.stderr.startswith("status: schema version 1 is older than the library's 5")
+        assert result.stderr.startswith("status: schema version 1 is older than the library's 6")
         data = json.loads(cli("status", "--db", "old.db", "--json", cwd=tmp_path).stdout)
         assert (data["schema_version"], data["schema_outdated"]) == (1, True)
 
@@ -92,7 +92,7 @@ class TestSQLite:
             ["sweep", "--policy", "smrtphone", "--dry-run"],
         ):
             assert refused(cli(*command, "--db", "old.db", cwd=tmp_path), 2) == (
-                "error: SQLite database 'old.db' has schema version 1, older than the library's 5; "
+                "error: SQLite database 'old.db' has schema version 1, older than the library's 6; "
                 "run: account-lifecycle migrate --db old.db"
             )
         sql = ok(cli("migrate", "--db", "old.db", "--sql", cwd=tmp_path))
@@ -101,7 +101,7 @@ class TestSQLite:
         assert _digest(path) == digest  # status, refusals and --sql changed nothing
 
         assert ok(cli("migrate", "--db", "old.db", cwd=tmp_path)) == (
-            "SQLite database 'old.db' migrated from schema version 1 to 5\n"
+            "SQLite database 'old.db' migrated from schema version 1 to 6\n"
         )
         assert "a1: cancelled" in ok(
             cli("status", "a1", "--policy", "smrtphone", "--db", "old.db", cwd=tmp_path)
@@ -179,12 +179,12 @@ def test_postgresql_status_migrate_and_refusal(tmp_path: Path, pg_schema: tuple[
     assert sql.splitlines()[0] == f'CREATE SCHEMA "{schema}";'
     assert not schema_exists()
 
-    assert ok(run("migrate")) == f"PostgreSQL schema {schema!r} migrated from schema version 0 to 5\n"  # type: ignore[arg-type]
+    assert ok(run("migrate")) == f"PostgreSQL schema {schema!r} migrated from schema version 0 to 6\n"  # type: ignore[arg-type]
     ok(run("open", "pg-1", "--owner", "u1", "--policy", "smrtphone"))  # type: ignore[arg-type]
     data = json.loads(ok(run("status", "--json")))  # type: ignore[arg-type]
     assert (data["schema_version"], data["due"], data["stuck"]) == (6, 0, [])
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f'DELETE FROM "{schema}".schema_migrations WHERE version >= 4')
-    assert "older than the library's 5" in refused(run("history", "pg-1", "--policy", "smrtphone"), 2)  # type: ignore[arg-type]
+    assert "older than the library's 6" in refused(run("history", "pg-1", "--policy", "smrtphone"), 2)  # type: ignore[arg-type]
     for text in (run("status").stdout, run("status").stderr, run("migrate", "--sql").stdout):  # type: ignore[attr-defined]
         assert secret not in text

@@ -134,7 +134,8 @@ class TestSQLite:
         assert table.splitlines()[-1].startswith("2 accounts; more match: add --cursor ac1.")
 
     def test_reads_only_and_never_migrates(self, tmp_path: Path, db: Path) -> None:
-        """The file is not changed, and an older schema is listed as it is, not migrated."""
+        """The file is not changed, and an older schema is refused with the command to run (its
+        queries need schema 6's columns), not migrated."""
         before = _digest(db)
         ok(cli("accounts", "--failed", cwd=tmp_path))
         assert _digest(db) == before
@@ -143,7 +144,9 @@ class TestSQLite:
         sqlite3.connect(db).close()
         older = _digest(db)
 
-        assert _ids(ok(cli("accounts", "--json", "--with-holds", cwd=tmp_path))) == ["a3"]
+        refusal = cli("accounts", "--json", "--with-holds", cwd=tmp_path)
+        assert refusal.returncode == 2
+        assert "older than the library's 6; run: account-lifecycle migrate --db accounts.db" in refusal.stderr
         assert _digest(db) == older
         with sqlite3.connect(db) as conn:
             assert conn.execute("SELECT value FROM meta").fetchone() == ("1",)

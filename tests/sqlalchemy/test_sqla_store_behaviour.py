@@ -109,7 +109,7 @@ def test_status_counts_due_work_and_claims(store: SQLAlchemyStore) -> None:
     assert status.due == 2
     assert status.oldest_due == NOW - timedelta(hours=2)
     assert dict(status.claims) == {"sweeper": 1}
-    assert status.schema_version == status.library_schema_version == 1
+    assert status.schema_version == status.library_schema_version == 2
 
 
 def test_moments_in_any_offset_are_compared_as_instants(store: SQLAlchemyStore) -> None:
