@@ -25,7 +25,7 @@ def store(request: pytest.FixtureRequest) -> DjangoStore:
 
 def test_an_empty_store_is_healthy(store: DjangoStore) -> None:
     contract.test_an_empty_store_is_healthy(store)
-    assert store.status(now=contract.T0).schema_version == 1  # 0001_initial, applied
+    assert store.status(now=contract.T0).schema_version == 2  # 0001_initial and 0002 (query indexes), applied
 
 
 def test_backlog_failures_claims_and_erasures(store: DjangoStore) -> None:
@@ -42,7 +42,7 @@ def test_status_needs_an_aware_time(store: DjangoStore) -> None:
 
 def test_it_is_a_status_source(store: DjangoStore) -> None:
     source: StatusSource = store  # typed: the health protocol the CLI and telemetry read
-    assert source.status(now=contract.T0).library_schema_version == 1
+    assert source.status(now=contract.T0).library_schema_version == 2
 
 
 def test_an_undecodable_row_is_reported_by_id(store: DjangoStore) -> None:
@@ -61,7 +61,7 @@ def test_a_database_missing_the_apps_migration_is_outdated(store: DjangoStore) -
         MigrationRecorder(connections[store.using]).migration_qs.filter(app="account_lifecycle").delete()
         status = store.status(now=contract.T0)
         transaction.set_rollback(True, using=store.using)
-    assert (status.schema_version, status.library_schema_version) == (0, 1)
+    assert (status.schema_version, status.library_schema_version) == (0, 2)
     assert status.schema_outdated
     assert status.stuck(timedelta(days=1))[0].startswith("schema version 0 is older")
     assert not store.status(now=contract.T0).schema_outdated
