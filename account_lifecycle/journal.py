@@ -15,7 +15,7 @@ from datetime import datetime
 import attrs
 
 from account_lifecycle import telemetry
-from account_lifecycle.audit import GENESIS, AuditEvent, ChainWriter
+from account_lifecycle.audit import GENESIS, AuditEvent, ChainWriter, chain
 from account_lifecycle.decide import Decision, Event
 from account_lifecycle.model import AccountRecord, State, evolve_record
 from account_lifecycle.ports import AccountStore, Lease, Listener, Write, save_many
@@ -86,17 +86,16 @@ class Journal:
         """Insert *record* (version 1) with its first event; ``AccountExists`` if taken (also
         when another account holds one of the *aliases* of its identity digests)."""
         label = self.label(record, {})
-        writer = ChainWriter(record.account_id, label, GENESIS, 0, 1)
-        self._append(writer, (event,), now)
+        events = _chained(record.account_id, label, GENESIS, 0, 1, (event,), now)
         pins = {record.state.value: label} if self.label_of is not None else {}
         new = evolve_record(
-            record, version=1, chain_head=writer.head, last_seq=writer.seq, **({"pins": pins} if pins else {})
+            record, version=1, chain_head=events[-1].hash, last_seq=1, **({"pins": pins} if pins else {})
         )
         if aliases:
-            self.store.create(new, tuple(writer.events), now=now, aliases=aliases)
+            self.store.create(new, events, now=now, aliases=aliases)
         else:
-            self.store.create(new, tuple(writer.events), now=now)
-        self.notify(writer.events)
+            self.store.create(new, events, now=now)
+        self.notify(events)
         return new
 
     def commit(
@@ -112,23 +111,31 @@ class Journal:
         stored version is still *record*'s (else ``ConcurrentUpdate``, nothing written); take or
         renew the claim with *lease*, or drop *release*'s claim; erase the sealed personal
         values of the account's events when the decision says so. Then notify the listeners."""
-        label = self.label(record, decision.changes)
-        writer = ChainWriter(
-            record.account_id, label, record.chain_head or GENESIS, record.last_seq, record.version + 1
+        changes = decision.changes
+        label = self.policy if self.label_of is None else self.label(record, changes)
+        version = record.version + 1
+        events = _chained(
+            record.account_id,
+            label,
+            record.chain_head or GENESIS,
+            record.last_seq,
+            version,
+            decision.events,
+            now,
         )
-        self._append(writer, decision.events, now)
-        new = evolve_record(
-            record,
-            version=record.version + 1,
-            chain_head=writer.head,
-            last_seq=writer.seq,
-            **self._pinned(record, decision.changes, label),
-        )
+        if events:
+            head, seq = events[-1].hash, events[-1].seq
+        else:
+            head, seq = record.chain_head, record.last_seq
+        state = changes.get("state")
+        if self.label_of is not None and state is not record.state and isinstance(state, State):
+            changes = self._pinned(record, changes, label)
+        new = evolve_record(record, version=version, chain_head=head, last_seq=seq, **changes)
         if decision.erase_sealed:
             self.store.save(
                 new,
                 expected_version=record.version,
-                events=tuple(writer.events),
+                events=events,
                 lease=lease,
                 release=release,
                 now=now,
@@ -136,14 +143,9 @@ class Journal:
             )
         else:
             self.store.save(
-                new,
-                expected_version=record.version,
-                events=tuple(writer.events),
-                lease=lease,
-                release=release,
-                now=now,
+                new, expected_version=record.version, events=events, lease=lease, release=release, now=now
             )
-        self.notify(writer.events)
+        self.notify(events)
         return new
 
     def commit_many(self, commits: Sequence[Commit]) -> list[AccountRecord | Exception]:
@@ -225,3 +227,37 @@ class Journal:
                     listener(event)
                 except Exception:  # the change is committed; a listener's failure must not undo it
                     log.exception("listener %r failed on event %s #%d", listener, event.account_id, event.seq)
+
+
+def _chained(
+    account_id: str,
+    label: str,
+    head: str,
+    seq: int,
+    version: int,
+    events: Sequence[Event],
+    now: datetime,
+) -> tuple[AuditEvent, ...]:
+    """*events* chained after *head* (*seq*) under *label*, written with account *version*, each
+    at its own moment or *now*, their personal values sealed (``sealed``)."""
+    chained = []
+    for event in events:
+        details, sealed_values = seal(event.details)
+        seq += 1
+        made = chain(
+            head,
+            seq,
+            account_id,
+            event.at or now,
+            event.actor,
+            event.action,
+            event.from_state,
+            event.to_state,
+            label,
+            details,
+            version,
+            sealed_values,
+        )
+        head = made.hash
+        chained.append(made)
+    return tuple(chained)
