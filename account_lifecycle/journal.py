@@ -112,7 +112,17 @@ class Journal:
         renew the claim with *lease*, or drop *release*'s claim; erase the sealed personal
         values of the account's events when the decision says so. Then notify the listeners."""
         changes = decision.changes
-        label = self.policy if self.label_of is None else self.label(record, changes)
+        label_of = self.label_of
+        if label_of is None:
+            label = self.policy
+        else:  # ``label``, written out (the command path's hottest lines)
+            name = changes.get("policy", record.policy)
+            pinned = changes.get("policy_version", record.policy_version)
+            label = (
+                self.label(record, changes)
+                if type(name) is not str or type(pinned) is not int
+                else label_of(name, pinned)
+            )
         version = record.version + 1
         events = _chained(
             record.account_id,
@@ -128,7 +138,12 @@ class Journal:
         else:
             head, seq = record.chain_head, record.last_seq
         state = changes.get("state")
-        if self.label_of is not None and state is not record.state and isinstance(state, State):
+        if (
+            label_of is not None
+            and state is not record.state
+            and isinstance(state, State)
+            and record.pins.get(state) != label
+        ):
             changes = self._pinned(record, changes, label)
         new = evolve_record(record, version=version, chain_head=head, last_seq=seq, **changes)
         if decision.erase_sealed:
@@ -221,7 +236,8 @@ class Journal:
     def notify(self, events: Iterable[AuditEvent]) -> None:
         """Hand committed *events* to every listener; a listener's failure is logged, never raised."""
         for event in events:
-            telemetry.listener(event)  # counts reminders sent; nothing without the otel extra
+            if event.action == "reminder":
+                telemetry.listener(event)  # counts reminders sent; nothing without the otel extra
             for listener in self.listeners:
                 try:
                     listener(event)
