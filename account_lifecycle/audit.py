@@ -421,7 +421,12 @@ def _compose(
     """An event's canonical text from its fields (the details encoded already), *hash_part*
     where ``"hash"`` sorts (after from_state): one formatting of the encoded fields into the
     template of its action, states and policy."""
-    return _template(action if type(action) is str else str(action), from_state, to_state, policy) % (
+    if type(action) is not str:
+        action = str(action)
+    template = _TEMPLATES.get((action, from_state, to_state, policy))
+    if template is None:
+        template = _template(action, from_state, to_state, policy)
+    return template % (
         _escape(account_id) if type(account_id) is str else _encode(account_id),
         _escape(str(actor)),
         format_time(at),
