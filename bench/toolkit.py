@@ -93,6 +93,9 @@ def hollow(machine: type[RuleBasedStateMachine]) -> type[RuleBasedStateMachine]:
                 self.counter += 1
                 return f"acct-{self.counter}" if _returns else None
 
+            # its own name: Hypothesis's swarm testing enables and disables rules by the name of
+            # their function, so rules that all shared one name would all be on at once
+            nothing.__name__ = nothing.__qualname__ = spec.function.__name__
             setattr(nothing, marker, dataclasses.replace(spec, function=nothing))
             namespace[name] = nothing
 
