@@ -24,16 +24,31 @@ __all__ = ["ClockSlot", "Lent", "PrerequisiteSlot", "StoreSlot", "borrow", "give
 
 
 class StoreSlot:
-    """Stands for the current run's store: every attribute is that store's."""
+    """Stands for the current run's store: every attribute is that store's. Its methods, once
+    looked up, are kept on the slot until it points at another store (a lookup through
+    ``__getattr__`` on every store call cost about 2% of a toolkit run)."""
 
     def __init__(self, store: AccountStore) -> None:
-        self.current: AccountStore | None = store
+        self.current = store
+
+    @property
+    def current(self) -> AccountStore | None:
+        found: AccountStore | None = self.__dict__.get("_current")
+        return found
+
+    @current.setter
+    def current(self, store: AccountStore | None) -> None:
+        self.__dict__.clear()  # the methods kept are the previous store's
+        self.__dict__["_current"] = store
 
     def __getattr__(self, name: str) -> Any:
-        current = self.__dict__.get("current")
+        current = self.__dict__.get("_current")
         if current is None:
             raise AttributeError(f"no store lent to this lifecycle ({name})")
-        return getattr(current, name)
+        value = getattr(current, name)
+        if callable(value):
+            self.__dict__[name] = value
+        return value
 
 
 class ClockSlot:
