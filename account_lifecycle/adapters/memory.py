@@ -291,7 +291,9 @@ class MemoryStore:
                 events = self._events[account_id]
             except KeyError:
                 raise AccountNotFound(account_id=account_id) from None
-            sealed = self._sealed.get(account_id, {})
+            sealed = self._sealed.get(account_id)
+            if not sealed:  # no sealed values to put back: the events as they are, copied at once
+                return tuple(events)
             return tuple(
                 attrs.evolve(e, sealed_values=sealed[e.seq]) if e.seq in sealed else e for e in events
             )
