@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -265,8 +267,33 @@ def record_from_json(text: str | bytes, account_id: str) -> AccountRecord:
     return record
 
 
+#: The stored texts of the events being written (``stored_forms``), by ``id`` of the event
+#: (each with the event itself, which keeps that id its own while the texts are held).
+_FORMS: ContextVar[Mapping[int, tuple[AuditEvent, str]] | None] = ContextVar(
+    "account_lifecycle_stored_forms", default=None
+)
+
+
+@contextlib.contextmanager
+def stored_forms(forms: Mapping[int, tuple[AuditEvent, str]]) -> Iterator[None]:
+    """While this lasts, ``event_to_json`` gives each event of *forms* (``id(event)`` ->
+    ``(event, its stored_json())``) the text given, instead of encoding it again: the write
+    path made it from the canonical text it hashed. Nothing is kept after it ends."""
+    token = _FORMS.set(forms)
+    try:
+        yield
+    finally:
+        _FORMS.reset(token)
+
+
 def event_to_json(event: AuditEvent) -> str:
-    """``dumps(event.to_dict())``, built without the dictionaries (``AuditEvent.stored_json``)."""
+    """``dumps(event.to_dict())``, built without the dictionaries (``AuditEvent.stored_json``),
+    or the text the write path gave for it (``stored_forms``)."""
+    forms = _FORMS.get()
+    if forms is not None:
+        known = forms.get(id(event))
+        if known is not None and known[0] is event:
+            return known[1]
     return event.stored_json()
 
 

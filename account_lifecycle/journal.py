@@ -8,18 +8,28 @@ compare-and-set, and then hands the events to the listeners. ``Lifecycle`` (comm
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 import attrs
 
 from account_lifecycle import telemetry
-from account_lifecycle.audit import GENESIS, AuditEvent, ChainWriter
+from account_lifecycle.audit import (
+    _NO_SEALED,
+    GENESIS,
+    AuditEvent,
+    ChainWriter,
+    _freeze_details,
+    _frozen_sealed,
+)
+from account_lifecycle.clock import require_aware
+from account_lifecycle.codec import stored_forms
 from account_lifecycle.decide import Decision, Event
-from account_lifecycle.model import AccountRecord, State, evolve_record
+from account_lifecycle.model import AccountRecord, Actor, State, evolve_record
 from account_lifecycle.ports import AccountStore, Lease, Listener, Write, save_many
-from account_lifecycle.sealed import seal
+from account_lifecycle.sealed import SealedValue, seal
 
 __all__ = ["Commit", "Journal"]
 
@@ -158,6 +168,9 @@ class Journal:
         news: list[AccountRecord] = []
         writes: list[Write] = []
         chained: list[list[AuditEvent]] = []
+        # each event's stored text, made from the canonical text its hash was computed from
+        # (``codec.event_to_json`` reads it while the store writes this batch)
+        forms: dict[int, tuple[AuditEvent, str]] = {}
         for c in commits:
             record = c.record
             label = self.label(record, c.decision.changes)
@@ -168,7 +181,19 @@ class Journal:
                 record.last_seq,
                 record.version + 1,
             )
-            self._append(writer, c.decision.events, c.now)
+            for event in c.decision.events:
+                details, sealed_values = seal(event.details)
+                chained_event, stored = chain_keeping_text(
+                    writer,
+                    at=event.at or c.now,
+                    actor=event.actor,
+                    action=event.action,
+                    from_state=event.from_state,
+                    to_state=event.to_state,
+                    details=details,
+                    sealed_values=sealed_values,
+                )
+                forms[id(chained_event)] = (chained_event, stored)
             if c.after is None:
                 new = evolve_record(
                     record,
@@ -192,7 +217,8 @@ class Journal:
             writes.append(
                 Write(new, record.version, tuple(events), c.lease, c.release, c.decision.erase_sealed)
             )
-        refused = save_many(self.store, writes, now=max(c.now for c in commits))
+        with stored_forms(forms):
+            refused = save_many(self.store, writes, now=max(c.now for c in commits))
         out: list[AccountRecord | Exception] = []
         for new, events, error in zip(news, chained, refused, strict=True):
             if error is None:
@@ -225,3 +251,51 @@ class Journal:
                     listener(event)
                 except Exception:  # the change is committed; a listener's failure must not undo it
                     log.exception("listener %r failed on event %s #%d", listener, event.account_id, event.seq)
+
+
+_new = object.__new__
+_set = object.__setattr__
+_sha256 = hashlib.sha256
+#: Where ``"hash"`` goes in an event's stored text: before ``"policy"``, the first top-level key
+#: after ``"from_state"``. The fields after it are JSON strings and numbers (``"`` escaped in
+#: strings), so the last occurrence of this text is the top-level key, whatever the details hold.
+_POLICY_KEY = ',"policy":'
+
+
+def chain_keeping_text(
+    writer: ChainWriter,
+    *,
+    at: datetime,
+    actor: Actor,
+    action: str,
+    from_state: State | None,
+    to_state: State,
+    details: Mapping[str, object] | None = None,
+    sealed_values: Mapping[str, SealedValue] | None = None,
+) -> tuple[AuditEvent, str]:
+    """``writer.append(...)`` (``chain_event``'s event, the same fields and hash), with the
+    event's stored text (``AuditEvent.stored_json()``) made from the canonical text the hash
+    was computed from, instead of formatting every field again when the store writes it."""
+    writer.seq += 1
+    event: AuditEvent = _new(AuditEvent)
+    _set(event, "seq", writer.seq)
+    _set(event, "account_id", writer.account_id)
+    _set(event, "at", at if type(at) is datetime and at.tzinfo is UTC else require_aware(at))
+    _set(event, "actor", actor)
+    _set(event, "action", str(action))
+    _set(event, "from_state", from_state)
+    _set(event, "to_state", to_state)
+    _set(event, "policy", writer.policy)
+    _set(event, "details", _freeze_details(details or {}))
+    _set(event, "prev_hash", writer.head)
+    _set(event, "version", writer.version)
+    _set(event, "sealed_values", _frozen_sealed(sealed_values) if sealed_values else _NO_SEALED)
+    text = event._text("")
+    digest = _sha256(text.encode("ascii")).hexdigest()
+    _set(event, "hash", digest)
+    writer.head = digest
+    writer.events.append(event)
+    if type(writer.policy) is str:
+        cut = text.rindex(_POLICY_KEY)
+        return event, f'{text[:cut]},"hash":"{digest}"{text[cut:]}'
+    return event, event.stored_json()  # pragma: no cover - a policy label is text
