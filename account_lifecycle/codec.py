@@ -11,6 +11,8 @@ from contextvars import ContextVar
 from datetime import datetime
 from typing import Any, TypeVar
 
+import attrs
+
 from account_lifecycle.audit import AuditEvent, format_time
 from account_lifecycle.errors import HistoryTampered, RecordCorrupt
 from account_lifecycle.model import (
@@ -23,6 +25,10 @@ from account_lifecycle.model import (
     Reminder,
     ServiceState,
     State,
+    _frozen_mapping,
+    _frozen_members,
+    _held_identifiers,
+    _keys,
 )
 from account_lifecycle.sealed import SealedValue
 
@@ -210,7 +216,8 @@ def record_to_dict(record: AccountRecord) -> dict[str, Any]:
     }
 
 
-def record_from_dict(data: dict[str, Any]) -> AccountRecord:
+def _record_from_dict_general(data: dict[str, Any]) -> AccountRecord:
+    """``record_from_dict`` through ``AccountRecord``'s own ``__init__`` (every converter)."""
     return AccountRecord(
         account_id=data["account_id"],
         state=_state(data["state"]),
@@ -230,6 +237,113 @@ def record_from_dict(data: dict[str, Any]) -> AccountRecord:
         identity_released_at=parse_time(data["identity_released_at"]),
         **_closure_from_dict(data),
     )
+
+
+_new = object.__new__
+_set = object.__setattr__
+#: The fields ``record_from_dict`` sets, in ``AccountRecord``'s order; another set of fields
+#: (the model changed) takes the general path.
+_DECODED_FIELDS = (
+    "account_id",
+    "state",
+    "owner",
+    "members",
+    "identity",
+    "version",
+    "cancelled_at",
+    "restorable_until",
+    "purge",
+    "services",
+    "chain_head",
+    "last_seq",
+    "policy",
+    "cancellation_id",
+    "recent_keys",
+    "identity_released_at",
+    "holds",
+    "reminders",
+    "identifiers",
+    "erasure",
+    "policy_version",
+    "pins",
+)
+#: A key the record's dictionary does not hold.
+_ABSENT: Any = object()
+_FAST_DECODE = tuple(f.name for f in attrs.fields(AccountRecord)) == _DECODED_FIELDS
+
+
+def record_from_dict(data: dict[str, Any]) -> AccountRecord:
+    """The record *data* (``record_to_dict``'s form) holds: what ``AccountRecord(...)`` builds
+    from the decoded fields, equal to it, and refused with the same errors in the same order,
+    but set slot by slot (as attrs' ``__init__`` does), each field through its converter only
+    when the decoded value is not already what the converter makes of it."""
+    if not _FAST_DECODE:
+        return _record_from_dict_general(data)
+    # the fields decoded in the order the general path evaluates them (the first fault wins)
+    account_id = data["account_id"]
+    state = _state(data["state"])
+    owner = data["owner"]
+    members = frozenset(data["members"])
+    identity = data["identity"]
+    version = data["version"]
+    cancelled_at = parse_time(data["cancelled_at"])
+    restorable_until = parse_time(data["restorable_until"])
+    purge = {name: _progress_from_dict(p) for name, p in data["purge"].items()}
+    services = {name: _service_state(s) for name, s in data["services"].items()}
+    chain_head = data["chain_head"]
+    last_seq = data["last_seq"]
+    policy = data.get("policy", "")
+    cancellation_id = data.get("cancellation_id")
+    recent_keys = tuple(tuple(entry) for entry in data.get("recent_keys", ()))
+    identity_released_at = parse_time(data["identity_released_at"])
+    holds = data.get("holds", _ABSENT)
+    reminders = data.get("reminders", _ABSENT)
+    identifiers = data.get("identifiers", _ABSENT)
+    closure: dict[str, Any] = {
+        "holds": {}
+        if holds is _ABSENT
+        else {
+            name: Hold(at=datetime.fromisoformat(h["at"]), by=h["by"], reason=h["reason"], mode=h["mode"])
+            for name, h in holds.items()
+        },
+        "reminders": ()
+        if reminders is _ABSENT
+        else tuple(
+            Reminder(r["before"], datetime.fromisoformat(r["at"]), parse_time(r["sent_at"]))
+            for r in reminders
+        ),
+        "identifiers": {}
+        if identifiers is _ABSENT
+        else {kind: HeldIdentifier(i["value"], parse_time(i["free_at"])) for kind, i in identifiers.items()},
+        "erasure": _erasure_from_dict(data.get("erasure")),
+        "policy_version": _version_from(data.get("policy_version", 0)),
+        "pins": _pins_from(data.get("pins", {})),
+    }
+    # then each field as attrs' __init__ sets it, converted in the same order
+    record: AccountRecord = _new(AccountRecord)
+    _set(record, "account_id", account_id)
+    _set(record, "state", state)
+    _set(record, "owner", owner)
+    _set(record, "members", members or _frozen_members(members))
+    _set(record, "identity", identity)
+    _set(record, "version", version)
+    _set(record, "cancelled_at", cancelled_at)
+    _set(record, "restorable_until", restorable_until)
+    _set(record, "purge", _frozen_mapping(purge))
+    _set(record, "services", _frozen_mapping(services))
+    _set(record, "chain_head", chain_head)
+    _set(record, "last_seq", last_seq)
+    _set(record, "policy", policy)
+    _set(record, "cancellation_id", cancellation_id)
+    _set(record, "recent_keys", _keys(recent_keys) if recent_keys else ())
+    _set(record, "identity_released_at", identity_released_at)
+    _set(record, "holds", _frozen_mapping(closure["holds"]))
+    _set(record, "reminders", closure["reminders"])
+    _set(record, "identifiers", _held_identifiers(closure["identifiers"]))
+    _set(record, "erasure", closure["erasure"])
+    _set(record, "policy_version", closure["policy_version"])
+    _set(record, "pins", _frozen_mapping(closure["pins"]))
+    return record
 
 
 def record_to_json(record: AccountRecord) -> str:

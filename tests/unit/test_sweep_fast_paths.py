@@ -6,6 +6,8 @@
   details hold (keys named like the event's own fields included).
 * ``codec.event_to_json`` gives the text handed to it only for that very event, and only while
   ``stored_forms`` lasts.
+* ``codec.record_from_dict`` (slot by slot) decodes what ``AccountRecord(...)`` with every
+  converter decodes, the same types, and refuses a spoilt stored form with the same error.
 """
 
 from __future__ import annotations
@@ -14,13 +16,32 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import attrs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from account_lifecycle.audit import GENESIS, ChainWriter
-from account_lifecycle.codec import event_to_json, stored_forms
+from account_lifecycle.codec import (
+    _record_from_dict_general,
+    _what_failed,
+    event_to_json,
+    record_from_dict,
+    record_to_dict,
+    stored_forms,
+)
 from account_lifecycle.journal import chain_keeping_text
-from account_lifecycle.model import Actor, State
+from account_lifecycle.model import (
+    AccountRecord,
+    Actor,
+    Erasure,
+    HeldIdentifier,
+    Hold,
+    PurgeProgress,
+    PurgeStatus,
+    Reminder,
+    ServiceState,
+    State,
+)
 from account_lifecycle.sealed import SealedValue
 
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
@@ -120,3 +141,94 @@ def test_event_to_json_takes_the_given_text_only_for_that_event_and_only_meanwhi
     assert event_to_json(event) == event.stored_json()  # after: encoded again
     with stored_forms({id(twin): (event, "not twin's")}):  # an id whose event is another
         assert event_to_json(twin) == twin.stored_json()
+
+
+# -- decoding a stored record: slot by slot, equal to AccountRecord(...) ------------------------
+
+_T = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+_RECORD_FIELDS: dict[str, st.SearchStrategy[Any]] = {
+    "state": STATES,
+    "members": st.sampled_from([(), ["m-1", "m-2"]]),
+    "identity": st.none() | st.just("ann@example.com"),
+    "version": st.integers(1, 10**6),
+    "cancelled_at": st.none() | st.just(_T),
+    "restorable_until": st.none() | st.just(_T + timedelta(days=30)),
+    "purge": st.sampled_from(
+        [
+            {},
+            {"files": PurgeProgress()},
+            {"mail": PurgeProgress(status=PurgeStatus.FAILED, attempts=2, error="x", retry_at=_T)},
+        ]
+    ),
+    "services": st.sampled_from([{}, {"billing": ServiceState.CANCELLED, "mail": ServiceState.ACTIVE}]),
+    "chain_head": st.sampled_from(["", "ab" * 32]),
+    "last_seq": st.integers(0, 100),
+    "policy": st.sampled_from(["", "allclients"]),
+    "cancellation_id": st.none() | st.just("c-1"),
+    "recent_keys": st.sampled_from([(), [("k", "confirm")], (("k1", "withdraw", "d"), ("k2", "restore"))]),
+    "identity_released_at": st.none() | st.just(_T),
+    "holds": st.sampled_from([{}, {"backups": Hold(reason="case 1", by="support:a", at=_T)}]),
+    "reminders": st.sampled_from([(), [Reminder("7 days", _T, _T)]]),
+    "identifiers": st.sampled_from(
+        [{}, {"email": "ann@example.com"}, {"phone": HeldIdentifier("+1555", _T)}]
+    ),
+    "erasure": st.none() | st.just(Erasure(owner="s", phase="cancel", steps=["files"], started_at=_T)),
+    "policy_version": st.integers(0, 3),
+    "pins": st.sampled_from([{}, {"active": "p@1", "restorable": "p@2"}]),
+}
+#: What a stored field might hold instead: good, bad, or missing (``_MISSING``).
+_MISSING = object()
+_STORED_VALUES = st.one_of(
+    st.just(_MISSING),
+    st.none(),
+    st.integers(-1, 3),
+    st.booleans(),
+    st.text(max_size=4),
+    st.sampled_from(
+        ["restorable", "active", "done", "2026-03-01T09:00:00.000000Z", {}, [], [[]], [["k", "a"]]]
+    ),
+    st.dictionaries(
+        st.sampled_from(["files", "active", "owner"]), st.none() | st.text(max_size=3), max_size=2
+    ),
+)
+
+
+def _decoded(decode: Any, data: dict[str, Any]) -> Any:
+    """The record *decode* makes of *data*, or what it raised (type and the reason reported)."""
+    try:
+        return decode(json.loads(json.dumps(data)))
+    except Exception as exc:
+        return type(exc), _what_failed(exc)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    data=st.data(),
+    names=st.sets(st.sampled_from(sorted(_RECORD_FIELDS))),
+    spoilt=st.dictionaries(
+        st.sampled_from([*_RECORD_FIELDS, "account_id", "owner"]), _STORED_VALUES, max_size=2
+    ),
+)
+def test_record_from_dict_is_the_general_decoding(
+    data: st.DataObject, names: set[str], spoilt: dict[str, Any]
+) -> None:
+    fields = {name: data.draw(_RECORD_FIELDS[name], label=name) for name in sorted(names)}
+    record = AccountRecord(account_id="acct-1", owner="u-1", **{"state": State.RESTORABLE, **fields})
+    stored = record_to_dict(record)
+
+    fast = _decoded(record_from_dict, stored)
+    assert fast == record
+    for field in attrs.fields(AccountRecord):
+        assert type(getattr(fast, field.name)) is type(getattr(record, field.name)), field.name
+
+    for key, value in spoilt.items():  # and a stored form spoilt: the same record or the same error
+        if value is _MISSING:
+            stored.pop(key, None)
+        else:
+            stored[key] = value
+    expected = _decoded(_record_from_dict_general, stored)
+    got = _decoded(record_from_dict, stored)
+    assert got == expected
+    if isinstance(expected, AccountRecord):
+        for field in attrs.fields(AccountRecord):
+            assert type(getattr(got, field.name)) is type(getattr(expected, field.name)), field.name
