@@ -27,7 +27,7 @@ from account_lifecycle.audit import (
 from account_lifecycle.clock import require_aware
 from account_lifecycle.codec import stored_forms
 from account_lifecycle.decide import Decision, Event
-from account_lifecycle.model import AccountRecord, Actor, State, evolve_record
+from account_lifecycle.model import _RECORD_CONVERTERS, AccountRecord, Actor, State, evolve_record
 from account_lifecycle.ports import AccountStore, Lease, Listener, Write, save_many
 from account_lifecycle.sealed import SealedValue, seal
 
@@ -40,7 +40,8 @@ log = logging.getLogger("account_lifecycle")
 class Commit:
     """One account's write in a batch (``Journal.commit_many``): *record* changed by
     *decision*, taking or renewing the claim with *lease*, or dropping *release*'s claim.
-    *after*, when the caller has it already: ``apply(record, decision)`` (not built again)."""
+    *after*, when the caller has it already: ``apply(record, decision)`` (not built again; a
+    new record the journal completes in place, see ``Journal.commit_many``)."""
 
     record: AccountRecord
     decision: Decision
@@ -162,7 +163,11 @@ class Journal:
         new record of each write made and the error of each refused one (``ConcurrentUpdate``,
         ``AccountNotFound``, ``AccountExists``: nothing of it written). Each write's events are
         chained at its own ``now``; the store decides whether another owner's claim is live at
-        the latest of them. Listeners hear of the writes made, in order, once committed."""
+        the latest of them. Listeners hear of the writes made, in order, once committed.
+
+        A commit's ``after`` (``apply(record, decision)``, when it is a new record) is the
+        caller's own copy, seen by no one else yet: the write path sets its version, chain head
+        and pin in place and returns it as the new record, instead of copying it once more."""
         if not commits:
             return []
         news: list[AccountRecord] = []
@@ -202,15 +207,23 @@ class Journal:
                     last_seq=writer.seq,
                     **self._pinned(record, c.decision.changes, label),
                 )
-            else:  # the changes are applied already: only the write path's fields, and the pin
+            elif c.after is record:  # nothing to apply: only the write path's fields, and the pin
                 pinned = self._pinned(record, c.decision.changes, label).get("pins")
                 new = evolve_record(
-                    c.after,
+                    record,
                     version=record.version + 1,
                     chain_head=writer.head,
                     last_seq=writer.seq,
                     **({} if pinned is None else {"pins": pinned}),
                 )
+            else:  # the changes are applied to the caller's own copy: the write path completes it
+                pinned = self._pinned(record, c.decision.changes, label).get("pins")
+                new = c.after
+                _set(new, "version", record.version + 1)
+                _set(new, "chain_head", writer.head)
+                _set(new, "last_seq", writer.seq)
+                if pinned is not None:
+                    _set(new, "pins", _convert_pins(pinned))
             events = writer.events
             news.append(new)
             chained.append(events)
@@ -260,6 +273,8 @@ _sha256 = hashlib.sha256
 #: after ``"from_state"``. The fields after it are JSON strings and numbers (``"`` escaped in
 #: strings), so the last occurrence of this text is the top-level key, whatever the details hold.
 _POLICY_KEY = ',"policy":'
+#: ``AccountRecord``'s converter of ``pins`` (what ``evolve_record`` would apply).
+_convert_pins = _RECORD_CONVERTERS["pins"]
 
 
 def chain_keeping_text(

@@ -8,6 +8,8 @@
   ``stored_forms`` lasts.
 * ``codec.record_from_dict`` (slot by slot) decodes what ``AccountRecord(...)`` with every
   converter decodes, the same types, and refuses a spoilt stored form with the same error.
+* ``Journal.commit_many`` completing the caller's applied copy (``Commit.after``) in place
+  writes and returns what building the new record from the decision writes and returns.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import attrs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from account_lifecycle.adapters.memory import MemoryStore
 from account_lifecycle.audit import GENESIS, ChainWriter
 from account_lifecycle.codec import (
     _record_from_dict_general,
@@ -29,7 +32,8 @@ from account_lifecycle.codec import (
     record_to_dict,
     stored_forms,
 )
-from account_lifecycle.journal import chain_keeping_text
+from account_lifecycle.decide import Decision, Event, apply
+from account_lifecycle.journal import Commit, Journal, chain_keeping_text
 from account_lifecycle.model import (
     AccountRecord,
     Actor,
@@ -232,3 +236,68 @@ def test_record_from_dict_is_the_general_decoding(
     if isinstance(expected, AccountRecord):
         for field in attrs.fields(AccountRecord):
             assert type(getattr(got, field.name)) is type(getattr(expected, field.name)), field.name
+
+
+# -- commit_many completes the caller's applied copy in place: the same record as building it --
+
+_DECISIONS: dict[str, Any] = {
+    "start": lambda now: Decision(
+        {"erasure": Erasure(owner="s", phase="expiry", steps=("files",), started_at=now)},
+        (Event("erasure_started", State.RESTORABLE, State.RESTORABLE, {"phase": "expiry"}),),
+    ),
+    "move": lambda now: Decision(
+        {"state": State.PURGED, "identity_released_at": now, "purge": {"files": PurgeProgress()}},
+        (Event("purge", State.RESTORABLE, State.PURGED, {"identity_released": True}),),
+        erase_sealed=True,
+    ),
+    "nothing": lambda now: Decision({}, (Event("reminder_sent", State.RESTORABLE, State.RESTORABLE),)),
+}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    kinds=st.lists(st.sampled_from(sorted(_DECISIONS)), min_size=1, max_size=4),
+    labelled=st.booleans(),
+)
+def test_commit_many_completing_the_applied_copy_writes_what_building_it_writes(
+    kinds: list[str], labelled: bool
+) -> None:
+    now = datetime(2026, 7, 1, 9, 0, tzinfo=UTC)
+    label_of = (lambda name, version: f"{name}@{version}") if labelled else None
+    stores = (MemoryStore(), MemoryStore())
+    journals = [Journal(store, "p", label_of=label_of) for store in stores]
+    records = []
+    for i, _ in enumerate(kinds):
+        record = AccountRecord(
+            account_id=f"acct-{i}",
+            state=State.RESTORABLE,
+            owner="u-1",
+            cancelled_at=now - timedelta(days=100),
+            restorable_until=now - timedelta(days=10),
+            policy="p",
+            policy_version=1 if labelled else 0,
+            pins={"restorable": "p@1"} if labelled else {},
+        )
+        opened = Event("open", None, State.RESTORABLE)
+        created = [journal.create(record, opened, now=now) for journal in journals]
+        assert created[0] == created[1]
+        records.append(created[0])
+    decisions = [_DECISIONS[kind](now) for kind in kinds]
+    copies = [attrs.evolve(r) for r in records]
+
+    built = journals[0].commit_many([Commit(r, d, now) for r, d in zip(records, decisions, strict=True)])
+    completed = journals[1].commit_many(
+        [Commit(r, d, now, after=apply(r, d)) for r, d in zip(records, decisions, strict=True)]
+    )
+
+    assert completed == built
+    for fast, slow in zip(completed, built, strict=True):
+        assert isinstance(fast, AccountRecord)
+        for field in attrs.fields(AccountRecord):
+            assert type(getattr(fast, field.name)) is type(getattr(slow, field.name)), field.name
+    assert records == copies  # the records written from are untouched
+    for record in records:
+        assert stores[0].get(record.account_id) == stores[1].get(record.account_id)
+        assert [e.stored_json() for e in stores[0].history(record.account_id)] == [
+            e.stored_json() for e in stores[1].history(record.account_id)
+        ]
