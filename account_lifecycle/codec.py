@@ -346,8 +346,162 @@ def record_from_dict(data: dict[str, Any]) -> AccountRecord:
     return record
 
 
-def record_to_json(record: AccountRecord) -> str:
+def _record_to_json_general(record: AccountRecord) -> str:
+    """``record_to_json`` through the dictionary and the encoder."""
     return dumps(record_to_dict(record))
+
+
+_escape = json.encoder.encode_basestring_ascii
+_int_text = int.__repr__
+
+
+def _value(value: Any) -> str:
+    """*value* as ``dumps`` encodes it: text, None and whole numbers by hand, anything else
+    (booleans, floats, subclasses) by the encoder itself."""
+    kind = type(value)
+    if kind is str:
+        return _escape(value)
+    if value is None:
+        return "null"
+    if kind is int:
+        return _int_text(value)
+    return _ENCODER.encode(value)
+
+
+def _time_value(moment: datetime | None) -> str:
+    return "null" if moment is None else _escape(time_text(moment))
+
+
+class _General(Exception):
+    """Raised inside ``record_to_json``'s fast path for what only the general path encodes."""
+
+
+def _table(items: Any) -> str:
+    """Pairs of a text key and an encoded value, as ``dumps`` encodes the mapping (keys sorted)."""
+    pairs = list(items)
+    for key, _ in pairs:
+        if type(key) is not str:
+            raise _General
+    pairs.sort()  # text keys, each once: the values are never compared
+    return "{" + ",".join([f"{_escape(key)}:{text}" for key, text in pairs]) + "}"
+
+
+#: The encoded text of the mappings of plain values records share (pins, service states: one
+#: read-only copy serves many records, ``model._frozen_mapping``), by ``id`` of the mapping held
+#: with it (so the id stays its own). Bounded: cleared when full.
+_SHARED_TEXT: dict[int, tuple[Mapping[str, Any], str]] = {}
+_SHARED_TEXT_LIMIT = 1024
+
+
+def _shared_table(mapping: Mapping[str, Any], plain: Callable[[Any], Any]) -> str:
+    """``_table`` of *mapping*'s keys and its values made *plain*, remembered for the mapping."""
+    known = _SHARED_TEXT.get(id(mapping))
+    if known is not None and known[0] is mapping:
+        return known[1]
+    text = _table((key, _value(plain(value))) for key, value in mapping.items())
+    if len(_SHARED_TEXT) >= _SHARED_TEXT_LIMIT:
+        _SHARED_TEXT.clear()
+    _SHARED_TEXT[id(mapping)] = (mapping, text)
+    return text
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _enum_value(member: Any) -> Any:
+    return member.value
+
+
+def _optional(name: str, closure: dict[str, Any] | None) -> str:
+    """``,"name":value`` for a field of ``_closure_to_dict`` the record writes, else nothing."""
+    if closure is None or name not in closure:
+        return ""
+    return f',"{name}":{dumps(closure[name])}'
+
+
+#: The record's text: the fields every record has, and the optional ones (``_closure_to_dict``)
+#: as ``,"key":value`` or nothing, each where its key sorts.
+_RECORD = (
+    '{"account_id":%s,"cancellation_id":%s,"cancelled_at":%s,"chain_head":%s%s%s%s'
+    ',"identity":%s,"identity_released_at":%s,"last_seq":%s,"members":%s,"owner":%s%s'
+    ',"policy":%s%s,"purge":%s,"recent_keys":%s%s,"restorable_until":%s,"services":%s'
+    ',"state":%s,"version":%s}'
+)
+_PROGRESS = '{"at":%s,"attempts":%s,"error":%s,"items":%s,"purger":%s,"retry_at":%s,"status":%s}'
+
+
+def record_to_json(record: AccountRecord) -> str:
+    """``dumps(record_to_dict(record))``, the same text, formatted field by field without
+    building the dictionaries (what only the encoder handles goes through it)."""
+    try:
+        return _record_text(record)
+    except _General:
+        return _record_to_json_general(record)
+
+
+def _record_text(record: AccountRecord) -> str:
+    ledger = record.purge
+    for name in ledger:
+        if type(name) is not str:
+            raise _General
+    steps_text = []
+    for name in sorted(ledger):
+        p = ledger[name]
+        steps_text.append(
+            _escape(name)
+            + ":"
+            + _PROGRESS
+            % (
+                _time_value(p.at),
+                _value(p.attempts),
+                _value(p.error),
+                _value(p.items),
+                _value(p.purger),
+                _time_value(p.retry_at),
+                _value(p.status.value),
+            )
+        )
+    purge = "{" + ",".join(steps_text) + "}"
+    # holds, reminders and identifiers, rare, through the dictionaries and the encoder
+    closure = _closure_to_dict(record) if record.holds or record.reminders or record.identifiers else None
+    erasure = record.erasure
+    if erasure is None:
+        erasure_text = ""
+    else:
+        steps = ",".join([_value(step) for step in erasure.steps])
+        erasure_text = (
+            f',"erasure":{{"owner":{_value(erasure.owner)},"phase":{_value(erasure.phase)}'
+            f',"started_at":{_escape(time_text(erasure.started_at))},"steps":[{steps}]}}'
+        )
+    pins = record.pins
+    pins_text = ',"pins":' + _shared_table(pins, _same) if pins else ""
+    version = record.policy_version
+    keys = ",".join(["[" + ",".join([_value(item) for item in entry]) + "]" for entry in record.recent_keys])
+    return _RECORD % (
+        _value(record.account_id),
+        _value(record.cancellation_id),
+        _time_value(record.cancelled_at),
+        _value(record.chain_head),
+        erasure_text,
+        _optional("holds", closure),
+        _optional("identifiers", closure),
+        _value(record.identity),
+        _time_value(record.identity_released_at),
+        _value(record.last_seq),
+        "[" + ",".join([_value(member) for member in sorted(record.members)]) + "]",
+        _value(record.owner),
+        pins_text,
+        _value(record.policy),
+        ',"policy_version":' + _value(version) if version else "",
+        purge,
+        f"[{keys}]",
+        _optional("reminders", closure),
+        _time_value(record.restorable_until),
+        _shared_table(record.services, _enum_value),
+        _value(record.state.value),
+        _value(record.version),
+    )
 
 
 def _what_failed(exc: Exception) -> str:

@@ -8,6 +8,8 @@
   ``stored_forms`` lasts.
 * ``codec.record_from_dict`` (slot by slot) decodes what ``AccountRecord(...)`` with every
   converter decodes, the same types, and refuses a spoilt stored form with the same error.
+* ``codec.record_to_json`` (field by field) gives ``dumps(record_to_dict(record))``'s bytes for
+  any record, odd values included, and fails where that fails.
 * ``Journal.commit_many`` completing the caller's applied copy (``Commit.after``) in place
   writes and returns what building the new record from the decision writes and returns.
 """
@@ -26,10 +28,12 @@ from account_lifecycle.adapters.memory import MemoryStore
 from account_lifecycle.audit import GENESIS, ChainWriter
 from account_lifecycle.codec import (
     _record_from_dict_general,
+    _record_to_json_general,
     _what_failed,
     event_to_json,
     record_from_dict,
     record_to_dict,
+    record_to_json,
     stored_forms,
 )
 from account_lifecycle.decide import Decision, Event, apply
@@ -301,3 +305,76 @@ def test_commit_many_completing_the_applied_copy_writes_what_building_it_writes(
         assert [e.stored_json() for e in stores[0].history(record.account_id)] == [
             e.stored_json() for e in stores[1].history(record.account_id)
         ]
+
+
+# -- encoding a record: field by field, the encoder's bytes -----------------------------------
+
+TEXT = st.text(max_size=6) | st.sampled_from(['"', "\\", "\u00e9", "\ud800", "\x00", "a\nb", "</script>"])
+#: What a field might hold: its usual values, and other JSON values (the record checks no types).
+ODD = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | TEXT
+MOMENTS = st.none() | st.datetimes(
+    min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=ZONES
+)
+PROGRESS = st.builds(
+    PurgeProgress,
+    status=st.sampled_from(list(PurgeStatus)),
+    attempts=st.integers(0, 5) | ODD,
+    items=st.integers(0, 2**63 - 1) | ODD,
+    error=st.none() | TEXT,
+    at=MOMENTS,
+    retry_at=MOMENTS,
+    purger=st.none() | TEXT,
+)
+_ENCODED_FIELDS: dict[str, st.SearchStrategy[Any]] = {
+    "state": STATES,
+    "owner": TEXT,
+    "members": st.frozensets(TEXT, max_size=3),
+    "identity": st.none() | TEXT,
+    "version": st.integers(1, 10**6) | ODD,
+    "cancelled_at": MOMENTS,
+    "restorable_until": MOMENTS,
+    "purge": st.dictionaries(TEXT, PROGRESS, max_size=3)
+    | st.dictionaries(st.integers(0, 3), PROGRESS, min_size=1, max_size=2),
+    "services": st.dictionaries(TEXT, st.sampled_from(list(ServiceState)), max_size=3),
+    "chain_head": st.sampled_from(["", "ab" * 32]) | ODD,
+    "last_seq": st.integers(0, 100) | ODD,
+    "policy": TEXT,
+    "cancellation_id": st.none() | TEXT,
+    "recent_keys": st.lists(st.tuples(TEXT, TEXT) | st.tuples(TEXT, TEXT, TEXT), max_size=3),
+    "identity_released_at": MOMENTS,
+    "holds": st.dictionaries(
+        TEXT, st.builds(Hold, reason=TEXT, by=TEXT, at=MOMENTS.filter(bool)), max_size=2
+    ),
+    "reminders": st.lists(st.builds(Reminder, TEXT, MOMENTS.filter(bool), MOMENTS), max_size=2),
+    "identifiers": st.dictionaries(TEXT, st.builds(HeldIdentifier, TEXT, MOMENTS), max_size=2),
+    "erasure": st.none()
+    | st.builds(
+        Erasure,
+        owner=TEXT,
+        phase=TEXT,
+        steps=st.lists(TEXT, max_size=3).map(tuple),
+        started_at=MOMENTS.filter(bool),
+    ),
+    "policy_version": st.integers(0, 3) | ODD,
+    "pins": st.dictionaries(TEXT, TEXT, max_size=6) | st.dictionaries(TEXT, ODD, max_size=2),
+}
+
+
+def _encoded(encode: Any, record: AccountRecord) -> Any:
+    try:
+        return encode(record)
+    except Exception as exc:
+        return type(exc)
+
+
+@settings(max_examples=500, deadline=None)
+@given(data=st.data(), names=st.sets(st.sampled_from(sorted(_ENCODED_FIELDS))))
+def test_record_to_json_gives_the_encoders_bytes(data: st.DataObject, names: set[str]) -> None:
+    fields = {name: data.draw(_ENCODED_FIELDS[name], label=name) for name in sorted(names)}
+    record = AccountRecord(**{"account_id": "acct-1", "state": State.RESTORABLE, "owner": "u-1", **fields})
+
+    fast = _encoded(record_to_json, record)
+    assert fast == _encoded(_record_to_json_general, record)
+    assert fast == _encoded(lambda r: _ENCODER.encode(record_to_dict(r)), record)
+    if isinstance(fast, str):
+        assert record_to_json(record) == fast  # again, the shared mappings' text remembered
