@@ -36,13 +36,25 @@ def format_time(moment: datetime) -> str:
     """Fixed-width UTC text that sorts like the moments it names."""
     # a datetime already in UTC (what the write path passes) needs no conversion
     utc = moment if type(moment) is datetime and moment.tzinfo is UTC else require_aware(moment)
-    if utc.year < 1000:  # strftime's text for such years differs by platform: keep it exactly
+    year = utc.year
+    if year < 1000:  # strftime's text for such years differs by platform: keep it exactly
         return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    # the same text as strftime("%Y-%m-%dT%H:%M:%S.%fZ"), in a quarter of the time
-    return _TIME % (utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond)
+    # the same text as strftime("%Y-%m-%dT%H:%M:%S.%fZ"), in a quarter of the time: the minute's
+    # text (the same for the many moments of a minute) kept, the seconds formatted on to it
+    minute = (year, utc.month, utc.day, utc.hour, utc.minute)
+    prefix = _MINUTES.get(minute)
+    if prefix is None:
+        if len(_MINUTES) >= _MINUTES_LIMIT:
+            _MINUTES.clear()
+        prefix = _MINUTES[minute] = _MINUTE % minute
+    return prefix + _SECONDS % (utc.second, utc.microsecond)
 
 
-_TIME = "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ"
+_MINUTE = "%04d-%02d-%02dT%02d:%02d:"
+_SECONDS = "%02d.%06dZ"
+#: The text of recent minutes (bounded: cleared when full, which costs a reformat).
+_MINUTES: dict[tuple[int, int, int, int, int], str] = {}
+_MINUTES_LIMIT = 1024
 
 
 def _freeze(value: JSONValue, path: str) -> JSONValue:
@@ -105,11 +117,33 @@ def _encode(value: JSONValue) -> str:
     if value is False:
         return "false"
     if kind is MappingProxyType or kind is dict:
+        size = len(value)
+        if size == 1:  # the usual details: one text key
+            for key, item in value.items():
+                if type(key) is str:
+                    return (
+                        "{"
+                        + _escape(key)
+                        + ":"
+                        + (_escape(item) if type(item) is str else _encode(item))
+                        + "}"
+                    )
+        elif not size:
+            return "{}"
         for key in value:
             if type(key) is not str:
                 break
         else:
-            return "{" + ",".join([_escape(key) + ":" + _encode(value[key]) for key in sorted(value)]) + "}"
+            return (
+                "{"
+                + ",".join(
+                    [
+                        _escape(key) + ":" + (_escape(item) if type(item) is str else _encode(item))
+                        for key, item in sorted(value.items())
+                    ]
+                )
+                + "}"
+            )
     elif kind is tuple:
         return "[" + ",".join([_encode(item) for item in value]) + "]"
     elif kind is float and math.isfinite(value):
@@ -133,9 +167,54 @@ def _frozen_sealed(value: Mapping[str, SealedValue]) -> Mapping[str, SealedValue
 _STATE_TEXT: dict[object, str] = {state: _escape(state.value) for state in State}
 #: The canonical payload, its encoded fields formatted in (keys sorted; ``hash`` after from_state).
 _PAYLOAD = (
-    '{"account_id":%s,"action":%s,"actor":%s,"at":%s,"details":%s,"from_state":%s%s'
+    '{"account_id":%s,"action":%s,"actor":%s,"at":"%s","details":%s,"from_state":%s%s'
     ',"policy":%s,"prev_hash":%s,"seq":%s,"to_state":%s,"version":%s}'
 )
+#: ``_PAYLOAD`` with an event's action, states and policy in place, by those four: most events
+#: of a store share a few dozen. Bounded: cleared when full (which costs only a rebuild).
+_TEMPLATES: dict[tuple[str, object, object, object], str] = {}
+_TEMPLATE_LIMIT = 4096
+
+
+def _state_text(state: object) -> str:
+    if state is None:
+        return "null"
+    return _STATE_TEXT[state] if type(state) is State else _encode(str(state))
+
+
+def _template(action: str, from_state: object, to_state: object, policy: object) -> str:
+    """``_PAYLOAD`` with the text of *action*, the states and *policy* in place and ``%s`` left
+    for account id, actor, moment, details, hash part, previous hash, seq and version. Kept by
+    the four when they are of the types events are built with (text and ``State``)."""
+    key = (action, from_state, to_state, policy)
+    found = _TEMPLATES.get(key)
+    if found is not None:
+        return found
+
+    def fixed(text: str) -> str:  # a constant part, its ``%`` kept from the formatting
+        return text.replace("%", "%%")
+
+    found = _PAYLOAD % (
+        "%s",
+        fixed(_escape(action)),
+        "%s",
+        "%s",
+        "%s",
+        fixed(_state_text(from_state)),
+        "%s",
+        fixed(_escape(policy) if type(policy) is str else _encode(policy)),
+        "%s",
+        "%s",
+        fixed(_state_text(to_state)),
+        "%s",
+    )
+    if (
+        type(policy) is str and (from_state is None or type(from_state) is State) and type(to_state) is State
+    ):  # equal keys of other types (a State and its text) could otherwise share a template
+        if len(_TEMPLATES) >= _TEMPLATE_LIMIT:
+            _TEMPLATES.clear()
+        _TEMPLATES[key] = found
+    return found
 
 
 @attrs.frozen(unsafe_hash=False)
@@ -188,26 +267,20 @@ class AuditEvent:
 
     def _text(self, hash_part: str) -> str:
         """The canonical text of the payload with *hash_part* where ``"hash"`` sorts (after
-        from_state), in one formatting of the encoded fields."""
-        account_id, policy, prev_hash = self.account_id, self.policy, self.prev_hash
-        from_state, to_state = self.from_state, self.to_state
-        return _PAYLOAD % (
-            _escape(account_id) if type(account_id) is str else _encode(account_id),
-            _escape(str(self.action)),
-            _escape(str(self.actor)),
-            _escape(format_time(self.at)),
-            _encode(self.details),
-            "null"
-            if from_state is None
-            else _STATE_TEXT[from_state]
-            if type(from_state) is State
-            else _encode(str(from_state)),
+        from_state)."""
+        return _compose(
+            self.action,
+            self.from_state,
+            self.to_state,
+            self.policy,
+            self.account_id,
+            self.actor,
+            self.at,
+            self.details,
             hash_part,
-            _escape(policy) if type(policy) is str else _encode(policy),
-            _escape(prev_hash) if type(prev_hash) is str else _encode(prev_hash),
-            _encode(self.seq),
-            _STATE_TEXT[to_state] if type(to_state) is State else _encode(str(to_state)),
-            _encode(self.version),
+            self.prev_hash,
+            self.seq,
+            self.version,
         )
 
     def compute_hash(self) -> str:
@@ -254,31 +327,106 @@ def chain_event(
 ) -> AuditEvent:
     """Build the next event of a chain, its hash computed: ``AuditEvent(...)`` with these
     fields (the same converters), the hash set before anyone else sees the event."""
+    return chain(
+        prev_hash,
+        seq,
+        account_id,
+        at,
+        actor,
+        action,
+        from_state,
+        to_state,
+        policy,
+        details,
+        version,
+        sealed_values,
+    )
+
+
+def chain(
+    prev_hash: str,
+    seq: int,
+    account_id: str,
+    at: datetime,
+    actor: Actor,
+    action: str,
+    from_state: State | None,
+    to_state: State,
+    policy: str,
+    details: Mapping[str, JSONValue] | None,
+    version: int,
+    sealed_values: Mapping[str, SealedValue] | None,
+) -> AuditEvent:
+    """``chain_event`` with its fields in that order, for the write path (no keywords to match)."""
     # Built field by field as the attrs ``__init__`` does (no validators, two converters), so
-    # that the hash is set once: ``attrs.evolve`` would build and convert the event again.
+    # that the hash is set once: ``attrs.evolve`` would build and convert the event again. Each
+    # field is set through its slot (half the cost of ``object.__setattr__``).
+    if type(at) is not datetime or at.tzinfo is not UTC:  # one in UTC is its own astimezone(UTC)
+        at = require_aware(at)
+    if type(action) is not str:
+        action = str(action)
+    frozen = _freeze_details(details) if details else _NO_DETAILS
     event: AuditEvent = _new(AuditEvent)
-    _set(event, "seq", seq)
-    _set(event, "account_id", account_id)
-    # a moment already in UTC is its own ``astimezone(UTC)``
-    _set(event, "at", at if type(at) is datetime and at.tzinfo is UTC else require_aware(at))
-    _set(event, "actor", actor)
-    _set(event, "action", str(action))
-    _set(event, "from_state", from_state)
-    _set(event, "to_state", to_state)
-    _set(event, "policy", policy)
-    _set(event, "details", _freeze_details(details or {}))
-    _set(event, "prev_hash", prev_hash)
-    _set(event, "version", version)
-    _set(event, "sealed_values", _frozen_sealed(sealed_values) if sealed_values else _NO_SEALED)
-    _set(event, "hash", _sha256(event._text("").encode("ascii")).hexdigest())
+    _seq(event, seq)
+    _account_id(event, account_id)
+    _at(event, at)
+    _actor(event, actor)
+    _action(event, action)
+    _from_state(event, from_state)
+    _to_state(event, to_state)
+    _policy(event, policy)
+    _details(event, frozen)
+    _prev_hash(event, prev_hash)
+    _version(event, version)
+    _sealed_values(event, _frozen_sealed(sealed_values) if sealed_values else _NO_SEALED)
+    text = _compose(
+        action, from_state, to_state, policy, account_id, actor, at, frozen, "", prev_hash, seq, version
+    )
+    _hash(event, _sha256(text.encode("ascii")).hexdigest())
     return event
 
 
+def _compose(
+    action: object,
+    from_state: object,
+    to_state: object,
+    policy: object,
+    account_id: object,
+    actor: object,
+    at: datetime,
+    details: JSONValue,
+    hash_part: str,
+    prev_hash: object,
+    seq: object,
+    version: object,
+) -> str:
+    """An event's canonical text from its fields (``details`` frozen), *hash_part* where
+    ``"hash"`` sorts (after from_state): one formatting of the encoded fields into the template
+    of its action, states and policy."""
+    return _template(action if type(action) is str else str(action), from_state, to_state, policy) % (
+        _escape(account_id) if type(account_id) is str else _encode(account_id),
+        _escape(str(actor)),
+        format_time(at),
+        _encode(details),
+        hash_part,
+        _escape(prev_hash) if type(prev_hash) is str else _encode(prev_hash),
+        _int_text(seq) if type(seq) is int else _encode(seq),
+        _int_text(version) if type(version) is int else _encode(version),
+    )
+
+
 _new = object.__new__
-_set = object.__setattr__
 _sha256 = hashlib.sha256
-#: The sealed values of an event that sealed none (read-only, so one serves every event).
+#: The sealed values of an event that sealed none, and the details of one without any
+#: (read-only, so one serves every event).
 _NO_SEALED: Mapping[str, SealedValue] = MappingProxyType({})
+_NO_DETAILS: Mapping[str, JSONValue] = MappingProxyType({})
+#: Each field's slot setter (``AuditEvent`` is a frozen slotted class).
+_SLOT = {field.name: vars(AuditEvent)[field.name].__set__ for field in attrs.fields(AuditEvent)}
+_seq, _account_id, _at, _actor = _SLOT["seq"], _SLOT["account_id"], _SLOT["at"], _SLOT["actor"]
+_action, _from_state, _to_state = _SLOT["action"], _SLOT["from_state"], _SLOT["to_state"]
+_policy, _details, _prev_hash, _hash = _SLOT["policy"], _SLOT["details"], _SLOT["prev_hash"], _SLOT["hash"]
+_version, _sealed_values = _SLOT["version"], _SLOT["sealed_values"]
 
 
 def verify_chain(account_id: str, events: Sequence[AuditEvent], chain_head: str) -> None:
@@ -336,19 +484,19 @@ class ChainWriter:
         sealed_values: Mapping[str, SealedValue] | None = None,
     ) -> AuditEvent:
         self.seq += 1
-        event = chain_event(
-            prev_hash=self.head,
-            seq=self.seq,
-            account_id=self.account_id,
-            at=at,
-            actor=actor,
-            action=action,
-            from_state=from_state,
-            to_state=to_state,
-            policy=self.policy,
-            details=details,
-            version=self.version,
-            sealed_values=sealed_values,
+        event = chain(
+            self.head,
+            self.seq,
+            self.account_id,
+            at,
+            actor,
+            action,
+            from_state,
+            to_state,
+            self.policy,
+            details,
+            self.version,
+            sealed_values,
         )
         self.head = event.hash
         self.events.append(event)

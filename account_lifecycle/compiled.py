@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from account_lifecycle.errors import InvalidTransition
 from account_lifecycle.machine import _NOT_THIS_WAY, Attempt, Guard
-from account_lifecycle.model import State
+from account_lifecycle.model import Relation, State
 
 if TYPE_CHECKING:
     from account_lifecycle.machine import PolicyMachine
@@ -66,6 +66,21 @@ class DecisionTable:
                 by_source[source] = _FIRE if whole else _rows(source, transitions)
             self.rows[str(name)] = by_source
         self.compiled = not whole
+        #: (trigger, source state) -> (the relations let through, destination), for each pair
+        #: the machine decides with one transition guarded by permission checks alone
+        #: (``Guard.relations``): there, the decision is whether the actor's relation is in
+        #: the set, whatever else the attempt holds (``decide.decide_express`` reads it).
+        self.permitted: dict[tuple[str, str], tuple[frozenset[Relation], State]] = {}
+        for trigger, by_source in self.rows.items():
+            for source, rows in by_source.items():
+                if rows is None or len(rows) != 1:
+                    continue
+                guards, dest = rows[0]
+                if guards and all(guard.relations is not None for guard in guards):
+                    let_through = frozenset.intersection(
+                        *(guard.relations or frozenset() for guard in guards)
+                    )
+                    self.permitted[(trigger, source)] = (let_through, dest)
 
     def decide(self, trigger: str, attempt: Attempt) -> State:
         """The new state for *trigger* on the attempt's state, or the typed error of the first

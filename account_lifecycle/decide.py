@@ -70,6 +70,7 @@ __all__ = [
     "apply",
     "command_digest",
     "decide_command",
+    "decide_express",
     "decide_open",
     "fenced",
     "finish_work",
@@ -394,8 +395,21 @@ def _no_plan(rules: Rules, record: AccountRecord, command: Command, dest: State,
 
 
 def _plan_request(rules: Rules, record: AccountRecord, command: Command, dest: State, now: datetime) -> _Plan:
+    changes, details = _request_writes(record)
+    return changes, details, (), None
+
+
+def _request_writes(record: AccountRecord) -> tuple[dict[str, Any], dict[str, Any]]:
     request = f"cr-{record.version + 1}"
-    return {"cancellation_id": request}, {"cancellation_id": request}, (), None
+    return {"cancellation_id": request}, {"cancellation_id": request}
+
+
+def _withdraw_writes(record: AccountRecord) -> tuple[dict[str, Any], dict[str, Any]]:
+    return {"cancellation_id": None}, {"cancellation_id": record.cancellation_id}
+
+
+def _skip_writes(record: AccountRecord) -> tuple[dict[str, Any], dict[str, Any]]:
+    return {}, {}
 
 
 def _plan_survey(rules: Rules, record: AccountRecord, command: Command, dest: State, now: datetime) -> _Plan:
@@ -412,7 +426,8 @@ def _plan_survey(rules: Rules, record: AccountRecord, command: Command, dest: St
 def _plan_withdraw(
     rules: Rules, record: AccountRecord, command: Command, dest: State, now: datetime
 ) -> _Plan:
-    return {"cancellation_id": None}, {"cancellation_id": record.cancellation_id}, (), None
+    changes, details = _withdraw_writes(record)
+    return changes, details, (), None
 
 
 def _plan_confirm(rules: Rules, record: AccountRecord, command: Command, dest: State, now: datetime) -> _Plan:
@@ -573,7 +588,7 @@ def _plan_change_identity(
 _PLANS: Final = {
     Action.REQUEST_CANCELLATION: _plan_request,
     Action.SUBMIT_SURVEY: _plan_survey,
-    Action.SKIP_SURVEY: _no_plan,
+    Action.SKIP_SURVEY: _no_plan,  # _skip_writes
     Action.WITHDRAW: _plan_withdraw,
     Action.CONFIRM: _plan_confirm,
     Action.RESTORE: _plan_restore,
@@ -585,6 +600,33 @@ _PLANS: Final = {
     Action.REMOVE_MEMBER: _plan_remove_member,
     Action.CHANGE_IDENTITY: _plan_change_identity,
 }
+
+
+#: The commands that carry nothing but their actor (and an optional idempotency key), and what
+#: each writes (its plan, which reads only the record): ``decide_express`` decides them.
+_EXPRESS: Final = {
+    Action.REQUEST_CANCELLATION: _request_writes,
+    Action.WITHDRAW: _withdraw_writes,
+    Action.SKIP_SURVEY: _skip_writes,
+}
+
+
+def decide_express(rules: Rules, record: AccountRecord, action: Action, actor: Actor) -> Decision | None:
+    """``decide_command(rules, record, Command(action, actor), now)`` where it is a lookup: an
+    action of ``_EXPRESS`` from a state the machine leaves by one transition guarded by
+    permission checks alone (``DecisionTable.permitted``), the actor's relation let through, no
+    erasure in flight (``decide_command``'s gate of the fence). The same ``Decision``
+    (``tests/unit/test_express.py``); None for anything else, which the caller decides through
+    ``decide_command`` (refusals included). Its plans read no clock, so there is no *now*."""
+    entry = rules.table.permitted.get((action, record.state))
+    if entry is None or record.erasure is not None:
+        return None
+    relations, dest = entry
+    if record.relation_of(actor) not in relations:
+        return None
+    changes, details = _EXPRESS[action](record)
+    changes = {"state": dest, **changes}
+    return Decision(changes, (Event(action, record.state, dest, details, actor),))
 
 
 def _effect_details(effect: str, record: AccountRecord) -> dict[str, Any]:

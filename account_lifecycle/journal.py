@@ -17,12 +17,16 @@ import attrs
 
 from account_lifecycle import telemetry
 from account_lifecycle.audit import (
+    _NO_DETAILS,
     _NO_SEALED,
+    _SLOT,
     GENESIS,
     AuditEvent,
     ChainWriter,
+    _compose,
     _freeze_details,
     _frozen_sealed,
+    chain,
 )
 from account_lifecycle.clock import require_aware
 from account_lifecycle.codec import stored_forms
@@ -97,17 +101,16 @@ class Journal:
         """Insert *record* (version 1) with its first event; ``AccountExists`` if taken (also
         when another account holds one of the *aliases* of its identity digests)."""
         label = self.label(record, {})
-        writer = ChainWriter(record.account_id, label, GENESIS, 0, 1)
-        self._append(writer, (event,), now)
+        events = _chained(record.account_id, label, GENESIS, 0, 1, (event,), now)
         pins = {record.state.value: label} if self.label_of is not None else {}
         new = evolve_record(
-            record, version=1, chain_head=writer.head, last_seq=writer.seq, **({"pins": pins} if pins else {})
+            record, version=1, chain_head=events[-1].hash, last_seq=1, **({"pins": pins} if pins else {})
         )
         if aliases:
-            self.store.create(new, tuple(writer.events), now=now, aliases=aliases)
+            self.store.create(new, events, now=now, aliases=aliases)
         else:
-            self.store.create(new, tuple(writer.events), now=now)
-        self.notify(writer.events)
+            self.store.create(new, events, now=now)
+        self.notify(events)
         return new
 
     def commit(
@@ -123,23 +126,31 @@ class Journal:
         stored version is still *record*'s (else ``ConcurrentUpdate``, nothing written); take or
         renew the claim with *lease*, or drop *release*'s claim; erase the sealed personal
         values of the account's events when the decision says so. Then notify the listeners."""
-        label = self.label(record, decision.changes)
-        writer = ChainWriter(
-            record.account_id, label, record.chain_head or GENESIS, record.last_seq, record.version + 1
+        changes = decision.changes
+        label = self.policy if self.label_of is None else self.label(record, changes)
+        version = record.version + 1
+        events = _chained(
+            record.account_id,
+            label,
+            record.chain_head or GENESIS,
+            record.last_seq,
+            version,
+            decision.events,
+            now,
         )
-        self._append(writer, decision.events, now)
-        new = evolve_record(
-            record,
-            version=record.version + 1,
-            chain_head=writer.head,
-            last_seq=writer.seq,
-            **self._pinned(record, decision.changes, label),
-        )
+        if events:
+            head, seq = events[-1].hash, events[-1].seq
+        else:
+            head, seq = record.chain_head, record.last_seq
+        state = changes.get("state")
+        if self.label_of is not None and state is not record.state and isinstance(state, State):
+            changes = self._pinned(record, changes, label)
+        new = evolve_record(record, version=version, chain_head=head, last_seq=seq, **changes)
         if decision.erase_sealed:
             self.store.save(
                 new,
                 expected_version=record.version,
-                events=tuple(writer.events),
+                events=events,
                 lease=lease,
                 release=release,
                 now=now,
@@ -147,14 +158,9 @@ class Journal:
             )
         else:
             self.store.save(
-                new,
-                expected_version=record.version,
-                events=tuple(writer.events),
-                lease=lease,
-                release=release,
-                now=now,
+                new, expected_version=record.version, events=events, lease=lease, release=release, now=now
             )
-        self.notify(writer.events)
+        self.notify(events)
         return new
 
     def commit_many(self, commits: Sequence[Commit]) -> list[AccountRecord | Exception]:
@@ -266,9 +272,52 @@ class Journal:
                     log.exception("listener %r failed on event %s #%d", listener, event.account_id, event.seq)
 
 
+def _chained(
+    account_id: str,
+    label: str,
+    head: str,
+    seq: int,
+    version: int,
+    events: Sequence[Event],
+    now: datetime,
+) -> tuple[AuditEvent, ...]:
+    """*events* chained after *head* (*seq*) under *label*, written with account *version*, each
+    at its own moment or *now*, their personal values sealed (``sealed``)."""
+    chained = []
+    for event in events:
+        details, sealed_values = seal(event.details)
+        seq += 1
+        made = chain(
+            head,
+            seq,
+            account_id,
+            event.at or now,
+            event.actor,
+            event.action,
+            event.from_state,
+            event.to_state,
+            label,
+            details,
+            version,
+            sealed_values,
+        )
+        head = made.hash
+        chained.append(made)
+    return tuple(chained)
+
+
 _new = object.__new__
 _set = object.__setattr__
 _sha256 = hashlib.sha256
+_slot_seq, _slot_account_id, _slot_at, _slot_actor = (
+    _SLOT["seq"],
+    _SLOT["account_id"],
+    _SLOT["at"],
+    _SLOT["actor"],
+)
+_slot_action, _slot_from_state, _slot_to_state = _SLOT["action"], _SLOT["from_state"], _SLOT["to_state"]
+_slot_policy, _slot_details, _slot_prev_hash = _SLOT["policy"], _SLOT["details"], _SLOT["prev_hash"]
+_slot_hash, _slot_version, _slot_sealed_values = _SLOT["hash"], _SLOT["version"], _SLOT["sealed_values"]
 #: Where ``"hash"`` goes in an event's stored text: before ``"policy"``, the first top-level key
 #: after ``"from_state"``. The fields after it are JSON strings and numbers (``"`` escaped in
 #: strings), so the last occurrence of this text is the top-level key, whatever the details hold.
@@ -288,26 +337,41 @@ def chain_keeping_text(
     details: Mapping[str, object] | None = None,
     sealed_values: Mapping[str, SealedValue] | None = None,
 ) -> tuple[AuditEvent, str]:
-    """``writer.append(...)`` (``chain_event``'s event, the same fields and hash), with the
+    """``writer.append(...)`` (``audit.chain``'s event, the same fields and hash), with the
     event's stored text (``AuditEvent.stored_json()``) made from the canonical text the hash
     was computed from, instead of formatting every field again when the store writes it."""
     writer.seq += 1
+    seq, account_id, policy, prev_hash, version = (
+        writer.seq,
+        writer.account_id,
+        writer.policy,
+        writer.head,
+        writer.version,
+    )
+    # as ``audit.chain`` builds it, keeping the canonical text it hashes
+    if type(at) is not datetime or at.tzinfo is not UTC:
+        at = require_aware(at)
+    if type(action) is not str:
+        action = str(action)
+    frozen = _freeze_details(details) if details else _NO_DETAILS
     event: AuditEvent = _new(AuditEvent)
-    _set(event, "seq", writer.seq)
-    _set(event, "account_id", writer.account_id)
-    _set(event, "at", at if type(at) is datetime and at.tzinfo is UTC else require_aware(at))
-    _set(event, "actor", actor)
-    _set(event, "action", str(action))
-    _set(event, "from_state", from_state)
-    _set(event, "to_state", to_state)
-    _set(event, "policy", writer.policy)
-    _set(event, "details", _freeze_details(details or {}))
-    _set(event, "prev_hash", writer.head)
-    _set(event, "version", writer.version)
-    _set(event, "sealed_values", _frozen_sealed(sealed_values) if sealed_values else _NO_SEALED)
-    text = event._text("")
+    _slot_seq(event, seq)
+    _slot_account_id(event, account_id)
+    _slot_at(event, at)
+    _slot_actor(event, actor)
+    _slot_action(event, action)
+    _slot_from_state(event, from_state)
+    _slot_to_state(event, to_state)
+    _slot_policy(event, policy)
+    _slot_details(event, frozen)
+    _slot_prev_hash(event, prev_hash)
+    _slot_version(event, version)
+    _slot_sealed_values(event, _frozen_sealed(sealed_values) if sealed_values else _NO_SEALED)
+    text = _compose(
+        action, from_state, to_state, policy, account_id, actor, at, frozen, "", prev_hash, seq, version
+    )
     digest = _sha256(text.encode("ascii")).hexdigest()
-    _set(event, "hash", digest)
+    _slot_hash(event, digest)
     writer.head = digest
     writer.events.append(event)
     if type(writer.policy) is str:

@@ -24,6 +24,7 @@ from account_lifecycle.decide import (
     Rules,
     apply,
     decide_command,
+    decide_express,
     decide_open,
     fenced,
     permitted_replay,
@@ -502,11 +503,32 @@ class Lifecycle:
     def _command(self, account_id: str, command: Command) -> AccountRecord:
         return self._apply(account_id, command)[0]
 
+    def _express(self, account_id: str, action: Action, actor: Actor) -> AccountRecord | None:
+        """A command that carries only its actor, decided by ``decide_express`` (a lookup where
+        the machine's guards are permission checks alone) and written by the one write path;
+        None when it needs the general path (``_apply``: refusals, idempotency keys, fences,
+        other versions, spans to record), which then decides it from the start."""
+        if type(actor) is not Actor or telemetry.recording():
+            return None
+        record = self.get(account_id)
+        rules = self._rules_of(record)
+        policy = rules.policy
+        if record.policy_version != policy.version or record.policy != policy.name:
+            return None  # ``_decide`` moves it to the version it cancels under
+        decision = decide_express(rules, record, action, actor)
+        if decision is None:
+            return None
+        return self.journal.commit(record, decision, now=self._now())
+
     def request_cancellation(
         self, account_id: str, actor: Actor, *, idempotency_key: str | None = None
     ) -> AccountRecord:
         """Start cancelling: to the survey, or straight to confirmation if the policy has none.
         The record's ``cancellation_id`` names this request; pass it to ``confirm``."""
+        if idempotency_key is None:
+            done = self._express(account_id, Action.REQUEST_CANCELLATION, actor)
+            if done is not None:
+                return done
         return self._command(
             account_id, Command(Action.REQUEST_CANCELLATION, actor, idempotency_key=idempotency_key)
         )
@@ -540,11 +562,19 @@ class Lifecycle:
         self, account_id: str, actor: Actor, *, idempotency_key: str | None = None
     ) -> AccountRecord:
         """Skip an optional survey and go on to confirmation."""
+        if idempotency_key is None:
+            done = self._express(account_id, Action.SKIP_SURVEY, actor)
+            if done is not None:
+                return done
         return self._command(account_id, Command(Action.SKIP_SURVEY, actor, idempotency_key=idempotency_key))
 
     def withdraw(self, account_id: str, actor: Actor, *, idempotency_key: str | None = None) -> AccountRecord:
         """Change one's mind before confirming: back to ``ACTIVE``. The open cancellation request
         ends with it, so a stale confirm naming it is refused later."""
+        if idempotency_key is None:
+            done = self._express(account_id, Action.WITHDRAW, actor)
+            if done is not None:
+                return done
         return self._command(account_id, Command(Action.WITHDRAW, actor, idempotency_key=idempotency_key))
 
     def confirm(

@@ -83,6 +83,9 @@ class Guard:
     name: str
     check: Callable[[Attempt], Exception | None]
     needs_input: bool = False
+    #: Set on a permission guard: the relations it lets through (``check`` refuses every other
+    #: and reads nothing else). ``express.ExpressTable`` compiles rows of such guards.
+    relations: frozenset[Relation] | None = None
 
     def __call__(self, event: Any) -> bool:
         attempt: Attempt = event.kwargs["attempt"]
@@ -100,7 +103,7 @@ def _permitted(policy: Policy, action: Action) -> Guard:
             return None
         return NotPermitted(actor=attempt.actor, action=action, relation=attempt.relation)
 
-    return Guard(f"may_{action.value}", check)
+    return Guard(f"may_{action.value}", check, relations=policy.permissions.get(action, frozenset()))
 
 
 def _route(name: str, predicate: Callable[[Attempt], bool]) -> Guard:

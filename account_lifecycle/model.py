@@ -378,32 +378,47 @@ _RECORD_CONVERTERS: dict[str, Any] = {
 }
 _RECORD_FIELD_SET = frozenset(_RECORD_FIELDS)
 _set = object.__setattr__
+#: A changer for each tuple of changed fields, in the order they were given. Bounded: cleared
+#: when full (which only costs a rebuild); the write paths use a few dozen.
+_CHANGERS: dict[tuple[str, ...], Callable[..., AccountRecord]] = {}
+_CHANGERS_LIMIT = 512
 
 
-def _copier() -> Callable[[AccountRecord], AccountRecord]:
-    """A function that copies a record slot by slot, one line per field (as attrs writes its
-    ``__init__``), without converters: a loop over the fields costs twice as much."""
-    lines = ["def copy(record):", "    new = _new(AccountRecord)"]
-    lines += [f"    _set(new, {name!r}, record.{name})" for name in _RECORD_FIELDS]
+def _changer(changed: tuple[str, ...]) -> Callable[..., AccountRecord]:
+    """A function ``(record, *values)`` that builds a new record slot by slot, one line per
+    field (as attrs writes its ``__init__``): each of *changed* from its value through the
+    field's converter, every other field the record's own (already converted, immutable).
+    Slots are set through their descriptors (half the cost of ``object.__setattr__``); a loop
+    over the fields would cost twice as much."""
+    scope: dict[str, Any] = {"_new": object.__new__, "AccountRecord": AccountRecord}
+    arguments = [f"v{i}" for i in range(len(changed))]
+    lines = [f"def change(record, {', '.join(['', *arguments])[2:]}):", "    new = _new(AccountRecord)"]
+    given = dict(zip(changed, arguments, strict=True))
+    for name in _RECORD_FIELDS:
+        scope[f"set_{name}"] = vars(AccountRecord)[name].__set__
+        value = given.get(name)
+        if value is None:
+            value = f"record.{name}"
+        elif name in _RECORD_CONVERTERS:
+            scope[f"convert_{name}"] = _RECORD_CONVERTERS[name]
+            value = f"convert_{name}({value})"
+        lines.append(f"    set_{name}(new, {value})")
     lines.append("    return new")
-    scope: dict[str, Any] = {"_new": object.__new__, "_set": _set, "AccountRecord": AccountRecord}
     exec("\n".join(lines), scope)  # noqa: S102 - the text is built above from the field names
-    copy: Callable[[AccountRecord], AccountRecord] = scope["copy"]
-    return copy
-
-
-_copy_record = _copier()
+    change: Callable[..., AccountRecord] = scope["change"]
+    return change
 
 
 def evolve_record(record: AccountRecord, **changes: Any) -> AccountRecord:
     """``attrs.evolve(record, **changes)``, equal to it, but only the changed fields go through
     their converters: the others are the record's own, already converted (and immutable)."""
-    if not _RECORD_FIELD_SET.issuperset(changes):
-        unknown = sorted(changes.keys() - _RECORD_FIELD_SET)
-        raise TypeError(f"AccountRecord has no field(s) {', '.join(unknown)}")
-    new = _copy_record(record)
-    converters = _RECORD_CONVERTERS
-    for name, value in changes.items():
-        convert = converters.get(name)
-        _set(new, name, value if convert is None else convert(value))
-    return new
+    changed = tuple(changes)
+    change = _CHANGERS.get(changed)
+    if change is None:
+        if not _RECORD_FIELD_SET.issuperset(changed):
+            unknown = sorted(changes.keys() - _RECORD_FIELD_SET)
+            raise TypeError(f"AccountRecord has no field(s) {', '.join(unknown)}")
+        if len(_CHANGERS) >= _CHANGERS_LIMIT:
+            _CHANGERS.clear()
+        change = _CHANGERS[changed] = _changer(changed)
+    return change(record, *changes.values())

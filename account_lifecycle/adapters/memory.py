@@ -137,15 +137,16 @@ class MemoryStore:
                     del self._identifier_keys[row[0]]
 
     def _append(self, account_id: str, events: Sequence[AuditEvent]) -> None:
-        """Keep *events* without their sealed values, which go to the side table."""
-        sealed = self._sealed.setdefault(account_id, {})
+        """Keep *events* without their sealed values, which go to the side table, and give each
+        its outbox entry (under the lock of the write that appends it)."""
         stored = self._events.setdefault(account_id, [])
+        outbox = self._outbox
         for event in events:
             if event.sealed_values:
-                sealed[event.seq] = dict(event.sealed_values)
+                self._sealed.setdefault(account_id, {})[event.seq] = dict(event.sealed_values)
                 event = attrs.evolve(event, sealed_values={})
             stored.append(event)
-            self._outbox_append(event)
+            outbox.append((len(outbox) + 1, event))
 
     def _index(self, record: AccountRecord, previous: AccountRecord | None) -> None:
         if previous is None:
@@ -155,10 +156,15 @@ class MemoryStore:
             ordered.append(record.account_id)
         if previous is None or record.holds is not previous.holds or record.purge is not previous.purge:
             self._flag(record)
-        if previous is not None and previous.live_identity is not None:
-            self._identities.pop(previous.live_identity, None)
-        if record.live_identity is not None:
-            self._identities[record.live_identity] = record.account_id
+        if (
+            previous is None
+            or record.identity is not previous.identity
+            or record.identity_released_at is not previous.identity_released_at
+        ):  # else the live identity is the previous one, indexed already
+            if previous is not None and previous.live_identity is not None:
+                self._identities.pop(previous.live_identity, None)
+            if record.live_identity is not None:
+                self._identities[record.live_identity] = record.account_id
         due = due_at(record)
         if due is None:
             self._due.pop(record.account_id, None)
@@ -259,7 +265,10 @@ class MemoryStore:
                 raise ConcurrentUpdate(account_id=record.account_id, expected_version=expected_version)
         if record.identifiers or current.identifiers:
             self._take_identifiers(record, now, {})
-        elif record.live_identity != current.live_identity:
+        elif (
+            record.identity is not current.identity
+            or record.identity_released_at is not current.identity_released_at
+        ) and record.live_identity != current.live_identity:
             # Neither holds identifiers, so the account holds no identifier rows (a save
             # writes only its record's): only the single identity can be taken.
             self._check_identity(record, {})
@@ -396,10 +405,6 @@ class MemoryStore:
         return summarize(rows, now=now, schema_version=0, library_schema_version=0)
 
     # -- the outbox --------------------------------------------------------------------------
-
-    def _outbox_append(self, event: AuditEvent) -> None:
-        """The event's outbox entry, under the lock of the write that appends it."""
-        self._outbox.append((len(self._outbox) + 1, event))
 
     def outbox_read(self, *, after: int, limit: int) -> list[OutboxEntry]:
         """Up to *limit* entries after position *after*, in order (``OutboxStore.outbox_read``)."""
