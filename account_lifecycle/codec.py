@@ -272,6 +272,40 @@ _ABSENT: Any = object()
 _FAST_DECODE = tuple(f.name for f in attrs.fields(AccountRecord)) == _DECODED_FIELDS
 
 
+def _services_from(value: Any) -> dict[str, ServiceState]:
+    return {name: _service_state(state) for name, state in value.items()}
+
+
+#: Stored pins and service states decoded lately, by their stored items: records share a few
+#: (``model._frozen_mapping`` shares their read-only copies), and checking and converting them
+#: costs more than a look-up. Only what decoded without error is kept; bounded, cleared when full.
+_DECODED_PINS: dict[tuple[tuple[Any, Any], ...], Mapping[str, Any]] = {}
+_DECODED_SERVICES: dict[tuple[tuple[Any, Any], ...], Mapping[str, Any]] = {}
+_DECODED_LIMIT = 1024
+
+
+def _decoded_table(
+    known: dict[tuple[tuple[Any, Any], ...], Mapping[str, Any]],
+    value: Any,
+    decode: Callable[[Any], dict[str, Any]],
+) -> Mapping[str, Any]:
+    """``_frozen_mapping(decode(value))``, remembered in *known* for a stored table of text: a
+    table holding anything else is decoded (and refused) each time."""
+    if type(value) is not dict:
+        return _frozen_mapping(decode(value))
+    items = tuple(value.items())
+    for key, item in items:
+        if type(key) is not str or type(item) is not str:
+            return _frozen_mapping(decode(value))
+    found = known.get(items)
+    if found is None:
+        found = _frozen_mapping(decode(value))
+        if len(known) >= _DECODED_LIMIT:
+            known.clear()
+        known[items] = found
+    return found
+
+
 def record_from_dict(data: dict[str, Any]) -> AccountRecord:
     """The record *data* (``record_to_dict``'s form) holds: what ``AccountRecord(...)`` builds
     from the decoded fields, equal to it, and refused with the same errors in the same order,
@@ -289,7 +323,7 @@ def record_from_dict(data: dict[str, Any]) -> AccountRecord:
     cancelled_at = parse_time(data["cancelled_at"])
     restorable_until = parse_time(data["restorable_until"])
     purge = {name: _progress_from_dict(p) for name, p in data["purge"].items()}
-    services = {name: _service_state(s) for name, s in data["services"].items()}
+    services = _decoded_table(_DECODED_SERVICES, data["services"], _services_from)
     chain_head = data["chain_head"]
     last_seq = data["last_seq"]
     policy = data.get("policy", "")
@@ -317,7 +351,7 @@ def record_from_dict(data: dict[str, Any]) -> AccountRecord:
         else {kind: HeldIdentifier(i["value"], parse_time(i["free_at"])) for kind, i in identifiers.items()},
         "erasure": _erasure_from_dict(data.get("erasure")),
         "policy_version": _version_from(data.get("policy_version", 0)),
-        "pins": _pins_from(data.get("pins", {})),
+        "pins": _decoded_table(_DECODED_PINS, data.get("pins", {}), _pins_from),
     }
     # then each field as attrs' __init__ sets it, converted in the same order
     record: AccountRecord = _new(AccountRecord)
@@ -330,7 +364,7 @@ def record_from_dict(data: dict[str, Any]) -> AccountRecord:
     _set(record, "cancelled_at", cancelled_at)
     _set(record, "restorable_until", restorable_until)
     _set(record, "purge", _frozen_mapping(purge))
-    _set(record, "services", _frozen_mapping(services))
+    _set(record, "services", services)
     _set(record, "chain_head", chain_head)
     _set(record, "last_seq", last_seq)
     _set(record, "policy", policy)
@@ -342,7 +376,7 @@ def record_from_dict(data: dict[str, Any]) -> AccountRecord:
     _set(record, "identifiers", _held_identifiers(closure["identifiers"]))
     _set(record, "erasure", closure["erasure"])
     _set(record, "policy_version", closure["policy_version"])
-    _set(record, "pins", _frozen_mapping(closure["pins"]))
+    _set(record, "pins", closure["pins"])
     return record
 
 
