@@ -475,6 +475,7 @@ def record_to_json(record: AccountRecord) -> str:
 
 
 def _record_text(record: AccountRecord) -> str:
+    # Each value as ``_value`` encodes it; the usual type of each field inline (a call less).
     ledger = record.purge
     for name in ledger:
         if type(name) is not str:
@@ -482,17 +483,19 @@ def _record_text(record: AccountRecord) -> str:
     steps_text = []
     for name in sorted(ledger):
         p = ledger[name]
+        at, retry_at, error, purger = p.at, p.retry_at, p.error, p.purger
+        attempts, items = p.attempts, p.items
         steps_text.append(
             _escape(name)
             + ":"
             + _PROGRESS
             % (
-                _time_value(p.at),
-                _value(p.attempts),
-                _value(p.error),
-                _value(p.items),
-                _value(p.purger),
-                _time_value(p.retry_at),
+                "null" if at is None else _escape(time_text(at)),
+                _int_text(attempts) if type(attempts) is int else _value(attempts),
+                "null" if error is None else _value(error),
+                _int_text(items) if type(items) is int else _value(items),
+                "null" if purger is None else _value(purger),
+                "null" if retry_at is None else _escape(time_text(retry_at)),
                 _value(p.status.value),
             )
         )
@@ -511,30 +514,40 @@ def _record_text(record: AccountRecord) -> str:
     pins = record.pins
     pins_text = ',"pins":' + _shared_table(pins, _same) if pins else ""
     version = record.policy_version
-    keys = ",".join(["[" + ",".join([_value(item) for item in entry]) + "]" for entry in record.recent_keys])
+    recent_keys = record.recent_keys
+    keys = (
+        ",".join(["[" + ",".join([_value(item) for item in entry]) + "]" for entry in recent_keys])
+        if recent_keys
+        else ""
+    )
+    members = record.members
+    account_id, cancellation_id, chain_head = record.account_id, record.cancellation_id, record.chain_head
+    identity, last_seq, owner, policy = record.identity, record.last_seq, record.owner, record.policy
+    cancelled_at, released_at = record.cancelled_at, record.identity_released_at
+    restorable_until, record_version = record.restorable_until, record.version
     return _RECORD % (
-        _value(record.account_id),
-        _value(record.cancellation_id),
-        _time_value(record.cancelled_at),
-        _value(record.chain_head),
+        _escape(account_id) if type(account_id) is str else _value(account_id),
+        "null" if cancellation_id is None else _value(cancellation_id),
+        "null" if cancelled_at is None else _escape(time_text(cancelled_at)),
+        _escape(chain_head) if type(chain_head) is str else _value(chain_head),
         erasure_text,
         _optional("holds", closure),
         _optional("identifiers", closure),
-        _value(record.identity),
-        _time_value(record.identity_released_at),
-        _value(record.last_seq),
-        "[" + ",".join([_value(member) for member in sorted(record.members)]) + "]",
-        _value(record.owner),
+        "null" if identity is None else _value(identity),
+        "null" if released_at is None else _escape(time_text(released_at)),
+        _int_text(last_seq) if type(last_seq) is int else _value(last_seq),
+        "[" + ",".join([_value(member) for member in sorted(members)]) + "]" if members else "[]",
+        _escape(owner) if type(owner) is str else _value(owner),
         pins_text,
-        _value(record.policy),
+        _escape(policy) if type(policy) is str else _value(policy),
         ',"policy_version":' + _value(version) if version else "",
         purge,
         f"[{keys}]",
         _optional("reminders", closure),
-        _time_value(record.restorable_until),
+        "null" if restorable_until is None else _escape(time_text(restorable_until)),
         _shared_table(record.services, _enum_value),
         _value(record.state.value),
-        _value(record.version),
+        _int_text(record_version) if type(record_version) is int else _value(record_version),
     )
 
 

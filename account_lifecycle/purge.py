@@ -39,7 +39,7 @@ from account_lifecycle.clock import require_aware
 from account_lifecycle.decide import Decision, Rules, StepOutcome, apply, finish_work, remind, start_work
 from account_lifecycle.errors import ConcurrentUpdate, LifecycleError
 from account_lifecycle.journal import Commit, Journal
-from account_lifecycle.model import AccountRecord, PurgeProgress, PurgeStatus, State
+from account_lifecycle.model import AccountRecord, PurgeStatus, State
 from account_lifecycle.ports import AccountStore, Clock, EffectHook, Purger
 from account_lifecycle.schedule import EFFECT_PREFIX as EFFECT_PREFIX
 from account_lifecycle.values import (
@@ -429,7 +429,8 @@ class PurgeRunner:
         the moment the call starts (the clock's, read again when not given)."""
         if now is None:
             now = self._now()
-        attempt = record.purge.get(key, PurgeProgress()).attempts + 1
+        progress = record.purge.get(key)  # none yet: a first attempt (``PurgeProgress().attempts``)
+        attempt = (0 if progress is None else progress.attempts) + 1
         if key.startswith(EFFECT_PREFIX):
             return self._run_effect(record, key, attempt, now)
         return self._run_category(record, key, attempt, now)
