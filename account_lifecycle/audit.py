@@ -84,6 +84,13 @@ def _freeze(value: JSONValue, path: str) -> JSONValue:
 _KEPT = frozenset({str, int, bool, type(None)})
 
 
+def _plain_item(value: dict[str, JSONValue]) -> bool:
+    """Whether the one item of *value* has a text key and a value ``_freeze`` keeps as it is."""
+    for key, item in value.items():
+        return type(key) is str and type(item) in _KEPT
+    return False
+
+
 def _freeze_details(value: Mapping[str, JSONValue]) -> Mapping[str, JSONValue]:
     if type(value) is dict:
         # The usual details: text keys, plain scalar values. ``_freeze`` would copy them into
@@ -276,7 +283,7 @@ class AuditEvent:
             self.account_id,
             self.actor,
             self.at,
-            self.details,
+            _encode(self.details),
             hash_part,
             self.prev_hash,
             self.seq,
@@ -365,7 +372,18 @@ def chain(
         at = require_aware(at)
     if type(action) is not str:
         action = str(action)
-    frozen = _freeze_details(details) if details else _NO_DETAILS
+    if not details:
+        frozen, details_text = _NO_DETAILS, "{}"
+    elif type(details) is dict and len(details) == 1 and _plain_item(details):
+        # the usual details, one text key and a plain value: frozen and encoded at once
+        ((key, item),) = details.items()
+        frozen = MappingProxyType({key: item})
+        details_text = (
+            "{" + _escape(key) + ":" + (_escape(item) if type(item) is str else _encode(item)) + "}"
+        )
+    else:
+        frozen = _freeze_details(details)
+        details_text = _encode(frozen)
     event: AuditEvent = _new(AuditEvent)
     _seq(event, seq)
     _account_id(event, account_id)
@@ -380,7 +398,7 @@ def chain(
     _version(event, version)
     _sealed_values(event, _frozen_sealed(sealed_values) if sealed_values else _NO_SEALED)
     text = _compose(
-        action, from_state, to_state, policy, account_id, actor, at, frozen, "", prev_hash, seq, version
+        action, from_state, to_state, policy, account_id, actor, at, details_text, "", prev_hash, seq, version
     )
     _hash(event, _sha256(text.encode("ascii")).hexdigest())
     return event
@@ -394,20 +412,25 @@ def _compose(
     account_id: object,
     actor: object,
     at: datetime,
-    details: JSONValue,
+    details_text: str,
     hash_part: str,
     prev_hash: object,
     seq: object,
     version: object,
 ) -> str:
-    """An event's canonical text from its fields (``details`` frozen), *hash_part* where
-    ``"hash"`` sorts (after from_state): one formatting of the encoded fields into the template
-    of its action, states and policy."""
-    return _template(action if type(action) is str else str(action), from_state, to_state, policy) % (
+    """An event's canonical text from its fields (the details encoded already), *hash_part*
+    where ``"hash"`` sorts (after from_state): one formatting of the encoded fields into the
+    template of its action, states and policy."""
+    if type(action) is not str:
+        action = str(action)
+    template = _TEMPLATES.get((action, from_state, to_state, policy))
+    if template is None:
+        template = _template(action, from_state, to_state, policy)
+    return template % (
         _escape(account_id) if type(account_id) is str else _encode(account_id),
         _escape(str(actor)),
         format_time(at),
-        _encode(details),
+        details_text,
         hash_part,
         _escape(prev_hash) if type(prev_hash) is str else _encode(prev_hash),
         _int_text(seq) if type(seq) is int else _encode(seq),

@@ -117,6 +117,28 @@ class Event:
     at: datetime | None = None
 
 
+def _event(
+    action: str, from_state: State | None, to_state: State, details: Mapping[str, Any], actor: Actor
+) -> Event:
+    """``Event(action, from_state, to_state, details, actor)``, its slots set directly (cheaper
+    than the frozen ``__init__``'s ``object.__setattr__``; ``Event`` has no converters or
+    validators). ``tests/unit/test_express.py`` compares the two."""
+    event: Event = _new(Event)
+    _event_action(event, action)
+    _event_from(event, from_state)
+    _event_to(event, to_state)
+    _event_details(event, details)
+    _event_actor(event, actor)
+    _event_at(event, None)
+    return event
+
+
+_new = object.__new__
+_event_action, _event_from, _event_to, _event_details, _event_actor, _event_at = (
+    vars(Event)[name].__set__ for name in ("action", "from_state", "to_state", "details", "actor", "at")
+)
+
+
 @attrs.frozen
 class Decision:
     """What one accepted change writes: the record's new field values, the events that say
@@ -626,7 +648,7 @@ def decide_express(rules: Rules, record: AccountRecord, action: Action, actor: A
         return None
     changes, details = _EXPRESS[action](record)
     changes = {"state": dest, **changes}
-    return Decision(changes, (Event(action, record.state, dest, details, actor),))
+    return Decision(changes, (_event(action, record.state, dest, details, actor),))
 
 
 def _effect_details(effect: str, record: AccountRecord) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from types import MappingProxyType
 
 import attrs
 
@@ -24,8 +25,11 @@ from account_lifecycle.audit import (
     AuditEvent,
     ChainWriter,
     _compose,
+    _encode,
+    _escape,
     _freeze_details,
     _frozen_sealed,
+    _plain_item,
     chain,
 )
 from account_lifecycle.clock import require_aware
@@ -127,7 +131,17 @@ class Journal:
         renew the claim with *lease*, or drop *release*'s claim; erase the sealed personal
         values of the account's events when the decision says so. Then notify the listeners."""
         changes = decision.changes
-        label = self.policy if self.label_of is None else self.label(record, changes)
+        label_of = self.label_of
+        if label_of is None:
+            label = self.policy
+        else:  # ``label``, written out (the command path's hottest lines)
+            name = changes.get("policy", record.policy)
+            pinned = changes.get("policy_version", record.policy_version)
+            label = (
+                self.label(record, changes)
+                if type(name) is not str or type(pinned) is not int
+                else label_of(name, pinned)
+            )
         version = record.version + 1
         events = _chained(
             record.account_id,
@@ -143,7 +157,12 @@ class Journal:
         else:
             head, seq = record.chain_head, record.last_seq
         state = changes.get("state")
-        if self.label_of is not None and state is not record.state and isinstance(state, State):
+        if (
+            label_of is not None
+            and state is not record.state
+            and isinstance(state, State)
+            and record.pins.get(state) != label
+        ):
             changes = self._pinned(record, changes, label)
         new = evolve_record(record, version=version, chain_head=head, last_seq=seq, **changes)
         if decision.erase_sealed:
@@ -264,7 +283,8 @@ class Journal:
     def notify(self, events: Iterable[AuditEvent]) -> None:
         """Hand committed *events* to every listener; a listener's failure is logged, never raised."""
         for event in events:
-            telemetry.listener(event)  # counts reminders sent; nothing without the otel extra
+            if event.action == "reminder":
+                telemetry.listener(event)  # counts reminders sent; nothing without the otel extra
             for listener in self.listeners:
                 try:
                     listener(event)
@@ -353,7 +373,17 @@ def chain_keeping_text(
         at = require_aware(at)
     if type(action) is not str:
         action = str(action)
-    frozen = _freeze_details(details) if details else _NO_DETAILS
+    if not details:
+        frozen, details_text = _NO_DETAILS, "{}"
+    elif type(details) is dict and len(details) == 1 and _plain_item(details):
+        ((key, item),) = details.items()  # one text key and a plain value: frozen and encoded at once
+        frozen = MappingProxyType({key: item})
+        details_text = (
+            "{" + _escape(key) + ":" + (_escape(item) if type(item) is str else _encode(item)) + "}"
+        )
+    else:
+        frozen = _freeze_details(details)
+        details_text = _encode(frozen)
     event: AuditEvent = _new(AuditEvent)
     _slot_seq(event, seq)
     _slot_account_id(event, account_id)
@@ -368,7 +398,7 @@ def chain_keeping_text(
     _slot_version(event, version)
     _slot_sealed_values(event, _frozen_sealed(sealed_values) if sealed_values else _NO_SEALED)
     text = _compose(
-        action, from_state, to_state, policy, account_id, actor, at, frozen, "", prev_hash, seq, version
+        action, from_state, to_state, policy, account_id, actor, at, details_text, "", prev_hash, seq, version
     )
     digest = _sha256(text.encode("ascii")).hexdigest()
     _slot_hash(event, digest)

@@ -508,9 +508,9 @@ class Lifecycle:
         the machine's guards are permission checks alone) and written by the one write path;
         None when it needs the general path (``_apply``: refusals, idempotency keys, fences,
         other versions, spans to record), which then decides it from the start."""
-        if type(actor) is not Actor or telemetry.recording():
+        if type(actor) is not Actor or type(account_id) is not str or telemetry.recording():
             return None
-        record = self.get(account_id)
+        record = self.store.get(account_id)
         rules = self._rules_of(record)
         policy = rules.policy
         if record.policy_version != policy.version or record.policy != policy.name:

@@ -202,10 +202,9 @@ def _command(action: str, account_id: str) -> Iterator[None]:
         _instrument(COMMANDS).add(1, {ACTION: action, RESULT: "ok"})
 
 
-def recording() -> bool:
-    """Whether a command run now would be recorded (a span and a count): ``Lifecycle`` decides a
-    command through its express path only when it would not (the general path records it)."""
-    return _recording()
+#: Whether a command run now would be recorded (a span and a count): ``Lifecycle`` decides a
+#: command through its express path only when it would not (the general path records it).
+recording = _recording
 
 
 def traced_command(method: F) -> F:

@@ -35,7 +35,7 @@ from account_lifecycle import (
     policies,
 )
 from account_lifecycle.audit import chain_event
-from account_lifecycle.decide import Command
+from account_lifecycle.decide import Command, decide_express
 from account_lifecycle.machine import Attempt, PolicyMachine
 from account_lifecycle.model import evolve_record
 from account_lifecycle.testing.fakes import FakePurger, fake_identity_keys, fake_purgers
@@ -228,6 +228,19 @@ def command_benchmarks(quick: bool) -> list[Result]:
         for account_id, owner in pairs:
             lc.withdraw(account_id, owner)
 
+    # The same commands through the general path (``_apply``: ``decide_command``), which every
+    # command with inputs, an idempotency key or a refusal takes; ``library`` takes the express
+    # path (``decide_express``) where this tree has one.
+    general_commands = [
+        (Command(Action.REQUEST_CANCELLATION, owner), Command(Action.WITHDRAW, owner)) for owner in owners
+    ]
+
+    def general() -> None:
+        for account_id, (request_command, _) in zip(ids, general_commands, strict=True):
+            lc._command(account_id, request_command)
+        for account_id, (_, withdraw_command) in zip(ids, general_commands, strict=True):
+            lc._command(account_id, withdraw_command)
+
     # The engine's decision alone: guards and state change on loaded records (one ACTIVE and
     # one SURVEYED record per account), with its per-decision Attempt; no event, no store.
     active = [lc.get(account_id) for account_id in ids]
@@ -288,6 +301,7 @@ def command_benchmarks(quick: bool) -> list[Result]:
 
     blocks = {
         "library": median_ns_per_op(library, 2 * n),
+        "general": median_ns_per_op(general, 2 * n),
         "decide": median_ns_per_op(decisions, 2 * n),
         "transitions": median_ns_per_op(bare, 2 * n),
         "psm": median_ns_per_op(psm_bound, 2 * n),
@@ -329,6 +343,19 @@ def command_benchmarks(quick: bool) -> list[Result]:
             us["library"] / us["transitions"],
             "<= 1.5x",
             us["library"] / us["transitions"] <= 1.5,
+            notes=[
+                "request_cancellation and withdraw by the owner: commands that carry only their actor, "
+                "decided by decide_express where it applies"
+            ],
+        ),
+        Result(
+            "1a the same commands through the general path (decide_command) vs bare transitions",
+            us["general"],
+            "us",
+            "transitions Event.trigger",
+            us["transitions"],
+            us["general"] / us["transitions"],
+            notes=["the path of every command with inputs, an idempotency key or a refusal"],
         ),
         Result(
             "1b decision (PolicyMachine.decide) vs python-statemachine",
@@ -439,6 +466,11 @@ def part_benchmarks(quick: bool) -> list[Result]:
             for record, command in zip(records, commands, strict=True):
                 lc._decide(rules, record, command, now)
 
+    def express() -> None:
+        for _ in range(2):
+            for record, owner in zip(records, owners, strict=True):
+                decide_express(rules, record, Action.REQUEST_CANCELLATION, owner)
+
     def event() -> None:
         for _ in range(2):
             for r, owner in zip(records, owners, strict=True):
@@ -486,6 +518,7 @@ def part_benchmarks(quick: bool) -> list[Result]:
         "command objects": cpu_ns_per_op(command_objects, 2 * n),
         "load, rules, clock": cpu_ns_per_op(load_and_rules, 2 * n),
         "decision (decide_command: relation, fence, table, plan, events)": cpu_ns_per_op(decide, 2 * n),
+        "decision (decide_express: relation, permitted row, plan, event)": cpu_ns_per_op(express, 2 * n),
         "one hash-chained audit event (chain_event)": cpu_ns_per_op(event, 2 * n),
         "the new record (evolve_record)": cpu_ns_per_op(record, 2 * n),
         "Journal.commit without the store (label, event, record, pins, listeners)": cpu_ns_per_op(

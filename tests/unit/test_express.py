@@ -175,3 +175,20 @@ def test_a_lifecycle_on_the_express_path_writes_the_general_paths_bytes(
         want = _outcome(lambda: _general(slow, account_id, action, actor))  # noqa: B023
         assert got == want
     assert _stored(fast) == _stored(slow)
+
+
+def test_the_express_event_is_the_attrs_event() -> None:
+    """``_event`` sets every field of ``Event`` (a field added later must be set there too)."""
+    from account_lifecycle.decide import Event, _event
+
+    actor = Actor.user("owner")
+    fast = _event(Action.WITHDRAW, State.SURVEYED, State.ACTIVE, {"cancellation_id": "cr-2"}, actor)
+    assert fast == Event(Action.WITHDRAW, State.SURVEYED, State.ACTIVE, {"cancellation_id": "cr-2"}, actor)
+    assert [f.name for f in attrs.fields(Event)] == [
+        "action",
+        "from_state",
+        "to_state",
+        "details",
+        "actor",
+        "at",
+    ]
