@@ -161,6 +161,11 @@ class Decision:
         )
 
 
+_decision_changes, _decision_events, _decision_work, _decision_erase = (
+    vars(Decision)[name].__set__ for name in ("changes", "events", "work", "erase_sealed")
+)
+
+
 def apply(record: AccountRecord, decision: Decision) -> AccountRecord:
     """The record as *decision* leaves it (version and chain head are the write path's)."""
     return evolve_record(record, **decision.changes) if decision.changes else record
@@ -648,7 +653,12 @@ def decide_express(rules: Rules, record: AccountRecord, action: Action, actor: A
         return None
     changes, details = _EXPRESS[action](record)
     changes = {"state": dest, **changes}
-    return Decision(changes, (_event(action, record.state, dest, details, actor),))
+    decision: Decision = _new(Decision)  # ``Decision(changes, events)``, its slots set directly
+    _decision_changes(decision, changes)
+    _decision_events(decision, (_event(action, record.state, dest, details, actor),))
+    _decision_work(decision, None)
+    _decision_erase(decision, False)
+    return decision
 
 
 def _effect_details(effect: str, record: AccountRecord) -> dict[str, Any]:

@@ -179,7 +179,7 @@ def test_a_lifecycle_on_the_express_path_writes_the_general_paths_bytes(
 
 def test_the_express_event_is_the_attrs_event() -> None:
     """``_event`` sets every field of ``Event`` (a field added later must be set there too)."""
-    from account_lifecycle.decide import Event, _event
+    from account_lifecycle.decide import Decision, Event, _event
 
     actor = Actor.user("owner")
     fast = _event(Action.WITHDRAW, State.SURVEYED, State.ACTIVE, {"cancellation_id": "cr-2"}, actor)
@@ -192,3 +192,5 @@ def test_the_express_event_is_the_attrs_event() -> None:
         "actor",
         "at",
     ]
+    # decide_express sets the slots of its Decision too
+    assert [f.name for f in attrs.fields(Decision)] == ["changes", "events", "work", "erase_sealed"]
