@@ -131,17 +131,7 @@ class Journal:
         renew the claim with *lease*, or drop *release*'s claim; erase the sealed personal
         values of the account's events when the decision says so. Then notify the listeners."""
         changes = decision.changes
-        label_of = self.label_of
-        if label_of is None:
-            label = self.policy
-        else:  # ``label``, written out (the command path's hottest lines)
-            name = changes.get("policy", record.policy)
-            pinned = changes.get("policy_version", record.policy_version)
-            label = (
-                self.label(record, changes)
-                if type(name) is not str or type(pinned) is not int
-                else label_of(name, pinned)
-            )
+        label = self.label(record, changes)
         version = record.version + 1
         events = _chained(
             record.account_id,
@@ -158,7 +148,7 @@ class Journal:
             head, seq = record.chain_head, record.last_seq
         state = changes.get("state")
         if (
-            label_of is not None
+            self.label_of is not None
             and state is not record.state
             and isinstance(state, State)
             and record.pins.get(state) != label
