@@ -8,18 +8,36 @@ compare-and-set, and then hands the events to the listeners. ``Lifecycle`` (comm
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
+from types import MappingProxyType
 
 import attrs
 
 from account_lifecycle import telemetry
-from account_lifecycle.audit import GENESIS, AuditEvent, ChainWriter, chain
+from account_lifecycle.audit import (
+    _NO_DETAILS,
+    _NO_SEALED,
+    _SLOT,
+    GENESIS,
+    AuditEvent,
+    ChainWriter,
+    _compose,
+    _encode,
+    _escape,
+    _freeze_details,
+    _frozen_sealed,
+    _plain_item,
+    chain,
+)
+from account_lifecycle.clock import require_aware
+from account_lifecycle.codec import stored_forms
 from account_lifecycle.decide import Decision, Event
-from account_lifecycle.model import AccountRecord, State, evolve_record
+from account_lifecycle.model import _RECORD_CONVERTERS, AccountRecord, Actor, State, evolve_record
 from account_lifecycle.ports import AccountStore, Lease, Listener, Write, save_many
-from account_lifecycle.sealed import seal
+from account_lifecycle.sealed import SealedValue, seal
 
 __all__ = ["Commit", "Journal"]
 
@@ -30,7 +48,8 @@ log = logging.getLogger("account_lifecycle")
 class Commit:
     """One account's write in a batch (``Journal.commit_many``): *record* changed by
     *decision*, taking or renewing the claim with *lease*, or dropping *release*'s claim.
-    *after*, when the caller has it already: ``apply(record, decision)`` (not built again)."""
+    *after*, when the caller has it already: ``apply(record, decision)`` (not built again; a
+    new record the journal completes in place, see ``Journal.commit_many``)."""
 
     record: AccountRecord
     decision: Decision
@@ -159,12 +178,19 @@ class Journal:
         new record of each write made and the error of each refused one (``ConcurrentUpdate``,
         ``AccountNotFound``, ``AccountExists``: nothing of it written). Each write's events are
         chained at its own ``now``; the store decides whether another owner's claim is live at
-        the latest of them. Listeners hear of the writes made, in order, once committed."""
+        the latest of them. Listeners hear of the writes made, in order, once committed.
+
+        A commit's ``after`` (``apply(record, decision)``, when it is a new record) is the
+        caller's own copy, seen by no one else yet: the write path sets its version, chain head
+        and pin in place and returns it as the new record, instead of copying it once more."""
         if not commits:
             return []
         news: list[AccountRecord] = []
         writes: list[Write] = []
         chained: list[list[AuditEvent]] = []
+        # each event's stored text, made from the canonical text its hash was computed from
+        # (``codec.event_to_json`` reads it while the store writes this batch)
+        forms: dict[int, tuple[AuditEvent, str]] = {}
         for c in commits:
             record = c.record
             label = self.label(record, c.decision.changes)
@@ -175,7 +201,19 @@ class Journal:
                 record.last_seq,
                 record.version + 1,
             )
-            self._append(writer, c.decision.events, c.now)
+            for event in c.decision.events:
+                details, sealed_values = seal(event.details)
+                chained_event, stored = chain_keeping_text(
+                    writer,
+                    at=event.at or c.now,
+                    actor=event.actor,
+                    action=event.action,
+                    from_state=event.from_state,
+                    to_state=event.to_state,
+                    details=details,
+                    sealed_values=sealed_values,
+                )
+                forms[id(chained_event)] = (chained_event, stored)
             if c.after is None:
                 new = evolve_record(
                     record,
@@ -184,22 +222,31 @@ class Journal:
                     last_seq=writer.seq,
                     **self._pinned(record, c.decision.changes, label),
                 )
-            else:  # the changes are applied already: only the write path's fields, and the pin
+            elif c.after is record:  # nothing to apply: only the write path's fields, and the pin
                 pinned = self._pinned(record, c.decision.changes, label).get("pins")
                 new = evolve_record(
-                    c.after,
+                    record,
                     version=record.version + 1,
                     chain_head=writer.head,
                     last_seq=writer.seq,
                     **({} if pinned is None else {"pins": pinned}),
                 )
+            else:  # the changes are applied to the caller's own copy: the write path completes it
+                pinned = self._pinned(record, c.decision.changes, label).get("pins")
+                new = c.after
+                _set(new, "version", record.version + 1)
+                _set(new, "chain_head", writer.head)
+                _set(new, "last_seq", writer.seq)
+                if pinned is not None:
+                    _set(new, "pins", _convert_pins(pinned))
             events = writer.events
             news.append(new)
             chained.append(events)
             writes.append(
                 Write(new, record.version, tuple(events), c.lease, c.release, c.decision.erase_sealed)
             )
-        refused = save_many(self.store, writes, now=max(c.now for c in commits))
+        with stored_forms(forms):
+            refused = save_many(self.store, writes, now=max(c.now for c in commits))
         out: list[AccountRecord | Exception] = []
         for new, events, error in zip(news, chained, refused, strict=True):
             if error is None:
@@ -267,3 +314,87 @@ def _chained(
         head = made.hash
         chained.append(made)
     return tuple(chained)
+
+
+_new = object.__new__
+_set = object.__setattr__
+_sha256 = hashlib.sha256
+_slot_seq, _slot_account_id, _slot_at, _slot_actor = (
+    _SLOT["seq"],
+    _SLOT["account_id"],
+    _SLOT["at"],
+    _SLOT["actor"],
+)
+_slot_action, _slot_from_state, _slot_to_state = _SLOT["action"], _SLOT["from_state"], _SLOT["to_state"]
+_slot_policy, _slot_details, _slot_prev_hash = _SLOT["policy"], _SLOT["details"], _SLOT["prev_hash"]
+_slot_hash, _slot_version, _slot_sealed_values = _SLOT["hash"], _SLOT["version"], _SLOT["sealed_values"]
+#: Where ``"hash"`` goes in an event's stored text: before ``"policy"``, the first top-level key
+#: after ``"from_state"``. The fields after it are JSON strings and numbers (``"`` escaped in
+#: strings), so the last occurrence of this text is the top-level key, whatever the details hold.
+_POLICY_KEY = ',"policy":'
+#: ``AccountRecord``'s converter of ``pins`` (what ``evolve_record`` would apply).
+_convert_pins = _RECORD_CONVERTERS["pins"]
+
+
+def chain_keeping_text(
+    writer: ChainWriter,
+    *,
+    at: datetime,
+    actor: Actor,
+    action: str,
+    from_state: State | None,
+    to_state: State,
+    details: Mapping[str, object] | None = None,
+    sealed_values: Mapping[str, SealedValue] | None = None,
+) -> tuple[AuditEvent, str]:
+    """``writer.append(...)`` (``audit.chain``'s event, the same fields and hash), with the
+    event's stored text (``AuditEvent.stored_json()``) made from the canonical text the hash
+    was computed from, instead of formatting every field again when the store writes it."""
+    writer.seq += 1
+    seq, account_id, policy, prev_hash, version = (
+        writer.seq,
+        writer.account_id,
+        writer.policy,
+        writer.head,
+        writer.version,
+    )
+    # as ``audit.chain`` builds it, keeping the canonical text it hashes
+    if type(at) is not datetime or at.tzinfo is not UTC:
+        at = require_aware(at)
+    if type(action) is not str:
+        action = str(action)
+    if not details:
+        frozen, details_text = _NO_DETAILS, "{}"
+    elif type(details) is dict and len(details) == 1 and _plain_item(details):
+        ((key, item),) = details.items()  # one text key and a plain value: frozen and encoded at once
+        frozen = MappingProxyType({key: item})
+        details_text = (
+            "{" + _escape(key) + ":" + (_escape(item) if type(item) is str else _encode(item)) + "}"
+        )
+    else:
+        frozen = _freeze_details(details)
+        details_text = _encode(frozen)
+    event: AuditEvent = _new(AuditEvent)
+    _slot_seq(event, seq)
+    _slot_account_id(event, account_id)
+    _slot_at(event, at)
+    _slot_actor(event, actor)
+    _slot_action(event, action)
+    _slot_from_state(event, from_state)
+    _slot_to_state(event, to_state)
+    _slot_policy(event, policy)
+    _slot_details(event, frozen)
+    _slot_prev_hash(event, prev_hash)
+    _slot_version(event, version)
+    _slot_sealed_values(event, _frozen_sealed(sealed_values) if sealed_values else _NO_SEALED)
+    text = _compose(
+        action, from_state, to_state, policy, account_id, actor, at, details_text, "", prev_hash, seq, version
+    )
+    digest = _sha256(text.encode("ascii")).hexdigest()
+    _slot_hash(event, digest)
+    writer.head = digest
+    writer.events.append(event)
+    if type(writer.policy) is str:
+        cut = text.rindex(_POLICY_KEY)
+        return event, f'{text[:cut]},"hash":"{digest}"{text[cut:]}'
+    return event, event.stored_json()  # pragma: no cover - a policy label is text

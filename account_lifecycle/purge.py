@@ -39,7 +39,7 @@ from account_lifecycle.clock import require_aware
 from account_lifecycle.decide import Decision, Rules, StepOutcome, apply, finish_work, remind, start_work
 from account_lifecycle.errors import ConcurrentUpdate, LifecycleError
 from account_lifecycle.journal import Commit, Journal
-from account_lifecycle.model import AccountRecord, PurgeProgress, PurgeStatus, State
+from account_lifecycle.model import AccountRecord, PurgeStatus, State
 from account_lifecycle.ports import AccountStore, Clock, EffectHook, Purger
 from account_lifecycle.schedule import EFFECT_PREFIX as EFFECT_PREFIX
 from account_lifecycle.values import (
@@ -115,13 +115,6 @@ def _describe(exc: BaseException) -> str:
 
 
 @attrs.frozen
-class _Write:
-    """A request of the work: commit this write (answered with the new record)."""
-
-    commit: Commit
-
-
-@attrs.frozen
 class _Run:
     """A request of the work: run this started step (answered with its outcome)."""
 
@@ -130,7 +123,9 @@ class _Run:
     until: datetime  # the claim as last renewed: the step is not run from this moment on
 
 
-_Request = _Write | _Run
+#: What the work asks the runner for: a write to commit (``Commit``, answered with the new
+#: record) or a started step to run (``_Run``, answered with its outcome).
+_Request = Commit | _Run
 _Steps = Generator[_Request, Any, AccountRecord | None]
 
 
@@ -332,7 +327,7 @@ class PurgeRunner:
                 if isinstance(request, _Run):
                     request = work.send(self._run_claimed_step(request))
                     continue
-                c = request.commit
+                c = request
                 try:
                     new = self.journal.commit(
                         c.record, c.decision, now=c.now, lease=c.lease, release=c.release
@@ -358,7 +353,7 @@ class PurgeRunner:
         results: list[AccountRecord | LifecycleError | None] = [None] * len(records)
         works = [_Work(self, lease) for _ in records]
         steps: list[_Steps | None] = [w.run(r) for w, r in zip(works, records, strict=True)]
-        ready: list[tuple[int, _Write]] = []
+        ready: list[tuple[int, Commit]] = []
         pool = self.pools(self.concurrency)
 
         def advance(i: int, value: object = None, error: Exception | None = None) -> None:
@@ -397,7 +392,7 @@ class PurgeRunner:
                 if ready:
                     batch, ready = ready, []
                     try:
-                        written = self.journal.commit_many([w.commit for _, w in batch])
+                        written = self.journal.commit_many([c for _, c in batch])
                     except Exception as exc:  # nothing of the batch was written: each account decides
                         for i, _ in batch:
                             advance(i, error=exc)
@@ -423,15 +418,19 @@ class PurgeRunner:
 
     def _run_claimed_step(self, request: _Run) -> StepOutcome | None:
         """``_run_step``, unless the claim has lapsed by the time the call would start (None)."""
-        if self._now() >= request.until:
+        now = self._now()
+        if now >= request.until:
             return None
-        return self._run_step(request.record, request.key)
+        return self._run_step(request.record, request.key, now)
 
     @telemetry.traced_step  # OpenTelemetry (extra otel): a span, a count and a duration per step
-    def _run_step(self, record: AccountRecord, key: str) -> StepOutcome:
-        """Call the purger or hook of one started step, outside any store transaction."""
-        now = self._now()
-        attempt = record.purge.get(key, PurgeProgress()).attempts + 1
+    def _run_step(self, record: AccountRecord, key: str, now: datetime | None = None) -> StepOutcome:
+        """Call the purger or hook of one started step, outside any store transaction; *now*:
+        the moment the call starts (the clock's, read again when not given)."""
+        if now is None:
+            now = self._now()
+        progress = record.purge.get(key)  # none yet: a first attempt (``PurgeProgress().attempts``)
+        attempt = (0 if progress is None else progress.attempts) + 1
         if key.startswith(EFFECT_PREFIX):
             return self._run_effect(record, key, attempt, now)
         return self._run_category(record, key, attempt, now)
@@ -587,10 +586,10 @@ class _Work:
         )
         if more or remind(after, now) is not None:
             lease = Lease(self.lease.owner, now + self.runner.lease_duration)
-            new: AccountRecord = yield _Write(Commit(record, decision, now, lease=lease, after=after))
+            new: AccountRecord = yield Commit(record, decision, now, lease=lease, after=after)
             self.lease = lease
             return new
-        new = yield _Write(Commit(record, decision, now, release=self.lease.owner, after=after))
+        new = yield Commit(record, decision, now, release=self.lease.owner, after=after)
         self.released = True
         return new
 
