@@ -365,6 +365,38 @@ def chain(
     sealed_values: Mapping[str, SealedValue] | None,
 ) -> AuditEvent:
     """``chain_event`` with its fields in that order, for the write path (no keywords to match)."""
+    return chain_text(
+        prev_hash,
+        seq,
+        account_id,
+        at,
+        actor,
+        action,
+        from_state,
+        to_state,
+        policy,
+        details,
+        version,
+        sealed_values,
+    )[0]
+
+
+def chain_text(
+    prev_hash: str,
+    seq: int,
+    account_id: str,
+    at: datetime,
+    actor: Actor,
+    action: str,
+    from_state: State | None,
+    to_state: State,
+    policy: str,
+    details: Mapping[str, JSONValue] | None,
+    version: int,
+    sealed_values: Mapping[str, SealedValue] | None,
+) -> tuple[AuditEvent, str]:
+    """``chain``'s event and the canonical text its hash was computed from (``canonical()``),
+    for a writer that stores the event's text (``stored_text``) without formatting it again."""
     # Built field by field as the attrs ``__init__`` does (no validators, two converters), so
     # that the hash is set once: ``attrs.evolve`` would build and convert the event again. Each
     # field is set through its slot (half the cost of ``object.__setattr__``).
@@ -401,7 +433,22 @@ def chain(
         action, from_state, to_state, policy, account_id, actor, at, details_text, "", prev_hash, seq, version
     )
     _hash(event, _sha256(text.encode("ascii")).hexdigest())
-    return event
+    return event, text
+
+
+#: Where ``"hash"`` goes in an event's stored text: before ``"policy"``, the first top-level key
+#: after ``"from_state"``. The fields after it are JSON strings and numbers (``"`` escaped in
+#: strings), so the last occurrence of this text is the top-level key, whatever the details hold.
+_POLICY_KEY = ',"policy":'
+
+
+def stored_text(event: AuditEvent, canonical: str) -> str:
+    """``event.stored_json()`` made from *canonical*, the canonical text its hash was computed
+    from (``chain_text``), by putting ``"hash"`` in its sorted place."""
+    if type(event.policy) is not str:  # pragma: no cover - a policy label is text
+        return event.stored_json()
+    cut = canonical.rindex(_POLICY_KEY)
+    return f'{canonical[:cut]},"hash":"{event.hash}"{canonical[cut:]}'
 
 
 def _compose(
@@ -524,3 +571,35 @@ class ChainWriter:
         self.head = event.hash
         self.events.append(event)
         return event
+
+    def append_keeping_text(
+        self,
+        *,
+        at: datetime,
+        actor: Actor,
+        action: str,
+        from_state: State | None,
+        to_state: State,
+        details: Mapping[str, JSONValue] | None = None,
+        sealed_values: Mapping[str, SealedValue] | None = None,
+    ) -> tuple[AuditEvent, str]:
+        """``append``, and the event's stored text (``stored_json()``) made from the canonical
+        text its hash was computed from, for a store that writes it (``codec.stored_forms``)."""
+        self.seq += 1
+        event, canonical = chain_text(
+            self.head,
+            self.seq,
+            self.account_id,
+            at,
+            actor,
+            action,
+            from_state,
+            to_state,
+            self.policy,
+            details,
+            self.version,
+            sealed_values,
+        )
+        self.head = event.hash
+        self.events.append(event)
+        return event, stored_text(event, canonical)

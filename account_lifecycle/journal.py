@@ -8,36 +8,19 @@ compare-and-set, and then hands the events to the listeners. ``Lifecycle`` (comm
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
-from types import MappingProxyType
+from datetime import datetime
 
 import attrs
 
 from account_lifecycle import telemetry
-from account_lifecycle.audit import (
-    _NO_DETAILS,
-    _NO_SEALED,
-    _SLOT,
-    GENESIS,
-    AuditEvent,
-    ChainWriter,
-    _compose,
-    _encode,
-    _escape,
-    _freeze_details,
-    _frozen_sealed,
-    _plain_item,
-    chain,
-)
-from account_lifecycle.clock import require_aware
+from account_lifecycle.audit import GENESIS, AuditEvent, ChainWriter, chain
 from account_lifecycle.codec import stored_forms
 from account_lifecycle.decide import Decision, Event
-from account_lifecycle.model import _RECORD_CONVERTERS, AccountRecord, Actor, State, evolve_record
+from account_lifecycle.model import _RECORD_CONVERTERS, AccountRecord, State, evolve_record
 from account_lifecycle.ports import AccountStore, Lease, Listener, Write, save_many
-from account_lifecycle.sealed import SealedValue, seal
+from account_lifecycle.sealed import seal
 
 __all__ = ["Commit", "Journal"]
 
@@ -203,8 +186,7 @@ class Journal:
             )
             for event in c.decision.events:
                 details, sealed_values = seal(event.details)
-                chained_event, stored = chain_keeping_text(
-                    writer,
+                chained_event, stored = writer.append_keeping_text(
                     at=event.at or c.now,
                     actor=event.actor,
                     action=event.action,
@@ -316,85 +298,6 @@ def _chained(
     return tuple(chained)
 
 
-_new = object.__new__
 _set = object.__setattr__
-_sha256 = hashlib.sha256
-_slot_seq, _slot_account_id, _slot_at, _slot_actor = (
-    _SLOT["seq"],
-    _SLOT["account_id"],
-    _SLOT["at"],
-    _SLOT["actor"],
-)
-_slot_action, _slot_from_state, _slot_to_state = _SLOT["action"], _SLOT["from_state"], _SLOT["to_state"]
-_slot_policy, _slot_details, _slot_prev_hash = _SLOT["policy"], _SLOT["details"], _SLOT["prev_hash"]
-_slot_hash, _slot_version, _slot_sealed_values = _SLOT["hash"], _SLOT["version"], _SLOT["sealed_values"]
-#: Where ``"hash"`` goes in an event's stored text: before ``"policy"``, the first top-level key
-#: after ``"from_state"``. The fields after it are JSON strings and numbers (``"`` escaped in
-#: strings), so the last occurrence of this text is the top-level key, whatever the details hold.
-_POLICY_KEY = ',"policy":'
 #: ``AccountRecord``'s converter of ``pins`` (what ``evolve_record`` would apply).
 _convert_pins = _RECORD_CONVERTERS["pins"]
-
-
-def chain_keeping_text(
-    writer: ChainWriter,
-    *,
-    at: datetime,
-    actor: Actor,
-    action: str,
-    from_state: State | None,
-    to_state: State,
-    details: Mapping[str, object] | None = None,
-    sealed_values: Mapping[str, SealedValue] | None = None,
-) -> tuple[AuditEvent, str]:
-    """``writer.append(...)`` (``audit.chain``'s event, the same fields and hash), with the
-    event's stored text (``AuditEvent.stored_json()``) made from the canonical text the hash
-    was computed from, instead of formatting every field again when the store writes it."""
-    writer.seq += 1
-    seq, account_id, policy, prev_hash, version = (
-        writer.seq,
-        writer.account_id,
-        writer.policy,
-        writer.head,
-        writer.version,
-    )
-    # as ``audit.chain`` builds it, keeping the canonical text it hashes
-    if type(at) is not datetime or at.tzinfo is not UTC:
-        at = require_aware(at)
-    if type(action) is not str:
-        action = str(action)
-    if not details:
-        frozen, details_text = _NO_DETAILS, "{}"
-    elif type(details) is dict and len(details) == 1 and _plain_item(details):
-        ((key, item),) = details.items()  # one text key and a plain value: frozen and encoded at once
-        frozen = MappingProxyType({key: item})
-        details_text = (
-            "{" + _escape(key) + ":" + (_escape(item) if type(item) is str else _encode(item)) + "}"
-        )
-    else:
-        frozen = _freeze_details(details)
-        details_text = _encode(frozen)
-    event: AuditEvent = _new(AuditEvent)
-    _slot_seq(event, seq)
-    _slot_account_id(event, account_id)
-    _slot_at(event, at)
-    _slot_actor(event, actor)
-    _slot_action(event, action)
-    _slot_from_state(event, from_state)
-    _slot_to_state(event, to_state)
-    _slot_policy(event, policy)
-    _slot_details(event, frozen)
-    _slot_prev_hash(event, prev_hash)
-    _slot_version(event, version)
-    _slot_sealed_values(event, _frozen_sealed(sealed_values) if sealed_values else _NO_SEALED)
-    text = _compose(
-        action, from_state, to_state, policy, account_id, actor, at, details_text, "", prev_hash, seq, version
-    )
-    digest = _sha256(text.encode("ascii")).hexdigest()
-    _slot_hash(event, digest)
-    writer.head = digest
-    writer.events.append(event)
-    if type(writer.policy) is str:
-        cut = text.rindex(_POLICY_KEY)
-        return event, f'{text[:cut]},"hash":"{digest}"{text[cut:]}'
-    return event, event.stored_json()  # pragma: no cover - a policy label is text

@@ -372,6 +372,11 @@ class Lifecycle:
         return self.versions[self.registry.resolve(record).label]
 
     def _runner_rules(self, record: AccountRecord) -> Rules | None:
+        """The rules of the version *record* is pinned to, or None for a policy this lifecycle
+        does not hold (the runner leaves such an account alone)."""
+        only = self.registry.only
+        if only is not None and (record.policy == only.name or not record.policy):
+            return self.rules  # a registry of one version: what resolving the pin answers
         try:
             return self.versions[self.registry.resolve(record).label]
         except PolicyMismatch:

@@ -153,6 +153,11 @@ def test_rules_of_a_registry_of_one_are_the_general_answer(
     assert lc.registry.only is lc.policy
     record = AccountRecord(account_id="a-1", state=state, owner="u-1", policy=name, policy_version=version)
     assert _outcome(lambda: lc._rules_of(record)) == _outcome(lambda: _general_rules(lc, record))
+    try:  # the runner's: the version the account is pinned to, None for a policy not held
+        general = lc.versions[lc.registry.resolve(record).label]
+    except PolicyMismatch:
+        general = None
+    assert lc._runner_rules(record) is general
     assert lc._label_of(name, version) == lc._label_of(name, version)  # cached: the same answer
 
 

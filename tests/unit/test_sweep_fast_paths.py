@@ -1,6 +1,6 @@
 """The sweep's write path makes the same bytes the general path makes.
 
-* ``journal.chain_keeping_text`` chains the event ``ChainWriter.append`` chains (same fields,
+* ``ChainWriter.append_keeping_text`` chains the event ``ChainWriter.append`` chains (same fields,
   same hash, same chain head) and gives its stored text, made from the hashed canonical text,
   equal to ``AuditEvent.stored_json()`` and to the encoder's ``to_dict()`` bytes, whatever the
   details hold (keys named like the event's own fields included).
@@ -37,7 +37,7 @@ from account_lifecycle.codec import (
     stored_forms,
 )
 from account_lifecycle.decide import Decision, Event, apply
-from account_lifecycle.journal import Commit, Journal, chain_keeping_text
+from account_lifecycle.journal import Commit, Journal
 from account_lifecycle.model import (
     AccountRecord,
     Actor,
@@ -90,7 +90,7 @@ ZONES = st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30))])
     to_state=STATES,
     sealed=st.booleans(),
 )
-def test_chain_keeping_text_chains_the_same_event_and_gives_its_stored_bytes(
+def test_append_keeping_text_chains_the_same_event_and_gives_its_stored_bytes(
     details: dict[str, Any],
     policy: str,
     account_id: str,
@@ -117,7 +117,7 @@ def test_chain_keeping_text_chains_the_same_event_and_gives_its_stored_bytes(
     fast = ChainWriter(account_id, policy, head, seq, version)
 
     expected = general.append(**fields)
-    event, stored = chain_keeping_text(fast, **fields)
+    event, stored = fast.append_keeping_text(**fields)
 
     assert event == expected
     assert event.hash == expected.hash == expected.compute_hash()
