@@ -17,7 +17,8 @@ runs again.
 A sweep runs a claimed batch at once (``run_batch``): the writes ready together go in one
 store transaction (``Journal.commit_many``, a compare-and-set per account), and purger calls
 of different accounts may run concurrently; each account's work is the same sequence of
-decisions, writes and calls as when it runs alone (``run``).
+decisions, writes and calls as when it runs alone (``run``). The next batch is claimed, and
+joins, as soon as fewer calls are under way than the concurrency allows and no write waits.
 """
 
 from __future__ import annotations
@@ -261,44 +262,53 @@ class PurgeRunner:
     def sweep(self, *, limit: int | None, batch: int) -> SweepReport:
         """Claim due accounts in batches and run their work, until nothing is due or *limit*
         accounts were handled. An account that cannot be read or whose work fails is reported
-        in ``failed`` with the reason; the others go on."""
+        in ``failed`` with the reason; the others go on. The next batch is claimed as soon as
+        fewer purger calls run than ``concurrency`` allows and no write waits (the current
+        batch's last accounts still at work), so a batch's end does not leave the pool idle."""
         owner = f"sweep:{uuid.uuid4().hex}"
         purged: list[str] = []
         restorable: list[str] = []
         errors: dict[str, str] = {}
         seen: set[str] = set()
-        while limit is None or len(seen) < limit:
-            size = batch if limit is None else min(batch, limit - len(seen))
-            claim = self.claim(owner, size)
-            fresh = []
-            for record in claim.records:
-                if record.account_id in seen:  # handled already, and due again (a zero backoff)
-                    self.store.release(record.account_id, owner)
-                else:
-                    fresh.append(record)
-            for bad in claim.corrupt:
-                if bad.account_id not in seen:
-                    seen.add(bad.account_id)
-                    errors[bad.account_id] = f"its stored record cannot be decoded: {bad.reason}"
-            if not fresh and not claim.corrupt:
-                break
-            seen.update(r.account_id for r in fresh)
-            if self._now() >= claim.lease.until:
-                continue  # the batch outlived its claim: another sweeper may hold these accounts now
-            outcomes = self.run_batch(fresh, claim.lease)
-            for record, outcome in zip(fresh, outcomes, strict=True):
-                if isinstance(outcome, LifecycleError):  # the store failed or the record went bad
-                    log.warning("sweep of %s failed: %s", record.account_id, outcome)
-                    errors[record.account_id] = str(outcome)
-                    continue
-                if outcome is None:
-                    continue
-                if outcome.state is State.PURGED:
-                    purged.append(outcome.account_id)
-                elif failures := [p for p in outcome.purge.values() if p.status is PurgeStatus.FAILED]:
-                    errors[outcome.account_id] = "; ".join(p.error or "failed" for p in failures)
-                elif outcome.state is State.RESTORABLE and record.state is State.CANCELLED:
-                    restorable.append(outcome.account_id)
+
+        def more() -> list[tuple[AccountRecord, Lease]]:
+            """The next claimed batch's accounts not handled yet, each with its claim; empty
+            when nothing more is due or *limit* accounts were taken."""
+            while limit is None or len(seen) < limit:
+                size = batch if limit is None else min(batch, limit - len(seen))
+                claim = self.claim(owner, size)
+                fresh = []
+                for record in claim.records:
+                    if record.account_id in seen:  # handled already, and due again (a zero backoff)
+                        self.store.release(record.account_id, owner)
+                    else:
+                        fresh.append(record)
+                for bad in claim.corrupt:
+                    if bad.account_id not in seen:
+                        seen.add(bad.account_id)
+                        errors[bad.account_id] = f"its stored record cannot be decoded: {bad.reason}"
+                if not fresh and not claim.corrupt:
+                    return []
+                seen.update(r.account_id for r in fresh)
+                if self._now() >= claim.lease.until:
+                    continue  # the batch outlived its claim: another sweeper may hold these accounts now
+                if fresh:
+                    return [(record, claim.lease) for record in fresh]
+            return []
+
+        for record, outcome in self._run_many(more(), more):
+            if isinstance(outcome, LifecycleError):  # the store failed or the record went bad
+                log.warning("sweep of %s failed: %s", record.account_id, outcome)
+                errors[record.account_id] = str(outcome)
+                continue
+            if outcome is None:
+                continue
+            if outcome.state is State.PURGED:
+                purged.append(outcome.account_id)
+            elif failures := [p for p in outcome.purge.values() if p.status is PurgeStatus.FAILED]:
+                errors[outcome.account_id] = "; ".join(p.error or "failed" for p in failures)
+            elif outcome.state is State.RESTORABLE and record.state is State.CANCELLED:
+                restorable.append(outcome.account_id)
         return SweepReport(
             purged=tuple(purged), failed=tuple(errors), restorable=tuple(restorable), errors=errors
         )
@@ -350,9 +360,21 @@ class PurgeRunner:
         the others commit; the purgers of different accounts run ``concurrency`` at a time
         (each account's steps one after another, in order). Returns, per account, what ``run``
         returns, or the ``LifecycleError`` that stopped that account's work."""
-        results: list[AccountRecord | LifecycleError | None] = [None] * len(records)
-        works = [_Work(self, lease) for _ in records]
-        steps: list[_Steps | None] = [w.run(r) for w, r in zip(works, records, strict=True)]
+        return [result for _, result in self._run_many([(record, lease) for record in records])]
+
+    def _run_many(
+        self,
+        claimed: Sequence[tuple[AccountRecord, Lease]],
+        more: Callable[[], Sequence[tuple[AccountRecord, Lease]]] | None = None,
+    ) -> list[tuple[AccountRecord, AccountRecord | LifecycleError | None]]:
+        """``run_batch`` of *claimed* accounts, each under its own claim; with *more*, whenever
+        fewer purger calls are under way than ``concurrency`` allows and no write waits, the
+        accounts *more* claims join (until it gives none). Each account with what ``run``
+        returns for it, or the ``LifecycleError`` that stopped its work, in the order taken."""
+        records: list[AccountRecord] = []
+        results: list[AccountRecord | LifecycleError | None] = []
+        works: list[_Work] = []
+        steps: list[_Steps | None] = []
         ready: list[tuple[int, Commit]] = []
         pool = self.pools(self.concurrency)
 
@@ -380,15 +402,31 @@ class PurgeRunner:
             steps[i] = None
             if not works[i].released:
                 try:
-                    self.store.release(records[i].account_id, lease.owner)
+                    self.store.release(records[i].account_id, works[i].lease.owner)
                 except LifecycleError as exc:
                     result = exc
             results[i] = result
 
-        try:
-            for i in range(len(records)):
+        def take(accounts: Sequence[tuple[AccountRecord, Lease]]) -> None:
+            for record, lease in accounts:
+                i = len(records)
+                records.append(record)
+                results.append(None)
+                works.append(_Work(self, lease))
+                steps.append(works[i].run(record))
                 advance(i)
-            while ready or pool.pending:
+
+        try:
+            take(claimed)
+            while True:
+                if more is not None and not ready and pool.pending < self.concurrency:
+                    joining = more()
+                    if joining:
+                        take(joining)
+                        continue
+                    more = None
+                if not (ready or pool.pending):
+                    break
                 if ready:
                     batch, ready = ready, []
                     try:
@@ -407,7 +445,7 @@ class PurgeRunner:
                         advance(i, outcome)
         finally:
             pool.close()
-        return results
+        return list(zip(records, results, strict=True))
 
     def _reread(self, record: AccountRecord, retries: int) -> AccountRecord:
         """The account as stored now, after a command changed it under the runner;

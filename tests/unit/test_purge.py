@@ -1103,6 +1103,41 @@ class TestConcurrentSweeps:
         assert sorted(lc.sweep().purged) == names
         assert sizes == [5, 5, 5]
 
+    def test_the_next_batch_is_claimed_while_the_last_account_of_a_batch_is_at_work(
+        self, store, clock
+    ) -> None:
+        """Batches of 2, two calls at once: the first ``files`` call waits until a third
+        account's ``files`` call has begun. Only a sweep that claims the next batch while the
+        first batch's last account is still at work gets a third account going (the wait is
+        bounded: without it the call gives up and the test fails on its flag)."""
+        names = ["a", "b", "c", "d", "e"]
+        self._due(store, clock, names)
+        started: list[str] = []
+        third = threading.Event()
+        waited: list[bool] = []
+        lock = threading.Lock()
+
+        def files(account_id: str, _: object) -> None:
+            with lock:
+                first = not started
+                started.append(account_id)
+                if len(set(started)) >= 3:
+                    third.set()
+            if first:
+                waited.append(third.wait(timeout=30))
+
+        purgers = purgers_for(QUICK, files=FakePurger("files", before=files))
+        lc = build(QUICK, store, clock, purgers, sweep_concurrency=2, sweep_batch=2)
+
+        report = lc.sweep()
+
+        assert waited == [True], "no account of the next batch started while the first batch ran"
+        assert report.failed == ()
+        assert sorted(report.purged) == names
+        assert sorted(started) == names  # each account's files once
+        for name in names:
+            lc.verify_history(name)
+
     def test_sweep_concurrency_must_be_a_whole_number_from_1(self, store, clock) -> None:
         for bad in (0, -1, 1.5, True):
             with pytest.raises(ValueError, match="sweep_concurrency"):
