@@ -238,20 +238,6 @@ class Journal:
                 out.append(error)
         return out
 
-    @staticmethod
-    def _append(writer: ChainWriter, events: Sequence[Event], now: datetime) -> None:
-        for event in events:
-            details, sealed_values = seal(event.details)
-            writer.append(
-                at=event.at or now,
-                actor=event.actor,
-                action=event.action,
-                from_state=event.from_state,
-                to_state=event.to_state,
-                details=details,
-                sealed_values=sealed_values,
-            )
-
     def notify(self, events: Iterable[AuditEvent]) -> None:
         """Hand committed *events* to every listener; a listener's failure is logged, never raised."""
         for event in events:
