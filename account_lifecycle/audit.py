@@ -334,37 +334,6 @@ def chain_event(
 ) -> AuditEvent:
     """Build the next event of a chain, its hash computed: ``AuditEvent(...)`` with these
     fields (the same converters), the hash set before anyone else sees the event."""
-    return chain(
-        prev_hash,
-        seq,
-        account_id,
-        at,
-        actor,
-        action,
-        from_state,
-        to_state,
-        policy,
-        details,
-        version,
-        sealed_values,
-    )
-
-
-def chain(
-    prev_hash: str,
-    seq: int,
-    account_id: str,
-    at: datetime,
-    actor: Actor,
-    action: str,
-    from_state: State | None,
-    to_state: State,
-    policy: str,
-    details: Mapping[str, JSONValue] | None,
-    version: int,
-    sealed_values: Mapping[str, SealedValue] | None,
-) -> AuditEvent:
-    """``chain_event`` with its fields in that order, for the write path (no keywords to match)."""
     return chain_text(
         prev_hash,
         seq,
@@ -395,8 +364,9 @@ def chain_text(
     version: int,
     sealed_values: Mapping[str, SealedValue] | None,
 ) -> tuple[AuditEvent, str]:
-    """``chain``'s event and the canonical text its hash was computed from (``canonical()``),
-    for a writer that stores the event's text (``stored_text``) without formatting it again."""
+    """``chain_event``'s event, its fields in that order (no keywords to match: the write path's
+    form), and the canonical text its hash was computed from (``canonical()``), for a writer
+    that stores the event's text (``stored_text``) without formatting it again."""
     # Built field by field as the attrs ``__init__`` does (no validators, two converters), so
     # that the hash is set once: ``attrs.evolve`` would build and convert the event again. Each
     # field is set through its slot (half the cost of ``object.__setattr__``).
@@ -554,7 +524,7 @@ class ChainWriter:
         sealed_values: Mapping[str, SealedValue] | None = None,
     ) -> AuditEvent:
         self.seq += 1
-        event = chain(
+        event, _ = chain_text(
             self.head,
             self.seq,
             self.account_id,

@@ -15,7 +15,7 @@ from datetime import datetime
 import attrs
 
 from account_lifecycle import telemetry
-from account_lifecycle.audit import GENESIS, AuditEvent, ChainWriter, chain
+from account_lifecycle.audit import GENESIS, AuditEvent, ChainWriter, chain_text
 from account_lifecycle.codec import stored_forms
 from account_lifecycle.decide import Decision, Event
 from account_lifecycle.model import _RECORD_CONVERTERS, AccountRecord, State, evolve_record
@@ -265,7 +265,7 @@ def _chained(
     for event in events:
         details, sealed_values = seal(event.details)
         seq += 1
-        made = chain(
+        made, _ = chain_text(
             head,
             seq,
             account_id,
