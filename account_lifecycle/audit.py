@@ -523,24 +523,7 @@ class ChainWriter:
         details: Mapping[str, JSONValue] | None = None,
         sealed_values: Mapping[str, SealedValue] | None = None,
     ) -> AuditEvent:
-        self.seq += 1
-        event, _ = chain_text(
-            self.head,
-            self.seq,
-            self.account_id,
-            at,
-            actor,
-            action,
-            from_state,
-            to_state,
-            self.policy,
-            details,
-            self.version,
-            sealed_values,
-        )
-        self.head = event.hash
-        self.events.append(event)
-        return event
+        return self._next(at, actor, action, from_state, to_state, details, sealed_values)[0]
 
     def append_keeping_text(
         self,
@@ -555,6 +538,20 @@ class ChainWriter:
     ) -> tuple[AuditEvent, str]:
         """``append``, and the event's stored text (``stored_json()``) made from the canonical
         text its hash was computed from, for a store that writes it (``codec.stored_forms``)."""
+        event, canonical = self._next(at, actor, action, from_state, to_state, details, sealed_values)
+        return event, stored_text(event, canonical)
+
+    def _next(
+        self,
+        at: datetime,
+        actor: Actor,
+        action: str,
+        from_state: State | None,
+        to_state: State,
+        details: Mapping[str, JSONValue] | None,
+        sealed_values: Mapping[str, SealedValue] | None,
+    ) -> tuple[AuditEvent, str]:
+        """The next event, chained after the head (``chain_text``), and its canonical text."""
         self.seq += 1
         event, canonical = chain_text(
             self.head,
@@ -572,4 +569,4 @@ class ChainWriter:
         )
         self.head = event.hash
         self.events.append(event)
-        return event, stored_text(event, canonical)
+        return event, canonical
